@@ -1,0 +1,337 @@
+//! The cache entry: everything one rustc invocation produced, in one checksummed file.
+//!
+//! An entry holds the output files (by file name, restored into whatever out-dir the next
+//! invocation names), rustc's stdout and stderr byte for byte, and a little metadata used to
+//! rewrite paths and to estimate time saved.
+//!
+//! Layout (all integers little-endian):
+//!
+//! ```text
+//! magic     8 bytes  b"CACHETE\0"
+//! version   u32      ENTRY_FORMAT_VERSION
+//! checksum  32 bytes blake3 of everything after this field
+//! body      zstd frame of:
+//!             u32 meta length, meta (JSON, EntryMeta)
+//!             stdout bytes, stderr bytes, then each file's bytes in meta order
+//! ```
+//!
+//! The checksum covers the compressed body, so a truncated or flipped entry is rejected
+//! before it is even decompressed; each file additionally carries its own blake3 so a decoder
+//! bug can never restore bytes that differ from what rustc wrote. Decoding never trusts a
+//! length it has not bounded: a malformed entry is an error, never a panic or a restore.
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Digest;
+
+/// Bumped whenever the layout or the meaning of a field changes; old entries then miss.
+pub const ENTRY_FORMAT_VERSION: u32 = 1;
+const MAGIC: &[u8; 8] = b"CACHETE\0";
+const HEADER_LEN: usize = 8 + 4 + 32;
+/// Entries larger than this once decompressed are refused (no single rustc run writes more).
+pub const MAX_DECOMPRESSED: u64 = 8 << 30;
+
+/// Metadata stored at the front of every entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EntryMeta {
+    /// The crate that was compiled, for `stats` and `explain`.
+    pub crate_name: String,
+    /// The out-dir of the recorded build, so paths in stderr and dep-info can be rewritten.
+    pub out_dir: String,
+    /// How long the original compile took, to estimate time saved by a hit.
+    pub compile_millis: u64,
+    /// Length of the recorded stdout.
+    pub stdout_len: u64,
+    /// Length of the recorded stderr.
+    pub stderr_len: u64,
+    /// The output files, in the order their bytes follow.
+    pub files: Vec<EntryFile>,
+}
+
+/// One output file of an entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EntryFile {
+    /// File name inside the out-dir: one path component, never `.` or `..`.
+    pub name: String,
+    /// Unix permission bits to restore (executables keep their `x` bits).
+    pub mode: u32,
+    /// Length in bytes.
+    pub size: u64,
+    /// blake3 of the contents.
+    pub hash: Digest,
+}
+
+/// A decoded entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The metadata.
+    pub meta: EntryMeta,
+    /// rustc's stdout.
+    pub stdout: Vec<u8>,
+    /// rustc's stderr.
+    pub stderr: Vec<u8>,
+    /// The contents of each file in `meta.files`, in the same order.
+    pub contents: Vec<Vec<u8>>,
+}
+
+/// Why an entry could not be decoded. Every variant means "treat as a miss and remove it".
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// Not an entry at all, or cut short before the header ends.
+    #[error("not a cachet entry (bad magic or truncated header)")]
+    BadMagic,
+    /// Written by a cachet with another entry format.
+    #[error("entry format version {found} is not supported (this cachet reads version {ENTRY_FORMAT_VERSION})")]
+    UnsupportedVersion {
+        /// The version found in the header.
+        found: u32,
+    },
+    /// The bytes were changed or cut after writing.
+    #[error("entry checksum mismatch: the entry is corrupt or truncated")]
+    ChecksumMismatch,
+    /// The body could not be decompressed or is larger than allowed.
+    #[error("entry body could not be decompressed: {0}")]
+    Decompress(String),
+    /// The metadata is malformed or does not match the body.
+    #[error("entry metadata is invalid: {0}")]
+    BadMeta(String),
+    /// A file's contents do not match its recorded hash.
+    #[error("file {name} in the entry does not match its recorded hash")]
+    FileHashMismatch {
+        /// The file name.
+        name: String,
+    },
+    /// Compression failed while writing.
+    #[error("failed to compress the entry: {0}")]
+    Compress(#[from] std::io::Error),
+}
+
+/// True when `name` is a single plain path component that is safe to join to a directory.
+pub fn is_safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('\\')
+        && !name.contains('\0')
+}
+
+impl Entry {
+    /// Builds an entry, filling in lengths and hashes from the contents.
+    pub fn new(
+        crate_name: String,
+        out_dir: String,
+        compile_millis: u64,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        files: Vec<(String, u32, Vec<u8>)>,
+    ) -> Entry {
+        let mut metas = Vec::with_capacity(files.len());
+        let mut contents = Vec::with_capacity(files.len());
+        for (name, mode, bytes) in files {
+            metas.push(EntryFile {
+                name,
+                mode,
+                size: bytes.len() as u64,
+                hash: Digest::of(&bytes),
+            });
+            contents.push(bytes);
+        }
+        Entry {
+            meta: EntryMeta {
+                crate_name,
+                out_dir,
+                compile_millis,
+                stdout_len: stdout.len() as u64,
+                stderr_len: stderr.len() as u64,
+                files: metas,
+            },
+            stdout,
+            stderr,
+            contents,
+        }
+    }
+
+    /// Total size of the payload before compression.
+    pub fn payload_len(&self) -> u64 {
+        self.stdout.len() as u64
+            + self.stderr.len() as u64
+            + self.contents.iter().map(|c| c.len() as u64).sum::<u64>()
+    }
+
+    /// Serializes, compresses and checksums the entry.
+    pub fn encode(&self, zstd_level: i32) -> Result<Vec<u8>, EntryError> {
+        let meta = serde_json::to_vec(&self.meta).map_err(|e| EntryError::BadMeta(e.to_string()))?;
+        let mut out = Vec::with_capacity(HEADER_LEN + (self.payload_len() as usize) / 3);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&ENTRY_FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&[0u8; 32]);
+        let mut enc = zstd::stream::write::Encoder::new(out, zstd_level)?;
+        {
+            use std::io::Write;
+            enc.write_all(&(meta.len() as u32).to_le_bytes())?;
+            enc.write_all(&meta)?;
+            enc.write_all(&self.stdout)?;
+            enc.write_all(&self.stderr)?;
+            for c in &self.contents {
+                enc.write_all(c)?;
+            }
+        }
+        let mut out = enc.finish()?;
+        let sum = blake3::hash(&out[HEADER_LEN..]);
+        out[12..HEADER_LEN].copy_from_slice(sum.as_bytes());
+        Ok(out)
+    }
+
+    /// Verifies and decodes an entry. Any malformation is an error; nothing partial is returned.
+    pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
+        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+            return Err(EntryError::BadMagic);
+        }
+        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        if version != ENTRY_FORMAT_VERSION {
+            return Err(EntryError::UnsupportedVersion { found: version });
+        }
+        let sum = blake3::hash(&bytes[HEADER_LEN..]);
+        if sum.as_bytes() != &bytes[12..HEADER_LEN] {
+            return Err(EntryError::ChecksumMismatch);
+        }
+        let mut body = Vec::new();
+        zstd::stream::read::Decoder::new(&bytes[HEADER_LEN..])
+            .map_err(|e| EntryError::Decompress(e.to_string()))?
+            .take(MAX_DECOMPRESSED + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| EntryError::Decompress(e.to_string()))?;
+        if body.len() as u64 > MAX_DECOMPRESSED {
+            return Err(EntryError::Decompress("entry is larger than the limit".into()));
+        }
+        Self::decode_body(&body)
+    }
+
+    fn decode_body(body: &[u8]) -> Result<Entry, EntryError> {
+        let bad = |m: &str| EntryError::BadMeta(m.to_string());
+        if body.len() < 4 {
+            return Err(bad("body shorter than its length prefix"));
+        }
+        let meta_len = u32::from_le_bytes([body[0], body[1], body[2], body[3]]) as usize;
+        let rest = &body[4..];
+        if meta_len > rest.len() {
+            return Err(bad("metadata length exceeds the body"));
+        }
+        let meta: EntryMeta =
+            serde_json::from_slice(&rest[..meta_len]).map_err(|e| EntryError::BadMeta(e.to_string()))?;
+        let mut data = &rest[meta_len..];
+        let mut take = |len: u64| -> Result<Vec<u8>, EntryError> {
+            if len > data.len() as u64 {
+                return Err(bad("a recorded length exceeds the body"));
+            }
+            let (head, tail) = data.split_at(len as usize);
+            data = tail;
+            Ok(head.to_vec())
+        };
+        let stdout = take(meta.stdout_len)?;
+        let stderr = take(meta.stderr_len)?;
+        let mut contents = Vec::with_capacity(meta.files.len());
+        for f in &meta.files {
+            if !is_safe_file_name(&f.name) {
+                return Err(EntryError::BadMeta(format!("unsafe file name {:?}", f.name)));
+            }
+            let bytes = take(f.size)?;
+            if Digest::of(&bytes) != f.hash {
+                return Err(EntryError::FileHashMismatch {
+                    name: f.name.clone(),
+                });
+            }
+            contents.push(bytes);
+        }
+        if !data.is_empty() {
+            return Err(bad("trailing bytes after the last file"));
+        }
+        Ok(Entry {
+            meta,
+            stdout,
+            stderr,
+            contents,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> Entry {
+        Entry::new(
+            "foo".into(),
+            "/t/debug/deps".into(),
+            1234,
+            b"out".to_vec(),
+            b"{\"artifact\":\"/t/debug/deps/libfoo.rmeta\",\"emit\":\"metadata\"}\n".to_vec(),
+            vec![
+                ("libfoo.rmeta".into(), 0o644, vec![1, 2, 3]),
+                ("libfoo.rlib".into(), 0o644, vec![9; 5000]),
+            ],
+        )
+    }
+
+    #[test]
+    fn round_trips() {
+        let e = sample();
+        let bytes = e.encode(3).unwrap();
+        assert_eq!(Entry::decode(&bytes).unwrap(), e);
+    }
+
+    #[test]
+    fn rejects_truncation_and_flips() {
+        let bytes = sample().encode(3).unwrap();
+        for cut in [0, 5, HEADER_LEN, bytes.len() - 1] {
+            assert!(Entry::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            assert!(Entry::decode(&b).is_err(), "flip at {i}");
+        }
+    }
+
+    #[test]
+    fn rejects_unsafe_names_even_with_valid_checksum() {
+        let mut e = sample();
+        e.meta.files[0].name = "../evil".into();
+        let bytes = e.encode(1).unwrap();
+        assert!(matches!(Entry::decode(&bytes), Err(EntryError::BadMeta(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn decoder_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Entry::decode(&data);
+        }
+
+        #[test]
+        fn decoder_never_panics_on_framed_garbage(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            // A valid header and checksum around arbitrary compressed bytes: only the inner
+            // checks stand between this and a restore.
+            let mut bytes = Vec::new();
+            bytes.extend_from_slice(MAGIC);
+            bytes.extend_from_slice(&ENTRY_FORMAT_VERSION.to_le_bytes());
+            let body = zstd::encode_all(&data[..], 1).unwrap();
+            bytes.extend_from_slice(blake3::hash(&body).as_bytes());
+            bytes.extend_from_slice(&body);
+            let _ = Entry::decode(&bytes);
+        }
+
+        #[test]
+        fn any_entry_round_trips(stdout in proptest::collection::vec(any::<u8>(), 0..64),
+                                 stderr in proptest::collection::vec(any::<u8>(), 0..64),
+                                 file in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let e = Entry::new("c".into(), "/o".into(), 1, stdout, stderr, vec![("f".into(), 0o755, file)]);
+            prop_assert_eq!(Entry::decode(&e.encode(1).unwrap()).unwrap(), e);
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Every `CACHET_*` environment variable, declared once.
+//!
+//! The wrapper warns about `CACHET_*` names that are not in [`ALL`] (a typo such as
+//! `CACHET_DIRR` should not silently fall back to defaults), so every part of cachet that reads
+//! a variable declares it here, with the text shown by `--help` and the README.
+
+/// Where the local cache (L1) lives. Default: the platform cache directory + `cachet`.
+pub const CACHET_DIR: &str = "CACHET_DIR";
+/// Size limit of the local cache, with K/M/G/T suffixes. Default `10G`.
+pub const CACHET_CACHE_SIZE: &str = "CACHET_CACHE_SIZE";
+/// Log filter in env-filter syntax (`debug`, `cachet_wrapper=trace`). Default: logging off.
+pub const CACHET_LOG: &str = "CACHET_LOG";
+/// File the wrapper logs to. Default: `cachet.log` inside `CACHET_DIR`. Never stderr.
+pub const CACHET_LOG_FILE: &str = "CACHET_LOG_FILE";
+/// `1`: compile every crate and overwrite its entry (refresh a cache you distrust).
+pub const CACHET_RECACHE: &str = "CACHET_RECACHE";
+/// `1`: the wrapper runs rustc unchanged and records nothing.
+pub const CACHET_DISABLE: &str = "CACHET_DISABLE";
+/// zstd level used to compress new entries (1–19). Default 3.
+pub const CACHET_COMPRESSION_LEVEL: &str = "CACHET_COMPRESSION_LEVEL";
+/// URL of a shared cachet server (the L2), e.g. `http://cache.internal:4226`.
+pub const CACHET_SERVER: &str = "CACHET_SERVER";
+/// Token sent to the shared server.
+pub const CACHET_TOKEN: &str = "CACHET_TOKEN";
+/// PEM file with an extra CA certificate to trust for an `https://` server.
+pub const CACHET_CA_CERT: &str = "CACHET_CA_CERT";
+/// Namespace used on the shared server. Default `cachet`.
+pub const CACHET_NAMESPACE: &str = "CACHET_NAMESPACE";
+/// Server: address to listen on. Default `127.0.0.1:4226`.
+pub const CACHET_LISTEN: &str = "CACHET_LISTEN";
+/// Server: storage, `dir:PATH` or `ephemeral`.
+pub const CACHET_STORAGE: &str = "CACHET_STORAGE";
+/// Server: size limit of the store. Default `10G`.
+pub const CACHET_MAX_SIZE: &str = "CACHET_MAX_SIZE";
+/// Server: objects older than this are pruned (e.g. `30d`).
+pub const CACHET_MAX_AGE: &str = "CACHET_MAX_AGE";
+/// Server: largest accepted object.
+pub const CACHET_MAX_OBJECT_SIZE: &str = "CACHET_MAX_OBJECT_SIZE";
+/// Server: file with tokens and their scopes.
+pub const CACHET_TOKEN_FILE: &str = "CACHET_TOKEN_FILE";
+/// Server: tokens given inline.
+pub const CACHET_TOKENS: &str = "CACHET_TOKENS";
+/// Server: TLS certificate chain (PEM).
+pub const CACHET_TLS_CERT: &str = "CACHET_TLS_CERT";
+/// Server: TLS private key (PEM).
+pub const CACHET_TLS_KEY: &str = "CACHET_TLS_KEY";
+/// Server: `text` or `json` log lines.
+pub const CACHET_LOG_FORMAT: &str = "CACHET_LOG_FORMAT";
+/// Server: TOML configuration file.
+pub const CACHET_CONFIG: &str = "CACHET_CONFIG";
+
+/// Every variable cachet reads, with a one-line description.
+pub const ALL: &[(&str, &str)] = &[
+    (CACHET_DIR, "local cache directory (default: platform cache dir/cachet)"),
+    (CACHET_CACHE_SIZE, "local cache size limit, e.g. 10G (default 10G)"),
+    (CACHET_LOG, "log filter, e.g. debug (default: off)"),
+    (CACHET_LOG_FILE, "wrapper log file (default: CACHET_DIR/cachet.log)"),
+    (CACHET_RECACHE, "1 = compile and overwrite entries"),
+    (CACHET_DISABLE, "1 = run rustc unchanged"),
+    (CACHET_COMPRESSION_LEVEL, "zstd level for new entries, 1-19 (default 3)"),
+    (CACHET_SERVER, "shared server URL (L2)"),
+    (CACHET_TOKEN, "token for the shared server"),
+    (CACHET_CA_CERT, "extra CA certificate (PEM) for an https server"),
+    (CACHET_NAMESPACE, "namespace on the shared server (default cachet)"),
+    (CACHET_LISTEN, "server listen address (default 127.0.0.1:4226)"),
+    (CACHET_STORAGE, "server storage: dir:PATH or ephemeral"),
+    (CACHET_MAX_SIZE, "server store size limit (default 10G)"),
+    (CACHET_MAX_AGE, "server: prune objects older than this"),
+    (CACHET_MAX_OBJECT_SIZE, "server: largest accepted object"),
+    (CACHET_TOKEN_FILE, "server: token file"),
+    (CACHET_TOKENS, "server: inline tokens"),
+    (CACHET_TLS_CERT, "server: TLS certificate (PEM)"),
+    (CACHET_TLS_KEY, "server: TLS private key (PEM)"),
+    (CACHET_LOG_FORMAT, "server: text or json logs"),
+    (CACHET_CONFIG, "server: TOML configuration file"),
+];
+
+/// True when `name` is a variable cachet knows.
+pub fn is_known(name: &str) -> bool {
+    ALL.iter().any(|(n, _)| *n == name)
+}

@@ -1,0 +1,92 @@
+//! The command line of the `cachet` tool and the dispatch to one file per subcommand.
+//!
+//! Exit codes: 0 success, 1 the command failed (the message says why), 2 bad usage.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+
+/// A shared compiler cache for Rust builds.
+///
+/// Use it as cargo's rustc wrapper: `RUSTC_WRAPPER=cachet cargo build`, or
+/// `build.rustc-wrapper = "cachet"` in `.cargo/config.toml`.
+#[derive(Parser)]
+#[command(name = "cachet", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the local cache's statistics: hits, misses, pass-throughs and why.
+    Stats(commands::stats::StatsArgs),
+    /// Reset the statistics to zero (the cache itself is kept).
+    ZeroStats,
+    /// Run the shared cache server.
+    Server(Box<commands::server::ServerCommand>),
+}
+
+/// The names of the subcommands; any other first argument means cargo is calling us as a
+/// rustc wrapper.
+pub const SUBCOMMANDS: &[&str] = &["stats", "zero-stats", "server", "help"];
+
+/// True when argv looks like `cachet RUSTC ARGS...` rather than `cachet SUBCOMMAND ...`.
+pub fn is_wrapper_invocation(args: &[OsString]) -> bool {
+    match args.get(1).and_then(|a| a.to_str()) {
+        None => args.len() > 1, // a non-UTF-8 compiler path
+        Some(first) => !first.starts_with('-') && !SUBCOMMANDS.contains(&first),
+    }
+}
+
+/// Parses the command line and runs the subcommand.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Stats(args) => commands::stats::run(&args),
+        Command::ZeroStats => commands::zero_stats::run(),
+        Command::Server(cmd) => commands::server::run(*cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn subcommand_list_matches_clap() {
+        let mut names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        names.push("help".into());
+        names.sort();
+        let mut listed: Vec<String> = SUBCOMMANDS.iter().map(|s| s.to_string()).collect();
+        listed.sort();
+        assert_eq!(names, listed);
+    }
+
+    #[test]
+    fn compiler_paths_are_wrapper_calls() {
+        let argv = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(is_wrapper_invocation(&argv(&["cachet", "/usr/bin/rustc", "-vV"])));
+        assert!(is_wrapper_invocation(&argv(&["cachet", "rustc", "--crate-name", "x"])));
+        assert!(!is_wrapper_invocation(&argv(&["cachet", "stats"])));
+        assert!(!is_wrapper_invocation(&argv(&["cachet", "--version"])));
+        assert!(!is_wrapper_invocation(&argv(&["cachet"])));
+    }
+}

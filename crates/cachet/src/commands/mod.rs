@@ -1,0 +1,5 @@
+//! One module per subcommand of the `cachet` tool.
+
+pub mod server;
+pub mod stats;
+pub mod zero_stats;
