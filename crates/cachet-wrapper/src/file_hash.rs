@@ -59,6 +59,11 @@ impl Fingerprint {
         h.field(tag, &b);
     }
 
+    /// The device the file is on.
+    pub fn dev(&self) -> u64 {
+        self.dev
+    }
+
     /// The latest of mtime and ctime, in nanoseconds since the epoch.
     pub fn changed_ns(&self) -> i64 {
         self.mtime_ns.max(self.ctime_ns)

@@ -54,16 +54,21 @@ pub fn run(argv: &[OsString]) -> ExitCode {
         return exec(rustc, args);
     }
     logging::init(&config);
-    for w in &config.warnings {
-        notice::warn_once(&config.dir, w);
-    }
     let mut delta = Delta {
         calls: 1,
         ..Delta::default()
     };
     let mut report = pipeline::Report::default();
     let krate: Option<String>;
-    let outcome = match invocation::plan(args) {
+    let plan = invocation::plan(args);
+    // cargo discards the stderr of its version and print queries, so a warning shown there
+    // would be lost (and its marker would hide it from the real compiles).
+    if !matches!(plan, Plan::PassThrough(invocation::PassReason::Query)) {
+        for w in &config.warnings {
+            notice::warn_once(&config.dir, w);
+        }
+    }
+    let outcome = match plan {
         Plan::PassThrough(reason) => {
             tracing::debug!(%reason, "pass-through");
             Stats::bump(&mut delta.pass_through, reason.label());

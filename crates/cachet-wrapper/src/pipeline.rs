@@ -27,9 +27,45 @@ use crate::manifest::Candidate;
 use crate::notice;
 use crate::stats::{Delta, Stats};
 
-/// An input changed less than this before the compile started cannot be proven unchanged
-/// during it: timestamps come from a coarse clock that may lag the precise one.
-const SETTLE_SLOP_NS: i64 = 50_000_000;
+/// On a filesystem without a clock marker, an input changed less than this before the compile
+/// started cannot be proven unchanged during it: file timestamps come from the kernel's coarse
+/// clock, which lags the precise one by up to a tick (10 ms at HZ=100).
+const SETTLE_SLOP_NS: i64 = 10_000_000;
+
+/// The filesystem clock just before rustc starts, read from a file created in the out-dir.
+///
+/// A file whose ctime is strictly older than the marker's, on the same device, was last
+/// changed before the compile began; anything at or after it may have been changed while
+/// rustc read it, and is not stored. Build scripts write generated sources into the target
+/// directory moments before the compile, so comparing with the same clock keeps those
+/// cacheable where a fixed slop would not.
+struct ClockMarker {
+    dev: u64,
+    ctime_ns: i64,
+}
+
+impl ClockMarker {
+    fn create(dir: &Path) -> Option<ClockMarker> {
+        let path = dir.join(format!(".cachet-clock-{}", std::process::id()));
+        let file = fs::File::create(&path).ok()?;
+        let meta = file.metadata().ok();
+        drop(file);
+        let _ = fs::remove_file(&path);
+        let fp = Fingerprint::of(&meta?);
+        Some(ClockMarker {
+            dev: fp.dev(),
+            ctime_ns: fp.changed_ns(),
+        })
+    }
+}
+
+/// True when an input with this fingerprint may have changed after the compile started.
+fn changed_since_start(fp: &Fingerprint, marker: Option<&ClockMarker>, start_ns: i64) -> bool {
+    match marker {
+        Some(m) if m.dev == fp.dev() => fp.changed_ns() >= m.ctime_ns,
+        _ => fp.changed_ns() >= start_ns - SETTLE_SLOP_NS,
+    }
+}
 
 /// How the call ends.
 pub enum Outcome {
@@ -225,6 +261,7 @@ fn compile_and_store(
     delta: &mut Delta,
     report: &mut Report,
 ) -> Outcome {
+    let marker = ClockMarker::create(out_dir);
     let start_ns = now_ns();
     crate::mark_output_started();
     let compiled = match compile::run(Path::new(rustc), args) {
@@ -243,7 +280,7 @@ fn compile_and_store(
         report.outcome = journal::Outcome::CompileFailed;
         return Outcome::Exit(exit_code(&compiled.status));
     }
-    match build_entry(config, hasher, plan, cwd, out_dir, start_ns, compiled) {
+    match build_entry(config, hasher, plan, cwd, out_dir, (marker.as_ref(), start_ns), compiled) {
         Ok((entry_bytes, candidate)) => {
             let key = key::entry_key(pre, &candidate.files, &candidate.env);
             let stored = store
@@ -297,7 +334,7 @@ fn build_entry(
     plan: &CachePlan,
     cwd: &Path,
     out_dir: &Path,
-    start_ns: i64,
+    (marker, start_ns): (Option<&ClockMarker>, i64),
     compiled: compile::Compiled,
 ) -> Result<(Vec<u8>, Candidate), &'static str> {
     let dep_text =
@@ -310,7 +347,7 @@ fn build_entry(
         if !meta.is_file() {
             return Err("input is not a file");
         }
-        if Fingerprint::of(&meta).changed_ns() >= start_ns - SETTLE_SLOP_NS {
+        if changed_since_start(&Fingerprint::of(&meta), marker, start_ns) {
             // rustc may have read the old contents; what we would hash now is not what it saw.
             return Err("input modified during compile");
         }
