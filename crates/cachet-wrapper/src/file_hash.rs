@@ -188,7 +188,12 @@ mod tests {
         let mut bytes = vec![b'a'; REMEMBER_AT_LEAST as usize + 10];
         fs::write(&f, &bytes).unwrap();
         let old = SystemTime::now() - Duration::from_secs(3600);
-        File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
+        File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         // A record is only written once the file's ctime has settled.
         std::thread::sleep(SETTLE + Duration::from_millis(100));
         let hasher = FileHasher::new(Some(records.clone()));
@@ -200,7 +205,12 @@ mod tests {
         // Same size, same mtime, different bytes: only ctime and the content differ.
         bytes[5] = b'b';
         fs::write(&f, &bytes).unwrap();
-        File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
+        File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let h2 = hasher.hash(&f).unwrap();
         assert_ne!(h1, h2);
         assert_eq!(h2, hash_contents(&f).unwrap());

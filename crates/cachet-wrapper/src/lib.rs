@@ -65,7 +65,7 @@ pub fn run(argv: &[OsString]) -> ExitCode {
     // would be lost (and its marker would hide it from the real compiles).
     if !matches!(plan, Plan::PassThrough(invocation::PassReason::Query)) {
         for w in &config.warnings {
-            notice::warn_once(&config.dir, w);
+            notice::warn_once(&config.dir, w, w);
         }
     }
     let outcome = match plan {
@@ -104,13 +104,7 @@ pub fn run(argv: &[OsString]) -> ExitCode {
     );
     if let Err(e) = stats::apply(&config.dir, &delta) {
         tracing::warn!(error = %e, "cannot update statistics");
-        notice::warn_once(
-            &config.dir,
-            &format!(
-                "cannot write the cache directory {}: {e}; builds go on without caching (fix permissions or set CACHET_DIR)",
-                config.dir.display()
-            ),
-        );
+        notice::warn_cache_unwritable(&config.dir, &e);
     }
     match outcome {
         Outcome::Exit(code) => ExitCode::from(code),

@@ -16,24 +16,25 @@ fn markers_dir(cache_dir: &Path) -> PathBuf {
         return preferred;
     }
     // An unwritable cache directory is itself worth one warning, not one per crate.
-    let uid = unsafe_free_uid();
+    let uid = current_uid();
     let fallback = std::env::temp_dir().join(format!("cachet-notices-{uid}"));
     let _ = fs::create_dir_all(&fallback);
     fallback
 }
 
-fn unsafe_free_uid() -> u32 {
+fn current_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
     fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
 }
 
-/// Prints `warning: cachet: {message}` to stderr unless this cargo invocation already saw it.
-pub fn warn_once(cache_dir: &Path, message: &str) {
+/// Prints `warning: cachet: {message}` to stderr unless this cargo invocation already saw a
+/// warning about `topic` (messages about one problem may differ in detail, e.g. the errno).
+pub fn warn_once(cache_dir: &Path, topic: &str, message: &str) {
     let dir = markers_dir(cache_dir);
     let parent = std::os::unix::process::parent_id();
     let marker = dir.join(format!(
         "{}-{parent}",
-        &Digest::of(message.as_bytes()).to_hex()[..16]
+        &Digest::of(topic.as_bytes()).to_hex()[..16]
     ));
     match fs::File::options()
         .write(true)
@@ -65,4 +66,16 @@ fn remove_stale(dir: &Path) {
             let _ = fs::remove_file(e.path());
         }
     }
+}
+
+/// The one warning about a cache directory that cannot be written.
+pub fn warn_cache_unwritable(cache_dir: &Path, err: &std::io::Error) {
+    warn_once(
+        cache_dir,
+        "cache-unwritable",
+        &format!(
+            "cannot write the cache in {}: {err}; builds go on without caching (free space, fix permissions, or set CACHET_DIR)",
+            cache_dir.display()
+        ),
+    );
 }

@@ -280,7 +280,15 @@ fn compile_and_store(
         report.outcome = journal::Outcome::CompileFailed;
         return Outcome::Exit(exit_code(&compiled.status));
     }
-    match build_entry(config, hasher, plan, cwd, out_dir, (marker.as_ref(), start_ns), compiled) {
+    match build_entry(
+        config,
+        hasher,
+        plan,
+        cwd,
+        out_dir,
+        (marker.as_ref(), start_ns),
+        compiled,
+    ) {
         Ok((entry_bytes, candidate)) => {
             let key = key::entry_key(pre, &candidate.files, &candidate.env);
             let stored = store
@@ -297,13 +305,7 @@ fn compile_and_store(
                     warn!(error = %e, "cannot write the local cache");
                     Stats::bump(&mut delta.errors, "cache write");
                     report.set(journal::Outcome::MissNotStored, "cache write failed");
-                    notice::warn_once(
-                        &config.dir,
-                        &format!(
-                            "cannot write the cache in {}: {e}; builds go on without caching (free space, fix permissions, or set CACHET_DIR)",
-                            config.dir.display()
-                        ),
-                    );
+                    notice::warn_cache_unwritable(&config.dir, &e);
                 }
             }
         }

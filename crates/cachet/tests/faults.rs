@@ -42,7 +42,11 @@ fn truncated_and_corrupted_entries_are_removed_never_restored() {
     p.cachet_cargo(&["build"], &[]);
     let records = p.journal().split_off(before);
     for krate in ["core_lib", "dep_lib"] {
-        assert_eq!(outcomes_for(&records, krate), vec![Outcome::Miss], "{krate} must not be restored");
+        assert_eq!(
+            outcomes_for(&records, krate),
+            vec![Outcome::Miss],
+            "{krate} must not be restored"
+        );
     }
     assert_eq!(p.run_program("target", "debug", "app"), output);
     assert_eq!(p.stats().errors.get("corrupt entry removed"), Some(&2));
@@ -69,7 +73,9 @@ fn garbage_manifest_is_a_miss() {
     p.cachet_cargo(&["build"], &[]);
     let records = p.journal().split_off(before);
     assert_eq!(outcomes_for(&records, "core_lib"), vec![Outcome::Miss]);
-    assert!(p.run_program("target", "debug", "app").contains("lib=core-lib v1"));
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v1"));
 }
 
 /// A tmpfs mounted over a directory for the test's duration.
@@ -107,9 +113,15 @@ fn read_only_cache_dir_still_builds_and_warns_once() {
     let p = Project::copy_of(&fixture("soundness"));
     let _mount = Mount::tmpfs(&p.cache, "ro,size=1m");
     let out = p.cachet_cargo(&["build"], &[]);
-    assert!(p.run_program("target", "debug", "app").contains("lib=core-lib v1"));
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v1"));
     let err = stderr_of(&out);
-    assert_eq!(count(&err, "warning: cachet: cannot write"), 1, "exactly one warning:\n{err}");
+    assert_eq!(
+        count(&err, "warning: cachet: cannot write"),
+        1,
+        "exactly one warning:\n{err}"
+    );
 }
 
 #[test]
@@ -117,9 +129,15 @@ fn full_cache_filesystem_still_builds_and_warns_once() {
     let p = Project::copy_of(&fixture("soundness"));
     let _mount = Mount::tmpfs(&p.cache, "size=16k");
     let out = p.cachet_cargo(&["build"], &[]);
-    assert!(p.run_program("target", "debug", "app").contains("lib=core-lib v1"));
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v1"));
     let err = stderr_of(&out);
-    assert_eq!(count(&err, "warning: cachet: cannot write"), 1, "exactly one warning:\n{err}");
+    assert_eq!(
+        count(&err, "warning: cachet: cannot write"),
+        1,
+        "exactly one warning:\n{err}"
+    );
     // Whatever did get written is never half an entry.
     if p.cache.join("v1/entries").is_dir() {
         for f in entry_files(&p.cache) {

@@ -11,16 +11,26 @@ fn clean_rebuild_hits_every_library_crate_and_replays_warnings() {
     let first = p.cachet_cargo(&["build"], &[]);
     let output = p.run_program("target", "debug", "app");
     let warning = "function `unused_helper` is never used";
-    assert!(stderr_of(&first).contains(warning), "fixture should warn:\n{}", stderr_of(&first));
+    assert!(
+        stderr_of(&first).contains(warning),
+        "fixture should warn:\n{}",
+        stderr_of(&first)
+    );
 
     p.cachet_cargo(&["clean"], &[]);
     let before = p.journal().len();
     let second = p.cachet_cargo(&["build"], &[]);
     let records = p.journal().split_off(before);
     for krate in ["core_lib", "dep_lib"] {
-        assert_eq!(outcomes_for(&records, krate), vec![Outcome::HitLocal], "{krate}");
+        assert_eq!(
+            outcomes_for(&records, krate),
+            vec![Outcome::HitLocal],
+            "{krate}"
+        );
     }
-    assert!(cacheable(&records).iter().all(|r| r.outcome == Outcome::HitLocal));
+    assert!(cacheable(&records)
+        .iter()
+        .all(|r| r.outcome == Outcome::HitLocal));
     assert!(
         stderr_of(&second).contains(warning),
         "a cached crate's warning must still show:\n{}",
@@ -54,8 +64,17 @@ fn second_checkout_elsewhere_builds_the_same_program() {
     let before = q.journal().len();
     q.cachet_cargo(&["build"], &[]);
     let records = q.journal().split_off(before);
-    let hits = cacheable(&records).iter().filter(|r| r.outcome == Outcome::HitLocal).count();
-    eprintln!("second checkout at another path: {hits} of {} cacheable crates hit", cacheable(&records).len());
-    assert_eq!(hits, 0, "path-dependent keys are expected to miss across checkouts today");
+    let hits = cacheable(&records)
+        .iter()
+        .filter(|r| r.outcome == Outcome::HitLocal)
+        .count();
+    eprintln!(
+        "second checkout at another path: {hits} of {} cacheable crates hit",
+        cacheable(&records).len()
+    );
+    assert_eq!(
+        hits, 0,
+        "path-dependent keys are expected to miss across checkouts today"
+    );
     assert_eq!(q.run_program("target", "debug", "app"), output);
 }

@@ -60,7 +60,14 @@ const MUTATIONS: &[Mutation] = &[
     },
     Mutation {
         name: "a module file",
-        edit: |r| replace(r, "core-lib/src/shapes.rs", "\"square\", 4", "\"square\", 5"),
+        edit: |r| {
+            replace(
+                r,
+                "core-lib/src/shapes.rs",
+                "\"square\", 4",
+                "\"square\", 5",
+            )
+        },
         args: &[],
         env: &[],
         clean: None,
@@ -105,7 +112,14 @@ const MUTATIONS: &[Mutation] = &[
     },
     Mutation {
         name: "the edition",
-        edit: |r| replace(r, "core-lib/Cargo.toml", "edition = \"2021\"", "edition = \"2018\""),
+        edit: |r| {
+            replace(
+                r,
+                "core-lib/Cargo.toml",
+                "edition = \"2021\"",
+                "edition = \"2018\"",
+            )
+        },
         args: &[],
         env: &[],
         clean: None,
@@ -127,16 +141,23 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[],
         clean: None,
-        expect: "value=2",
+        expect: "dep=dep-lib 0.1.0 value=2",
         must_miss: &["dep_lib", "core_lib"],
     },
     Mutation {
         name: "a dependency's version",
-        edit: |r| replace(r, "dep-lib/Cargo.toml", "version = \"0.1.0\"", "version = \"0.1.1\""),
+        edit: |r| {
+            replace(
+                r,
+                "dep-lib/Cargo.toml",
+                "version = \"0.1.0\"",
+                "version = \"0.1.1\"",
+            )
+        },
         args: &[],
         env: &[],
         clean: None,
-        expect: "dep=dep-lib 0.1.1",
+        expect: "dep=dep-lib 0.1.1 value=2",
         must_miss: &["dep_lib", "core_lib"],
     },
     Mutation {
@@ -191,13 +212,30 @@ fn each_input_change_misses_and_matches_a_plain_build() {
                 m.name
             );
         }
-        let profile = if m.args.contains(&"--release") { "release" } else { "debug" };
+        let profile = if m.args.contains(&"--release") {
+            "release"
+        } else {
+            "debug"
+        };
         let cached = p.run_program("target", profile, "app");
         let plain = p.run_program("target-plain", profile, "app");
-        assert_eq!(cached, plain, "changing {}: output differs from a plain build", m.name);
-        assert!(cached.lines().any(|l| l == m.expect), "changing {}: expected {:?} in\n{cached}", m.name, m.expect);
+        assert_eq!(
+            cached, plain,
+            "changing {}: output differs from a plain build",
+            m.name
+        );
+        assert!(
+            cached.lines().any(|l| l == m.expect),
+            "changing {}: expected {:?} in\n{cached}",
+            m.name,
+            m.expect
+        );
         if m.args.is_empty() && m.env.is_empty() {
-            assert_ne!(cached, previous, "changing {} did not change the output", m.name);
+            assert_ne!(
+                cached, previous,
+                "changing {} did not change the output",
+                m.name
+            );
             previous = cached;
         }
     }
@@ -208,7 +246,11 @@ fn each_input_change_misses_and_matches_a_plain_build() {
     p.cachet_cargo(&["build"], &[]);
     let records = p.journal().split_off(before);
     for krate in ["core_lib", "dep_lib"] {
-        assert_eq!(outcomes_for(&records, krate), vec![Outcome::HitLocal], "{krate} after clean");
+        assert_eq!(
+            outcomes_for(&records, krate),
+            vec![Outcome::HitLocal],
+            "{krate} after clean"
+        );
     }
     assert_eq!(p.run_program("target", "debug", "app"), previous);
 }
@@ -223,7 +265,11 @@ fn a_different_rustc_with_the_same_version_misses() {
     assert!(baseline.contains("injected=false"));
 
     let sysroot = String::from_utf8(
-        std::process::Command::new("rustc").args(["--print", "sysroot"]).output().unwrap().stdout,
+        std::process::Command::new("rustc")
+            .args(["--print", "sysroot"])
+            .output()
+            .unwrap()
+            .stdout,
     )
     .unwrap();
     let real = Path::new(sysroot.trim()).join("bin/rustc");
@@ -248,7 +294,11 @@ fn a_different_rustc_with_the_same_version_misses() {
     p.cachet_cargo(&["build"], &[("RUSTC", script_env)]);
     let records = p.journal().split_off(before);
     for krate in ["core_lib", "dep_lib"] {
-        assert_eq!(outcomes_for(&records, krate), vec![Outcome::Miss], "{krate} with another rustc");
+        assert_eq!(
+            outcomes_for(&records, krate),
+            vec![Outcome::Miss],
+            "{krate} with another rustc"
+        );
     }
     let out = p.run_program("target", "debug", "app");
     assert!(out.contains("injected=true"), "{out}");

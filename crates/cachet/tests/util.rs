@@ -37,7 +37,9 @@ pub fn copy_tree(from: &Path, to: &Path) {
 
 /// The fixture directory `name` under `tests/fixtures`.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// The pinned crates.io workload beside the project.
@@ -82,20 +84,27 @@ impl Project {
                 || k.starts_with("CARGO_PROFILE_")
                 || matches!(
                     k.as_str(),
-                    "RUSTFLAGS" | "CARGO_ENCODED_RUSTFLAGS" | "CARGO_TARGET_DIR" | "RUSTC_WRAPPER" | "RUSTC" | "CARGO_INCREMENTAL"
+                    "RUSTFLAGS"
+                        | "CARGO_ENCODED_RUSTFLAGS"
+                        | "CARGO_TARGET_DIR"
+                        | "RUSTC_WRAPPER"
+                        | "RUSTC"
+                        | "CARGO_INCREMENTAL"
                 )
             {
                 cmd.env_remove(&k);
             }
         }
-        cmd.env("CARGO_INCREMENTAL", "0").env("CARGO_TERM_COLOR", "never");
+        cmd.env("CARGO_INCREMENTAL", "0")
+            .env("CARGO_TERM_COLOR", "never");
         cmd
     }
 
     /// Runs cargo through cachet; panics with the output if it fails.
     pub fn cachet_cargo(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = self.cargo_command(args);
-        cmd.env("RUSTC_WRAPPER", cachet_bin()).env("CACHET_DIR", &self.cache);
+        cmd.env("RUSTC_WRAPPER", cachet_bin())
+            .env("CACHET_DIR", &self.cache);
         cmd.envs(env.iter().map(|(k, v)| (*k, *v)));
         run_ok(cmd)
     }
@@ -118,8 +127,15 @@ impl Project {
     /// Runs the built program `target/<profile>/<name>` and returns its stdout.
     pub fn run_program(&self, target: &str, profile: &str, name: &str) -> String {
         let exe = self.root.join(target).join(profile).join(name);
-        let out = Command::new(&exe).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
-        assert!(out.status.success(), "{} failed: {}", exe.display(), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(&exe)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+        assert!(
+            out.status.success(),
+            "{} failed: {}",
+            exe.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -136,7 +152,9 @@ impl Project {
 
 /// Runs a command and panics with its output unless it succeeds.
 pub fn run_ok(mut cmd: Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
@@ -158,10 +176,7 @@ pub fn outcomes_for<'a>(records: &'a [Record], krate: &str) -> Vec<Outcome> {
 
 /// Records of calls that were looked up in the cache (hits and misses).
 pub fn cacheable(records: &[Record]) -> Vec<&Record> {
-    records
-        .iter()
-        .filter(|r| r.pre_key.is_some())
-        .collect()
+    records.iter().filter(|r| r.pre_key.is_some()).collect()
 }
 
 /// Text of a command's stderr.
