@@ -59,7 +59,7 @@ fn second_checkout_elsewhere_builds_the_same_program() {
     let q = Project {
         tmp: tempfile::tempdir().unwrap(),
         root: other,
-        cache: p.cache.clone(),
+        cache: p.cache,
     };
     let before = q.journal().len();
     q.cachet_cargo(&["build"], &[]);

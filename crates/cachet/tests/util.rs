@@ -166,7 +166,7 @@ pub fn run_ok(mut cmd: Command) -> Output {
 }
 
 /// The outcomes recorded for `krate` among `records`.
-pub fn outcomes_for<'a>(records: &'a [Record], krate: &str) -> Vec<Outcome> {
+pub fn outcomes_for(records: &[Record], krate: &str) -> Vec<Outcome> {
     records
         .iter()
         .filter(|r| r.krate.as_deref() == Some(krate))
