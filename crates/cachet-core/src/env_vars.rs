@@ -16,7 +16,7 @@ pub const CACHET_LOG_FILE: &str = "CACHET_LOG_FILE";
 pub const CACHET_RECACHE: &str = "CACHET_RECACHE";
 /// `1`: the wrapper runs rustc unchanged and records nothing.
 pub const CACHET_DISABLE: &str = "CACHET_DISABLE";
-/// zstd level used to compress new entries (1–19). Default 3.
+/// zstd level used to compress new entries (1–19). Default 1.
 pub const CACHET_COMPRESSION_LEVEL: &str = "CACHET_COMPRESSION_LEVEL";
 /// URL of a shared cachet server (the L2), e.g. `http://cache.internal:4226`.
 pub const CACHET_SERVER: &str = "CACHET_SERVER";
@@ -68,7 +68,7 @@ pub const ALL: &[(&str, &str)] = &[
     (CACHET_DISABLE, "1 = run rustc unchanged"),
     (
         CACHET_COMPRESSION_LEVEL,
-        "zstd level for new entries, 1-19 (default 3)",
+        "zstd level for new entries, 1-19 (default 1)",
     ),
     (CACHET_SERVER, "shared server URL (L2)"),
     (CACHET_TOKEN, "token for the shared server"),

@@ -11,7 +11,7 @@ use cachet_core::env_vars as ev;
 /// Default size limit of the local cache.
 pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
 /// Default zstd level of new entries.
-pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
+pub const DEFAULT_COMPRESSION_LEVEL: i32 = 1;
 
 /// The wrapper's settings.
 #[derive(Clone, Debug)]
@@ -99,7 +99,7 @@ impl Config {
                 Ok(n) if (1..=19).contains(&n) => n,
                 _ => {
                     warnings.push(format!(
-                        "{}={v:?} is not a level from 1 to 19; using 3",
+                        "{}={v:?} is not a level from 1 to 19; using 1",
                         ev::CACHET_COMPRESSION_LEVEL
                     ));
                     DEFAULT_COMPRESSION_LEVEL

@@ -112,6 +112,7 @@ pub fn serve(
     delta: &mut Delta,
     report: &mut Report,
 ) -> Outcome {
+    let t0 = Instant::now();
     let store = LocalStore::new(&config.dir, config.cache_size);
     let hasher = FileHasher::new(Some(store.hash_records()));
     let Ok(cwd) = std::env::current_dir() else {
@@ -153,10 +154,13 @@ pub fn serve(
     };
     delta.cacheable_calls += 1;
     report.pre_key = Some(pre);
+    debug!(krate = %plan.crate_name, identify_and_key_us = t0.elapsed().as_micros() as u64, "pre-key");
     let out_dir = plan.out_dir_in(&cwd);
     if !config.recache {
         let started = Instant::now();
-        if let Some((entry, size)) = lookup(&store, &pre, &cwd, &hasher, plan, delta) {
+        let found = lookup(&store, &pre, &cwd, &hasher, plan, delta);
+        debug!(krate = %plan.crate_name, lookup_us = started.elapsed().as_micros() as u64, "lookup");
+        if let Some((entry, size)) = found {
             match crate::restore::write_outputs(&entry, &out_dir, &plan.dep_info) {
                 Ok(_) => {
                     crate::mark_output_started();
