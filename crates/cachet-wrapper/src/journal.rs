@@ -70,7 +70,10 @@ pub fn append(dir: &Path, record: &Record) {
     {
         let _ = fs::rename(&p, dir.join("journal.old.jsonl"));
     }
-    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(&p) {
+    let open = || OpenOptions::new().create(true).append(true).open(&p);
+    // The very first call of a new cache creates the directory.
+    let file = open().or_else(|_| fs::create_dir_all(dir).and_then(|()| open()));
+    if let Ok(mut f) = file {
         let _ = f.write_all(&line);
     }
 }

@@ -63,7 +63,8 @@ pub fn run(argv: &[OsString]) -> ExitCode {
     let plan = invocation::plan(args);
     // cargo discards the stderr of its version and print queries, so a warning shown there
     // would be lost (and its marker would hide it from the real compiles).
-    if !matches!(plan, Plan::PassThrough(invocation::PassReason::Query)) {
+    let quiet = matches!(plan, Plan::PassThrough(invocation::PassReason::Query));
+    if !quiet {
         for w in &config.warnings {
             notice::warn_once(&config.dir, w, w);
         }
@@ -104,7 +105,9 @@ pub fn run(argv: &[OsString]) -> ExitCode {
     );
     if let Err(e) = stats::apply(&config.dir, &delta) {
         tracing::warn!(error = %e, "cannot update statistics");
-        notice::warn_cache_unwritable(&config.dir, &e);
+        if !quiet {
+            notice::warn_cache_unwritable(&config.dir, &e);
+        }
     }
     match outcome {
         Outcome::Exit(code) => ExitCode::from(code),

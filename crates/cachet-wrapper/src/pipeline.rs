@@ -45,6 +45,26 @@ struct ClockMarker {
 }
 
 impl ClockMarker {
+    /// A marker strictly newer than every file in the crate's `OUT_DIR`. Build scripts write
+    /// generated sources there moments before the compile; if the clock has not ticked since,
+    /// wait (a few milliseconds at most) so that those files count as settled.
+    fn after_generated_files(out_dir: &Path) -> Option<ClockMarker> {
+        let newest = std::env::var_os("OUT_DIR")
+            .map(|d| newest_change(Path::new(&d), 3))
+            .unwrap_or(None);
+        let mut marker = Self::create(out_dir)?;
+        for _ in 0..50 {
+            match newest {
+                Some((dev, ns)) if dev == marker.dev && ns >= marker.ctime_ns => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    marker = Self::create(out_dir)?;
+                }
+                _ => break,
+            }
+        }
+        Some(marker)
+    }
+
     fn create(dir: &Path) -> Option<ClockMarker> {
         let path = dir.join(format!(".cachet-clock-{}", std::process::id()));
         let file = fs::File::create(&path).ok()?;
@@ -57,6 +77,29 @@ impl ClockMarker {
             ctime_ns: fp.changed_ns(),
         })
     }
+}
+
+/// The device and latest change time of the files under `dir`, `depth` levels deep.
+fn newest_change(dir: &Path, depth: u32) -> Option<(u64, i64)> {
+    let mut newest: Option<(u64, i64)> = None;
+    for entry in fs::read_dir(dir).ok()?.flatten().take(2000) {
+        let Ok(meta) = entry.metadata() else { continue };
+        let found = if meta.is_dir() {
+            if depth == 0 {
+                continue;
+            }
+            newest_change(&entry.path(), depth - 1)
+        } else {
+            let fp = Fingerprint::of(&meta);
+            Some((fp.dev(), fp.changed_ns()))
+        };
+        if let Some(f) = found {
+            if newest.is_none_or(|n| f.1 > n.1) {
+                newest = Some(f);
+            }
+        }
+    }
+    newest
 }
 
 /// True when an input with this fingerprint may have changed after the compile started.
@@ -265,7 +308,7 @@ fn compile_and_store(
     delta: &mut Delta,
     report: &mut Report,
 ) -> Outcome {
-    let marker = ClockMarker::create(out_dir);
+    let marker = ClockMarker::after_generated_files(out_dir);
     let start_ns = now_ns();
     crate::mark_output_started();
     let compiled = match compile::run(Path::new(rustc), args) {

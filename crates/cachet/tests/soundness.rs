@@ -303,3 +303,66 @@ fn a_different_rustc_with_the_same_version_misses() {
     let out = p.run_program("target", "debug", "app");
     assert!(out.contains("injected=true"), "{out}");
 }
+
+/// A source edited while rustc runs: rustc compiled the old text, so the result must not be
+/// stored under the new text's hash (a later build of the new text would restore old code).
+#[test]
+fn a_source_edited_during_the_compile_is_not_stored() {
+    let p = Project::copy_of(&fixture("soundness"));
+    let sysroot = String::from_utf8(
+        std::process::Command::new("rustc")
+            .args(["--print", "sysroot"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let real = Path::new(sysroot.trim()).join("bin/rustc");
+    let flag = p.tmp.path().join("edited");
+    let script = p.tmp.path().join("rustc-then-edit");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{real} \"$@\"\nstatus=$?\n\
+             case \" $* \" in *\" --crate-name core_lib \"*)\n\
+               if [ ! -e {flag} ]; then touch {flag}; sed -i s/core-lib\\ v1/core-lib\\ v3/ {src}; fi;;\n\
+             esac\nexit $status\n",
+            real = real.display(),
+            flag = flag.display(),
+            src = p.root.join("core-lib/src/lib.rs").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let rustc = [("RUSTC", script.to_str().unwrap())];
+
+    p.cachet_cargo(&["build"], &rustc);
+    assert!(flag.exists(), "the shim did not edit the source");
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v1"));
+    let records = p.journal();
+    assert_eq!(
+        outcomes_for(&records, "core_lib"),
+        vec![Outcome::MissNotStored]
+    );
+    assert_eq!(
+        records
+            .iter()
+            .find(|r| r.krate.as_deref() == Some("core_lib"))
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("input modified during compile")
+    );
+
+    // cargo sees the edit and rebuilds: the new text must be compiled, not restored.
+    let before = p.journal().len();
+    p.cachet_cargo(&["build"], &rustc);
+    let records = p.journal().split_off(before);
+    assert_eq!(outcomes_for(&records, "core_lib"), vec![Outcome::Miss]);
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v3"));
+}
