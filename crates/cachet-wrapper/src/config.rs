@@ -7,6 +7,9 @@
 use std::path::PathBuf;
 
 use cachet_core::env_vars as ev;
+use serde::Deserialize;
+
+use crate::remote::RemoteConfig;
 
 /// Default size limit of the local cache.
 pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
@@ -30,8 +33,42 @@ pub struct Config {
     pub disable: bool,
     /// zstd level for new entries.
     pub compression_level: i32,
+    /// The shared server, when one is configured.
+    pub remote: Option<RemoteConfig>,
     /// Problems found while reading the settings, to report to the user.
     pub warnings: Vec<String>,
+}
+
+/// The user's configuration file: `~/.config/cachet/config.toml`.
+pub fn config_file() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("cachet").join("config.toml"))
+}
+
+/// The client settings a configuration file may hold. Environment variables win over it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// URL of the shared server, as `CACHET_SERVER`.
+    pub server: Option<String>,
+    /// Token for the server, as `CACHET_TOKEN`.
+    pub token: Option<String>,
+    /// Extra CA certificate, as `CACHET_CA_CERT`.
+    pub ca_cert: Option<PathBuf>,
+    /// Namespace on the server, as `CACHET_NAMESPACE`.
+    pub namespace: Option<String>,
+}
+
+fn read_file_config(warnings: &mut Vec<String>) -> FileConfig {
+    let Some(path) = config_file() else {
+        return FileConfig::default();
+    };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return FileConfig::default();
+    };
+    toml::from_str(&text).unwrap_or_else(|e| {
+        warnings.push(format!("ignoring {}: {}", path.display(), e.message()));
+        FileConfig::default()
+    })
 }
 
 /// The default local cache directory: the platform cache directory + `cachet`.
@@ -63,9 +100,20 @@ impl Config {
         )
     }
 
-    /// Reads the settings from the given variables (all of them; non-`CACHET_` ones are ignored).
+    /// Reads the settings from the given variables (all of them; non-`CACHET_` ones are ignored)
+    /// and the user's configuration file.
     pub fn from_vars(vars: impl Iterator<Item = (String, String)>) -> Config {
         let mut warnings = Vec::new();
+        let file = read_file_config(&mut warnings);
+        Self::from_sources(vars, file, warnings)
+    }
+
+    /// Reads the settings from variables and an already parsed file.
+    pub fn from_sources(
+        vars: impl Iterator<Item = (String, String)>,
+        file: FileConfig,
+        mut warnings: Vec<String>,
+    ) -> Config {
         let mut get = std::collections::HashMap::new();
         for (k, v) in vars {
             if k.starts_with("CACHET_") {
@@ -117,7 +165,9 @@ impl Config {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| dir.join("cachet.log"));
+        let remote = remote_config(&get, file, &mut warnings);
         Config {
+            remote,
             dir,
             cache_size,
             log,
@@ -130,12 +180,67 @@ impl Config {
     }
 }
 
+fn remote_config(
+    get: &std::collections::HashMap<String, String>,
+    file: FileConfig,
+    warnings: &mut Vec<String>,
+) -> Option<RemoteConfig> {
+    let non_empty = |name: &str| get.get(name).filter(|v| !v.is_empty()).cloned();
+    let url = non_empty(ev::CACHET_SERVER).or(file.server)?;
+    let url = url.trim_end_matches('/').to_string();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        warnings.push(format!(
+            "CACHET_SERVER={url:?} is not an http:// or https:// URL; the shared cache is off"
+        ));
+        return None;
+    }
+    let namespace = non_empty(ev::CACHET_NAMESPACE)
+        .or(file.namespace)
+        .unwrap_or_else(|| cachet_core::wire::DEFAULT_NAMESPACE.to_string());
+    if !cachet_core::wire::is_valid_namespace(&namespace) {
+        warnings.push(format!(
+            "CACHET_NAMESPACE={namespace:?} is not a valid namespace (letters, digits, . _ -); the shared cache is off"
+        ));
+        return None;
+    }
+    Some(RemoteConfig {
+        url,
+        token: non_empty(ev::CACHET_TOKEN).or(file.token),
+        ca_cert: non_empty(ev::CACHET_CA_CERT)
+            .map(PathBuf::from)
+            .or(file.ca_cert),
+        namespace,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cfg(vars: &[(&str, &str)]) -> Config {
-        Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        Config::from_sources(
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            FileConfig::default(),
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn server_settings_from_env_win_over_the_file() {
+        let file = FileConfig {
+            server: Some("http://file:4226/".into()),
+            token: Some("file-token".into()),
+            ..FileConfig::default()
+        };
+        let vars = [("CACHET_TOKEN".to_string(), "env-token".to_string())];
+        let c = Config::from_sources(vars.into_iter(), file, Vec::new());
+        let r = c.remote.unwrap();
+        assert_eq!(r.url, "http://file:4226");
+        assert_eq!(r.token.as_deref(), Some("env-token"));
+        assert_eq!(r.namespace, "cachet");
+        let c = cfg(&[("CACHET_SERVER", "cache:4226")]);
+        assert!(c.remote.is_none());
+        assert_eq!(c.warnings.len(), 1);
     }
 
     #[test]

@@ -24,8 +24,10 @@ mod logging;
 pub mod manifest;
 pub mod notice;
 pub mod pipeline;
+pub mod remote;
 pub mod restore;
 pub mod stats;
+pub mod tiers;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;

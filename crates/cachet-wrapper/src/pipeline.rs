@@ -22,10 +22,10 @@ use crate::file_hash::{now_ns, FileHasher, Fingerprint};
 use crate::invocation::CachePlan;
 use crate::journal;
 use crate::key::{self, KeyContext};
-use crate::local_store::{LocalStore, ObjectKind};
 use crate::manifest::Candidate;
 use crate::notice;
 use crate::stats::{Delta, Stats};
+use crate::tiers::{Source, Tiers};
 
 /// On a filesystem without a clock marker, an input changed less than this before the compile
 /// started cannot be proven unchanged during it: file timestamps come from the kernel's coarse
@@ -156,14 +156,14 @@ pub fn serve(
     report: &mut Report,
 ) -> Outcome {
     let t0 = Instant::now();
-    let store = LocalStore::new(&config.dir, config.cache_size);
-    let hasher = FileHasher::new(Some(store.hash_records()));
+    let tiers = Tiers::new(config);
+    let hasher = FileHasher::new(Some(tiers.local.hash_records()));
     let Ok(cwd) = std::env::current_dir() else {
         Stats::bump(&mut delta.errors, "no working directory");
         report.set(journal::Outcome::PassThrough, "no working directory");
         return Outcome::RunUnchanged;
     };
-    let compiler_records = store.compiler_records();
+    let compiler_records = tiers.local.compiler_records();
     let compiler = match compiler::identify(rustc, Some(&compiler_records), &hasher) {
         Ok(c) => c,
         Err(e) => {
@@ -201,20 +201,26 @@ pub fn serve(
     let out_dir = plan.out_dir_in(&cwd);
     if !config.recache {
         let started = Instant::now();
-        let found = lookup(&store, &pre, &cwd, &hasher, plan, delta);
+        let found = lookup(&tiers, &pre, &cwd, &hasher, plan, delta);
         debug!(krate = %plan.crate_name, lookup_us = started.elapsed().as_micros() as u64, "lookup");
-        if let Some((entry, size)) = found {
+        if let Some((entry, size, source)) = found {
             match crate::restore::write_outputs(&entry, &out_dir, &plan.dep_info) {
                 Ok(_) => {
                     crate::mark_output_started();
                     let _ = crate::restore::replay(&entry, &out_dir);
                     let millis = started.elapsed().as_millis() as u64;
-                    delta.hits_local += 1;
+                    match source {
+                        Source::Local => delta.hits_local += 1,
+                        Source::Remote => delta.hits_remote += 1,
+                    }
                     delta.bytes_read += size;
                     delta.hit_millis += millis;
                     delta.saved_millis += entry.meta.compile_millis.saturating_sub(millis);
                     debug!(krate = %plan.crate_name, millis, "hit");
-                    report.outcome = journal::Outcome::HitLocal;
+                    report.outcome = match source {
+                        Source::Local => journal::Outcome::HitLocal,
+                        Source::Remote => journal::Outcome::HitRemote,
+                    };
                     return Outcome::Exit(0);
                 }
                 Err(e) => {
@@ -224,9 +230,12 @@ pub fn serve(
             }
         }
         delta.misses += 1;
+        if tiers.has_remote() {
+            delta.misses_remote += 1;
+        }
     }
     let outcome = compile_and_store(
-        config, &store, &hasher, rustc, args, plan, &cwd, &out_dir, &pre, delta, report,
+        config, &tiers, &hasher, rustc, args, plan, &cwd, &out_dir, &pre, delta, report,
     );
     if config.recache && report.reason.is_none() && report.outcome == journal::Outcome::Miss {
         report.reason = Some("CACHET_RECACHE".into());
@@ -241,45 +250,28 @@ fn key_error_label(e: &key::KeyError) -> &'static str {
     }
 }
 
-/// Finds and decodes the entry for the current inputs, if any.
+/// Finds and decodes the entry for the current inputs, if any: L1's manifest first, the
+/// server's only when L1 has no matching candidate.
 fn lookup(
-    store: &LocalStore,
+    tiers: &Tiers<'_>,
     pre: &Digest,
     cwd: &Path,
     hasher: &FileHasher,
     plan: &CachePlan,
     delta: &mut Delta,
-) -> Option<(Entry, u64)> {
-    let manifest = match store.get(ObjectKind::Manifest, pre) {
-        Ok(Some(bytes)) => crate::manifest::Manifest::decode(&bytes),
-        Ok(None) => return None,
-        Err(e) => {
-            warn!(error = %e, "cannot read the local cache");
-            Stats::bump(&mut delta.errors, "cache read");
-            return None;
-        }
-    };
+) -> Option<(Entry, u64, Source)> {
     let env = |name: &str| std::env::var(name).ok();
-    let candidate = manifest.find_match(cwd, hasher, &env)?;
+    let local = tiers.manifest(pre, false, delta);
+    let candidate = match local.find_match(cwd, hasher, &env) {
+        Some(c) => c.clone(),
+        None if tiers.has_remote() => tiers
+            .manifest(pre, true, delta)
+            .find_match(cwd, hasher, &env)?
+            .clone(),
+        None => return None,
+    };
     let entry_key = key::entry_key(pre, &candidate.files, &candidate.env);
-    let bytes = match store.get(ObjectKind::Entry, &entry_key) {
-        Ok(Some(b)) => b,
-        Ok(None) => return None,
-        Err(e) => {
-            warn!(error = %e, "cannot read the local cache");
-            Stats::bump(&mut delta.errors, "cache read");
-            return None;
-        }
-    };
-    let entry = match Entry::decode(&bytes) {
-        Ok(e) => e,
-        Err(e) => {
-            warn!(key = %entry_key, error = %e, "removing a corrupt entry");
-            Stats::bump(&mut delta.errors, "corrupt entry removed");
-            store.remove(ObjectKind::Entry, &entry_key);
-            return None;
-        }
-    };
+    let (entry, size, source) = tiers.entry(&entry_key, delta)?;
     let complete = plan
         .outputs
         .iter()
@@ -288,7 +280,7 @@ fn lookup(
         Stats::bump(&mut delta.errors, "entry lacks an output");
         return None;
     }
-    Some((entry, bytes.len() as u64))
+    Some((entry, size, source))
 }
 
 #[expect(
@@ -297,7 +289,7 @@ fn lookup(
 )]
 fn compile_and_store(
     config: &Config,
-    store: &LocalStore,
+    tiers: &Tiers<'_>,
     hasher: &FileHasher,
     rustc: &OsStr,
     args: &[OsString],
@@ -338,10 +330,7 @@ fn compile_and_store(
     ) {
         Ok((entry_bytes, candidate)) => {
             let key = key::entry_key(pre, &candidate.files, &candidate.env);
-            let stored = store
-                .put(ObjectKind::Entry, &key, &entry_bytes)
-                .and_then(|()| store.update_manifest(pre, |m| m.add(candidate)).map(|_| ()));
-            match stored {
+            match tiers.store(pre, &key, &entry_bytes, candidate, delta) {
                 Ok(()) => {
                     delta.entries_written += 1;
                     report.outcome = journal::Outcome::Miss;

@@ -51,6 +51,14 @@ pub struct Stats {
     pub bytes_read: u64,
     /// Bytes of entries written.
     pub bytes_written: u64,
+    /// Objects uploaded to the shared server.
+    pub uploads: u64,
+    /// Uploads that failed and were queued for a retry.
+    pub upload_failures: u64,
+    /// Bytes uploaded to the shared server.
+    pub bytes_uploaded: u64,
+    /// Bytes downloaded from the shared server.
+    pub bytes_downloaded: u64,
     /// Milliseconds spent in rustc on misses.
     pub compile_millis: u64,
     /// Milliseconds spent serving hits.
@@ -75,6 +83,10 @@ impl Stats {
         self.entries_written += d.entries_written;
         self.bytes_read += d.bytes_read;
         self.bytes_written += d.bytes_written;
+        self.uploads += d.uploads;
+        self.upload_failures += d.upload_failures;
+        self.bytes_uploaded += d.bytes_uploaded;
+        self.bytes_downloaded += d.bytes_downloaded;
         self.compile_millis += d.compile_millis;
         self.hit_millis += d.hit_millis;
         self.saved_millis += d.saved_millis;

@@ -26,13 +26,17 @@ enum Command {
     Stats(commands::stats::StatsArgs),
     /// Reset the statistics to zero (the cache itself is kept).
     ZeroStats,
+    /// Check the setup: the local cache, and the shared server as this client sees it.
+    Status(commands::status::StatusArgs),
+    /// Upload results that could not reach the server when they were compiled.
+    Flush,
     /// Run the shared cache server.
     Server(Box<commands::server::ServerCommand>),
 }
 
 /// The names of the subcommands; any other first argument means cargo is calling us as a
 /// rustc wrapper.
-pub const SUBCOMMANDS: &[&str] = &["stats", "zero-stats", "server", "help"];
+pub const SUBCOMMANDS: &[&str] = &["stats", "zero-stats", "status", "flush", "server", "help"];
 
 /// True when argv looks like `cachet RUSTC ARGS...` rather than `cachet SUBCOMMAND ...`.
 pub fn is_wrapper_invocation(args: &[OsString]) -> bool {
@@ -61,6 +65,8 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Stats(args) => commands::stats::run(&args),
         Command::ZeroStats => commands::zero_stats::run(),
+        Command::Status(args) => commands::status::run(&args),
+        Command::Flush => commands::flush::run(),
         Command::Server(cmd) => commands::server::run(*cmd),
     };
     match result {

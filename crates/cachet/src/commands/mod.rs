@@ -1,5 +1,7 @@
 //! One module per subcommand of the `cachet` tool.
 
+pub mod flush;
 pub mod server;
 pub mod stats;
+pub mod status;
 pub mod zero_stats;

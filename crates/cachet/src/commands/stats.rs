@@ -3,9 +3,11 @@
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
+use anyhow::Context;
 use cachet_core::format_size;
 use cachet_wrapper::config::Config;
 use cachet_wrapper::local_store::LocalStore;
+use cachet_wrapper::remote::Remote;
 use cachet_wrapper::stats::{self, Stats};
 
 /// Arguments of `cachet stats`.
@@ -14,11 +16,17 @@ pub struct StatsArgs {
     /// Print machine-readable JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Show the shared server's own statistics instead of this client's.
+    #[arg(long)]
+    pub server: bool,
 }
 
 /// Prints the statistics of the local cache.
 pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_env();
+    if args.server {
+        return server_stats(&config, args.json);
+    }
     let s = stats::read(&config.dir);
     let store = LocalStore::new(&config.dir, config.cache_size);
     let size = store.recount();
@@ -36,6 +44,37 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", render(&s, &config, size, objects));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn server_stats(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let rc = config.remote.clone().context(
+        "no server configured: set CACHET_SERVER (or `server` in ~/.config/cachet/config.toml)",
+    )?;
+    let remote = Remote::new(rc)?;
+    let (status, body) = remote.get_path("/stats")?;
+    anyhow::ensure!(status == 200, "the server answered {status} to GET /stats");
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).context("the server's /stats is not JSON")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if let Some(map) = v.as_object() {
+        println!(
+            "Server {}",
+            config
+                .remote
+                .as_ref()
+                .map(|r| r.url.as_str())
+                .unwrap_or_default()
+        );
+        for (k, val) in map {
+            let shown = match (k.as_str(), val.as_u64()) {
+                (k, Some(n)) if k.contains("bytes") || k == "max_size" => format_size(n),
+                _ => val.to_string(),
+            };
+            println!("  {k:<28}{shown}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -61,6 +100,7 @@ pub fn render(s: &Stats, config: &Config, size: u64, objects: usize) -> String {
     line("  hits (local cache)", s.hits_local.to_string());
     line("  hits (server)", s.hits_remote.to_string());
     line("  misses", s.misses.to_string());
+    line("  misses on the server", s.misses_remote.to_string());
     let looked_up = s.hits() + s.misses;
     if looked_up > 0 {
         line(
@@ -90,6 +130,19 @@ pub fn render(s: &Stats, config: &Config, size: u64, objects: usize) -> String {
     line("Entries written", s.entries_written.to_string());
     line("Bytes read from cache", format_size(s.bytes_read));
     line("Bytes written to cache", format_size(s.bytes_written));
+    line(
+        "Uploads to the server",
+        format!(
+            "{} ({}), {} failed",
+            s.uploads,
+            format_size(s.bytes_uploaded),
+            s.upload_failures
+        ),
+    );
+    line(
+        "Downloaded from the server",
+        format_size(s.bytes_downloaded),
+    );
     line("Time compiling (misses)", secs(s.compile_millis));
     line("Time serving hits", secs(s.hit_millis));
     line("Time saved (estimate)", secs(s.saved_millis));

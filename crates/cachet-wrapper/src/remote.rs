@@ -1,0 +1,302 @@
+//! The shared server (L2): a small blocking HTTP client, created only when the local cache
+//! misses, and a breaker that keeps a dead server from slowing every crate of a build.
+//!
+//! Objects live at `<server>/<namespace>/<key>` (see `cachet_core::wire`). A `404` is a miss;
+//! anything else that is not `2xx` is an error. When the server cannot be reached, times out
+//! or rejects the token, the failure is written to `remote-down` in the cache directory and
+//! later calls skip the server for [`BREAKER`], so a build against a dead server waits once,
+//! not once per crate. A read-only token is remembered the same way for uploads only.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cachet_core::wire;
+use ureq::Agent;
+
+use crate::fsutil;
+
+/// How long a failure makes later calls skip the server.
+pub const BREAKER: Duration = Duration::from_secs(30);
+/// Largest object accepted from the server.
+const MAX_DOWNLOAD: u64 = 4 << 30;
+
+/// Where the server is and how to talk to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteConfig {
+    /// Base URL, e.g. `http://cache:4226` (no trailing slash).
+    pub url: String,
+    /// Bearer token, if any.
+    pub token: Option<String>,
+    /// Extra CA certificate (PEM) to trust.
+    pub ca_cert: Option<PathBuf>,
+    /// Namespace for this client's objects.
+    pub namespace: String,
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// No connection, a timeout, or a broken transfer.
+    #[error("cannot reach the cache server at {url}: {detail}")]
+    Unreachable {
+        /// The server.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// 401: no valid credentials.
+    #[error("the cache server at {url} rejected the token (401): check CACHET_TOKEN")]
+    Unauthorized {
+        /// The server.
+        url: String,
+    },
+    /// 403: the token lacks the scope.
+    #[error("the token has no {scope} permission on namespace {namespace} of {url} (403)")]
+    Forbidden {
+        /// The server.
+        url: String,
+        /// `read` or `write`.
+        scope: &'static str,
+        /// The namespace.
+        namespace: String,
+    },
+    /// Another non-2xx answer.
+    #[error("the cache server at {url} answered {status}")]
+    Status {
+        /// The server.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The configuration cannot be used (a bad CA file).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl RemoteError {
+    /// True when the whole server should be skipped for a while.
+    pub fn trips_breaker(&self) -> bool {
+        matches!(
+            self,
+            RemoteError::Unreachable { .. }
+                | RemoteError::Unauthorized { .. }
+                | RemoteError::Config(_)
+        ) || matches!(self, RemoteError::Status { status, .. } if *status >= 500)
+    }
+
+    /// A short label for statistics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RemoteError::Unreachable { .. } => "server unreachable",
+            RemoteError::Unauthorized { .. } => "server rejected the token",
+            RemoteError::Forbidden { .. } => "server refused (no permission)",
+            RemoteError::Status { .. } => "server error",
+            RemoteError::Config(_) => "server configuration",
+        }
+    }
+}
+
+/// A client for the shared server.
+pub struct Remote {
+    agent: Agent,
+    config: RemoteConfig,
+}
+
+fn load_roots(extra: Option<&Path>) -> Result<ureq::tls::RootCerts, RemoteError> {
+    use ureq::tls::{parse_pem, PemItem, RootCerts};
+    let Some(extra) = extra else {
+        return Ok(RootCerts::WebPki);
+    };
+    let mut certs = Vec::new();
+    let pem = fs::read(extra).map_err(|e| {
+        RemoteError::Config(format!(
+            "cannot read CACHET_CA_CERT {}: {e}",
+            extra.display()
+        ))
+    })?;
+    for item in parse_pem(&pem) {
+        if let Ok(PemItem::Certificate(c)) = item {
+            certs.push(c.to_owned());
+        }
+    }
+    if certs.is_empty() {
+        return Err(RemoteError::Config(format!(
+            "CACHET_CA_CERT {} holds no PEM certificate",
+            extra.display()
+        )));
+    }
+    // Keep the system's roots too, so one setting works for a private and a public server.
+    let system = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
+    if let Ok(pem) = fs::read(system) {
+        for item in parse_pem(&pem) {
+            if let Ok(PemItem::Certificate(c)) = item {
+                certs.push(c.to_owned());
+            }
+        }
+    }
+    Ok(RootCerts::new_with_certs(&certs))
+}
+
+impl Remote {
+    /// A client; no connection is made yet.
+    pub fn new(config: RemoteConfig) -> Result<Remote, RemoteError> {
+        let roots = if config.url.starts_with("https://") {
+            load_roots(config.ca_cert.as_deref())?
+        } else {
+            ureq::tls::RootCerts::WebPki
+        };
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(2)))
+            .timeout_recv_response(Some(Duration::from_secs(5)))
+            .timeout_per_read(Some(Duration::from_secs(10)))
+            .timeout_per_write(Some(Duration::from_secs(10)))
+            .max_redirects(0)
+            .user_agent(format!("cachet/{}", env!("CARGO_PKG_VERSION")))
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+            .build()
+            .into();
+        Ok(Remote { agent, config })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RemoteConfig {
+        &self.config
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("{}/{}/{key}", self.config.url, self.config.namespace)
+    }
+
+    fn auth(&self) -> Option<String> {
+        self.config.token.as_ref().map(|t| format!("Bearer {t}"))
+    }
+
+    fn unreachable(&self, e: impl std::fmt::Display) -> RemoteError {
+        RemoteError::Unreachable {
+            url: self.config.url.clone(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn status_error(&self, status: u16, scope: &'static str) -> RemoteError {
+        match status {
+            401 => RemoteError::Unauthorized {
+                url: self.config.url.clone(),
+            },
+            403 => RemoteError::Forbidden {
+                url: self.config.url.clone(),
+                scope,
+                namespace: self.config.namespace.clone(),
+            },
+            _ => RemoteError::Status {
+                url: self.config.url.clone(),
+                status,
+            },
+        }
+    }
+
+    /// Fetches an object; `Ok(None)` is a miss.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+        debug_assert!(wire::is_valid_key(key));
+        let mut req = self.agent.get(&self.url(key));
+        if let Some(a) = self.auth() {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = req.call().map_err(|e| self.unreachable(e))?;
+        match resp.status().as_u16() {
+            200 => resp
+                .body_mut()
+                .with_config()
+                .limit(MAX_DOWNLOAD)
+                .read_to_vec()
+                .map(Some)
+                .map_err(|e| self.unreachable(e)),
+            404 => Ok(None),
+            s => Err(self.status_error(s, "read")),
+        }
+    }
+
+    /// Stores an object.
+    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<(), RemoteError> {
+        let mut req = self.agent.put(&self.url(key));
+        if let Some(a) = self.auth() {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send(bytes).map_err(|e| self.unreachable(e))?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            s => Err(self.status_error(s, "write")),
+        }
+    }
+
+    /// GETs a server path outside the namespace (`/healthz`, `/stats`, `/_whoami`).
+    pub fn get_path(&self, path: &str) -> Result<(u16, Vec<u8>), RemoteError> {
+        let mut req = self.agent.get(&format!("{}{path}", self.config.url));
+        if let Some(a) = self.auth() {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = req.call().map_err(|e| self.unreachable(e))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_vec()
+            .map_err(|e| self.unreachable(e))?;
+        Ok((status, body))
+    }
+}
+
+/// Remembers server failures in the cache directory so later calls skip the server.
+pub struct Breaker {
+    down: PathBuf,
+    read_only: PathBuf,
+}
+
+impl Breaker {
+    /// The breaker files in `cache_dir`.
+    pub fn new(cache_dir: &Path) -> Breaker {
+        Breaker {
+            down: cache_dir.join("remote-down"),
+            read_only: cache_dir.join("remote-read-only"),
+        }
+    }
+
+    fn tripped(path: &Path) -> bool {
+        fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < BREAKER)
+    }
+
+    /// True while a recent failure says the server is not worth asking.
+    pub fn is_down(&self) -> bool {
+        Self::tripped(&self.down)
+    }
+
+    /// True while a recent 403 says uploads are refused.
+    pub fn is_read_only(&self) -> bool {
+        Self::tripped(&self.read_only)
+    }
+
+    /// Records a failure.
+    pub fn trip(&self, err: &RemoteError) -> io::Result<()> {
+        let path = if matches!(err, RemoteError::Forbidden { scope: "write", .. }) {
+            &self.read_only
+        } else {
+            &self.down
+        };
+        fsutil::write_atomic(path, err.to_string().as_bytes())
+    }
+
+    /// Forgets a failure after a success.
+    pub fn reset(&self) {
+        let _ = fs::remove_file(&self.down);
+    }
+}
