@@ -1,0 +1,97 @@
+//! Crashes and restarts with the real `cachet` binary: a server killed with SIGKILL in the
+//! middle of an upload keeps its complete objects and never serves the partial one; an
+//! `ephemeral` store starts empty; SIGTERM stops the server cleanly.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::{bytes, ephemeral, get, put, spawn_server, start, wait_for};
+
+#[test]
+fn kill_9_mid_upload_keeps_complete_objects_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = format!("dir:{}", dir.path().display());
+    let complete = bytes(1, 2_000_000);
+    {
+        let mut server = spawn_server(&["--storage", &storage]);
+        assert_eq!(put(&server.url("/ns/complete"), &complete).status, 201);
+
+        // Half of an 8 MB upload, then the server dies.
+        let mut s = TcpStream::connect(server.addr).expect("connect");
+        s.write_all(b"PUT /ns/partial HTTP/1.1\r\nHost: t\r\nContent-Length: 8000000\r\n\r\n")
+            .expect("headers");
+        s.write_all(&bytes(2, 4_000_000)).expect("half the body");
+        let tmp = dir.path().join("tmp");
+        wait_for(
+            "the partial upload to reach the disk",
+            Duration::from_secs(30),
+            || {
+                std::fs::read_dir(&tmp)
+                    .map(|d| {
+                        d.flatten()
+                            .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+                    })
+                    .unwrap_or(false)
+            },
+        );
+        server.child.kill().expect("kill -9"); // SIGKILL
+        server.child.wait().expect("reap");
+    }
+    let server = spawn_server(&["--storage", &storage]);
+    let r = get(&server.url("/ns/complete"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, complete, "the complete object survived intact");
+    assert_eq!(
+        get(&server.url("/ns/partial")).status,
+        404,
+        "the partial one is absent"
+    );
+    let leftovers = std::fs::read_dir(dir.path().join("tmp"))
+        .expect("tmp")
+        .count();
+    assert_eq!(leftovers, 0, "stale uploads were set aside at start-up");
+}
+
+#[test]
+fn ephemeral_store_starts_empty() {
+    let server = start(ephemeral());
+    assert_eq!(put(&server.url("/ns/k"), b"v").status, 201);
+    server.stop();
+    let server = start(ephemeral());
+    assert_eq!(get(&server.url("/ns/k")).status, 404);
+}
+
+#[test]
+fn sigterm_stops_gracefully() {
+    let mut server = spawn_server(&["--storage", "ephemeral"]);
+    assert_eq!(put(&server.url("/ns/k"), b"v").status, 201);
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let mut exit = None;
+    wait_for(
+        "the server to exit after SIGTERM",
+        Duration::from_secs(30),
+        || {
+            exit = server.child.try_wait().expect("wait");
+            exit.is_some()
+        },
+    );
+    assert!(exit.is_some_and(|s| s.success()), "clean exit: {exit:?}");
+}
+
+#[test]
+fn bad_configuration_fails_at_start_with_a_clear_message() {
+    let out = Command::new(crate::util::cachet_bin())
+        .args(["server", "--max-size", "lots", "--storage", "ephemeral"])
+        .env_remove("CACHET_CONFIG")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid --max-size \"lots\""), "{stderr}");
+}
