@@ -3,7 +3,8 @@
 //! This is the only place a client-supplied path is interpreted, so it is strict and total:
 //! the raw path is percent-decoded once, then the namespace and key are checked with
 //! `cachet_core::wire` (which refuses `..`, `.`, empty segments, backslashes and anything
-//! outside a conservative character set). Anything else is a 400, never a guess. Namespaces
+//! outside a conservative character set). Anything else is a 400, never a guess (the one
+//! leniency: empty segments between the namespace and the key are skipped). Namespaces
 //! starting with `_` are reserved for the server's own routes (`/_admin/...`), and the ops
 //! endpoints are single segments, which an object path (`/<namespace>/<key>`) never is.
 //!
@@ -99,6 +100,9 @@ pub fn parse(raw: &str) -> Result<Route, RouteError> {
         .map_err(|_| RouteError::Encoding)?;
     let rest = decoded.strip_prefix('/').ok_or(RouteError::Namespace)?;
     let (namespace, key) = rest.split_once('/').unwrap_or((rest, ""));
+    // WebDAV clients join an endpoint ending in `/` with a root starting with `/`
+    // (sccache sends `/sccache//.sccache_check`): empty segments before the key mean nothing.
+    let key = key.trim_start_matches('/');
     if namespace == "_admin" {
         return match key.split_once('/') {
             Some(("namespaces", ns)) if is_valid_namespace(ns) && !ns.starts_with('_') => {
@@ -178,7 +182,6 @@ mod tests {
             "/ns/a/%2E%2E/b",
             "/ns/a/../../etc/passwd",
             "//etc/passwd",
-            "/ns//etc/passwd",
             "/ns/a\\b",
             "/ns/a%5c..%5cb",
             "/../x",

@@ -21,7 +21,6 @@ fn traversal_is_refused_and_touches_nothing() {
         "/%2e%2e/sentinel",
         "/../sentinel",
         "//etc/passwd",
-        "/ns//etc/passwd",
         "/ns/a\\..\\sentinel",
         "/ns/a%5c..%5csentinel",
         "/ns/%00",

@@ -66,6 +66,7 @@ impl Client {
     }
 
     fn start(&self) {
+        std::fs::create_dir_all(&self.dir).expect("sccache dir");
         run(self.cmd(&self.sccache).arg("--start-server"));
     }
 
@@ -171,6 +172,11 @@ fn sccache_gets_hits_from_cachet_over_webdav() {
     second.start();
     second.build(&project, &target);
     let s = second.stats();
+    eprintln!(
+        "fresh sccache client: {} hits, {} misses",
+        count(&s, "cache_hits"),
+        count(&s, "cache_misses")
+    );
     let log = std::fs::read_to_string(second.dir.join("error.log")).unwrap_or_default();
     assert!(
         count(&s, "cache_hits") >= 2,
