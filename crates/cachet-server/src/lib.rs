@@ -25,6 +25,10 @@ pub use config::{Config, ServerArgs, StorageSpec};
 pub use server::{run, ServerError};
 
 /// Runs the server with the given arguments until SIGTERM or SIGINT.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the binary hands over the arguments it parsed; the signature is its contract"
+)]
 pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
     if args.print_default_config {
         print!("{}", config::DEFAULT_CONFIG_TOML);
