@@ -148,3 +148,41 @@ fn admin_purges_one_namespace() {
     );
     assert_eq!(get(&server.url("/a/k")).body, b"again");
 }
+
+/// HTTP/2 without TLS (prior knowledge, "h2c") on the same port as HTTP/1.1.
+#[test]
+fn http2_prior_knowledge_round_trip() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let server = start(ephemeral());
+    let url = server.url("/ns/h2");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("connect");
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(conn);
+        let data = bytes::Bytes::from(bytes(5, 200_000));
+        let put = http::Request::put(&url)
+            .body(Full::new(data.clone()))
+            .expect("request");
+        let resp = sender.send_request(put).await.expect("put");
+        assert_eq!(resp.status(), 201);
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        let get = http::Request::get(&url)
+            .body(Full::new(bytes::Bytes::new()))
+            .expect("request");
+        let resp = sender.send_request(get).await.expect("get");
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(body, data);
+    });
+}
