@@ -37,7 +37,9 @@ start_cachet() { # sets URL and SERVER_PIDS
 start_nginx() {
   local port; port=$(free_port)
   rm -rf "$WORK/nginx"; mkdir -p "$WORK/nginx/root/bench" "$WORK/nginx/tmp"
+  local user=""; [ "$(id -u)" -eq 0 ] && user="user root;"
   cat > "$WORK/nginx/nginx.conf" <<CONF
+$user
 worker_processes 2;
 daemon off;
 pid $WORK/nginx/nginx.pid;

@@ -466,6 +466,12 @@ impl DiskUpload {
 impl Upload for DiskUpload {
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
+            // Grow to at most WRITE_BUFFER (plus one chunk), not by doubling past it.
+            let needed = self.buf.len() + chunk.len();
+            if needed > self.buf.capacity() {
+                let target = (needed * 2).min(WRITE_BUFFER).max(needed);
+                self.buf.reserve_exact(target - self.buf.len());
+            }
             self.buf.extend_from_slice(&chunk);
             if self.buf.len() >= WRITE_BUFFER {
                 self.flush().await?;

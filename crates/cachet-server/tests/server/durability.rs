@@ -95,3 +95,55 @@ fn bad_configuration_fails_at_start_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("invalid --max-size \"lots\""), "{stderr}");
 }
+
+/// Flags beat variables, variables beat the file, the file beats the defaults.
+#[test]
+fn configuration_precedence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("server.toml");
+    std::fs::write(
+        &file,
+        "max_size = \"1G\"\nmax_age = \"7d\"\nstorage = \"ephemeral\"\nlisten = \"127.0.0.1:1111\"\n",
+    )
+    .expect("config");
+    let out = Command::new(crate::util::cachet_bin())
+        .args(["server", "--check-config", "--config"])
+        .arg(&file)
+        .args(["--listen", "127.0.0.1:3333"])
+        .env("CACHET_MAX_SIZE", "2G")
+        .env("CACHET_LISTEN", "127.0.0.1:2222")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("127.0.0.1:3333"), "flag wins: {stdout}");
+    assert!(stdout.contains("2.0 GiB"), "variable beats file: {stdout}");
+    assert!(stdout.contains("7days"), "file beats default: {stdout}");
+    assert!(stdout.contains("Ephemeral"), "{stdout}");
+}
+
+/// A store that already holds objects serves at once and indexes them in the background.
+#[test]
+fn existing_objects_are_indexed_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let server = start(crate::util::in_dir(dir.path()));
+        for i in 0..200 {
+            assert_eq!(
+                put(&server.url(&format!("/ns/k{i}")), &[1; 100]).status,
+                201
+            );
+        }
+    }
+    let server = start(crate::util::in_dir(dir.path()));
+    assert_eq!(get(&server.url("/ns/k7")).body, [1; 100]);
+    wait_for("the index scan to finish", Duration::from_secs(30), || {
+        let s: serde_json::Value =
+            serde_json::from_slice(&get(&server.url("/stats")).body).expect("stats");
+        s["index_ready"] == true && s["objects"] == 200 && s["stored_bytes"] == 20_000
+    });
+}
