@@ -147,3 +147,60 @@ fn existing_objects_are_indexed_at_start() {
         s["index_ready"] == true && s["objects"] == 200 && s["stored_bytes"] == 20_000
     });
 }
+
+/// `--log-format json` with `CACHET_LOG=debug` gives one JSON line per request with method,
+/// path, status, bytes and latency, on the server's stderr.
+#[test]
+fn json_request_logs() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let port = crate::util::free_port();
+    let mut child = Command::new(crate::util::cachet_bin())
+        .args([
+            "server",
+            "--storage",
+            "ephemeral",
+            "--log-format",
+            "json",
+            "--listen",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("CACHET_LOG", "debug")
+        .env_remove("CACHET_CONFIG")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    wait_for("the server to listen", Duration::from_secs(30), || {
+        crate::util::raw_status(
+            addr,
+            "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        ) == Some(200)
+    });
+    assert_eq!(
+        put(&format!("http://{addr}/ns/logged"), b"12345").status,
+        201
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let stderr = child.stderr.take().expect("stderr");
+    let lines: Vec<serde_json::Value> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let _ = child.wait();
+    let put_line = lines
+        .iter()
+        .find(|l| l["fields"]["method"] == "PUT")
+        .unwrap_or_else(|| panic!("no request line for the PUT in {lines:?}"));
+    let f = &put_line["fields"];
+    assert_eq!(f["path"], "/ns/logged");
+    assert_eq!(f["status"], 201);
+    assert_eq!(f["bytes"], 5);
+    assert!(f["latency_us"].is_u64(), "{f}");
+    assert_eq!(f["route"], "/{namespace}/{key}");
+}

@@ -13,3 +13,4 @@ mod prometheus;
 mod sccache;
 mod tls;
 mod util;
+mod webdav_props;
