@@ -36,6 +36,9 @@ pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
     }
     let config = Config::resolve(&args).context("failed to read the server configuration")?;
     if args.check_config {
+        if let Some(paths) = &config.tls {
+            tls::acceptor(paths).context("failed to load the TLS certificate and key")?;
+        }
         println!("configuration is valid:");
         println!("  listen          {}", config.listen);
         println!("  storage         {:?}", config.storage);

@@ -149,7 +149,7 @@ fn existing_objects_are_indexed_at_start() {
 }
 
 /// `--log-format json` with `CACHET_LOG=debug` gives one JSON line per request with method,
-/// path, status, bytes and latency, on the server's stderr.
+/// path, status, bytes and latency, on the server's stderr; SIGTERM removes an ephemeral store.
 #[test]
 fn json_request_logs() {
     use std::io::{BufRead, BufReader};
@@ -203,4 +203,14 @@ fn json_request_logs() {
     assert_eq!(f["bytes"], 5);
     assert!(f["latency_us"].is_u64(), "{f}");
     assert_eq!(f["route"], "/{namespace}/{key}");
+
+    // The ephemeral store's directory is gone once the server has exited.
+    let storage = lines
+        .iter()
+        .find_map(|l| l["fields"]["storage"].as_str())
+        .expect("the start-up line names the storage directory");
+    assert!(
+        !std::path::Path::new(storage).exists(),
+        "{storage} must be removed on exit"
+    );
 }
