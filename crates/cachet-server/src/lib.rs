@@ -15,6 +15,7 @@ pub mod http_util;
 pub mod metrics;
 pub mod route;
 pub mod server;
+pub mod stall;
 pub mod storage;
 pub mod tls;
 pub mod webdav;

@@ -58,6 +58,7 @@ pub struct Metrics {
     misses: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    stalled_writes: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -69,6 +70,7 @@ impl Default for Metrics {
             misses: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            stalled_writes: AtomicU64::new(0),
         }
     }
 }
@@ -133,10 +135,21 @@ impl Metrics {
         self.bytes_out.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Records a connection cut off because the client stopped reading.
+    pub fn stalled_write(&self) {
+        self.stalled_writes.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Zeroes every counter (the admin API's "zero stats"). Uptime and store sizes stay.
     pub fn zero(&self) {
         *self.labelled() = Labelled::default();
-        for c in [&self.hits, &self.misses, &self.bytes_in, &self.bytes_out] {
+        for c in [
+            &self.hits,
+            &self.misses,
+            &self.bytes_in,
+            &self.bytes_out,
+            &self.stalled_writes,
+        ] {
             c.store(0, Ordering::Relaxed);
         }
     }
@@ -193,7 +206,8 @@ impl Metrics {
             );
         }
         drop(l);
-        let simple: [(&str, &str, &str, f64); 12] = [
+        let simple: [(&str, &str, &str, f64); 13] = [
+            ("cachet_stalled_connections_total", "counter", "Connections closed because the client stopped reading for longer than the body timeout.", self.stalled_writes.load(Ordering::Relaxed) as f64),
             (
                 "cachet_cache_hits_total",
                 "counter",

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use crate::api::{handle, AppState};
 use crate::config::{Config, StorageSpec};
 use crate::metrics::Metrics;
+use crate::stall::StallGuard;
 use crate::storage::disk::DiskStore;
 use crate::storage::{Store, StoreError};
 use crate::tls::{self, TlsError};
@@ -28,6 +29,9 @@ use crate::tls::{self, TlsError};
 /// How long in-flight requests may take to finish after shutdown is requested.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to finish a TLS handshake.
+///
+/// Stalled writes (a client that stops reading a response) are cut off after the body timeout
+/// by [`StallGuard`].
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server could not start.
@@ -112,11 +116,16 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let on_stall = {
+            let state = state.clone();
+            Box::new(move || state.metrics.stalled_write()) as Box<dyn Fn() + Send + Sync>
+        };
         let state = state.clone();
         let service = service_fn(move |req| handle(state.clone(), req));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
+        let stream = StallGuard::new(stream, config.body_timeout, on_stall);
         tokio::spawn(async move {
             let result = match acceptor {
                 None => {

@@ -110,3 +110,42 @@ fn stalled_uploads_time_out() {
     let n = s.read_to_end(&mut buf);
     assert!(n.is_ok(), "the server closed the connection: {n:?}");
 }
+
+/// A client that asks for a large object and never reads it must not park its connection
+/// (and the server's buffers) forever: the stalled write fails after the body timeout.
+#[test]
+fn clients_that_stop_reading_are_cut_off() {
+    let mut config = crate::util::ephemeral();
+    config.body_timeout = Duration::from_secs(1);
+    let server = start(config);
+    let size = 32 << 20;
+    assert_eq!(put(&server.url("/ns/big"), &vec![3u8; size]).status, 201);
+    let mut s = TcpStream::connect(server.addr).expect("connect");
+    s.write_all(b"GET /ns/big HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("write");
+    // Do not read until the server reports that it cut the connection off.
+    crate::util::wait_for(
+        "the stalled connection to be cut off",
+        Duration::from_secs(60),
+        || {
+            String::from_utf8_lossy(&crate::util::get(&server.url("/metrics")).body)
+                .contains("cachet_stalled_connections_total 1")
+        },
+    );
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server kept the stalled connection open: {e}"),
+        }
+    }
+    assert!(
+        received < size,
+        "the server gave up before sending everything ({received} bytes)"
+    );
+}
