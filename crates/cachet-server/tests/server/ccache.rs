@@ -1,4 +1,5 @@
-//! Debian's ccache 4.7 with `remote_storage=http://...`: a wiped local cache gets remote hits.
+//! Debian's ccache 4.7 with `remote_storage=http://user:token@.../ccache/`: a wiped local cache
+//! gets remote hits from a token-protected server.
 
 use std::path::Path;
 use std::process::Command;
@@ -51,7 +52,12 @@ fn stat(ccache: &Path, cache_dir: &Path, name: &str) -> u64 {
 #[test]
 fn ccache_gets_remote_hits_from_cachet() {
     let ccache = require_tool("CACHET_TEST_CCACHE", "ccache", &[]);
-    let server = start(ephemeral());
+    // Token-protected, as a shared server would be: ccache sends the URL's user:password as
+    // HTTP Basic.
+    let mut config = ephemeral();
+    config.tokens = cachet_server::auth::Tokens::parse("ccache-secret-1 read,write ccache", "test")
+        .expect("tokens");
+    let server = start(config);
     let tmp = tempfile::tempdir().expect("tempdir");
     let project = tmp.path().join("project");
     std::fs::create_dir_all(&project).expect("mkdir");
@@ -61,7 +67,7 @@ fn ccache_gets_remote_hits_from_cachet() {
         "#include <stdio.h>\nvoid b(void) { puts(\"b\"); }\n",
     )
     .expect("b.c");
-    let remote = server.url("/ccache/");
+    let remote = format!("http://ci:ccache-secret-1@{}/ccache/", server.addr);
 
     let first = tmp.path().join("ccache-a");
     compile(&ccache, &first, &remote, &project);

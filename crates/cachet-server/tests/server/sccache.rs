@@ -1,5 +1,5 @@
 //! Unmodified sccache 0.19 using cachet as its WebDAV backend: a second, fresh sccache
-//! (new local cache dir, new daemon) gets its Rust compilations from cachet.
+//! (new local cache dir, new daemon) gets its Rust compilations from a token-protected cachet.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -59,6 +59,8 @@ impl Client {
         c.env("SCCACHE_DIR", &self.dir)
             .env("SCCACHE_SERVER_PORT", self.port.to_string())
             .env("SCCACHE_WEBDAV_ENDPOINT", &self.endpoint)
+            .env("SCCACHE_WEBDAV_USERNAME", "ci")
+            .env("SCCACHE_WEBDAV_PASSWORD", "sccache-secret-1")
             .env("SCCACHE_IDLE_TIMEOUT", "0")
             .env("SCCACHE_ERROR_LOG", self.dir.join("error.log"))
             .env("SCCACHE_LOG", "debug");
@@ -124,7 +126,11 @@ fn write_project(dir: &Path) {
 #[test]
 fn sccache_gets_hits_from_cachet_over_webdav() {
     let sccache = sccache();
-    let server = start(ephemeral());
+    // Token-protected: sccache sends its WebDAV username/password as HTTP Basic.
+    let mut config = ephemeral();
+    config.tokens = cachet_server::auth::Tokens::parse("sccache-secret-1 read,write sccache", "t")
+        .expect("tokens");
+    let server = start(config);
     let tmp = tempfile::tempdir().expect("tempdir");
     let project = tmp.path().join("project");
     let target = tmp.path().join("target");
