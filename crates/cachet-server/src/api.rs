@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use crate::auth::{Denied, Scope, Tokens};
 use crate::error::ApiError;
@@ -53,8 +54,9 @@ pub async fn handle(
         .as_ref()
         .map(Route::template)
         .unwrap_or(INVALID_TEMPLATE);
+    let span = tracing::debug_span!("request", method = %method, path = %path);
     let result = match route {
-        Ok(route) => dispatch(&state, route, req).await,
+        Ok(route) => dispatch(&state, route, req).instrument(span).await,
         Err(err) => Err(err.into()),
     };
     let response = result.unwrap_or_else(ApiError::into_response);

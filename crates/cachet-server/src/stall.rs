@@ -20,8 +20,10 @@ use tokio::time::Sleep;
 pub struct StallGuard<T> {
     inner: T,
     timeout: Duration,
-    /// Armed while a write or flush is pending.
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// The timer, allocated once and reset each time a write starts waiting.
+    deadline: Pin<Box<Sleep>>,
+    /// True while a write or flush is pending (the timer counts).
+    armed: bool,
     /// Called when a stalled write is cut off (counts it in the metrics).
     on_stall: Box<dyn Fn() + Send + Sync>,
 }
@@ -32,19 +34,21 @@ impl<T> StallGuard<T> {
         StallGuard {
             inner,
             timeout,
-            deadline: None,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            armed: false,
             on_stall,
         }
     }
 
     fn on_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let timeout = self.timeout;
-        let deadline = self
-            .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match deadline.as_mut().poll(cx) {
+        if !self.armed {
+            let at = tokio::time::Instant::now() + self.timeout;
+            self.deadline.as_mut().reset(at);
+            self.armed = true;
+        }
+        match self.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => {
-                self.deadline = None;
+                self.armed = false;
                 (self.on_stall)();
                 Poll::Ready(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -58,7 +62,7 @@ impl<T> StallGuard<T> {
     fn guard<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
         match poll {
             Poll::Ready(r) => {
-                self.deadline = None;
+                self.armed = false;
                 Poll::Ready(r)
             }
             Poll::Pending => self.on_pending(cx).map(Err),

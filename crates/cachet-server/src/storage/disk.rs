@@ -69,9 +69,13 @@ struct Inner {
     /// Size and last use of every known object. A std mutex: it is held only for map updates
     /// and, on commit, for the rename and any evictions, never across an await.
     index: Mutex<Index>,
+    /// Evict least recently used objects past this many bytes.
     max_size: u64,
+    /// Prune objects unused for longer than this.
     max_age: Option<Duration>,
+    /// Objects evicted for size, reported by `usage`.
     evictions: AtomicU64,
+    /// Objects pruned for age, reported by `usage`.
     pruned: AtomicU64,
     /// Set when the start-up scan has finished.
     index_ready: AtomicBool,
