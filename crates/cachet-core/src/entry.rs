@@ -165,8 +165,7 @@ impl Entry {
 
     /// Serializes, compresses and checksums the entry.
     pub fn encode(&self, zstd_level: i32) -> Result<Vec<u8>, EntryError> {
-        let meta =
-            serde_json::to_vec(&self.meta).map_err(|e| EntryError::BadMeta(e.to_string()))?;
+        let meta = serde_json::to_vec(&self.meta).map_err(|e| EntryError::BadMeta(e.to_string()))?;
         let mut out = Vec::with_capacity(HEADER_LEN + (self.payload_len() as usize) / 3);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&ENTRY_FORMAT_VERSION.to_le_bytes());
@@ -208,9 +207,7 @@ impl Entry {
             .read_to_end(&mut body)
             .map_err(|e| EntryError::Decompress(e.to_string()))?;
         if body.len() as u64 > MAX_DECOMPRESSED {
-            return Err(EntryError::Decompress(
-                "entry is larger than the limit".into(),
-            ));
+            return Err(EntryError::Decompress("entry is larger than the limit".into()));
         }
         Self::decode_body(&body)
     }
@@ -225,8 +222,8 @@ impl Entry {
         if meta_len > rest.len() {
             return Err(bad("metadata length exceeds the body"));
         }
-        let meta: EntryMeta = serde_json::from_slice(&rest[..meta_len])
-            .map_err(|e| EntryError::BadMeta(e.to_string()))?;
+        let meta: EntryMeta =
+            serde_json::from_slice(&rest[..meta_len]).map_err(|e| EntryError::BadMeta(e.to_string()))?;
         let mut data = &rest[meta_len..];
         let mut take = |len: u64| -> Result<Vec<u8>, EntryError> {
             if len > data.len() as u64 {
@@ -241,10 +238,7 @@ impl Entry {
         let mut contents = Vec::with_capacity(meta.files.len());
         for f in &meta.files {
             if !is_safe_file_name(&f.name) {
-                return Err(EntryError::BadMeta(format!(
-                    "unsafe file name {:?}",
-                    f.name
-                )));
+                return Err(EntryError::BadMeta(format!("unsafe file name {:?}", f.name)));
             }
             let bytes = take(f.size)?;
             if Digest::of(&bytes) != f.hash {

@@ -48,44 +48,24 @@ pub const CACHET_TLS_KEY: &str = "CACHET_TLS_KEY";
 pub const CACHET_LOG_FORMAT: &str = "CACHET_LOG_FORMAT";
 /// Server: TOML configuration file.
 pub const CACHET_CONFIG: &str = "CACHET_CONFIG";
-/// Server: longest pause allowed while reading a request's headers or body (e.g. `30s`).
+/// Server: longest pause allowed while reading a request's headers or body, or while a client
+/// is not reading a response (e.g. `30s`). Default `30s`.
 pub const CACHET_BODY_TIMEOUT: &str = "CACHET_BODY_TIMEOUT";
 
 /// Every variable cachet reads, with a one-line description.
 pub const ALL: &[(&str, &str)] = &[
-    (
-        CACHET_DIR,
-        "local cache directory (default: platform cache dir/cachet)",
-    ),
-    (
-        CACHET_CACHE_SIZE,
-        "local cache size limit, e.g. 10G (default 10G)",
-    ),
+    (CACHET_DIR, "local cache directory (default: platform cache dir/cachet)"),
+    (CACHET_CACHE_SIZE, "local cache size limit, e.g. 10G (default 10G)"),
     (CACHET_LOG, "log filter, e.g. debug (default: off)"),
-    (
-        CACHET_LOG_FILE,
-        "wrapper log file (default: CACHET_DIR/cachet.log)",
-    ),
+    (CACHET_LOG_FILE, "wrapper log file (default: CACHET_DIR/cachet.log)"),
     (CACHET_RECACHE, "1 = compile and overwrite entries"),
     (CACHET_DISABLE, "1 = run rustc unchanged"),
-    (
-        CACHET_COMPRESSION_LEVEL,
-        "zstd level for new entries, 1-19 (default 3)",
-    ),
+    (CACHET_COMPRESSION_LEVEL, "zstd level for new entries, 1-19 (default 3)"),
     (CACHET_SERVER, "shared server URL (L2)"),
     (CACHET_TOKEN, "token for the shared server"),
-    (
-        CACHET_CA_CERT,
-        "extra CA certificate (PEM) for an https server",
-    ),
-    (
-        CACHET_NAMESPACE,
-        "namespace on the shared server (default cachet)",
-    ),
-    (
-        CACHET_LISTEN,
-        "server listen address (default 127.0.0.1:4226)",
-    ),
+    (CACHET_CA_CERT, "extra CA certificate (PEM) for an https server"),
+    (CACHET_NAMESPACE, "namespace on the shared server (default cachet)"),
+    (CACHET_LISTEN, "server listen address (default 127.0.0.1:4226)"),
     (CACHET_STORAGE, "server storage: dir:PATH or ephemeral"),
     (CACHET_MAX_SIZE, "server store size limit (default 10G)"),
     (CACHET_MAX_AGE, "server: prune objects older than this"),
@@ -96,10 +76,7 @@ pub const ALL: &[(&str, &str)] = &[
     (CACHET_TLS_KEY, "server: TLS private key (PEM)"),
     (CACHET_LOG_FORMAT, "server: text or json logs"),
     (CACHET_CONFIG, "server: TOML configuration file"),
-    (
-        CACHET_BODY_TIMEOUT,
-        "server: longest stall of a request body (default 30s)",
-    ),
+    (CACHET_BODY_TIMEOUT, "server: longest stall of a request or response (default 30s)"),
 ];
 
 /// True when `name` is a variable cachet knows.

@@ -83,17 +83,8 @@ mod tests {
     #[test]
     fn compiler_paths_are_wrapper_calls() {
         let argv = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        assert!(is_wrapper_invocation(&argv(&[
-            "cachet",
-            "/usr/bin/rustc",
-            "-vV"
-        ])));
-        assert!(is_wrapper_invocation(&argv(&[
-            "cachet",
-            "rustc",
-            "--crate-name",
-            "x"
-        ])));
+        assert!(is_wrapper_invocation(&argv(&["cachet", "/usr/bin/rustc", "-vV"])));
+        assert!(is_wrapper_invocation(&argv(&["cachet", "rustc", "--crate-name", "x"])));
         assert!(!is_wrapper_invocation(&argv(&["cachet", "stats"])));
         assert!(!is_wrapper_invocation(&argv(&["cachet", "--version"])));
         assert!(!is_wrapper_invocation(&argv(&["cachet"])));
