@@ -16,7 +16,7 @@ pub const CACHET_LOG_FILE: &str = "CACHET_LOG_FILE";
 pub const CACHET_RECACHE: &str = "CACHET_RECACHE";
 /// `1`: the wrapper runs rustc unchanged and records nothing.
 pub const CACHET_DISABLE: &str = "CACHET_DISABLE";
-/// zstd level used to compress new entries (1–19). Default 3.
+/// zstd level used to compress new entries (1–19). Default 1.
 pub const CACHET_COMPRESSION_LEVEL: &str = "CACHET_COMPRESSION_LEVEL";
 /// URL of a shared cachet server (the L2), e.g. `http://cache.internal:4226`.
 pub const CACHET_SERVER: &str = "CACHET_SERVER";
@@ -54,18 +54,39 @@ pub const CACHET_BODY_TIMEOUT: &str = "CACHET_BODY_TIMEOUT";
 
 /// Every variable cachet reads, with a one-line description.
 pub const ALL: &[(&str, &str)] = &[
-    (CACHET_DIR, "local cache directory (default: platform cache dir/cachet)"),
-    (CACHET_CACHE_SIZE, "local cache size limit, e.g. 10G (default 10G)"),
+    (
+        CACHET_DIR,
+        "local cache directory (default: platform cache dir/cachet)",
+    ),
+    (
+        CACHET_CACHE_SIZE,
+        "local cache size limit, e.g. 10G (default 10G)",
+    ),
     (CACHET_LOG, "log filter, e.g. debug (default: off)"),
-    (CACHET_LOG_FILE, "wrapper log file (default: CACHET_DIR/cachet.log)"),
+    (
+        CACHET_LOG_FILE,
+        "wrapper log file (default: CACHET_DIR/cachet.log)",
+    ),
     (CACHET_RECACHE, "1 = compile and overwrite entries"),
     (CACHET_DISABLE, "1 = run rustc unchanged"),
-    (CACHET_COMPRESSION_LEVEL, "zstd level for new entries, 1-19 (default 3)"),
+    (
+        CACHET_COMPRESSION_LEVEL,
+        "zstd level for new entries, 1-19 (default 1)",
+    ),
     (CACHET_SERVER, "shared server URL (L2)"),
     (CACHET_TOKEN, "token for the shared server"),
-    (CACHET_CA_CERT, "extra CA certificate (PEM) for an https server"),
-    (CACHET_NAMESPACE, "namespace on the shared server (default cachet)"),
-    (CACHET_LISTEN, "server listen address (default 127.0.0.1:4226)"),
+    (
+        CACHET_CA_CERT,
+        "extra CA certificate (PEM) for an https server",
+    ),
+    (
+        CACHET_NAMESPACE,
+        "namespace on the shared server (default cachet)",
+    ),
+    (
+        CACHET_LISTEN,
+        "server listen address (default 127.0.0.1:4226)",
+    ),
     (CACHET_STORAGE, "server storage: dir:PATH or ephemeral"),
     (CACHET_MAX_SIZE, "server store size limit (default 10G)"),
     (CACHET_MAX_AGE, "server: prune objects older than this"),

@@ -5,7 +5,9 @@
 
 /// A size could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid size {input:?}: expected a number with an optional K, M, G or T suffix, such as 10G")]
+#[error(
+    "invalid size {input:?}: expected a number with an optional K, M, G or T suffix, such as 10G"
+)]
 pub struct ParseSizeError {
     /// The text that was given.
     pub input: String,

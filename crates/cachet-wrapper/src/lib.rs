@@ -1,14 +1,129 @@
-//! The rustc wrapper (being built: issue 2).
+//! The rustc wrapper: what runs when cargo calls `cachet RUSTC ARGS...`.
+//!
+//! Data flows one way: [`invocation`] reads the command line and decides whether it can be
+//! cached; [`compiler`] and [`key`] compute the pre-key; [`manifest`] finds the entry for the
+//! current source files in the [`local_store`]; [`restore`] writes its outputs and replays
+//! rustc's output, or [`compile`] runs rustc and the result is stored.
+//!
+//! This crate is started for every rustc call, so it links no async runtime and initialises
+//! nothing a hit does not need. A failure inside cachet never fails a build: it is counted in
+//! [`stats`], logged, and rustc runs as if cachet were not there.
 #![deny(missing_docs)]
 
-use std::ffi::OsString;
-use std::process::ExitCode;
+pub mod compile;
+pub mod compiler;
+pub mod config;
+pub mod dep_info;
+pub mod file_hash;
+mod fsutil;
+pub mod invocation;
+pub mod journal;
+pub mod key;
+pub mod local_store;
+mod logging;
+pub mod manifest;
+pub mod notice;
+pub mod pipeline;
+pub mod restore;
+pub mod stats;
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use config::Config;
+use invocation::Plan;
+use pipeline::Outcome;
+use stats::{Delta, Stats};
+
+static OUTPUT_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Records that rustc's output (real or replayed) has begun, so an internal failure after this
+/// point must not run rustc a second time.
+pub(crate) fn mark_output_started() {
+    OUTPUT_STARTED.store(true, Ordering::SeqCst);
+}
 
 /// Runs one wrapped rustc invocation: `argv` is `[cachet, rustc, args...]`.
-pub fn run(argv: Vec<OsString>) -> ExitCode {
-    let status = std::process::Command::new(&argv[1]).args(&argv[2..]).status();
-    match status {
-        Ok(s) => ExitCode::from(s.code().unwrap_or(1) as u8),
-        Err(_) => ExitCode::FAILURE,
+pub fn run(argv: &[OsString]) -> ExitCode {
+    let rustc = argv[1].as_os_str();
+    let args = &argv[2..];
+    let config = Config::from_env();
+    if config.disable {
+        return exec(rustc, args);
     }
+    logging::init(&config);
+    let mut delta = Delta {
+        calls: 1,
+        ..Delta::default()
+    };
+    let mut report = pipeline::Report::default();
+    let krate: Option<String>;
+    let plan = invocation::plan(args);
+    // cargo discards the stderr of its version and print queries, so a warning shown there
+    // would be lost (and its marker would hide it from the real compiles).
+    if !matches!(plan, Plan::PassThrough(invocation::PassReason::Query)) {
+        for w in &config.warnings {
+            notice::warn_once(&config.dir, w, w);
+        }
+    }
+    let outcome = match plan {
+        Plan::PassThrough(reason) => {
+            tracing::debug!(%reason, "pass-through");
+            Stats::bump(&mut delta.pass_through, reason.label());
+            report.reason = Some(reason.label());
+            krate = crate_name_of(args);
+            Outcome::RunUnchanged
+        }
+        Plan::Cache(plan) => {
+            krate = Some(plan.crate_name.clone());
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pipeline::serve(&config, rustc, args, &plan, &mut delta, &mut report)
+            }));
+            match result {
+                Ok(o) => o,
+                Err(_) if OUTPUT_STARTED.load(Ordering::SeqCst) => Outcome::Exit(101),
+                Err(_) => {
+                    Stats::bump(&mut delta.errors, "internal error");
+                    Outcome::RunUnchanged
+                }
+            }
+        }
+    };
+    journal::append(
+        &config.dir,
+        &journal::Record {
+            time_ms: journal::now_ms(),
+            parent: std::os::unix::process::parent_id(),
+            krate,
+            outcome: report.outcome,
+            reason: report.reason,
+            pre_key: report.pre_key.map(|k| k.to_hex()),
+        },
+    );
+    if let Err(e) = stats::apply(&config.dir, &delta) {
+        tracing::warn!(error = %e, "cannot update statistics");
+        notice::warn_cache_unwritable(&config.dir, &e);
+    }
+    match outcome {
+        Outcome::Exit(code) => ExitCode::from(code),
+        Outcome::RunUnchanged => exec(rustc, args),
+    }
+}
+
+/// The `--crate-name` of an invocation that is not cached, for the journal.
+fn crate_name_of(args: &[OsString]) -> Option<String> {
+    let pos = args.iter().position(|a| a == "--crate-name")?;
+    args.get(pos + 1)?.to_str().map(str::to_string)
+}
+
+/// Replaces this process with `rustc args`.
+fn exec(rustc: &OsStr, args: &[OsString]) -> ExitCode {
+    let err = Command::new(rustc).args(args).exec();
+    eprintln!(
+        "error: cachet: failed to run {}: {err}",
+        rustc.to_string_lossy()
+    );
+    ExitCode::from(1)
 }

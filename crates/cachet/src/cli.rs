@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands;
 
@@ -42,9 +42,22 @@ pub fn is_wrapper_invocation(args: &[OsString]) -> bool {
     }
 }
 
+/// The list of `CACHET_*` variables shown under `--help`.
+fn environment_help() -> String {
+    let mut out = String::from("Environment:\n");
+    for (name, doc) in cachet_core::env_vars::ALL {
+        out.push_str(&format!("  {name:<26}{doc}\n"));
+    }
+    out
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cmd = Cli::command().after_help(environment_help());
+    let cli = match Cli::from_arg_matches(&cmd.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Stats(args) => commands::stats::run(&args),
         Command::ZeroStats => commands::zero_stats::run(),
@@ -65,7 +78,6 @@ pub fn run() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn subcommand_list_matches_clap() {
@@ -83,8 +95,17 @@ mod tests {
     #[test]
     fn compiler_paths_are_wrapper_calls() {
         let argv = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        assert!(is_wrapper_invocation(&argv(&["cachet", "/usr/bin/rustc", "-vV"])));
-        assert!(is_wrapper_invocation(&argv(&["cachet", "rustc", "--crate-name", "x"])));
+        assert!(is_wrapper_invocation(&argv(&[
+            "cachet",
+            "/usr/bin/rustc",
+            "-vV"
+        ])));
+        assert!(is_wrapper_invocation(&argv(&[
+            "cachet",
+            "rustc",
+            "--crate-name",
+            "x"
+        ])));
         assert!(!is_wrapper_invocation(&argv(&["cachet", "stats"])));
         assert!(!is_wrapper_invocation(&argv(&["cachet", "--version"])));
         assert!(!is_wrapper_invocation(&argv(&["cachet"])));

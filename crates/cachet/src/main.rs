@@ -12,7 +12,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if cli::is_wrapper_invocation(&args) {
-        return cachet_wrapper::run(args);
+        return cachet_wrapper::run(&args);
     }
     cli::run()
 }

@@ -1,16 +1,105 @@
-//! `cachet stats`: the local cache's statistics.
+//! `cachet stats`: what the local cache did, and what it saved.
 
 use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+use cachet_core::format_size;
+use cachet_wrapper::config::Config;
+use cachet_wrapper::local_store::LocalStore;
+use cachet_wrapper::stats::{self, Stats};
 
 /// Arguments of `cachet stats`.
 #[derive(Debug, clap::Args)]
 pub struct StatsArgs {
-    /// Print machine-readable JSON.
+    /// Print machine-readable JSON instead of a table.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Prints the statistics.
-pub fn run(_args: &StatsArgs) -> anyhow::Result<ExitCode> {
+/// Prints the statistics of the local cache.
+pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env();
+    let s = stats::read(&config.dir);
+    let store = LocalStore::new(&config.dir, config.cache_size);
+    let size = store.recount();
+    let objects = store.object_count();
+    if args.json {
+        let out = serde_json::json!({
+            "stats": s,
+            "cache": {
+                "dir": config.dir,
+                "size_bytes": size,
+                "limit_bytes": config.cache_size,
+                "objects": objects,
+            },
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", render(&s, &config, size, objects));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn secs(millis: u64) -> String {
+    format!("{:.1} s", millis as f64 / 1000.0)
+}
+
+/// The statistics as a table for people.
+pub fn render(s: &Stats, config: &Config, size: u64, objects: usize) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| out.push_str(&format!("{label:<34}{value}\n"));
+    line("Cache directory", config.dir.display().to_string());
+    if s.since_unix > 0 {
+        let since = UNIX_EPOCH + Duration::from_secs(s.since_unix);
+        line(
+            "Counting since",
+            humantime::format_rfc3339_seconds(since).to_string(),
+        );
+    }
+    line("Calls", s.calls.to_string());
+    line("  cacheable", s.cacheable_calls.to_string());
+    line("  hits (local cache)", s.hits_local.to_string());
+    line("  hits (server)", s.hits_remote.to_string());
+    line("  misses", s.misses.to_string());
+    let looked_up = s.hits() + s.misses;
+    if looked_up > 0 {
+        line(
+            "  hit rate",
+            format!("{:.1} %", 100.0 * s.hits() as f64 / looked_up as f64),
+        );
+    }
+    line("  compile failures", s.compile_failures.to_string());
+    line("Passed through", s.pass_through_total().to_string());
+    for (reason, n) in &s.pass_through {
+        line(&format!("  {reason}"), n.to_string());
+    }
+    line(
+        "Compiled, not stored",
+        s.not_stored.values().sum::<u64>().to_string(),
+    );
+    for (reason, n) in &s.not_stored {
+        line(&format!("  {reason}"), n.to_string());
+    }
+    line(
+        "Errors (build went on)",
+        s.errors.values().sum::<u64>().to_string(),
+    );
+    for (kind, n) in &s.errors {
+        line(&format!("  {kind}"), n.to_string());
+    }
+    line("Entries written", s.entries_written.to_string());
+    line("Bytes read from cache", format_size(s.bytes_read));
+    line("Bytes written to cache", format_size(s.bytes_written));
+    line("Time compiling (misses)", secs(s.compile_millis));
+    line("Time serving hits", secs(s.hit_millis));
+    line("Time saved (estimate)", secs(s.saved_millis));
+    line(
+        "Cache size",
+        format!(
+            "{} of {} ({objects} objects)",
+            format_size(size),
+            format_size(config.cache_size)
+        ),
+    );
+    out
 }

@@ -1,8 +1,15 @@
-//! `cachet zero-stats`: resets the statistics.
+//! `cachet zero-stats`: resets the statistics (the cached entries stay).
 
 use std::process::ExitCode;
 
-/// Resets the statistics.
+use anyhow::Context;
+use cachet_wrapper::config::Config;
+
+/// Resets the statistics of the local cache.
 pub fn run() -> anyhow::Result<ExitCode> {
+    let config = Config::from_env();
+    cachet_wrapper::stats::zero(&config.dir)
+        .with_context(|| format!("failed to reset the statistics in {}", config.dir.display()))?;
+    println!("statistics reset ({})", config.dir.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Cold and warm builds of a pinned workload: no cache vs cachet vs upstream sccache.
+
+Runs every scenario alternately, several times, and prints medians and ratios measured side
+by side in one run. Usage (from the repository root; `scripts/setup.sh` builds sccache):
+
+    python3 bench/build.py [--runs 3] [--workload ../shared/workloads/service]
+
+Scenarios (all with CARGO_INCREMENTAL=0, debug profile):
+  plain cold     cargo build, no wrapper, empty target/
+  cachet cold    through cachet with an empty cache
+  cachet warm    through cachet after `cargo clean` (cache filled by the cold run)
+  sccache cold   through sccache with an empty cache (its server restarted)
+  sccache warm   through sccache after `cargo clean`
+  copy limit     restore a saved copy of target/ and run a no-op cargo build
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sh(cmd, env=None, cwd=None, check=True, quiet=True):
+    out = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE if quiet else None,
+                         stderr=subprocess.PIPE if quiet else None, text=True)
+    if check and out.returncode != 0:
+        sys.exit(f"command failed: {' '.join(map(str, cmd))}\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def timed(cmd, env, cwd):
+    start = time.monotonic()
+    sh(cmd, env=env, cwd=cwd)
+    return time.monotonic() - start
+
+
+def base_env():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CACHET_", "SCCACHE_", "CARGO_BUILD_", "CARGO_PROFILE_"))
+           and k not in ("RUSTFLAGS", "RUSTC_WRAPPER", "CARGO_TARGET_DIR")}
+    env["CARGO_INCREMENTAL"] = "0"
+    env["CARGO_TERM_COLOR"] = "never"
+    return env
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workload", default=str(ROOT.parent / "shared/workloads/service"))
+    ap.add_argument("--cachet", default=str(ROOT / "target/release/cachet"))
+    ap.add_argument("--sccache", default=os.environ.get(
+        "CACHET_TEST_SCCACHE", str(Path.home() / ".cache/cachet-ci/sccache/bin/sccache")))
+    ap.add_argument("--scratch", default="/tmp/cachet-bench")
+    ap.add_argument("--json", help="also write the raw timings to this file")
+    args = ap.parse_args()
+
+    for tool in (args.cachet, args.sccache):
+        if not Path(tool).is_file():
+            sys.exit(f"{tool} is missing: run scripts/setup.sh and cargo build --release -p cachet")
+
+    scratch = Path(args.scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
+    work = scratch / "work"
+    shutil.copytree(args.workload, work, ignore=shutil.ignore_patterns("target"))
+    env0 = base_env()
+    sh(["cargo", "fetch", "--locked"], env=env0, cwd=work)
+    build = ["cargo", "build", "--locked", "--offline"]
+    target = work / "target"
+    saved = scratch / "saved-target"
+
+    cachet_env = dict(env0, RUSTC_WRAPPER=args.cachet, CACHET_DIR=str(scratch / "cachet-cache"))
+    sccache_env = dict(env0, RUSTC_WRAPPER=args.sccache, SCCACHE_DIR=str(scratch / "sccache-cache"),
+                       SCCACHE_SERVER_PORT="4299", SCCACHE_IDLE_TIMEOUT="0", SCCACHE_CACHE_SIZE="10G")
+
+    def clean():
+        shutil.rmtree(target, ignore_errors=True)
+
+    def program_output():
+        return sh([str(target / "debug/wl-service")]).stdout
+
+    times = {k: [] for k in ["plain cold", "cachet cold", "cachet warm", "sccache cold",
+                             "sccache warm", "copy limit"]}
+    per_hit_ms = []
+    expected = None
+    for run in range(args.runs):
+        print(f"run {run + 1}/{args.runs}", file=sys.stderr)
+        # Alternate the order of the tools between runs so drift hits both alike.
+        order = ["plain", "cachet", "sccache"] if run % 2 == 0 else ["sccache", "cachet", "plain"]
+        for tool in order:
+            if tool == "plain":
+                clean()
+                times["plain cold"].append(timed(build, env0, work))
+                expected = expected or program_output()
+                shutil.rmtree(saved, ignore_errors=True)
+                shutil.copytree(target, saved, symlinks=True)
+                clean()
+                start = time.monotonic()
+                shutil.copytree(saved, target, symlinks=True)
+                sh(build, env=env0, cwd=work)
+                times["copy limit"].append(time.monotonic() - start)
+            elif tool == "cachet":
+                shutil.rmtree(cachet_env["CACHET_DIR"], ignore_errors=True)
+                clean()
+                times["cachet cold"].append(timed(build, cachet_env, work))
+                clean()
+                sh([args.cachet, "zero-stats"], env=cachet_env)
+                times["cachet warm"].append(timed(build, cachet_env, work))
+                stats = json.loads(sh([args.cachet, "stats", "--json"], env=cachet_env).stdout)["stats"]
+                hits = stats["hits_local"] + stats["hits_remote"]
+                per_hit_ms.append(stats["hit_millis"] / hits if hits else float("nan"))
+                assert program_output() == (expected or program_output()), "cachet changed the output"
+            else:
+                sh([args.sccache, "--stop-server"], env=sccache_env, check=False)
+                shutil.rmtree(sccache_env["SCCACHE_DIR"], ignore_errors=True)
+                sh([args.sccache, "--start-server"], env=sccache_env)
+                clean()
+                times["sccache cold"].append(timed(build, sccache_env, work))
+                clean()
+                times["sccache warm"].append(timed(build, sccache_env, work))
+                sh([args.sccache, "--stop-server"], env=sccache_env, check=False)
+
+    med = {k: statistics.median(v) for k, v in times.items()}
+    plain = med["plain cold"]
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    rustc = sh(["rustc", "--version"]).stdout.strip()
+    print()
+    print(f"Workload: {Path(args.workload).name} (debug, CARGO_INCREMENTAL=0), {args.runs} runs, medians")
+    print(f"Machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}; {rustc}")
+    print()
+    print("| scenario | median | vs plain cold | runs (s) |")
+    print("|---|---:|---:|---|")
+    for k, v in times.items():
+        print(f"| {k} | {med[k]:.1f} s | {med[k] / plain:.2f}x | {', '.join(f'{x:.1f}' for x in v)} |")
+    print()
+    print(f"cachet cold / plain cold:   {med['cachet cold'] / plain:.3f}x")
+    print(f"cachet warm / sccache warm: {med['cachet warm'] / med['sccache warm']:.3f}x")
+    print(f"cachet warm / copy limit:   {med['cachet warm'] / med['copy limit']:.2f}x")
+    print(f"cachet time per hit (inside the wrapper, median of runs): {statistics.median(per_hit_ms):.1f} ms")
+    print()
+    print("Reproduce: python3 bench/build.py --runs", args.runs)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"times": times, "per_hit_ms": per_hit_ms}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

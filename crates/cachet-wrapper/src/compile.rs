@@ -1,0 +1,71 @@
+//! Running rustc on a miss, passing its output through as it arrives while recording it.
+//!
+//! Output is forwarded chunk by chunk, not at exit: cargo starts dependent crates as soon as
+//! it reads the `.rmeta` artifact notification (pipelining), which rustc prints long before it
+//! finishes code generation.
+
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Instant;
+
+/// A finished rustc run.
+pub struct Compiled {
+    /// How rustc exited.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr.
+    pub stderr: Vec<u8>,
+    /// Wall time in milliseconds.
+    pub millis: u64,
+}
+
+fn pump(mut from: impl Read, mut to: impl Write) -> io::Result<Vec<u8>> {
+    let mut recorded = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        recorded.extend_from_slice(&buf[..n]);
+        // If cargo stopped reading, keep draining rustc so it is not blocked.
+        let _ = to.write_all(&buf[..n]).and_then(|()| to.flush());
+    }
+    Ok(recorded)
+}
+
+/// Runs `rustc args` in the current directory, streaming and recording its output.
+pub fn run(rustc: &Path, args: &[OsString]) -> io::Result<Compiled> {
+    let start = Instant::now();
+    let mut child = Command::new(rustc)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("no stdout pipe"))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| io::Error::other("no stderr pipe"))?;
+    let out_thread = std::thread::spawn(move || pump(stdout, io::stdout()));
+    let err_result = pump(stderr, io::stderr());
+    let out_result = out_thread
+        .join()
+        .map_err(|_| io::Error::other("stdout reader panicked"))?;
+    let status = child.wait()?;
+    Ok(Compiled {
+        status,
+        stdout: out_result?,
+        stderr: err_result?,
+        millis: start.elapsed().as_millis() as u64,
+    })
+}

@@ -1,0 +1,229 @@
+//! Content hashes of files, remembered across rustc calls for large, settled files.
+//!
+//! Every call hashes its extern crates (often tens of MB) and the compiler's libraries; doing
+//! that from scratch on every call would put hundreds of milliseconds on each hit. So the hash
+//! of a large file is remembered in the cache directory, keyed by its path and checked against
+//! its device, inode, size, mtime and ctime. An edit that keeps size and mtime still changes
+//! ctime (which no user tool can set), and a record is trusted only when it was taken at least
+//! [`SETTLE`] after the file's last change: a second write inside the same coarse timestamp
+//! tick could otherwise keep every field equal (git's "racily clean" problem).
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cachet_core::{Digest, Hasher};
+
+/// Files smaller than this are simply hashed: reading a record would cost as much.
+const REMEMBER_AT_LEAST: u64 = 256 * 1024;
+/// How long after its last change a file's hash may be remembered.
+const SETTLE: Duration = Duration::from_secs(2);
+const RECORD_LEN: usize = 8 * 6 + 32;
+
+/// Identity of a file's current version, as far as metadata tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+impl Fingerprint {
+    /// Reads the fingerprint of `meta`.
+    pub fn of(meta: &fs::Metadata) -> Fingerprint {
+        Fingerprint {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        }
+    }
+
+    /// Adds the fingerprint to a hasher.
+    pub fn feed(&self, h: &mut Hasher, tag: &str) {
+        let mut b = Vec::with_capacity(40);
+        for v in [
+            self.dev,
+            self.ino,
+            self.size,
+            self.mtime_ns as u64,
+            self.ctime_ns as u64,
+        ] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        h.field(tag, &b);
+    }
+
+    /// The device the file is on.
+    pub fn dev(&self) -> u64 {
+        self.dev
+    }
+
+    /// The latest of mtime and ctime, in nanoseconds since the epoch.
+    pub fn changed_ns(&self) -> i64 {
+        self.mtime_ns.max(self.ctime_ns)
+    }
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Hashes file contents with blake3.
+pub fn hash_contents(path: &Path) -> io::Result<Digest> {
+    let mut f = File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Digest(*hasher.finalize().as_bytes()))
+}
+
+/// Hashes files, remembering large settled ones under `records` (None: never remember).
+pub struct FileHasher {
+    records: Option<PathBuf>,
+}
+
+impl FileHasher {
+    /// A hasher that keeps its records in `records` (created on demand).
+    pub fn new(records: Option<PathBuf>) -> FileHasher {
+        FileHasher { records }
+    }
+
+    /// The content hash of `path`.
+    pub fn hash(&self, path: &Path) -> io::Result<Digest> {
+        let meta = fs::metadata(path)?;
+        let fp = Fingerprint::of(&meta);
+        let record = match &self.records {
+            Some(dir) if meta.size() >= REMEMBER_AT_LEAST => Some(self.record_path(dir, path)),
+            _ => None,
+        };
+        if let Some(rec) = &record {
+            if let Some(d) = read_record(rec, &fp) {
+                return Ok(d);
+            }
+        }
+        let digest = hash_contents(path)?;
+        // The file may have changed while we read it; only remember what is provably settled.
+        if let Some(rec) = &record {
+            let after = fs::metadata(path).map(|m| Fingerprint::of(&m));
+            let now = now_ns();
+            if after.as_ref().ok() == Some(&fp) && now - fp.changed_ns() >= SETTLE.as_nanos() as i64
+            {
+                write_record(rec, &fp, now, &digest);
+            }
+        }
+        Ok(digest)
+    }
+
+    fn record_path(&self, dir: &Path, path: &Path) -> PathBuf {
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let h = Digest::of(abs.as_os_str().as_encoded_bytes()).to_hex();
+        dir.join(&h[..2]).join(&h[2..])
+    }
+}
+
+fn read_record(rec: &Path, fp: &Fingerprint) -> Option<Digest> {
+    let bytes = fs::read(rec).ok()?;
+    if bytes.len() != RECORD_LEN {
+        return None;
+    }
+    let word = |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    let stored = Fingerprint {
+        dev: word(0),
+        ino: word(1),
+        size: word(2),
+        mtime_ns: word(3) as i64,
+        ctime_ns: word(4) as i64,
+    };
+    let recorded_ns = word(5) as i64;
+    if stored != *fp || recorded_ns - fp.changed_ns() < SETTLE.as_nanos() as i64 {
+        return None;
+    }
+    let mut d = [0u8; 32];
+    d.copy_from_slice(&bytes[48..80]);
+    Some(Digest(d))
+}
+
+fn write_record(rec: &Path, fp: &Fingerprint, recorded_ns: i64, digest: &Digest) {
+    let mut bytes = Vec::with_capacity(RECORD_LEN);
+    for v in [
+        fp.dev,
+        fp.ino,
+        fp.size,
+        fp.mtime_ns as u64,
+        fp.ctime_ns as u64,
+        recorded_ns as u64,
+    ] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes.extend_from_slice(&digest.0);
+    // Best effort: a record that cannot be written only costs a re-hash next time.
+    let _ = crate::fsutil::write_atomic(rec, &bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_size_and_mtime_edit_is_not_fooled() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("big.rlib");
+        let records = dir.path().join("records");
+        let mut bytes = vec![b'a'; REMEMBER_AT_LEAST as usize + 10];
+        fs::write(&f, &bytes).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        // A record is only written once the file's ctime has settled.
+        std::thread::sleep(SETTLE + Duration::from_millis(100));
+        let hasher = FileHasher::new(Some(records.clone()));
+        let h1 = hasher.hash(&f).unwrap();
+        assert_eq!(h1, hash_contents(&f).unwrap());
+        let rec = hasher.record_path(&records, &f);
+        assert!(rec.is_file(), "the settled file's hash was not remembered");
+        assert_eq!(hasher.hash(&f).unwrap(), h1, "remembered hash is used");
+        // Same size, same mtime, different bytes: only ctime and the content differ.
+        bytes[5] = b'b';
+        fs::write(&f, &bytes).unwrap();
+        File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let h2 = hasher.hash(&f).unwrap();
+        assert_ne!(h1, h2);
+        assert_eq!(h2, hash_contents(&f).unwrap());
+    }
+
+    #[test]
+    fn fresh_files_are_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("fresh.rlib");
+        fs::write(&f, vec![0u8; REMEMBER_AT_LEAST as usize]).unwrap();
+        let records = dir.path().join("records");
+        let hasher = FileHasher::new(Some(records.clone()));
+        hasher.hash(&f).unwrap();
+        assert!(!hasher.record_path(&records, &f).exists());
+    }
+}

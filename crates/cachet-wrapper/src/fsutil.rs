@@ -1,0 +1,49 @@
+//! Small filesystem helpers shared by the stores: atomic writes and unique temporary names.
+//!
+//! Many rustc processes and several cargo builds write the same cache directory at once, so
+//! every file is written under a unique temporary name and renamed into place: a reader sees
+//! the old file, the new file, or nothing, never a half-written one.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A temporary path next to `target`, unique to this process and call.
+pub fn temp_path_for(target: &Path) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.tmp.{}.{n}", std::process::id()))
+}
+
+/// Writes `bytes` to `target` atomically, creating the parent directory if needed.
+pub fn write_atomic(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with_mode(target, bytes, None)
+}
+
+/// Writes `bytes` to `target` atomically with the given permission bits.
+pub fn write_atomic_with_mode(target: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let tmp = temp_path_for(target);
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if let Some(mode) = mode {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
+        drop(f);
+        fs::rename(&tmp, target)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,97 @@
+//! Restoring a hit: writing its files into this invocation's out-dir and replaying output.
+//!
+//! Files are written atomically (temporary name, rename), so a cargo that reads an output
+//! while another build restores it sees the old or the new file, never half of one. Paths of
+//! the recorded build are rewritten where they name its out-dir: the targets of the `.d`
+//! file and cargo's `{"artifact": ...}` notifications on stderr. Everything else is replayed
+//! byte for byte, so cached crates show their warnings exactly as a compile would.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use cachet_core::entry::Entry;
+
+use crate::dep_info;
+use crate::fsutil;
+
+/// Writes every file of `entry` into `out_dir`, rewriting the dep-info file's targets.
+/// Files are written before any output is replayed, so an artifact notification never names a
+/// file that is not there yet.
+pub fn write_outputs(entry: &Entry, out_dir: &Path, dep_info_name: &str) -> io::Result<u64> {
+    let new_dir = out_dir.to_string_lossy();
+    let mut written = 0;
+    for (file, bytes) in entry.meta.files.iter().zip(&entry.contents) {
+        let target = out_dir.join(&file.name);
+        if file.name == dep_info_name {
+            let text = String::from_utf8_lossy(bytes);
+            let rewritten = dep_info::rewrite_targets(&text, &entry.meta.out_dir, &new_dir);
+            fsutil::write_atomic_with_mode(&target, rewritten.as_bytes(), Some(file.mode))?;
+        } else {
+            fsutil::write_atomic_with_mode(&target, bytes, Some(file.mode))?;
+        }
+        written += file.size;
+    }
+    Ok(written)
+}
+
+/// Rewrites cargo's artifact notifications that name `old_dir` so they name `new_dir`.
+pub fn rewrite_artifacts(stderr: &[u8], old_dir: &str, new_dir: &str) -> Vec<u8> {
+    if old_dir == new_dir {
+        return stderr.to_vec();
+    }
+    let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let old_json = json(old_dir.trim_end_matches('/'));
+    let new_json = json(new_dir.trim_end_matches('/'));
+    // `"artifact":"<old>/` — the quotes of the JSON strings, minus the closing one.
+    let needle = format!("{{\"artifact\":{}/", &old_json[..old_json.len() - 1]);
+    let replacement = format!("{{\"artifact\":{}/", &new_json[..new_json.len() - 1]);
+    let mut out = Vec::with_capacity(stderr.len());
+    for line in stderr.split_inclusive(|&b| b == b'\n') {
+        match line.strip_prefix(needle.as_bytes()) {
+            Some(rest) => {
+                out.extend_from_slice(replacement.as_bytes());
+                out.extend_from_slice(rest);
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    out
+}
+
+/// Replays the recorded stdout and stderr.
+pub fn replay(entry: &Entry, out_dir: &Path) -> io::Result<()> {
+    let stderr = rewrite_artifacts(
+        &entry.stderr,
+        &entry.meta.out_dir,
+        &out_dir.to_string_lossy(),
+    );
+    let mut out = io::stdout().lock();
+    out.write_all(&entry.stdout)?;
+    out.flush()?;
+    let mut err = io::stderr().lock();
+    err.write_all(&stderr)?;
+    err.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_only_artifact_lines_of_the_old_dir() {
+        let stderr = b"{\"artifact\":\"/old/deps/libx.rmeta\",\"emit\":\"metadata\"}\n\
+{\"$message_type\":\"diagnostic\",\"message\":\"/old/deps is fine\"}\n\
+{\"artifact\":\"/elsewhere/liby.rlib\",\"emit\":\"link\"}\n";
+        let out =
+            String::from_utf8(rewrite_artifacts(stderr, "/old/deps", "/new \"q\"/deps")).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "{\"artifact\":\"/new \\\"q\\\"/deps/libx.rmeta\",\"emit\":\"metadata\"}"
+        );
+        assert!(lines[1].contains("/old/deps is fine"));
+        assert!(lines[2].contains("/elsewhere/liby.rlib"));
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["artifact"], "/new \"q\"/deps/libx.rmeta");
+    }
+}

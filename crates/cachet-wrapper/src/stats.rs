@@ -1,0 +1,186 @@
+//! Statistics of the local cache, shared by every wrapper process.
+//!
+//! Each wrapper call accumulates a [`Delta`] and applies it once at the end, under a short
+//! lock on `stats.lock`, to `stats.json` in the cache directory. One read-modify-write per
+//! call keeps the counts exact with any number of concurrent builds.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil;
+use crate::local_store::lock;
+
+/// Version of the statistics file.
+const STATS_VERSION: u32 = 1;
+
+/// The counters, as stored and as shown by `cachet stats --json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Stats {
+    /// Format version.
+    pub version: u32,
+    /// Unix time when counting started (creation or the last `zero-stats`).
+    pub since_unix: u64,
+    /// Every wrapper call.
+    pub calls: u64,
+    /// Calls looked up in the cache.
+    pub cacheable_calls: u64,
+    /// Hits in the local cache.
+    pub hits_local: u64,
+    /// Hits on the shared server.
+    pub hits_remote: u64,
+    /// Lookups that found nothing.
+    pub misses: u64,
+    /// Lookups on the shared server that found nothing.
+    pub misses_remote: u64,
+    /// Calls run unchanged, by reason.
+    pub pass_through: BTreeMap<String, u64>,
+    /// Compiles whose result was not stored, by reason.
+    pub not_stored: BTreeMap<String, u64>,
+    /// rustc exited with an error (nothing stored).
+    pub compile_failures: u64,
+    /// Problems inside cachet (the build went on), by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Entries written.
+    pub entries_written: u64,
+    /// Bytes of entries read on hits.
+    pub bytes_read: u64,
+    /// Bytes of entries written.
+    pub bytes_written: u64,
+    /// Milliseconds spent in rustc on misses.
+    pub compile_millis: u64,
+    /// Milliseconds spent serving hits.
+    pub hit_millis: u64,
+    /// Estimated milliseconds saved: recorded compile time minus time to serve, over hits.
+    pub saved_millis: u64,
+}
+
+/// Counts from one call, applied at its end.
+pub type Delta = Stats;
+
+impl Stats {
+    /// Adds every counter of `d`.
+    pub fn add(&mut self, d: &Delta) {
+        self.calls += d.calls;
+        self.cacheable_calls += d.cacheable_calls;
+        self.hits_local += d.hits_local;
+        self.hits_remote += d.hits_remote;
+        self.misses += d.misses;
+        self.misses_remote += d.misses_remote;
+        self.compile_failures += d.compile_failures;
+        self.entries_written += d.entries_written;
+        self.bytes_read += d.bytes_read;
+        self.bytes_written += d.bytes_written;
+        self.compile_millis += d.compile_millis;
+        self.hit_millis += d.hit_millis;
+        self.saved_millis += d.saved_millis;
+        for (map, other) in [
+            (&mut self.pass_through, &d.pass_through),
+            (&mut self.not_stored, &d.not_stored),
+            (&mut self.errors, &d.errors),
+        ] {
+            for (k, v) in other {
+                *map.entry(k.clone()).or_default() += v;
+            }
+        }
+    }
+
+    /// Counts one occurrence under `key` in `map`.
+    pub fn bump(map: &mut BTreeMap<String, u64>, key: impl Into<String>) {
+        *map.entry(key.into()).or_default() += 1;
+    }
+
+    /// All hits.
+    pub fn hits(&self) -> u64 {
+        self.hits_local + self.hits_remote
+    }
+
+    /// Calls run unchanged.
+    pub fn pass_through_total(&self) -> u64 {
+        self.pass_through.values().sum()
+    }
+}
+
+fn path(dir: &Path) -> PathBuf {
+    dir.join("stats.json")
+}
+
+/// Reads the statistics (zero when there are none yet).
+pub fn read(dir: &Path) -> Stats {
+    fs::read(path(dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Adds `delta` to the stored statistics.
+pub fn apply(dir: &Path, delta: &Delta) -> io::Result<()> {
+    let _guard = lock(dir, "stats")?;
+    let mut s = read(dir);
+    if s.version == 0 {
+        s.version = STATS_VERSION;
+        s.since_unix = now_unix();
+    }
+    s.add(delta);
+    fsutil::write_atomic(
+        &path(dir),
+        &serde_json::to_vec_pretty(&s).unwrap_or_default(),
+    )
+}
+
+/// Resets the statistics to zero.
+pub fn zero(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let _guard = lock(dir, "stats")?;
+    let s = Stats {
+        version: STATS_VERSION,
+        since_unix: now_unix(),
+        ..Stats::default()
+    };
+    fsutil::write_atomic(
+        &path(dir),
+        &serde_json::to_vec_pretty(&s).unwrap_or_default(),
+    )
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_applies_add_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let d = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        let mut delta = Delta {
+                            calls: 1,
+                            ..Delta::default()
+                        };
+                        Stats::bump(&mut delta.pass_through, "x");
+                        apply(&d, &delta).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let s = read(dir.path());
+        assert_eq!(s.calls, 200);
+        assert_eq!(s.pass_through["x"], 200);
+    }
+}

@@ -1,0 +1,180 @@
+//! The settings and subcommands a user touches: stats, zero-stats, CACHET_* variables, logs.
+
+use cachet_wrapper::journal::Outcome;
+
+use crate::util::{fixture, outcomes_for, stderr_of, Project};
+
+#[test]
+fn stats_show_hits_misses_and_pass_through_reasons() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[]);
+    p.cachet_cargo(&["clean"], &[]);
+    p.cachet_cargo(&["build"], &[]);
+
+    let out = p.cachet(&["stats", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["stats"]["hits_local"], 2);
+    assert_eq!(v["stats"]["misses"], 2);
+    assert_eq!(v["stats"]["entries_written"], 2);
+    assert!(
+        v["stats"]["pass_through"]["crate type bin"]
+            .as_u64()
+            .unwrap()
+            >= 2,
+        "{v}"
+    );
+    assert!(
+        v["stats"]["pass_through"]["version or print query"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{v}"
+    );
+    assert!(v["cache"]["size_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(v["cache"]["limit_bytes"], 10u64 << 30);
+
+    let text = String::from_utf8(p.cachet(&["stats"]).stdout).unwrap();
+    for line in [
+        "hits (local cache)",
+        "misses",
+        "crate type bin",
+        "Time saved (estimate)",
+        "Cache size",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+
+    assert!(p.cachet(&["zero-stats"]).status.success());
+    let v: serde_json::Value =
+        serde_json::from_slice(&p.cachet(&["stats", "--json"]).stdout).unwrap();
+    assert_eq!(v["stats"]["hits_local"], 0);
+    assert_eq!(v["stats"]["calls"], 0);
+    assert!(
+        v["cache"]["size_bytes"].as_u64().unwrap() > 0,
+        "zero-stats keeps the cache"
+    );
+}
+
+#[test]
+fn incremental_crates_pass_through_and_still_build() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[("CARGO_INCREMENTAL", "1")]);
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v1"));
+    let journal = p.journal();
+    assert_eq!(
+        outcomes_for(&journal, "core_lib"),
+        vec![Outcome::PassThrough]
+    );
+    // The three crates and the build script.
+    assert_eq!(
+        p.stats().pass_through.get("-C incremental").copied(),
+        Some(4),
+        "{:?}",
+        p.stats()
+    );
+}
+
+#[test]
+fn disable_runs_rustc_unchanged_and_records_nothing() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[("CACHET_DISABLE", "1")]);
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v1"));
+    assert!(p.journal().is_empty());
+    assert_eq!(p.stats().calls, 0);
+}
+
+#[test]
+fn recache_compiles_and_overwrites() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[]);
+    p.cachet_cargo(&["clean"], &[]);
+    let before = p.journal().len();
+    p.cachet_cargo(&["build"], &[("CACHET_RECACHE", "1")]);
+    let records = p.journal().split_off(before);
+    assert_eq!(outcomes_for(&records, "core_lib"), vec![Outcome::Miss]);
+    assert_eq!(p.stats().entries_written, 4);
+    assert_eq!(p.stats().hits_local, 0);
+}
+
+#[test]
+fn unknown_variables_and_bad_values_warn_once_per_build() {
+    let p = Project::copy_of(&fixture("soundness"));
+    let out = p.cachet_cargo(
+        &["build"],
+        &[("CACHET_BOGUS", "1"), ("CACHET_CACHE_SIZE", "huge")],
+    );
+    let err = stderr_of(&out);
+    assert_eq!(
+        err.matches("unknown variable CACHET_BOGUS").count(),
+        1,
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("CACHET_CACHE_SIZE=\"huge\" is not a size")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v1"));
+}
+
+#[test]
+fn debug_logs_go_to_the_log_file_never_to_stderr() {
+    let p = Project::copy_of(&fixture("soundness"));
+    let out = p.cachet_cargo(&["build"], &[("CACHET_LOG", "debug")]);
+    let log = std::fs::read_to_string(p.cache.join("cachet.log")).unwrap();
+    assert!(log.contains("stored") && log.contains("core_lib"), "{log}");
+    assert!(log.contains("pass-through"), "{log}");
+    let err = stderr_of(&out);
+    assert!(
+        !err.contains("DEBUG") && !err.contains("pass-through"),
+        "{err}"
+    );
+
+    let custom = p.tmp.path().join("custom.log");
+    p.cachet_cargo(&["clean"], &[]);
+    p.cachet_cargo(
+        &["build"],
+        &[
+            ("CACHET_LOG", "debug"),
+            ("CACHET_LOG_FILE", custom.to_str().unwrap()),
+        ],
+    );
+    assert!(std::fs::read_to_string(&custom).unwrap().contains("hit"));
+}
+
+#[test]
+fn small_cache_size_evicts_to_stay_under_the_limit() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[("CACHET_CACHE_SIZE", "6K")]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&p.cachet(&["stats", "--json"]).stdout).unwrap();
+    let size = v["cache"]["size_bytes"].as_u64().unwrap();
+    assert!(size <= 6 * 1024, "cache holds {size} bytes over a 6K limit");
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v1"));
+}
+
+#[test]
+fn version_and_help() {
+    let out = std::process::Command::new(crate::util::cachet_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("cachet "));
+    let out = std::process::Command::new(crate::util::cachet_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("RUSTC_WRAPPER"), "{help}");
+    assert!(help.contains("CACHET_DIR"), "{help}");
+}

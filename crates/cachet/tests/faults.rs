@@ -1,0 +1,147 @@
+//! Faults: a damaged or unusable cache never fails a build and is never restored from.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cachet_wrapper::journal::Outcome;
+
+use crate::util::{fixture, outcomes_for, stderr_of, Project};
+
+fn entry_files(cache: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for shard in fs::read_dir(cache.join("v1/entries")).unwrap() {
+        for f in fs::read_dir(shard.unwrap().path()).unwrap() {
+            let f = f.unwrap().path();
+            if !f.file_name().unwrap().to_string_lossy().starts_with('.') {
+                out.push(f);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn truncated_and_corrupted_entries_are_removed_never_restored() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[]);
+    let output = p.run_program("target", "debug", "app");
+    let entries = entry_files(&p.cache);
+    assert_eq!(entries.len(), 2);
+    // One entry cut in half, the other with one flipped byte in the middle.
+    let bytes = fs::read(&entries[0]).unwrap();
+    fs::write(&entries[0], &bytes[..bytes.len() / 2]).unwrap();
+    let mut bytes = fs::read(&entries[1]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    fs::write(&entries[1], &bytes).unwrap();
+
+    p.cachet_cargo(&["clean"], &[]);
+    let before = p.journal().len();
+    p.cachet_cargo(&["build"], &[]);
+    let records = p.journal().split_off(before);
+    for krate in ["core_lib", "dep_lib"] {
+        assert_eq!(
+            outcomes_for(&records, krate),
+            vec![Outcome::Miss],
+            "{krate} must not be restored"
+        );
+    }
+    assert_eq!(p.run_program("target", "debug", "app"), output);
+    assert_eq!(p.stats().errors.get("corrupt entry removed"), Some(&2));
+
+    // The entries were replaced by good ones.
+    p.cachet_cargo(&["clean"], &[]);
+    let before = p.journal().len();
+    p.cachet_cargo(&["build"], &[]);
+    let records = p.journal().split_off(before);
+    assert_eq!(outcomes_for(&records, "core_lib"), vec![Outcome::HitLocal]);
+}
+
+#[test]
+fn garbage_manifest_is_a_miss() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[]);
+    for shard in fs::read_dir(p.cache.join("v1/manifests")).unwrap() {
+        for f in fs::read_dir(shard.unwrap().path()).unwrap() {
+            fs::write(f.unwrap().path(), b"{\"version\":1,\"candidates\":[[").unwrap();
+        }
+    }
+    p.cachet_cargo(&["clean"], &[]);
+    let before = p.journal().len();
+    p.cachet_cargo(&["build"], &[]);
+    let records = p.journal().split_off(before);
+    assert_eq!(outcomes_for(&records, "core_lib"), vec![Outcome::Miss]);
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v1"));
+}
+
+/// A tmpfs mounted over a directory for the test's duration.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(dir: &Path, options: &str) -> Mount {
+        fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount is needed for this test");
+        assert!(
+            status.success(),
+            "mounting a tmpfs at {} failed: this test needs root (CI runs as root)",
+            dir.display()
+        );
+        Mount(dir.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+#[test]
+fn read_only_cache_dir_still_builds_and_warns_once() {
+    let p = Project::copy_of(&fixture("soundness"));
+    let _mount = Mount::tmpfs(&p.cache, "ro,size=1m");
+    let out = p.cachet_cargo(&["build"], &[]);
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v1"));
+    let err = stderr_of(&out);
+    assert_eq!(
+        count(&err, "warning: cachet: cannot write"),
+        1,
+        "exactly one warning:\n{err}"
+    );
+}
+
+#[test]
+fn full_cache_filesystem_still_builds_and_warns_once() {
+    let p = Project::copy_of(&fixture("soundness"));
+    let _mount = Mount::tmpfs(&p.cache, "size=16k");
+    let out = p.cachet_cargo(&["build"], &[]);
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v1"));
+    let err = stderr_of(&out);
+    assert_eq!(
+        count(&err, "warning: cachet: cannot write"),
+        1,
+        "exactly one warning:\n{err}"
+    );
+    // Whatever did get written is never half an entry.
+    if p.cache.join("v1/entries").is_dir() {
+        for f in entry_files(&p.cache) {
+            cachet_core::entry::Entry::decode(&fs::read(&f).unwrap()).unwrap();
+        }
+    }
+}

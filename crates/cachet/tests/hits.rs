@@ -1,0 +1,80 @@
+//! Hits: a rebuild after `cargo clean` restores every library crate, replays its warnings, and
+//! produces the same program; a second checkout elsewhere shows what is shared today.
+
+use cachet_wrapper::journal::Outcome;
+
+use crate::util::{cacheable, copy_tree, fixture, outcomes_for, stderr_of, Project};
+
+#[test]
+fn clean_rebuild_hits_every_library_crate_and_replays_warnings() {
+    let p = Project::copy_of(&fixture("soundness"));
+    let first = p.cachet_cargo(&["build"], &[]);
+    let output = p.run_program("target", "debug", "app");
+    let warning = "function `unused_helper` is never used";
+    assert!(
+        stderr_of(&first).contains(warning),
+        "fixture should warn:\n{}",
+        stderr_of(&first)
+    );
+
+    p.cachet_cargo(&["clean"], &[]);
+    let before = p.journal().len();
+    let second = p.cachet_cargo(&["build"], &[]);
+    let records = p.journal().split_off(before);
+    for krate in ["core_lib", "dep_lib"] {
+        assert_eq!(
+            outcomes_for(&records, krate),
+            vec![Outcome::HitLocal],
+            "{krate}"
+        );
+    }
+    assert!(cacheable(&records)
+        .iter()
+        .all(|r| r.outcome == Outcome::HitLocal));
+    assert!(
+        stderr_of(&second).contains(warning),
+        "a cached crate's warning must still show:\n{}",
+        stderr_of(&second)
+    );
+    assert_eq!(p.run_program("target", "debug", "app"), output);
+
+    let stats = p.stats();
+    assert_eq!(stats.hits_local, 2);
+    assert_eq!(stats.misses, 2);
+    assert!(stats.saved_millis > 0 || stats.hit_millis > 0);
+}
+
+/// Today's keys contain the working directory and the `-L dependency=` directory, so a second
+/// checkout at another path with its own target dir shares nothing; it must still build the
+/// same program. (Path-independent keys are a separate issue; this records the baseline.)
+#[test]
+fn second_checkout_elsewhere_builds_the_same_program() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[]);
+    let output = p.run_program("target", "debug", "app");
+
+    let other = p.tmp.path().join("elsewhere/checkout");
+    copy_tree(&p.root, &other);
+    std::fs::remove_dir_all(other.join("target")).ok();
+    let q = Project {
+        tmp: tempfile::tempdir().unwrap(),
+        root: other,
+        cache: p.cache,
+    };
+    let before = q.journal().len();
+    q.cachet_cargo(&["build"], &[]);
+    let records = q.journal().split_off(before);
+    let hits = cacheable(&records)
+        .iter()
+        .filter(|r| r.outcome == Outcome::HitLocal)
+        .count();
+    eprintln!(
+        "second checkout at another path: {hits} of {} cacheable crates hit",
+        cacheable(&records).len()
+    );
+    assert_eq!(
+        hits, 0,
+        "path-dependent keys are expected to miss across checkouts today"
+    );
+    assert_eq!(q.run_program("target", "debug", "app"), output);
+}

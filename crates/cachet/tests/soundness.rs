@@ -1,0 +1,305 @@
+//! Soundness: change one input at a time and prove the next build misses and behaves exactly
+//! like a plain `cargo build` of the same state. A wrong hit here would ship a wrong binary.
+
+use std::fs;
+use std::path::Path;
+use std::time::SystemTime;
+
+use cachet_wrapper::journal::Outcome;
+
+use crate::util::{fixture, outcomes_for, Project};
+
+/// One change to the fixture and how it must show.
+struct Mutation {
+    name: &'static str,
+    /// Edits files in the project root.
+    edit: fn(&Path),
+    /// Extra cargo arguments for this build only.
+    args: &'static [&'static str],
+    /// Extra environment for this build only.
+    env: &'static [(&'static str, &'static str)],
+    /// Run `cargo clean` (or `clean -p`) first, because cargo itself would not notice.
+    clean: Option<&'static [&'static str]>,
+    /// A line the program must print afterwards.
+    expect: &'static str,
+    /// Crates that must miss (compile) in this build.
+    must_miss: &'static [&'static str],
+}
+
+fn replace(root: &Path, file: &str, from: &str, to: &str) {
+    let path = root.join(file);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} does not contain {from:?}");
+    fs::write(&path, text.replace(from, to)).unwrap();
+}
+
+fn keep_size_and_mtime_edit(root: &Path) {
+    let path = root.join("core-lib/src/shapes.rs");
+    let before = fs::metadata(&path).unwrap();
+    let mtime: SystemTime = before.modified().unwrap();
+    replace(root, "core-lib/src/shapes.rs", "square", "circle");
+    let f = fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    let after = fs::metadata(&path).unwrap();
+    assert_eq!(before.len(), after.len());
+    assert_eq!(after.modified().unwrap(), mtime);
+}
+
+fn no_edit(_: &Path) {}
+
+const MUTATIONS: &[Mutation] = &[
+    Mutation {
+        name: "a source line",
+        edit: |r| replace(r, "core-lib/src/lib.rs", "core-lib v1", "core-lib v2"),
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "lib=core-lib v2",
+        must_miss: &["core_lib"],
+    },
+    Mutation {
+        name: "a module file",
+        edit: |r| {
+            replace(
+                r,
+                "core-lib/src/shapes.rs",
+                "\"square\", 4",
+                "\"square\", 5",
+            )
+        },
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "shape=square:5",
+        must_miss: &["core_lib"],
+    },
+    Mutation {
+        name: "an include_str! file",
+        edit: |r| fs::write(r.join("core-lib/data/greeting.txt"), "Hello again\n").unwrap(),
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "greeting=Hello again",
+        must_miss: &["core_lib"],
+    },
+    Mutation {
+        name: "a feature",
+        edit: no_edit,
+        args: &["--features", "core-lib/extra"],
+        env: &[],
+        clean: None,
+        expect: "extra=true",
+        must_miss: &["core_lib"],
+    },
+    Mutation {
+        name: "a --cfg from RUSTFLAGS",
+        edit: no_edit,
+        args: &[],
+        env: &[("RUSTFLAGS", "--cfg fixture_cfg")],
+        clean: None,
+        expect: "cfg=true",
+        must_miss: &["core_lib", "dep_lib"],
+    },
+    Mutation {
+        name: "a variable read by option_env!",
+        edit: no_edit,
+        args: &[],
+        env: &[("FIXTURE_FLAVOR", "spicy")],
+        clean: None,
+        expect: "flavor=spicy",
+        must_miss: &["core_lib"],
+    },
+    Mutation {
+        name: "the edition",
+        edit: |r| {
+            replace(
+                r,
+                "core-lib/Cargo.toml",
+                "edition = \"2021\"",
+                "edition = \"2018\"",
+            )
+        },
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "edition_item=&i32",
+        must_miss: &["core_lib"],
+    },
+    Mutation {
+        name: "the profile (opt-level, debug assertions)",
+        edit: no_edit,
+        args: &["--release"],
+        env: &[],
+        clean: None,
+        expect: "debug_assertions=false",
+        must_miss: &["core_lib", "dep_lib"],
+    },
+    Mutation {
+        name: "a dependency's source",
+        edit: |r| replace(r, "dep-lib/src/lib.rs", "    1\n", "    2\n"),
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "dep=dep-lib 0.1.0 value=2",
+        must_miss: &["dep_lib", "core_lib"],
+    },
+    Mutation {
+        name: "a dependency's version",
+        edit: |r| {
+            replace(
+                r,
+                "dep-lib/Cargo.toml",
+                "version = \"0.1.0\"",
+                "version = \"0.1.1\"",
+            )
+        },
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "dep=dep-lib 0.1.1 value=2",
+        must_miss: &["dep_lib", "core_lib"],
+    },
+    Mutation {
+        name: "a file a build script writes into OUT_DIR",
+        edit: |r| fs::write(r.join("core-lib/build-input.txt"), "build input v2\n").unwrap(),
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "generated=build input v2",
+        must_miss: &["core_lib"],
+    },
+    Mutation {
+        name: "an edit that keeps the file's size and mtime",
+        edit: keep_size_and_mtime_edit,
+        args: &[],
+        env: &[],
+        // cargo trusts mtimes, so it would not even call rustc; make it.
+        clean: Some(&["-p", "core-lib"]),
+        expect: "shape=circle:5",
+        must_miss: &["core_lib"],
+    },
+];
+
+#[test]
+fn each_input_change_misses_and_matches_a_plain_build() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[]);
+    p.plain_cargo(&["build"], &[]);
+    let mut previous = p.run_program("target", "debug", "app");
+    assert_eq!(previous, p.run_program("target-plain", "debug", "app"));
+    assert_eq!(outcomes_for(&p.journal(), "core_lib"), vec![Outcome::Miss]);
+
+    for m in MUTATIONS {
+        (m.edit)(&p.root);
+        if let Some(clean) = m.clean {
+            let mut args = vec!["clean"];
+            args.extend_from_slice(clean);
+            p.cachet_cargo(&args, &[]);
+            p.plain_cargo(&args, &[]);
+        }
+        let mut args = vec!["build"];
+        args.extend_from_slice(m.args);
+        let before = p.journal().len();
+        p.cachet_cargo(&args, m.env);
+        p.plain_cargo(&args, m.env);
+        let records = p.journal().split_off(before);
+        for krate in m.must_miss {
+            let outcomes = outcomes_for(&records, krate);
+            assert!(
+                outcomes.contains(&Outcome::Miss) && !outcomes.contains(&Outcome::HitLocal),
+                "changing {}: {krate} should have missed, got {outcomes:?}",
+                m.name
+            );
+        }
+        let profile = if m.args.contains(&"--release") {
+            "release"
+        } else {
+            "debug"
+        };
+        let cached = p.run_program("target", profile, "app");
+        let plain = p.run_program("target-plain", profile, "app");
+        assert_eq!(
+            cached, plain,
+            "changing {}: output differs from a plain build",
+            m.name
+        );
+        assert!(
+            cached.lines().any(|l| l == m.expect),
+            "changing {}: expected {:?} in\n{cached}",
+            m.name,
+            m.expect
+        );
+        if m.args.is_empty() && m.env.is_empty() {
+            assert_ne!(
+                cached, previous,
+                "changing {} did not change the output",
+                m.name
+            );
+            previous = cached;
+        }
+    }
+
+    // Back to a state built before: after `cargo clean`, every library crate hits.
+    p.cachet_cargo(&["clean"], &[]);
+    let before = p.journal().len();
+    p.cachet_cargo(&["build"], &[]);
+    let records = p.journal().split_off(before);
+    for krate in ["core_lib", "dep_lib"] {
+        assert_eq!(
+            outcomes_for(&records, krate),
+            vec![Outcome::HitLocal],
+            "{krate} after clean"
+        );
+    }
+    assert_eq!(p.run_program("target", "debug", "app"), previous);
+}
+
+/// A compiler whose `-vV` is identical to the real one but which compiles differently (here: a
+/// wrapper script adding `--cfg injected`) must not share entries with it.
+#[test]
+fn a_different_rustc_with_the_same_version_misses() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[]);
+    let baseline = p.run_program("target", "debug", "app");
+    assert!(baseline.contains("injected=false"));
+
+    let sysroot = String::from_utf8(
+        std::process::Command::new("rustc")
+            .args(["--print", "sysroot"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let real = Path::new(sysroot.trim()).join("bin/rustc");
+    let script = p.tmp.path().join("rustc-with-cfg");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n# Same -vV as rustc; every compile gets --cfg injected.\n\
+             for a in \"$@\"; do case \"$a\" in -vV|-V|--version|--print*|-) exec {real} \"$@\";; esac; done\n\
+             exec {real} \"$@\" --cfg injected\n",
+            real = real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let script_env = script.to_str().unwrap();
+
+    // Same -vV, so cargo's own fingerprints do not change: clean to make it call rustc.
+    p.cachet_cargo(&["clean"], &[]);
+    let before = p.journal().len();
+    p.cachet_cargo(&["build"], &[("RUSTC", script_env)]);
+    let records = p.journal().split_off(before);
+    for krate in ["core_lib", "dep_lib"] {
+        assert_eq!(
+            outcomes_for(&records, krate),
+            vec![Outcome::Miss],
+            "{krate} with another rustc"
+        );
+    }
+    let out = p.run_program("target", "debug", "app");
+    assert!(out.contains("injected=true"), "{out}");
+}

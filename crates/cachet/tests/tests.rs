@@ -1,0 +1,10 @@
+//! Integration tests of the `cachet` binary: real cargo builds of real projects through the
+//! wrapper, each in its own scratch directory with its own cache.
+
+mod util;
+
+mod commands;
+mod faults;
+mod hits;
+mod soundness;
+mod workload;

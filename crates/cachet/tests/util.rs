@@ -1,0 +1,190 @@
+//! Shared helpers: a scratch project per test, cargo run through cachet, and readers for the
+//! journal and statistics the wrapper leaves in its cache directory.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cachet_wrapper::journal::{self, Outcome, Record};
+use cachet_wrapper::stats::{self, Stats};
+
+/// The cachet binary under test: the release build the suite prepares (`CACHET_TEST_BIN`), or
+/// this crate's own build.
+pub fn cachet_bin() -> PathBuf {
+    std::env::var_os("CACHET_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cachet")))
+}
+
+/// Copies a directory tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() == "target" {
+                continue;
+            }
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The fixture directory `name` under `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The pinned crates.io workload beside the project.
+pub fn workload_service() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/workloads/service");
+    assert!(
+        p.join("Cargo.lock").is_file(),
+        "the pinned workload is missing at {}: the suite runs beside ../shared",
+        p.display()
+    );
+    p
+}
+
+/// A scratch copy of a project with its own cachet cache directory.
+pub struct Project {
+    /// Keeps the scratch directory alive.
+    pub tmp: tempfile::TempDir,
+    /// The project root.
+    pub root: PathBuf,
+    /// The cache directory used by the wrapper.
+    pub cache: PathBuf,
+}
+
+impl Project {
+    /// Copies `source` into a new scratch directory.
+    pub fn copy_of(source: &Path) -> Project {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("project");
+        copy_tree(source, &root);
+        let cache = tmp.path().join("cache");
+        Project { tmp, root, cache }
+    }
+
+    /// A cargo command in the project with a clean, predictable environment.
+    pub fn cargo_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("cargo");
+        cmd.args(args).current_dir(&self.root);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("CACHET_")
+                || k.starts_with("CARGO_BUILD_")
+                || k.starts_with("CARGO_PROFILE_")
+                || matches!(
+                    k.as_str(),
+                    "RUSTFLAGS"
+                        | "CARGO_ENCODED_RUSTFLAGS"
+                        | "CARGO_TARGET_DIR"
+                        | "RUSTC_WRAPPER"
+                        | "RUSTC"
+                        | "CARGO_INCREMENTAL"
+                )
+            {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.env("CARGO_INCREMENTAL", "0")
+            .env("CARGO_TERM_COLOR", "never");
+        cmd
+    }
+
+    /// Runs cargo through cachet; panics with the output if it fails.
+    pub fn cachet_cargo(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.cargo_command(args);
+        cmd.env("RUSTC_WRAPPER", cachet_bin())
+            .env("CACHET_DIR", &self.cache);
+        cmd.envs(env.iter().map(|(k, v)| (*k, *v)));
+        run_ok(cmd)
+    }
+
+    /// Runs cargo without cachet, into `target-plain`.
+    pub fn plain_cargo(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.cargo_command(args);
+        cmd.env("CARGO_TARGET_DIR", self.root.join("target-plain"));
+        cmd.envs(env.iter().map(|(k, v)| (*k, *v)));
+        run_ok(cmd)
+    }
+
+    /// Runs a `cachet` subcommand against this project's cache.
+    pub fn cachet(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(cachet_bin());
+        cmd.args(args).env("CACHET_DIR", &self.cache);
+        cmd.output().unwrap()
+    }
+
+    /// Runs the built program `target/<profile>/<name>` and returns its stdout.
+    pub fn run_program(&self, target: &str, profile: &str, name: &str) -> String {
+        let exe = self.root.join(target).join(profile).join(name);
+        let out = Command::new(&exe)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+        assert!(
+            out.status.success(),
+            "{} failed: {}",
+            exe.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The journal records written so far.
+    pub fn journal(&self) -> Vec<Record> {
+        journal::read(&self.cache)
+    }
+
+    /// The statistics so far.
+    pub fn stats(&self) -> Stats {
+        stats::read(&self.cache)
+    }
+}
+
+/// Runs a command and panics with its output unless it succeeds.
+pub fn run_ok(mut cmd: Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The outcomes recorded for `krate` among `records`.
+pub fn outcomes_for(records: &[Record], krate: &str) -> Vec<Outcome> {
+    records
+        .iter()
+        .filter(|r| r.krate.as_deref() == Some(krate))
+        .map(|r| r.outcome)
+        .collect()
+}
+
+/// Records of calls that were looked up in the cache (hits and misses).
+pub fn cacheable(records: &[Record]) -> Vec<&Record> {
+    records.iter().filter(|r| r.pre_key.is_some()).collect()
+}
+
+/// Text of a command's stderr.
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// True when `p` exists as a file.
+pub fn is_file(p: impl AsRef<OsStr>) -> bool {
+    Path::new(p.as_ref()).is_file()
+}

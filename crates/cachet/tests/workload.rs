@@ -1,0 +1,140 @@
+//! The pinned crates.io graph (`../shared/workloads/service`, 95 crates): a cold build stores
+//! every library crate, a rebuild after `cargo clean` restores all of them, and two builds at
+//! once share one cache without losing or corrupting anything.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use cachet_core::entry::Entry;
+use cachet_wrapper::journal::{Outcome, Record};
+
+use crate::util::{cacheable, workload_service, Project};
+
+fn fetch(p: &Project) {
+    p.cachet_cargo(&["fetch", "--locked"], &[]);
+}
+
+fn stored_crates(records: &[Record]) -> BTreeSet<String> {
+    records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Miss)
+        .filter_map(|r| r.krate.clone())
+        .collect()
+}
+
+/// Cacheable calls that compiled successfully instead of hitting. (Build scripts probe the
+/// compiler with snippets that are meant to fail; failed compiles are never stored.)
+fn successful_misses(records: &[Record]) -> Vec<&Record> {
+    cacheable(records)
+        .into_iter()
+        .filter(|r| !matches!(r.outcome, Outcome::HitLocal | Outcome::CompileFailed))
+        .collect()
+}
+
+/// Decodes every entry in the cache; returns how many there are.
+fn check_entries(cache: &Path) -> usize {
+    let mut n = 0;
+    for shard in std::fs::read_dir(cache.join("v1/entries")).unwrap() {
+        for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            let f = f.unwrap();
+            if f.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let bytes = std::fs::read(f.path()).unwrap();
+            Entry::decode(&bytes)
+                .unwrap_or_else(|e| panic!("corrupt entry {}: {e}", f.path().display()));
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn real_graph_warm_build_hits_every_library_crate() {
+    let p = Project::copy_of(&workload_service());
+    fetch(&p);
+    p.cachet_cargo(&["build", "--locked", "--offline"], &[]);
+    let output = p.run_program("target", "debug", "wl-service");
+    let cold = p.journal();
+    let stored = stored_crates(&cold);
+    assert!(
+        stored.len() >= 50,
+        "expected most of the graph's library crates to be stored, got {}",
+        stored.len()
+    );
+
+    p.cachet_cargo(&["clean"], &[]);
+    let before = p.journal().len();
+    p.cachet_cargo(&["build", "--locked", "--offline"], &[]);
+    let warm = p.journal().split_off(before);
+    let misses: Vec<_> = successful_misses(&warm);
+    assert!(misses.is_empty(), "warm build missed: {misses:?}");
+    let hit: BTreeSet<String> = warm
+        .iter()
+        .filter(|r| r.outcome == Outcome::HitLocal)
+        .filter_map(|r| r.krate.clone())
+        .collect();
+    assert_eq!(hit, stored, "every stored library crate hits");
+    assert_eq!(p.run_program("target", "debug", "wl-service"), output);
+    assert!(output.contains("\"sorted\":[1,3,5,9]"), "{output}");
+}
+
+#[test]
+fn two_builds_at_once_share_one_cache() {
+    let p = Project::copy_of(&workload_service());
+    fetch(&p);
+    let spawn = |target: &str| {
+        let mut cmd = p.cargo_command(&["build", "--locked", "--offline"]);
+        cmd.env("RUSTC_WRAPPER", crate::util::cachet_bin())
+            .env("CACHET_DIR", &p.cache)
+            .env("CARGO_TARGET_DIR", p.root.join(target));
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let a = spawn("target-a");
+    let b = spawn("target-b");
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out_a = p.run_program("target-a", "debug", "wl-service");
+    assert_eq!(out_a, p.run_program("target-b", "debug", "wl-service"));
+
+    // The statistics add up: every call was counted once, and every lookup was a hit or a miss.
+    let journal = p.journal();
+    let stats = p.stats();
+    assert_eq!(stats.calls, journal.len() as u64);
+    assert_eq!(stats.cacheable_calls, stats.hits_local + stats.misses);
+    assert_eq!(stats.cacheable_calls, cacheable(&journal).len() as u64);
+    let entries = check_entries(&p.cache);
+    assert!(entries >= 50, "{entries} entries");
+
+    // Nothing was lost: a third build in a fresh target dir hits every library crate.
+    let before = journal.len();
+    p.cachet_cargo(
+        &["clean"],
+        &[(
+            "CARGO_TARGET_DIR",
+            p.root.join("target-a").to_str().unwrap(),
+        )],
+    );
+    p.cachet_cargo(
+        &["build", "--locked", "--offline"],
+        &[(
+            "CARGO_TARGET_DIR",
+            p.root.join("target-a").to_str().unwrap(),
+        )],
+    );
+    let third = p.journal().split_off(before);
+    let misses: Vec<_> = successful_misses(&third);
+    assert!(
+        misses.is_empty(),
+        "after concurrent builds, a rebuild missed: {misses:?}"
+    );
+    assert_eq!(p.run_program("target-a", "debug", "wl-service"), out_a);
+}
