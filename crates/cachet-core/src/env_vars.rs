@@ -97,7 +97,7 @@ pub const ALL: &[(&str, &str)] = &[
     (CACHET_TLS_KEY, "server: TLS private key (PEM)"),
     (CACHET_LOG_FORMAT, "server: text or json logs"),
     (CACHET_CONFIG, "server: TOML configuration file"),
-    (CACHET_BODY_TIMEOUT, "server: longest stall of a request or response (default 30s)"),
+    (CACHET_BODY_TIMEOUT, "server: stall timeout (30s)"),
 ];
 
 /// True when `name` is a variable cachet knows.
