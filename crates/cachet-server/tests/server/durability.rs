@@ -214,3 +214,54 @@ fn json_request_logs() {
         "{storage} must be removed on exit"
     );
 }
+
+/// SIGTERM during an upload: the listener closes, the in-flight upload still completes and is
+/// answered, then the process exits cleanly.
+#[test]
+fn sigterm_drains_in_flight_uploads() {
+    use std::io::Read;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = format!("dir:{}", dir.path().display());
+    let mut server = spawn_server(&["--storage", &storage]);
+    let data = bytes(4, 3_000_000);
+    let mut s = TcpStream::connect(server.addr).expect("connect");
+    s.write_all(b"PUT /ns/drained HTTP/1.1\r\nHost: t\r\nContent-Length: 3000000\r\n\r\n")
+        .expect("headers");
+    s.write_all(&data[..1_500_000]).expect("first half");
+    let tmp = dir.path().join("tmp");
+    wait_for(
+        "the upload to be in flight",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_dir(&tmp)
+                .map(|d| d.count() > 0)
+                .unwrap_or(false)
+        },
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    s.write_all(&data[1_500_000..]).expect("second half");
+    let mut answer = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let mut exit = None;
+    wait_for(
+        "the server to exit after draining",
+        Duration::from_secs(30),
+        || {
+            exit = server.child.try_wait().expect("wait");
+            exit.is_some()
+        },
+    );
+    assert!(exit.is_some_and(|s| s.success()), "clean exit: {exit:?}");
+    // The drained object is complete on disk for the next start.
+    let server = spawn_server(&["--storage", &storage]);
+    assert_eq!(get(&server.url("/ns/drained")).body, data);
+}
