@@ -48,6 +48,9 @@ pub const CACHET_TLS_KEY: &str = "CACHET_TLS_KEY";
 pub const CACHET_LOG_FORMAT: &str = "CACHET_LOG_FORMAT";
 /// Server: TOML configuration file.
 pub const CACHET_CONFIG: &str = "CACHET_CONFIG";
+/// Server: longest pause allowed while reading a request's headers or body, or while a client
+/// is not reading a response (e.g. `30s`). Default `30s`.
+pub const CACHET_BODY_TIMEOUT: &str = "CACHET_BODY_TIMEOUT";
 
 /// Every variable cachet reads, with a one-line description.
 pub const ALL: &[(&str, &str)] = &[
@@ -94,6 +97,7 @@ pub const ALL: &[(&str, &str)] = &[
     (CACHET_TLS_KEY, "server: TLS private key (PEM)"),
     (CACHET_LOG_FORMAT, "server: text or json logs"),
     (CACHET_CONFIG, "server: TOML configuration file"),
+    (CACHET_BODY_TIMEOUT, "server: stall timeout (30s)"),
 ];
 
 /// True when `name` is a variable cachet knows.

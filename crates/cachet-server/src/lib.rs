@@ -1,11 +1,122 @@
-//! The shared cachet cache server (to be built: issue 3).
+//! The shared cachet cache server, as a library: the `cachet server` subcommand is a thin
+//! wrapper around [`run_from_args`], and tests call [`run`] with their own listener.
+//!
+//! Data flows one way: `request → route → auth → store → response`, one module each
+//! ([`route`], [`auth`], [`storage`], [`api`]), with [`server`] owning connections and
+//! shutdown, [`config`] the start-up settings, and [`metrics`] the counters. See
+//! `docs/server.md` for the HTTP API and the design notes.
 #![deny(missing_docs)]
 
-/// Command-line arguments of `cachet server`.
-#[derive(Debug, clap::Args)]
-pub struct ServerArgs {}
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http_util;
+pub mod metrics;
+pub mod route;
+pub mod server;
+pub mod stall;
+pub mod storage;
+pub mod tls;
+pub mod webdav;
 
-/// Runs the server with the given arguments until shutdown.
-pub fn run_from_args(_args: ServerArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the server is not built yet")
+use anyhow::Context as _;
+
+pub use config::{Config, ServerArgs, StorageSpec};
+pub use server::{run, ServerError};
+
+/// Runs the server with the given arguments until SIGTERM or SIGINT.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the binary hands over the arguments it parsed; the signature is its contract"
+)]
+pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
+    if args.print_default_config {
+        print!("{}", config::DEFAULT_CONFIG_TOML);
+        return Ok(());
+    }
+    let config = Config::resolve(&args).context("failed to read the server configuration")?;
+    if args.check_config {
+        if let Some(paths) = &config.tls {
+            tls::acceptor(paths).context("failed to load the TLS certificate and key")?;
+        }
+        println!("configuration is valid:");
+        println!("  listen          {}", config.listen);
+        println!("  storage         {:?}", config.storage);
+        println!(
+            "  max size        {}",
+            cachet_core::format_size(config.max_size)
+        );
+        println!(
+            "  max object size {}",
+            cachet_core::format_size(config.max_object_size)
+        );
+        println!(
+            "  max age         {}",
+            config
+                .max_age
+                .map(|d| humantime::format_duration(d).to_string())
+                .unwrap_or_else(|| "none".into())
+        );
+        println!("  tokens          {}", config.tokens.len());
+        println!("  tls             {}", config.tls.is_some());
+        return Ok(());
+    }
+    init_logging(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cachet-server")
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "failed to listen on {}: is another server using it? pick another with --listen",
+                    config.listen
+                )
+            })?;
+        run(listener, config, shutdown_signal())
+            .await
+            .context("the server failed")
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received SIGINT"),
+        () = term => tracing::info!("received SIGTERM"),
+    }
+}
+
+/// Logs to stderr, filtered by `CACHET_LOG` (env-filter syntax, default `info`).
+fn init_logging(format: config::LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env(cachet_core::env_vars::CACHET_LOG)
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        config::LogFormat::Json => builder.json().try_init(),
+        config::LogFormat::Text => builder.try_init(),
+    };
 }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Side-by-side throughput, latency and peak memory of `cachet server` and nginx's WebDAV module
+# (the same objects, GET and PUT over loopback), printed as a table with the command lines.
+#
+#   bench/server.sh                 # default: 10 s per scenario
+#   SECONDS_PER_RUN=5 bench/server.sh
+#
+# Each scenario starts a fresh server (so peak RSS belongs to that scenario alone) and runs the
+# load generator (crates/cachet-server/examples/loadgen.rs). Needs nginx-light
+# (scripts/setup.sh installs it). Nothing leaves 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${SECONDS_PER_RUN:-10}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build --release -q -p cachet --bin cachet
+cargo build --release -q -p cachet-server --example loadgen
+CACHET="$CARGO_TARGET_DIR/release/cachet"
+LOADGEN="$CARGO_TARGET_DIR/release/examples/loadgen"
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+[ -x "$NGINX" ] || { echo "nginx is missing: run scripts/setup.sh" >&2; exit 1; }
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+start_cachet() { # sets URL and SERVER_PIDS
+  local port; port=$(free_port)
+  rm -rf "$WORK/cachet"; mkdir -p "$WORK/cachet"
+  CACHET_LOG=warn "$CACHET" server --listen "127.0.0.1:$port" --storage "dir:$WORK/cachet" \
+    --max-size 40G --max-object-size 100M &
+  PIDS+=($!); SERVER_PIDS="--pid $!"; wait_port "$port"; URL="http://127.0.0.1:$port/bench"
+}
+
+start_nginx() {
+  local port; port=$(free_port)
+  rm -rf "$WORK/nginx"; mkdir -p "$WORK/nginx/root/bench" "$WORK/nginx/tmp"
+  local user=""; [ "$(id -u)" -eq 0 ] && user="user root;"
+  cat > "$WORK/nginx/nginx.conf" <<CONF
+$user
+worker_processes 2;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/tmp;
+  proxy_temp_path $WORK/nginx/tmp; fastcgi_temp_path $WORK/nginx/tmp;
+  uwsgi_temp_path $WORK/nginx/tmp; scgi_temp_path $WORK/nginx/tmp;
+  client_max_body_size 0;
+  sendfile on;
+  keepalive_requests 100000;
+  server {
+    listen 127.0.0.1:$port;
+    root $WORK/nginx/root;
+    location / { dav_methods PUT DELETE; create_full_put_path on; }
+  }
+}
+CONF
+  "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
+  local master=$!; PIDS+=($master); wait_port "$port"
+  SERVER_PIDS="--pid $master"
+  for w in $(pgrep -P "$master"); do SERVER_PIDS="$SERVER_PIDS --pid $w"; done
+  URL="http://127.0.0.1:$port/bench"
+}
+
+stop_all() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; PIDS=(); }
+
+scenarios=(
+  "get 10K 64"
+  "get 1M 64"
+  "put 1M 64"
+  "get 50M 16"
+  "put 50M 64"
+)
+echo "# cachet server vs nginx WebDAV, loopback, ${SECS}s per run, $(nproc) cores"
+echo "# reproduce: SECONDS_PER_RUN=$SECS bench/server.sh"
+for s in "${scenarios[@]}"; do
+  read -r op size clients <<<"$s"
+  for target in cachet nginx; do
+    "start_$target"
+    # shellcheck disable=SC2086
+    "$LOADGEN" --url "$URL" --op "$op" --size "$size" --clients "$clients" \
+      --seconds "$SECS" --label "$target" $SERVER_PIDS
+    stop_all
+  done
+done

@@ -1,0 +1,292 @@
+//! Request handling: `request → route → auth → store → response`.
+//!
+//! [`handle`] is the whole HTTP API as one function of a request. It parses the path into a
+//! [`Route`], checks credentials for the scope the method needs *before* touching the store
+//! (so a caller without read permission cannot learn whether a key exists), calls the store,
+//! and records one metrics sample and one debug log line per request, labelled by the route
+//! template. Errors from any step become responses in exactly one place,
+//! [`ApiError::into_response`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use crate::auth::{Denied, Scope, Tokens};
+use crate::error::ApiError;
+use crate::http_util::{empty, full, stream, Body};
+use crate::metrics::{method_label, Metrics};
+use crate::route::{self, Route, INVALID_TEMPLATE};
+use crate::storage::{ObjectBody, ObjectId, Store};
+use crate::webdav;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// Where objects live.
+    pub store: Arc<dyn Store>,
+    /// Counters for `/metrics` and `/stats`.
+    pub metrics: Metrics,
+    /// Who may do what.
+    pub tokens: Tokens,
+    /// Larger uploads get 413.
+    pub max_object_size: u64,
+    /// Longest stall allowed between two chunks of an upload.
+    pub body_timeout: Duration,
+}
+
+type ApiResult = Result<Response<Body>, ApiError>;
+
+/// Answers one request. Never fails: errors are responses.
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let request_len = content_length(&req);
+    let route = route::parse(&path);
+    let template = route
+        .as_ref()
+        .map(Route::template)
+        .unwrap_or(INVALID_TEMPLATE);
+    let span = tracing::debug_span!("request", method = %method, path = %path);
+    let result = match route {
+        Ok(route) => dispatch(&state, route, req).instrument(span).await,
+        Err(err) => Err(err.into()),
+    };
+    let response = result.unwrap_or_else(ApiError::into_response);
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .request(method_label(&method), template, status, took);
+    let bytes = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .filter(|_| method != Method::PUT)
+        .or(request_len)
+        .unwrap_or(0);
+    tracing::debug!(
+        method = %method,
+        path = %path,
+        route = template,
+        status,
+        bytes,
+        latency_us = took.as_micros() as u64,
+        "request"
+    );
+    Ok(response)
+}
+
+fn content_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn authorize(
+    tokens: &Tokens,
+    req: &Request<Incoming>,
+    scope: Scope,
+    namespace: Option<&str>,
+) -> Result<(), ApiError> {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    match tokens.check(header, scope, namespace) {
+        Ok(_) => Ok(()),
+        Err(Denied::Unauthenticated) => Err(ApiError::Unauthenticated),
+        Err(Denied::Forbidden) => Err(ApiError::Forbidden),
+    }
+}
+
+fn method_scope(method: &Method) -> Option<Scope> {
+    match method.as_str() {
+        "GET" | "HEAD" | "PROPFIND" => Some(Scope::Read),
+        "PUT" | "DELETE" | "MKCOL" => Some(Scope::Write),
+        _ => None,
+    }
+}
+
+async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> ApiResult {
+    let method = req.method().clone();
+    if method == Method::OPTIONS {
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(
+                header::ALLOW,
+                "GET, HEAD, PUT, DELETE, PROPFIND, MKCOL, OPTIONS",
+            )
+            .header("DAV", "1")
+            .body(empty())
+            .unwrap_or_else(|_| Response::new(empty())));
+    }
+    let get_or_head = method == Method::GET || method == Method::HEAD;
+    match route {
+        Route::Healthz if get_or_head => Ok(text(StatusCode::OK, "ok\n")),
+        Route::Readyz if get_or_head => match state.store.check_writable().await {
+            Ok(()) => Ok(text(StatusCode::OK, "ready\n")),
+            Err(err) => Err(ApiError::NotReady(err)),
+        },
+        Route::Metrics if get_or_head => Ok(Response::builder()
+            .header(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+            .body(full(state.metrics.render(state.store.usage())))
+            .unwrap_or_else(|_| Response::new(empty()))),
+        Route::Stats if get_or_head => Ok(json(
+            StatusCode::OK,
+            &state.metrics.stats(state.store.usage()),
+        )),
+        Route::AdminNamespace(ns) if method == Method::DELETE => {
+            authorize(&state.tokens, &req, Scope::Admin, Some(&ns))?;
+            let purged = state.store.purge_namespace(&ns).await?;
+            tracing::info!(namespace = %ns, objects = purged, "purged namespace");
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({ "namespace": ns, "purged_objects": purged }),
+            ))
+        }
+        Route::AdminStats if method == Method::DELETE => {
+            authorize(&state.tokens, &req, Scope::Admin, None)?;
+            state.metrics.zero();
+            tracing::info!("statistics zeroed");
+            Ok(status_only(StatusCode::NO_CONTENT))
+        }
+        Route::Root if method.as_str() == "PROPFIND" => Ok(multistatus(webdav::collection("/"))),
+        Route::Collection { namespace } => {
+            let scope = method_scope(&method).ok_or(ApiError::MethodNotAllowed)?;
+            authorize(&state.tokens, &req, scope, Some(&namespace))?;
+            match method.as_str() {
+                "PROPFIND" => Ok(multistatus(webdav::collection(req.uri().path()))),
+                "MKCOL" => Ok(status_only(StatusCode::CREATED)),
+                _ => Err(ApiError::MethodNotAllowed),
+            }
+        }
+        Route::Object { namespace, key } => {
+            let scope = method_scope(&method).ok_or(ApiError::MethodNotAllowed)?;
+            authorize(&state.tokens, &req, scope, Some(&namespace))?;
+            let id = ObjectId { namespace, key };
+            match method.as_str() {
+                "GET" => get(state, &id).await,
+                "HEAD" => head(state, &id).await,
+                "PUT" => put(state, &id, req).await,
+                "DELETE" => {
+                    state.store.delete(&id).await?;
+                    Ok(status_only(StatusCode::NO_CONTENT))
+                }
+                "PROPFIND" => match state.store.head(&id).await? {
+                    Some(meta) => Ok(multistatus(webdav::file(
+                        req.uri().path(),
+                        meta.size,
+                        meta.modified,
+                    ))),
+                    None => Err(ApiError::NotFound),
+                },
+                // An object path is never a collection.
+                _ => Err(ApiError::MethodNotAllowed),
+            }
+        }
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+async fn get(state: &AppState, id: &ObjectId) -> ApiResult {
+    let Some(object) = state.store.get(id).await? else {
+        state.metrics.miss();
+        return Err(ApiError::NotFound);
+    };
+    state.metrics.hit();
+    state.metrics.bytes_out(object.meta.size);
+    let body = match object.body {
+        ObjectBody::Full(bytes) => full(bytes),
+        ObjectBody::Stream(s) => stream(s),
+    };
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, object.meta.size)
+        .body(body)
+        .unwrap_or_else(|_| Response::new(empty())))
+}
+
+async fn head(state: &AppState, id: &ObjectId) -> ApiResult {
+    let meta = state.store.head(id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, meta.size)
+        .header(
+            header::LAST_MODIFIED,
+            httpdate::fmt_http_date(meta.modified),
+        )
+        .body(empty())
+        .unwrap_or_else(|_| Response::new(empty())))
+}
+
+async fn put(state: &AppState, id: &ObjectId, req: Request<Incoming>) -> ApiResult {
+    let limit = state.max_object_size;
+    if content_length(&req).is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let mut upload = state.store.put(id).await?;
+    let mut body = req.into_body();
+    let mut received = 0u64;
+    loop {
+        let frame = tokio::time::timeout(state.body_timeout, body.frame())
+            .await
+            .map_err(|_| ApiError::Timeout)?;
+        let Some(frame) = frame else { break };
+        let Ok(data) = frame.map_err(ApiError::Body)?.into_data() else {
+            continue; // trailers
+        };
+        received += data.len() as u64;
+        if received > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+        upload.write(data).await?;
+    }
+    upload.commit().await?;
+    state.metrics.bytes_in(received);
+    Ok(status_only(StatusCode::CREATED))
+}
+
+fn status_only(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = status;
+    r
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
+fn multistatus(xml: String) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::MULTI_STATUS)
+        .header(header::CONTENT_TYPE, "application/xml; charset=utf-8")
+        .body(full(xml))
+        .unwrap_or_else(|_| Response::new(empty()))
+}

@@ -1,0 +1,113 @@
+//! The one error type of the HTTP API.
+//!
+//! Every handler returns `Result<Response, ApiError>`. Turning an error into a response is
+//! the only place that decides what a client sees: a status, a small JSON body
+//! `{"error": "...", "status": N}` with a sanitized message, and for internal errors a log line
+//! with the full cause chain (logged here, once; the client only learns "internal error").
+//! Authentication errors are decided before the store is consulted, so a caller without read
+//! permission gets the same 401/403 whether or not the key exists.
+
+use http::{header, Response, StatusCode};
+
+use crate::http_util::{full, Body};
+use crate::route::RouteError;
+use crate::storage::StoreError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The path could not be parsed.
+    #[error("{0}")]
+    BadPath(#[from] RouteError),
+    /// The request is malformed in another way.
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// No or unknown credentials.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Valid credentials without the needed scope.
+    #[error("this token may not do that here")]
+    Forbidden,
+    /// No such object.
+    #[error("not found")]
+    NotFound,
+    /// The method does not apply to this route.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The body is larger than `--max-object-size`.
+    #[error("object larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The client stalled for longer than `--body-timeout`.
+    #[error("the request body stalled for longer than the body timeout")]
+    Timeout,
+    /// The client went away or sent a broken body.
+    #[error("failed to read the request body")]
+    Body(#[source] hyper::Error),
+    /// The store failed.
+    #[error("internal error")]
+    Store(#[from] StoreError),
+    /// The store is not writable (for `/readyz`).
+    #[error("the store is not writable")]
+    NotReady(#[source] StoreError),
+}
+
+impl ApiError {
+    /// The status code answered for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadPath(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Body(_) => StatusCode::BAD_REQUEST,
+            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Logs what must be logged and builds the response.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        match &self {
+            ApiError::Store(err) | ApiError::NotReady(err) => {
+                tracing::error!(cause = %chain(err), "request failed");
+            }
+            ApiError::Body(err) => tracing::debug!(cause = %err, "client body failed"),
+            _ => {}
+        }
+        let body = serde_json::json!({ "error": self.to_string(), "status": status.as_u16() });
+        let mut builder = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json");
+        if status == StatusCode::UNAUTHORIZED {
+            builder = builder
+                .header(header::WWW_AUTHENTICATE, "Bearer realm=\"cachet\"")
+                .header(header::WWW_AUTHENTICATE, "Basic realm=\"cachet\"");
+        }
+        if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is not read: do not keep the connection.
+            builder = builder.header(header::CONNECTION, "close");
+        }
+        builder
+            .body(full(format!("{body}\n")))
+            .unwrap_or_else(|_| Response::new(full("")))
+    }
+}
+
+/// An error and its causes, joined by ": ".
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

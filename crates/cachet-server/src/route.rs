@@ -1,0 +1,218 @@
+//! Turns a request path into a [`Route`]: an ops endpoint, an admin action, or an object.
+//!
+//! This is the only place a client-supplied path is interpreted, so it is strict and total:
+//! the raw path is percent-decoded once, then the namespace and key are checked with
+//! `cachet_core::wire` (which refuses `..`, `.`, empty segments, backslashes and anything
+//! outside a conservative character set). Anything else is a 400, never a guess (the one
+//! leniency: empty segments between the namespace and the key are skipped). Namespaces
+//! starting with `_` are reserved for the server's own routes (`/_admin/...`), and the ops
+//! endpoints are single segments, which an object path (`/<namespace>/<key>`) never is.
+//!
+//! Each route also names its template (`/{namespace}/{key}`), the label used by metrics, so
+//! the label set stays bounded whatever paths clients send.
+
+use cachet_core::wire::{is_valid_key, is_valid_namespace};
+use percent_encoding::percent_decode_str;
+
+/// What a request path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/healthz`: the process is alive.
+    Healthz,
+    /// `/readyz`: the store takes writes.
+    Readyz,
+    /// `/metrics`: Prometheus text format.
+    Metrics,
+    /// `/stats`: JSON statistics.
+    Stats,
+    /// `/_admin/namespaces/<ns>`: purge a namespace (DELETE).
+    AdminNamespace(String),
+    /// `/_admin/stats`: zero the statistics (DELETE).
+    AdminStats,
+    /// `/<ns>/` or `/<ns>/<prefix>/`: a WebDAV collection (virtual: every one exists).
+    Collection {
+        /// The namespace.
+        namespace: String,
+    },
+    /// `/<ns>/<key>`: an object.
+    Object {
+        /// The namespace.
+        namespace: String,
+        /// The key (may contain `/`).
+        key: String,
+    },
+    /// `/`: the root collection.
+    Root,
+}
+
+/// Why a path was refused (the message is safe to show the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// Not percent-decodable to UTF-8.
+    #[error("the path is not valid percent-encoded UTF-8")]
+    Encoding,
+    /// The namespace is not valid.
+    #[error("invalid namespace: expected 1-64 characters of A-Z a-z 0-9 . _ -")]
+    Namespace,
+    /// The namespace starts with `_`, reserved for the server.
+    #[error("namespaces starting with _ are reserved")]
+    Reserved,
+    /// The key is not valid.
+    #[error("invalid key: expected /-separated segments of A-Z a-z 0-9 . _ - ~, no . or ..")]
+    Key,
+    /// No such admin route.
+    #[error("no such admin route")]
+    UnknownAdmin,
+}
+
+impl Route {
+    /// The route's template, used as a metrics label.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::Metrics => "/metrics",
+            Route::Stats => "/stats",
+            Route::AdminNamespace(_) => "/_admin/namespaces/{namespace}",
+            Route::AdminStats => "/_admin/stats",
+            Route::Collection { .. } => "/{namespace}/",
+            Route::Object { .. } => "/{namespace}/{key}",
+            Route::Root => "/",
+        }
+    }
+}
+
+/// The template label for requests whose path could not be parsed.
+pub const INVALID_TEMPLATE: &str = "invalid";
+
+/// Parses a request path (without the query string).
+pub fn parse(raw: &str) -> Result<Route, RouteError> {
+    match raw {
+        "/healthz" => return Ok(Route::Healthz),
+        "/readyz" => return Ok(Route::Readyz),
+        "/metrics" => return Ok(Route::Metrics),
+        "/stats" => return Ok(Route::Stats),
+        "" | "/" => return Ok(Route::Root),
+        _ => {}
+    }
+    let decoded = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| RouteError::Encoding)?;
+    let rest = decoded.strip_prefix('/').ok_or(RouteError::Namespace)?;
+    let (namespace, key) = rest.split_once('/').unwrap_or((rest, ""));
+    // WebDAV clients join an endpoint ending in `/` with a root starting with `/`
+    // (sccache sends `/sccache//.sccache_check`): empty segments before the key mean nothing.
+    let key = key.trim_start_matches('/');
+    if namespace == "_admin" {
+        return match key.split_once('/') {
+            Some(("namespaces", ns)) if is_valid_namespace(ns) && !ns.starts_with('_') => {
+                Ok(Route::AdminNamespace(ns.to_string()))
+            }
+            Some(("namespaces", _)) => Err(RouteError::Namespace),
+            None if key == "stats" => Ok(Route::AdminStats),
+            _ => Err(RouteError::UnknownAdmin),
+        };
+    }
+    if !is_valid_namespace(namespace) {
+        return Err(RouteError::Namespace);
+    }
+    if namespace.starts_with('_') {
+        return Err(RouteError::Reserved);
+    }
+    let namespace = namespace.to_string();
+    if key.is_empty() {
+        return Ok(Route::Collection { namespace });
+    }
+    if let Some(prefix) = key.strip_suffix('/') {
+        return if is_valid_key(prefix) {
+            Ok(Route::Collection { namespace })
+        } else {
+            Err(RouteError::Key)
+        };
+    }
+    if !is_valid_key(key) {
+        return Err(RouteError::Key);
+    }
+    Ok(Route::Object {
+        namespace,
+        key: key.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(parse("/healthz"), Ok(Route::Healthz));
+        assert_eq!(
+            parse("/cachet/v1/e/ab"),
+            Ok(Route::Object {
+                namespace: "cachet".into(),
+                key: "v1/e/ab".into()
+            })
+        );
+        assert_eq!(
+            parse("/sccache/a/b/"),
+            Ok(Route::Collection {
+                namespace: "sccache".into()
+            })
+        );
+        assert_eq!(
+            parse("/ns/a%2Fb"),
+            Ok(Route::Object {
+                namespace: "ns".into(),
+                key: "a/b".into()
+            })
+        );
+        assert_eq!(
+            parse("/_admin/namespaces/ccache"),
+            Ok(Route::AdminNamespace("ccache".into()))
+        );
+        assert_eq!(parse("/_admin/stats"), Ok(Route::AdminStats));
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        for bad in [
+            "/ns/..",
+            "/ns/%2e%2e",
+            "/ns/a/%2E%2E/b",
+            "/ns/a/../../etc/passwd",
+            "//etc/passwd",
+            "/ns/a\\b",
+            "/ns/a%5c..%5cb",
+            "/../x",
+            "/%2e%2e/x",
+            "/ns/a%00b",
+            "/ns/%ff",
+            "/_x/y",
+            "/_admin/namespaces/..",
+            "/_admin/whatever",
+            "relative/x",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the path, parsing never panics, and an accepted object names a key that
+        /// stays inside its namespace directory (no `..`, no absolute part, no backslash).
+        #[test]
+        fn parse_is_total_and_contained(raw in "(/|%2[eEfF]|%5[cC]|\\.|[a-z_]|\\\\|%00|~){0,40}") {
+            if let Ok(Route::Object { namespace, key }) = parse(&raw) {
+                prop_assert!(is_valid_namespace(&namespace));
+                prop_assert!(!namespace.starts_with('_'));
+                prop_assert!(key.split('/').all(|s| !s.is_empty() && s != ".." && s != "."));
+                prop_assert!(!key.contains('\\') && !key.contains('\0') && !key.starts_with('/'));
+            }
+        }
+
+        #[test]
+        fn parse_never_panics(raw in ".{0,200}") {
+            let _ = parse(&raw);
+        }
+    }
+}

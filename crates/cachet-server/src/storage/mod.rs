@@ -1,0 +1,119 @@
+//! The object store behind the HTTP API, as a trait so that later tiers (Redis, S3, a local
+//! tier in front of a shared one) compose as stores around stores.
+//!
+//! The HTTP layer owns the request (limits, timeouts, auth); a store only owns bytes. Uploads
+//! are pushed chunk by chunk into an [`Upload`] and become visible only on
+//! [`Upload::commit`]; dropping an upload abandons it. Reads return the size up front (for
+//! `Content-Length`) and the bytes either whole (small objects, one system call) or as a
+//! stream, so memory stays bounded whatever the object sizes and the number of clients.
+
+pub mod disk;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+/// A boxed future, so the trait stays object-safe (`Arc<dyn Store>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A validated object name: namespace and key, both checked by `cachet_core::wire`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectId {
+    /// The namespace (first path segment).
+    pub namespace: String,
+    /// The key (the rest of the path).
+    pub key: String,
+}
+
+/// What is known about a stored object.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectMeta {
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was written.
+    pub modified: SystemTime,
+}
+
+/// The bytes of an object being read.
+pub enum ObjectBody {
+    /// The whole object, already in memory (small objects).
+    Full(Bytes),
+    /// Chunks read from the backend as the client consumes them.
+    Stream(BoxStream<'static, std::io::Result<Bytes>>),
+}
+
+/// An object found by [`Store::get`].
+pub struct Object {
+    /// Size and age.
+    pub meta: ObjectMeta,
+    /// The bytes.
+    pub body: ObjectBody,
+}
+
+/// An upload in progress; nothing is visible to readers until [`Upload::commit`].
+pub trait Upload: Send {
+    /// Appends a chunk.
+    fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Makes the object visible, replacing any previous version atomically.
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>>;
+}
+
+/// Sizes and counters a store reports for `/metrics` and `/stats`.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Usage {
+    /// Bytes stored (objects known to the index).
+    pub stored_bytes: u64,
+    /// Objects stored (known to the index).
+    pub objects: u64,
+    /// The size limit.
+    pub max_size: u64,
+    /// Objects evicted to stay under the size limit.
+    pub evictions: u64,
+    /// Objects pruned for exceeding the maximum age.
+    pub pruned: u64,
+    /// True once the start-up scan of existing objects has finished.
+    pub index_ready: bool,
+}
+
+/// A storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file system operation failed.
+    #[error("failed to {op} {path}")]
+    Io {
+        /// What was being done (`create`, `rename`, ...).
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task died (panicked or was cancelled).
+    #[error("failed to finish a storage task")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A place that stores objects by [`ObjectId`].
+pub trait Store: Send + Sync + 'static {
+    /// Size and age of an object, or `None`.
+    fn head(&self, id: &ObjectId) -> BoxFuture<'_, Result<Option<ObjectMeta>, StoreError>>;
+    /// The object, or `None`.
+    fn get(&self, id: &ObjectId) -> BoxFuture<'_, Result<Option<Object>, StoreError>>;
+    /// Starts an upload of `id`.
+    fn put(&self, id: &ObjectId) -> BoxFuture<'_, Result<Box<dyn Upload>, StoreError>>;
+    /// Removes an object; true if it existed.
+    fn delete(&self, id: &ObjectId) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Removes every object of a namespace; returns how many the index knew.
+    fn purge_namespace(&self, namespace: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Checks that the store can take writes (for `/readyz`).
+    fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Removes objects unused for longer than the maximum age, if one is set.
+    fn prune(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Current sizes and counters.
+    fn usage(&self) -> Usage;
+}

@@ -1,0 +1,97 @@
+//! Tokens and scopes: 401 without valid credentials, 403 without the scope, Basic and Bearer.
+
+use base64::Engine;
+use cachet_server::auth::Tokens;
+
+use crate::util::{ephemeral, send, start};
+
+fn basic(user: &str, pass: &str) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    format!("Basic {b64}")
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[test]
+fn tokens_scopes_and_schemes() {
+    let mut config = ephemeral();
+    config.tokens = Tokens::parse(
+        "reader-token read cachet\nwriter-token read,write\nadmin-token admin *",
+        "test",
+    )
+    .expect("tokens");
+    let server = start(config);
+    let url = server.url("/cachet/k");
+    let req = |m: &str, u: &str, auth: Option<&str>| send(m, u, Some(b"data"), auth).status;
+
+    // No credentials, wrong credentials.
+    let r = send("GET", &url, None, None);
+    assert_eq!(r.status, 401);
+    assert!(r.headers.get_all("www-authenticate").iter().count() >= 1);
+    assert_eq!(req("GET", &url, Some(&bearer("wrong-token"))), 401);
+    assert_eq!(req("PUT", &url, Some(&basic("x", "wrong-token"))), 401);
+    assert_eq!(req("GET", &url, Some("Bearer")), 401);
+
+    // Writer, by Bearer and by Basic (password, or user name alone as ccache may send).
+    assert_eq!(req("PUT", &url, Some(&bearer("writer-token"))), 201);
+    assert_eq!(req("PUT", &url, Some(&basic("ci", "writer-token"))), 201);
+    assert_eq!(req("PUT", &url, Some(&basic("writer-token", ""))), 201);
+
+    // Reader: GET yes, PUT and DELETE no; other namespaces invisible.
+    assert_eq!(
+        send("GET", &url, None, Some(&bearer("reader-token"))).body,
+        b"data"
+    );
+    assert_eq!(req("PUT", &url, Some(&bearer("reader-token"))), 403);
+    assert_eq!(
+        send("DELETE", &url, None, Some(&bearer("reader-token"))).status,
+        403
+    );
+    let other_existing = server.url("/other/k");
+    assert_eq!(
+        req("PUT", &other_existing, Some(&bearer("writer-token"))),
+        201
+    );
+    let other_missing = server.url("/other/missing");
+    for u in [&other_existing, &other_missing] {
+        for m in ["GET", "HEAD", "PROPFIND"] {
+            assert_eq!(
+                send(m, u, None, Some(&bearer("reader-token"))).status,
+                403,
+                "{m} {u}: existence must not leak"
+            );
+            assert_eq!(send(m, u, None, None).status, 401, "{m} {u}");
+        }
+    }
+
+    // Admin: only the admin scope purges or zeroes.
+    let purge = server.url("/_admin/namespaces/cachet");
+    assert_eq!(
+        send("DELETE", &purge, None, Some(&bearer("writer-token"))).status,
+        403
+    );
+    assert_eq!(send("DELETE", &purge, None, None).status, 401);
+    let zero = server.url("/_admin/stats");
+    assert_eq!(
+        send("DELETE", &zero, None, Some(&bearer("reader-token"))).status,
+        403
+    );
+    assert_eq!(
+        send("DELETE", &zero, None, Some(&bearer("admin-token"))).status,
+        204
+    );
+    assert_eq!(
+        send("DELETE", &purge, None, Some(&bearer("admin-token"))).status,
+        200
+    );
+    assert_eq!(
+        send("GET", &url, None, Some(&bearer("admin-token"))).status,
+        404
+    );
+
+    // Ops endpoints stay open for probes and scrapers.
+    assert_eq!(send("GET", &server.url("/healthz"), None, None).status, 200);
+    assert_eq!(send("GET", &server.url("/metrics"), None, None).status, 200);
+}

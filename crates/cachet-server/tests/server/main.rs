@@ -1,0 +1,16 @@
+//! The server's integration tests: real servers on loopback ports, real HTTP clients, and the
+//! real peers it must work with (sccache, ccache, Prometheus). One binary, one module per area,
+//! shared helpers in `util`.
+
+mod api;
+mod auth;
+mod bad_input;
+mod ccache;
+mod concurrency;
+mod durability;
+mod eviction;
+mod prometheus;
+mod sccache;
+mod tls;
+mod util;
+mod webdav_props;
