@@ -10,6 +10,8 @@ Scenarios (all with CARGO_INCREMENTAL=0, debug profile):
   plain cold     cargo build, no wrapper, empty target/
   cachet cold    through cachet with an empty cache
   cachet warm    through cachet after `cargo clean` (cache filled by the cold run)
+  cachet via server  after `cargo clean`, with an empty local cache: every hit comes from a
+                 `cachet server` on loopback that the cold run uploaded to
   sccache cold   through sccache with an empty cache (its server restarted)
   sccache warm   through sccache after `cargo clean`
   copy limit     restore a saved copy of target/ and run a no-op cargo build
@@ -87,8 +89,17 @@ def main():
     def program_output():
         return sh([str(target / "debug/wl-service")]).stdout
 
-    times = {k: [] for k in ["plain cold", "cachet cold", "cachet warm", "sccache cold",
-                             "sccache warm", "copy limit"]}
+    times = {k: [] for k in ["plain cold", "cachet cold", "cachet warm", "cachet via server",
+                             "sccache cold", "sccache warm", "copy limit"]}
+    port = 4298
+    server = subprocess.Popen([args.cachet, "server", "--listen", f"127.0.0.1:{port}",
+                               "--storage", "ephemeral"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=env0)
+    for _ in range(200):
+        if sh(["curl", "-sf", f"http://127.0.0.1:{port}/healthz"], check=False).returncode == 0:
+            break
+        time.sleep(0.05)
+    cachet_env["CACHET_SERVER"] = f"http://127.0.0.1:{port}"
     per_hit_ms = []
     expected = None
     for run in range(args.runs):
@@ -118,6 +129,13 @@ def main():
                 hits = stats["hits_local"] + stats["hits_remote"]
                 per_hit_ms.append(stats["hit_millis"] / hits if hits else float("nan"))
                 assert program_output() == (expected or program_output()), "cachet changed the output"
+                clean()
+                remote_env = dict(cachet_env, CACHET_DIR=str(scratch / "cachet-cache-empty"))
+                shutil.rmtree(remote_env["CACHET_DIR"], ignore_errors=True)
+                times["cachet via server"].append(timed(build, remote_env, work))
+                rstats = json.loads(sh([args.cachet, "stats", "--json"], env=remote_env).stdout)["stats"]
+                assert rstats["hits_remote"] == hits, f"expected {hits} remote hits, got {rstats}"
+                sh(["curl", "-sf", "-X", "DELETE", f"http://127.0.0.1:{port}/_admin/namespaces/cachet"])
             else:
                 sh([args.sccache, "--stop-server"], env=sccache_env, check=False)
                 shutil.rmtree(sccache_env["SCCACHE_DIR"], ignore_errors=True)
@@ -128,6 +146,8 @@ def main():
                 times["sccache warm"].append(timed(build, sccache_env, work))
                 sh([args.sccache, "--stop-server"], env=sccache_env, check=False)
 
+    server.terminate()
+    server.wait()
     med = {k: statistics.median(v) for k, v in times.items()}
     plain = med["plain cold"]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -144,6 +164,7 @@ def main():
     print(f"cachet cold / plain cold:   {med['cachet cold'] / plain:.3f}x")
     print(f"cachet warm / sccache warm: {med['cachet warm'] / med['sccache warm']:.3f}x")
     print(f"cachet warm / copy limit:   {med['cachet warm'] / med['copy limit']:.2f}x")
+    print(f"cachet via server (empty L1) / cachet warm (L1): {med['cachet via server'] / med['cachet warm']:.2f}x")
     print(f"cachet time per hit (inside the wrapper, median of runs): {statistics.median(per_hit_ms):.1f} ms")
     print()
     print("Reproduce: python3 bench/build.py --runs", args.runs)

@@ -33,6 +33,8 @@ pub const ENTRY_FORMAT_VERSION: u32 = 1;
 const MAGIC: &[u8; 8] = b"CACHETE\0";
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 const SUM_AT: usize = 8 + 4 + 8;
+/// Bodies larger than this are compressed by two threads.
+const PARALLEL_FROM: usize = 8 << 20;
 /// Entries larger than this once decompressed are refused (no single rustc run writes more).
 pub const MAX_DECOMPRESSED: u64 = 8 << 30;
 
@@ -178,7 +180,12 @@ impl Entry {
         for c in &self.contents {
             body.extend_from_slice(c);
         }
-        let compressed = zstd::bulk::compress(&body, zstd_level)?;
+        let mut compressor = zstd::bulk::Compressor::new(zstd_level)?;
+        if body.len() > PARALLEL_FROM {
+            // Large entries finish a build's longest crates, often while a core is idle.
+            compressor.set_parameter(zstd::zstd_safe::CParameter::NbWorkers(2))?;
+        }
+        let compressed = compressor.compress(&body)?;
         let mut out = Vec::with_capacity(HEADER_LEN + compressed.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&ENTRY_FORMAT_VERSION.to_le_bytes());

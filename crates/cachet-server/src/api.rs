@@ -93,6 +93,52 @@ fn content_length<B>(req: &Request<B>) -> Option<u64> {
         .ok()
 }
 
+/// `GET /_whoami?namespace=NS`: the server's version and the scopes the caller's credentials
+/// grant on `NS` (default `cachet`), so `cachet status` can tell a user what their token does.
+/// Wrong credentials get 401, as on any other route.
+fn whoami(state: &AppState, req: &Request<Incoming>) -> ApiResult {
+    let namespace = req
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("namespace="))
+        .unwrap_or(cachet_core::wire::DEFAULT_NAMESPACE);
+    if !cachet_core::wire::is_valid_namespace(namespace) {
+        return Err(ApiError::BadRequest("invalid namespace"));
+    }
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    let mut scopes = Vec::new();
+    let mut unauthenticated = false;
+    for (name, scope) in [
+        ("read", Scope::Read),
+        ("write", Scope::Write),
+        ("admin", Scope::Admin),
+    ] {
+        match state.tokens.check(header, scope, Some(namespace)) {
+            Ok(_) => scopes.push(name),
+            Err(Denied::Unauthenticated) => unauthenticated = true,
+            Err(Denied::Forbidden) => {}
+        }
+    }
+    if unauthenticated && scopes.is_empty() {
+        return Err(ApiError::Unauthenticated);
+    }
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "server": "cachet",
+            "version": env!("CARGO_PKG_VERSION"),
+            "namespace": namespace,
+            "scopes": scopes,
+            "open": state.tokens.is_empty(),
+        }),
+    ))
+}
+
 fn authorize(
     tokens: &Tokens,
     req: &Request<Incoming>,
@@ -149,6 +195,7 @@ async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> Api
             StatusCode::OK,
             &state.metrics.stats(state.store.usage()),
         )),
+        Route::Whoami if get_or_head => whoami(state, &req),
         Route::AdminNamespace(ns) if method == Method::DELETE => {
             authorize(&state.tokens, &req, Scope::Admin, Some(&ns))?;
             let purged = state.store.purge_namespace(&ns).await?;

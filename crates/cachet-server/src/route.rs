@@ -25,6 +25,8 @@ pub enum Route {
     Metrics,
     /// `/stats`: JSON statistics.
     Stats,
+    /// `/_whoami?namespace=<ns>`: the server's version and what the caller's token may do.
+    Whoami,
     /// `/_admin/namespaces/<ns>`: purge a namespace (DELETE).
     AdminNamespace(String),
     /// `/_admin/stats`: zero the statistics (DELETE).
@@ -73,6 +75,7 @@ impl Route {
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
             Route::Stats => "/stats",
+            Route::Whoami => "/_whoami",
             Route::AdminNamespace(_) => "/_admin/namespaces/{namespace}",
             Route::AdminStats => "/_admin/stats",
             Route::Collection { .. } => "/{namespace}/",
@@ -92,6 +95,7 @@ pub fn parse(raw: &str) -> Result<Route, RouteError> {
         "/readyz" => return Ok(Route::Readyz),
         "/metrics" => return Ok(Route::Metrics),
         "/stats" => return Ok(Route::Stats),
+        "/_whoami" => return Ok(Route::Whoami),
         "" | "/" => return Ok(Route::Root),
         _ => {}
     }

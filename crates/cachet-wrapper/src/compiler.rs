@@ -180,6 +180,21 @@ pub fn identify(
             }
         }
     }
+    // The first calls of a build all find no record; let one of them hash the toolchain while
+    // the others wait for its record instead of hashing the same 300 MB again.
+    let _guard = records.and_then(|dir| crate::local_store::lock(dir, "identify").ok());
+    if let Some(rp) = &record_path {
+        if let Ok(rec) = fs::read(rp)
+            .map_err(|_| ())
+            .and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|_| ()))
+        {
+            if fingerprint(&binary, Some(&rec.compiler.sysroot.join("lib")))
+                == Some(rec.fingerprint)
+            {
+                return Ok(rec.compiler);
+            }
+        }
+    }
     let version_verbose = run_text(&binary, &["-vV"])?;
     let host = version_verbose
         .lines()

@@ -4,9 +4,10 @@
 //! that from scratch on every call would put hundreds of milliseconds on each hit. So the hash
 //! of a large file is remembered in the cache directory, keyed by its path and checked against
 //! its device, inode, size, mtime and ctime. An edit that keeps size and mtime still changes
-//! ctime (which no user tool can set), and a record is trusted only when it was taken at least
-//! [`SETTLE`] after the file's last change: a second write inside the same coarse timestamp
-//! tick could otherwise keep every field equal (git's "racily clean" problem).
+//! ctime (which no user tool can set). A record is only written when the file provably last
+//! changed before hashing began: strictly before a clock marker made on the same device (see
+//! `clock.rs`), or at least [`SETTLE`] ago. Otherwise a second write inside the same coarse
+//! timestamp tick could keep every field equal (git's "racily clean" problem).
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cachet_core::{Digest, Hasher};
+
+use crate::clock::ClockMarker;
 
 /// Files smaller than this are simply hashed: reading a record would cost as much.
 const REMEMBER_AT_LEAST: u64 = 256 * 1024;
@@ -96,12 +99,14 @@ pub fn hash_contents(path: &Path) -> io::Result<Digest> {
 /// Hashes files, remembering large settled ones under `records` (None: never remember).
 pub struct FileHasher {
     records: Option<PathBuf>,
+    marker: Option<ClockMarker>,
 }
 
 impl FileHasher {
-    /// A hasher that keeps its records in `records` (created on demand).
-    pub fn new(records: Option<PathBuf>) -> FileHasher {
-        FileHasher { records }
+    /// A hasher that keeps its records in `records` (created on demand). `marker`, made before
+    /// any hashing, lets it remember files that changed only moments before.
+    pub fn new(records: Option<PathBuf>, marker: Option<ClockMarker>) -> FileHasher {
+        FileHasher { records, marker }
     }
 
     /// The content hash of `path`.
@@ -122,8 +127,9 @@ impl FileHasher {
         if let Some(rec) = &record {
             let after = fs::metadata(path).map(|m| Fingerprint::of(&m));
             let now = now_ns();
-            if after.as_ref().ok() == Some(&fp) && now - fp.changed_ns() >= SETTLE.as_nanos() as i64
-            {
+            let settled = self.marker.is_some_and(|m| m.is_after(&fp))
+                || now - fp.changed_ns() >= SETTLE.as_nanos() as i64;
+            if after.as_ref().ok() == Some(&fp) && settled {
                 write_record(rec, &fp, now, &digest);
             }
         }
@@ -150,8 +156,8 @@ fn read_record(rec: &Path, fp: &Fingerprint) -> Option<Digest> {
         mtime_ns: word(3) as i64,
         ctime_ns: word(4) as i64,
     };
-    let recorded_ns = word(5) as i64;
-    if stored != *fp || recorded_ns - fp.changed_ns() < SETTLE.as_nanos() as i64 {
+    // Whether the file had settled was decided when the record was written.
+    if stored != *fp {
         return None;
     }
     let mut d = [0u8; 32];
@@ -196,7 +202,7 @@ mod tests {
             .unwrap();
         // A record is only written once the file's ctime has settled.
         std::thread::sleep(SETTLE + Duration::from_millis(100));
-        let hasher = FileHasher::new(Some(records.clone()));
+        let hasher = FileHasher::new(Some(records.clone()), None);
         let h1 = hasher.hash(&f).unwrap();
         assert_eq!(h1, hash_contents(&f).unwrap());
         let rec = hasher.record_path(&records, &f);
@@ -222,8 +228,42 @@ mod tests {
         let f = dir.path().join("fresh.rlib");
         fs::write(&f, vec![0u8; REMEMBER_AT_LEAST as usize]).unwrap();
         let records = dir.path().join("records");
-        let hasher = FileHasher::new(Some(records.clone()));
+        let hasher = FileHasher::new(Some(records.clone()), None);
         hasher.hash(&f).unwrap();
         assert!(!hasher.record_path(&records, &f).exists());
+    }
+
+    #[test]
+    fn files_older_than_the_clock_marker_are_remembered_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("fresh.rlib");
+        let mut bytes = vec![1u8; REMEMBER_AT_LEAST as usize];
+        fs::write(&f, &bytes).unwrap();
+        let mtime = fs::metadata(&f).unwrap().modified().unwrap();
+        // Wait for the filesystem clock to tick past the file's ctime (bounded).
+        let mut marker = ClockMarker::create(dir.path()).unwrap();
+        for _ in 0..100 {
+            if marker.is_after(&Fingerprint::of(&fs::metadata(&f).unwrap())) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            marker = ClockMarker::create(dir.path()).unwrap();
+        }
+        let records = dir.path().join("records");
+        let hasher = FileHasher::new(Some(records.clone()), Some(marker));
+        let h1 = hasher.hash(&f).unwrap();
+        assert!(hasher.record_path(&records, &f).is_file());
+        // An edit after the marker, same size and mtime, is still seen.
+        bytes[0] = 2;
+        fs::write(&f, &bytes).unwrap();
+        File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let h2 = hasher.hash(&f).unwrap();
+        assert_ne!(h1, h2);
+        assert_eq!(h2, hash_contents(&f).unwrap());
     }
 }

@@ -10,6 +10,7 @@
 //! [`stats`], logged, and rustc runs as if cachet were not there.
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod compile;
 pub mod compiler;
 pub mod config;

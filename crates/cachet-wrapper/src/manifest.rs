@@ -103,7 +103,7 @@ mod tests {
     fn matches_only_when_every_file_and_variable_matches() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.rs"), "fn a() {}").unwrap();
-        let hasher = FileHasher::new(None);
+        let hasher = FileHasher::new(None, None);
         let good = Candidate {
             files: vec![("a.rs".into(), Digest::of(b"fn a() {}"))],
             env: vec![("X".into(), Some("1".into()))],

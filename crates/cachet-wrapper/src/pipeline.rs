@@ -14,6 +14,7 @@ use cachet_core::entry::Entry;
 use cachet_core::Digest;
 use tracing::{debug, info, warn};
 
+use crate::clock::ClockMarker;
 use crate::compile;
 use crate::compiler;
 use crate::config::Config;
@@ -32,80 +33,10 @@ use crate::tiers::{Source, Tiers};
 /// clock, which lags the precise one by up to a tick (10 ms at HZ=100).
 const SETTLE_SLOP_NS: i64 = 10_000_000;
 
-/// The filesystem clock just before rustc starts, read from a file created in the out-dir.
-///
-/// A file whose ctime is strictly older than the marker's, on the same device, was last
-/// changed before the compile began; anything at or after it may have been changed while
-/// rustc read it, and is not stored. Build scripts write generated sources into the target
-/// directory moments before the compile, so comparing with the same clock keeps those
-/// cacheable where a fixed slop would not.
-struct ClockMarker {
-    dev: u64,
-    ctime_ns: i64,
-}
-
-impl ClockMarker {
-    /// A marker strictly newer than every file in the crate's `OUT_DIR`. Build scripts write
-    /// generated sources there moments before the compile; if the clock has not ticked since,
-    /// wait (a few milliseconds at most) so that those files count as settled.
-    fn after_generated_files(out_dir: &Path) -> Option<ClockMarker> {
-        let newest = std::env::var_os("OUT_DIR")
-            .map(|d| newest_change(Path::new(&d), 3))
-            .unwrap_or(None);
-        let mut marker = Self::create(out_dir)?;
-        for _ in 0..50 {
-            match newest {
-                Some((dev, ns)) if dev == marker.dev && ns >= marker.ctime_ns => {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                    marker = Self::create(out_dir)?;
-                }
-                _ => break,
-            }
-        }
-        Some(marker)
-    }
-
-    fn create(dir: &Path) -> Option<ClockMarker> {
-        let path = dir.join(format!(".cachet-clock-{}", std::process::id()));
-        let file = fs::File::create(&path).ok()?;
-        let meta = file.metadata().ok();
-        drop(file);
-        let _ = fs::remove_file(&path);
-        let fp = Fingerprint::of(&meta?);
-        Some(ClockMarker {
-            dev: fp.dev(),
-            ctime_ns: fp.changed_ns(),
-        })
-    }
-}
-
-/// The device and latest change time of the files under `dir`, `depth` levels deep.
-fn newest_change(dir: &Path, depth: u32) -> Option<(u64, i64)> {
-    let mut newest: Option<(u64, i64)> = None;
-    for entry in fs::read_dir(dir).ok()?.flatten().take(2000) {
-        let Ok(meta) = entry.metadata() else { continue };
-        let found = if meta.is_dir() {
-            if depth == 0 {
-                continue;
-            }
-            newest_change(&entry.path(), depth - 1)
-        } else {
-            let fp = Fingerprint::of(&meta);
-            Some((fp.dev(), fp.changed_ns()))
-        };
-        if let Some(f) = found {
-            if newest.is_none_or(|n| f.1 > n.1) {
-                newest = Some(f);
-            }
-        }
-    }
-    newest
-}
-
 /// True when an input with this fingerprint may have changed after the compile started.
 fn changed_since_start(fp: &Fingerprint, marker: Option<&ClockMarker>, start_ns: i64) -> bool {
     match marker {
-        Some(m) if m.dev == fp.dev() => fp.changed_ns() >= m.ctime_ns,
+        Some(m) if m.dev() == fp.dev() => !m.is_after(fp),
         _ => fp.changed_ns() >= start_ns - SETTLE_SLOP_NS,
     }
 }
@@ -157,12 +88,15 @@ pub fn serve(
 ) -> Outcome {
     let t0 = Instant::now();
     let tiers = Tiers::new(config);
-    let hasher = FileHasher::new(Some(tiers.local.hash_records()));
     let Ok(cwd) = std::env::current_dir() else {
         Stats::bump(&mut delta.errors, "no working directory");
         report.set(journal::Outcome::PassThrough, "no working directory");
         return Outcome::RunUnchanged;
     };
+    // One reading of the filesystem clock, taken before any input is hashed or rustc runs.
+    let marker = ClockMarker::after_generated_files(&plan.out_dir_in(&cwd));
+    let hasher = FileHasher::new(Some(tiers.local.hash_records()), marker);
+    let t_marker = t0.elapsed().as_micros() as u64;
     let compiler_records = tiers.local.compiler_records();
     let compiler = match compiler::identify(rustc, Some(&compiler_records), &hasher) {
         Ok(c) => c,
@@ -186,6 +120,7 @@ pub fn serve(
         hasher: &hasher,
         compiler_records: Some(&compiler_records),
     };
+    let t_identify = t0.elapsed().as_micros() as u64;
     let pre = match key::pre_key(plan, &ctx) {
         Ok(inputs) => inputs.digest(),
         Err(e) => {
@@ -197,7 +132,7 @@ pub fn serve(
     };
     delta.cacheable_calls += 1;
     report.pre_key = Some(pre);
-    debug!(krate = %plan.crate_name, identify_and_key_us = t0.elapsed().as_micros() as u64, "pre-key");
+    debug!(krate = %plan.crate_name, marker_us = t_marker, identified_us = t_identify, identify_and_key_us = t0.elapsed().as_micros() as u64, "pre-key");
     let out_dir = plan.out_dir_in(&cwd);
     if !config.recache {
         let started = Instant::now();
@@ -235,7 +170,18 @@ pub fn serve(
         }
     }
     let outcome = compile_and_store(
-        config, &tiers, &hasher, rustc, args, plan, &cwd, &out_dir, &pre, delta, report,
+        config,
+        &tiers,
+        &hasher,
+        marker.as_ref(),
+        rustc,
+        args,
+        plan,
+        &cwd,
+        &out_dir,
+        &pre,
+        delta,
+        report,
     );
     if config.recache && report.reason.is_none() && report.outcome == journal::Outcome::Miss {
         report.reason = Some("CACHET_RECACHE".into());
@@ -291,6 +237,7 @@ fn compile_and_store(
     config: &Config,
     tiers: &Tiers<'_>,
     hasher: &FileHasher,
+    marker: Option<&ClockMarker>,
     rustc: &OsStr,
     args: &[OsString],
     plan: &CachePlan,
@@ -300,7 +247,6 @@ fn compile_and_store(
     delta: &mut Delta,
     report: &mut Report,
 ) -> Outcome {
-    let marker = ClockMarker::after_generated_files(out_dir);
     let start_ns = now_ns();
     crate::mark_output_started();
     let compiled = match compile::run(Path::new(rustc), args) {
@@ -314,18 +260,20 @@ fn compile_and_store(
         }
     };
     delta.compile_millis += compiled.millis;
+    let after_compile = Instant::now();
     if !compiled.status.success() {
         delta.compile_failures += 1;
         report.outcome = journal::Outcome::CompileFailed;
         return Outcome::Exit(exit_code(&compiled.status));
     }
+    let compiled_millis = compiled.millis;
     match build_entry(
         config,
         hasher,
         plan,
         cwd,
         out_dir,
-        (marker.as_ref(), start_ns),
+        (marker, start_ns),
         compiled,
     ) {
         Ok((entry_bytes, candidate)) => {
@@ -335,7 +283,13 @@ fn compile_and_store(
                     delta.entries_written += 1;
                     report.outcome = journal::Outcome::Miss;
                     delta.bytes_written += entry_bytes.len() as u64;
-                    debug!(krate = %plan.crate_name, %key, "stored");
+                    debug!(
+                        krate = %plan.crate_name,
+                        %key,
+                        compile_ms = compiled_millis,
+                        store_us = after_compile.elapsed().as_micros() as u64,
+                        "stored"
+                    );
                 }
                 Err(e) => {
                     warn!(error = %e, "cannot write the local cache");

@@ -6,5 +6,6 @@ mod util;
 mod commands;
 mod faults;
 mod hits;
+mod remote;
 mod soundness;
 mod workload;

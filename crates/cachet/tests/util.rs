@@ -188,3 +188,91 @@ pub fn stderr_of(out: &Output) -> String {
 pub fn is_file(p: impl AsRef<OsStr>) -> bool {
     Path::new(p.as_ref()).is_file()
 }
+
+/// A real `cachet server` process on a loopback port, killed when dropped.
+pub struct ServerProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT` (or https).
+    pub url: String,
+    /// The port.
+    pub port: u16,
+    args: Vec<String>,
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl ServerProcess {
+    /// Starts `cachet server --listen 127.0.0.1:PORT ARGS...` and waits until `/healthz` answers.
+    pub fn start(args: &[&str]) -> ServerProcess {
+        Self::start_on(free_port(), args)
+    }
+
+    /// Starts on a given port.
+    pub fn start_on(port: u16, args: &[&str]) -> ServerProcess {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let https = args.iter().any(|a| a == "--tls-cert");
+        let scheme = if https { "https" } else { "http" };
+        let child = Command::new(cachet_bin())
+            .arg("server")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(&args)
+            .env_remove("CACHET_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = ServerProcess {
+            child,
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            port,
+            args,
+        };
+        server.wait_listening();
+        server
+    }
+
+    fn wait_listening(&self) {
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!(
+            "cachet server did not start listening on port {} within 5 s",
+            self.port
+        );
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same server again on the same port.
+    pub fn restart(mut self) -> ServerProcess {
+        self.kill();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        ServerProcess::start_on(self.port, &args)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use cachet_core::entry::Entry;
 use cachet_wrapper::journal::{Outcome, Record};
 
-use crate::util::{cacheable, workload_service, Project};
+use crate::util::{cacheable, workload_service, Project, ServerProcess};
 
 fn fetch(p: &Project) {
     p.cachet_cargo(&["fetch", "--locked"], &[]);
@@ -49,11 +49,17 @@ fn check_entries(cache: &Path) -> usize {
     n
 }
 
+/// One cold build of the graph through a shared server, then: a rebuild after `cargo clean`
+/// hits the local cache for every library crate, and a second client with an empty local
+/// cache gets every one of them from the server.
 #[test]
-fn real_graph_warm_build_hits_every_library_crate() {
+fn real_graph_warm_build_hits_every_library_crate_locally_and_from_the_server() {
+    let storage = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&["--storage", &format!("dir:{}", storage.path().display())]);
+    let with_server = [("CACHET_SERVER", server.url.as_str())];
     let p = Project::copy_of(&workload_service());
     fetch(&p);
-    p.cachet_cargo(&["build", "--locked", "--offline"], &[]);
+    p.cachet_cargo(&["build", "--locked", "--offline"], &with_server);
     let output = p.run_program("target", "debug", "wl-service");
     let cold = p.journal();
     let stored = stored_crates(&cold);
@@ -77,6 +83,27 @@ fn real_graph_warm_build_hits_every_library_crate() {
     assert_eq!(hit, stored, "every stored library crate hits");
     assert_eq!(p.run_program("target", "debug", "wl-service"), output);
     assert!(output.contains("\"sorted\":[1,3,5,9]"), "{output}");
+
+    let second = Project {
+        tmp: tempfile::tempdir().unwrap(),
+        root: p.root.clone(),
+        cache: p.tmp.path().join("second-client-cache"),
+    };
+    second.cachet_cargo(&["clean"], &[]);
+    second.cachet_cargo(&["build", "--locked", "--offline"], &with_server);
+    let remote = second.journal();
+    let misses: Vec<_> = cacheable(&remote)
+        .into_iter()
+        .filter(|r| !matches!(r.outcome, Outcome::HitRemote | Outcome::CompileFailed))
+        .collect();
+    assert!(misses.is_empty(), "the second client missed: {misses:?}");
+    let from_server: BTreeSet<String> = remote
+        .iter()
+        .filter(|r| r.outcome == Outcome::HitRemote)
+        .filter_map(|r| r.krate.clone())
+        .collect();
+    assert_eq!(from_server, stored, "every stored library crate comes from the server");
+    assert_eq!(second.run_program("target", "debug", "wl-service"), output);
 }
 
 #[test]

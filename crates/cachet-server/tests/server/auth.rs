@@ -95,3 +95,37 @@ fn tokens_scopes_and_schemes() {
     assert_eq!(send("GET", &server.url("/healthz"), None, None).status, 200);
     assert_eq!(send("GET", &server.url("/metrics"), None, None).status, 200);
 }
+
+#[test]
+fn whoami_reports_version_and_the_tokens_scopes() {
+    let mut config = ephemeral();
+    config.tokens =
+        Tokens::parse("reader-token read cachet\nwriter-token read,write", "test").expect("tokens");
+    let server = start(config);
+    let scopes = |ns: &str, auth: Option<&str>| {
+        let r = send(
+            "GET",
+            &server.url(&format!("/_whoami?namespace={ns}")),
+            None,
+            auth,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        (r.status, v["scopes"].clone(), v["version"].clone())
+    };
+    let (status, s, version) = scopes("cachet", Some(&bearer("reader-token")));
+    assert_eq!(status, 200);
+    assert_eq!(s, serde_json::json!(["read"]));
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        scopes("cachet", Some(&bearer("writer-token"))).1,
+        serde_json::json!(["read", "write"])
+    );
+    // A valid token without rights there: no scopes, not an error.
+    assert_eq!(
+        scopes("other", Some(&bearer("reader-token"))).1,
+        serde_json::json!([])
+    );
+    assert_eq!(scopes("cachet", Some(&bearer("wrong"))).0, 401);
+    assert_eq!(scopes("cachet", None).0, 401);
+    assert_eq!(scopes("..", None).0, 400);
+}
