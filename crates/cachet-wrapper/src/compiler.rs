@@ -242,6 +242,31 @@ pub fn identify(
     Ok(compiler)
 }
 
+/// Content hashes of `files` (names inside `dir`), computed by two threads.
+fn hash_in_parallel(
+    dir: &Path,
+    files: &[(String, fs::Metadata)],
+    hasher: &FileHasher,
+) -> std::io::Result<Vec<Digest>> {
+    let half = files.len() / 2;
+    let (first, second) = files.split_at(half);
+    let hash_all = |part: &[(String, fs::Metadata)]| -> std::io::Result<Vec<Digest>> {
+        part.iter()
+            .map(|(name, _)| hasher.hash(&dir.join(name)))
+            .collect()
+    };
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| hash_all(second));
+        let mut out = hash_all(first)?;
+        out.extend(
+            other
+                .join()
+                .map_err(|_| std::io::Error::other("hashing thread panicked"))??,
+        );
+        Ok(out)
+    })
+}
+
 /// Digest of the standard library for `target` in `sysroot` (what every crate links against),
 /// remembered under `records` while the directory's fingerprint is unchanged.
 pub fn target_libs_digest(
@@ -260,17 +285,24 @@ pub fn target_libs_digest(
     }
     let fp = fp.finish();
     let record = records.map(|r| r.join(format!("libs-{fp}")));
-    if let Some(rec) = &record {
-        if let Ok(text) = fs::read_to_string(rec) {
-            if let Ok(d) = text.trim().parse::<Digest>() {
-                return Ok(d);
-            }
-        }
+    let remembered = || {
+        let text = fs::read_to_string(record.as_ref()?).ok()?;
+        text.trim().parse::<Digest>().ok()
+    };
+    if let Some(d) = remembered() {
+        return Ok(d);
     }
+    // As in `identify`: one process hashes, the others wait for its record.
+    let _guard = records.and_then(|dir| crate::local_store::lock(dir, "target-libs").ok());
+    if let Some(d) = remembered() {
+        return Ok(d);
+    }
+    // Hash the files on two threads: this runs once per toolchain, at the start of a build.
+    let contents = hash_in_parallel(&dir, &files, hasher)?;
     let mut h = Hasher::new("target-libs");
-    for (name, _) in &files {
+    for ((name, _), digest) in files.iter().zip(&contents) {
         h.str("name", name);
-        h.digest("content", &hasher.hash(&dir.join(name))?);
+        h.digest("content", digest);
     }
     let digest = h.finish();
     // Only remember a fingerprint of files that have settled (see file_hash.rs).

@@ -344,6 +344,11 @@ fn build_entry(
             return Err("input modified during compile");
         }
         let digest = hasher.hash(&path).map_err(|_| "input unreadable")?;
+        // A change while we were hashing would leave a hash of neither version.
+        let after = fs::metadata(&path).map_err(|_| "input vanished")?;
+        if Fingerprint::of(&after) != Fingerprint::of(&meta) {
+            return Err("input modified during compile");
+        }
         files.push((f.clone(), digest));
     }
     let mut outputs = Vec::with_capacity(plan.outputs.len());
