@@ -50,6 +50,10 @@ pub struct Record {
     /// The pre-key, for cacheable calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_key: Option<String>,
+    /// For a miss: the inputs that differ from the nearest earlier entry of the crate
+    /// (`None`: there was no earlier entry to compare with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<crate::explain::Change>>,
 }
 
 /// The journal file in `dir`.

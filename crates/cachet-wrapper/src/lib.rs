@@ -15,6 +15,7 @@ pub mod compile;
 pub mod compiler;
 pub mod config;
 pub mod dep_info;
+pub mod explain;
 pub mod file_hash;
 mod fsutil;
 pub mod invocation;
@@ -104,6 +105,7 @@ pub fn run(argv: &[OsString]) -> ExitCode {
             outcome: report.outcome,
             reason: report.reason,
             pre_key: report.pre_key.map(|k| k.to_hex()),
+            changes: report.changes,
         },
     );
     if let Err(e) = stats::apply(&config.dir, &delta) {

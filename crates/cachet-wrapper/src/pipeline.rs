@@ -58,6 +58,8 @@ pub struct Report {
     pub reason: Option<String>,
     /// The pre-key, once known.
     pub pre_key: Option<Digest>,
+    /// For a miss, what differs from the nearest earlier entry.
+    pub changes: Option<Vec<crate::explain::Change>>,
 }
 
 impl Default for Report {
@@ -66,6 +68,7 @@ impl Default for Report {
             outcome: journal::Outcome::PassThrough,
             reason: None,
             pre_key: None,
+            changes: None,
         }
     }
 }
@@ -121,8 +124,8 @@ pub fn serve(
         compiler_records: Some(&compiler_records),
     };
     let t_identify = t0.elapsed().as_micros() as u64;
-    let pre = match key::pre_key(plan, &ctx) {
-        Ok(inputs) => inputs.digest(),
+    let pre_inputs = match key::pre_key(plan, &ctx) {
+        Ok(inputs) => inputs,
         Err(e) => {
             info!(krate = %plan.crate_name, error = %e, "not cacheable");
             Stats::bump(&mut delta.not_stored, key_error_label(&e));
@@ -130,6 +133,7 @@ pub fn serve(
             return Outcome::RunUnchanged;
         }
     };
+    let pre = pre_inputs.digest();
     delta.cacheable_calls += 1;
     report.pre_key = Some(pre);
     debug!(krate = %plan.crate_name, marker_us = t_marker, identified_us = t_identify, identify_and_key_us = t0.elapsed().as_micros() as u64, "pre-key");
@@ -179,7 +183,7 @@ pub fn serve(
         plan,
         &cwd,
         &out_dir,
-        &pre,
+        (&pre, &pre_inputs),
         delta,
         report,
     );
@@ -243,7 +247,7 @@ fn compile_and_store(
     plan: &CachePlan,
     cwd: &Path,
     out_dir: &Path,
-    pre: &Digest,
+    (pre, pre_inputs): (&Digest, &key::KeyInputs),
     delta: &mut Delta,
     report: &mut Report,
 ) -> Outcome {
@@ -278,6 +282,13 @@ fn compile_and_store(
     ) {
         Ok((entry_bytes, candidate)) => {
             let key = key::entry_key(pre, &candidate.files, &candidate.env);
+            report.changes = crate::explain::record_and_diff(
+                &config.dir,
+                &plan.crate_name,
+                pre_inputs,
+                &candidate,
+                journal::now_ms(),
+            );
             match tiers.store(pre, &key, &entry_bytes, candidate, delta) {
                 Ok(()) => {
                     delta.entries_written += 1;

@@ -30,13 +30,23 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Upload results that could not reach the server when they were compiled.
     Flush,
+    /// Explain the last build's misses and pass-throughs (or the last compile of a crate).
+    Explain(commands::explain::ExplainArgs),
     /// Run the shared cache server.
     Server(Box<commands::server::ServerCommand>),
 }
 
 /// The names of the subcommands; any other first argument means cargo is calling us as a
 /// rustc wrapper.
-pub const SUBCOMMANDS: &[&str] = &["stats", "zero-stats", "status", "flush", "server", "help"];
+pub const SUBCOMMANDS: &[&str] = &[
+    "stats",
+    "zero-stats",
+    "status",
+    "flush",
+    "explain",
+    "server",
+    "help",
+];
 
 /// True when argv looks like `cachet RUSTC ARGS...` rather than `cachet SUBCOMMAND ...`.
 pub fn is_wrapper_invocation(args: &[OsString]) -> bool {
@@ -67,6 +77,7 @@ pub fn run() -> ExitCode {
         Command::ZeroStats => commands::zero_stats::run(),
         Command::Status(args) => commands::status::run(&args),
         Command::Flush => commands::flush::run(),
+        Command::Explain(args) => commands::explain::run(&args),
         Command::Server(cmd) => commands::server::run(*cmd),
     };
     match result {

@@ -178,3 +178,24 @@ fn version_and_help() {
     assert!(help.contains("RUSTC_WRAPPER"), "{help}");
     assert!(help.contains("CACHET_DIR"), "{help}");
 }
+
+#[test]
+fn explain_lists_the_last_builds_misses_and_pass_throughs() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[]);
+    let text = String::from_utf8(p.cachet(&["explain"]).stdout).unwrap();
+    assert!(text.contains("first compile of this crate"), "{text}");
+    assert!(text.contains("crate type bin"), "{text}");
+    let out = p.cachet(&["explain", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let calls = v["calls"].as_array().unwrap();
+    assert!(calls
+        .iter()
+        .any(|c| c["krate"] == "app" && c["outcome"] == "pass-through"));
+    assert!(calls
+        .iter()
+        .any(|c| c["krate"] == "core_lib" && c["outcome"] == "miss"));
+    let none = p.cachet(&["explain", "no_such_crate"]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no call for crate no_such_crate"));
+}

@@ -24,6 +24,8 @@ struct Mutation {
     expect: &'static str,
     /// Crates that must miss (compile) in this build.
     must_miss: &'static [&'static str],
+    /// What `cachet explain` must name for core_lib: (kind, part of the name).
+    explains: (&'static str, &'static str),
 }
 
 fn replace(root: &Path, file: &str, from: &str, to: &str) {
@@ -57,6 +59,7 @@ const MUTATIONS: &[Mutation] = &[
         clean: None,
         expect: "lib=core-lib v2",
         must_miss: &["core_lib"],
+        explains: ("source file", "core-lib/src/lib.rs"),
     },
     Mutation {
         name: "a module file",
@@ -73,6 +76,7 @@ const MUTATIONS: &[Mutation] = &[
         clean: None,
         expect: "shape=square:5",
         must_miss: &["core_lib"],
+        explains: ("source file", "core-lib/src/shapes.rs"),
     },
     Mutation {
         name: "an include_str! file",
@@ -82,6 +86,7 @@ const MUTATIONS: &[Mutation] = &[
         clean: None,
         expect: "greeting=Hello again",
         must_miss: &["core_lib"],
+        explains: ("source file", "greeting.txt"),
     },
     Mutation {
         name: "a feature",
@@ -91,6 +96,7 @@ const MUTATIONS: &[Mutation] = &[
         clean: None,
         expect: "extra=true",
         must_miss: &["core_lib"],
+        explains: ("argument", "feature=\"extra\""),
     },
     Mutation {
         name: "a --cfg from RUSTFLAGS",
@@ -100,6 +106,7 @@ const MUTATIONS: &[Mutation] = &[
         clean: None,
         expect: "cfg=true",
         must_miss: &["core_lib", "dep_lib"],
+        explains: ("argument", "fixture_cfg"),
     },
     Mutation {
         name: "a variable read by option_env!",
@@ -109,6 +116,7 @@ const MUTATIONS: &[Mutation] = &[
         clean: None,
         expect: "flavor=spicy",
         must_miss: &["core_lib"],
+        explains: ("env! variable", "FIXTURE_FLAVOR"),
     },
     Mutation {
         name: "the edition",
@@ -125,6 +133,7 @@ const MUTATIONS: &[Mutation] = &[
         clean: None,
         expect: "edition_item=&i32",
         must_miss: &["core_lib"],
+        explains: ("argument", "--edition=2018"),
     },
     Mutation {
         name: "the profile (opt-level, debug assertions)",
@@ -134,6 +143,7 @@ const MUTATIONS: &[Mutation] = &[
         clean: None,
         expect: "debug_assertions=false",
         must_miss: &["core_lib", "dep_lib"],
+        explains: ("argument", "opt-level=3"),
     },
     Mutation {
         name: "a dependency's source",
@@ -143,6 +153,7 @@ const MUTATIONS: &[Mutation] = &[
         clean: None,
         expect: "dep=dep-lib 0.1.0 value=2",
         must_miss: &["dep_lib", "core_lib"],
+        explains: ("extern crate", "dep_lib"),
     },
     Mutation {
         name: "a dependency's version",
@@ -159,6 +170,7 @@ const MUTATIONS: &[Mutation] = &[
         clean: None,
         expect: "dep=dep-lib 0.1.1 value=2",
         must_miss: &["dep_lib", "core_lib"],
+        explains: ("extern crate", "dep_lib"),
     },
     Mutation {
         name: "a file a build script writes into OUT_DIR",
@@ -168,6 +180,7 @@ const MUTATIONS: &[Mutation] = &[
         clean: None,
         expect: "generated=build input v2",
         must_miss: &["core_lib"],
+        explains: ("source file", "generated.rs"),
     },
     Mutation {
         name: "an edit that keeps the file's size and mtime",
@@ -178,6 +191,7 @@ const MUTATIONS: &[Mutation] = &[
         clean: Some(&["-p", "core-lib"]),
         expect: "shape=circle:5",
         must_miss: &["core_lib"],
+        explains: ("source file", "core-lib/src/shapes.rs"),
     },
 ];
 
@@ -212,6 +226,19 @@ fn each_input_change_misses_and_matches_a_plain_build() {
                 m.name
             );
         }
+        let core = records
+            .iter()
+            .find(|r| r.krate.as_deref() == Some("core_lib") && r.outcome == Outcome::Miss)
+            .unwrap();
+        let changes = core.changes.clone().unwrap_or_default();
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.kind == m.explains.0 && c.name.contains(m.explains.1)),
+            "changing {}: explain should name {:?}, got {changes:#?}",
+            m.name,
+            m.explains
+        );
         let profile = if m.args.contains(&"--release") {
             "release"
         } else {
@@ -302,6 +329,21 @@ fn a_different_rustc_with_the_same_version_misses() {
     }
     let out = p.run_program("target", "debug", "app");
     assert!(out.contains("injected=true"), "{out}");
+    let core = records
+        .iter()
+        .find(|r| r.krate.as_deref() == Some("core_lib"))
+        .unwrap();
+    assert!(
+        core.changes.iter().flatten().any(|c| c.kind == "compiler"),
+        "explain should name the compiler: {:?}",
+        core.changes
+    );
+    // And the command says it to a person.
+    let text = String::from_utf8(p.cachet(&["explain", "core_lib"]).stdout).unwrap();
+    assert!(
+        text.contains("miss") && text.contains("compiler changed"),
+        "{text}"
+    );
 }
 
 /// A source edited while rustc runs: rustc compiled the old text, so the result must not be

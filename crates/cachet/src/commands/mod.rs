@@ -1,5 +1,6 @@
 //! One module per subcommand of the `cachet` tool.
 
+pub mod explain;
 pub mod flush;
 pub mod server;
 pub mod stats;
