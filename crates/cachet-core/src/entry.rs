@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::Digest;
 
 /// Bumped whenever the layout or the meaning of a field changes; old entries then miss.
-pub const ENTRY_FORMAT_VERSION: u32 = 1;
+pub const ENTRY_FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"CACHETE\0";
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 const SUM_AT: usize = 8 + 4 + 8;
@@ -46,6 +46,10 @@ pub struct EntryMeta {
     pub crate_name: String,
     /// The out-dir of the recorded build, so paths in stderr and dep-info can be rewritten.
     pub out_dir: String,
+    /// The recorded build's path anchors (`WORKSPACE`, `CARGO_HOME`, `TARGET` and their
+    /// directories), so paths in stderr and dep-info can be moved to the current build's.
+    #[serde(default)]
+    pub anchors: Vec<(String, String)>,
     /// How long the original compile took, to estimate time saved by a hit.
     pub compile_millis: u64,
     /// Length of the recorded stdout.
@@ -150,6 +154,7 @@ impl Entry {
             meta: EntryMeta {
                 crate_name,
                 out_dir,
+                anchors: Vec::new(),
                 compile_millis,
                 stdout_len: stdout.len() as u64,
                 stderr_len: stderr.len() as u64,

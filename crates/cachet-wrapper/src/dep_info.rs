@@ -128,6 +128,30 @@ pub fn rewrite_targets(text: &str, old_dir: &str, new_dir: &str) -> String {
     out
 }
 
+/// Moves paths from old directories to new ones (`(old, new)`, longest old first): escaped as
+/// Makefile paths in rules, as env values in `# env-dep:` lines.
+pub fn move_paths(text: &str, moves: &[(String, String)]) -> String {
+    if moves.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let mut line = line.to_string();
+        for (old, new) in moves {
+            line = if line.starts_with("# env-dep:") {
+                let esc = |p: &str| p.replace('\\', "\\\\").replace('\n', "\\n");
+                crate::paths::replace_path(&line, &esc(old), &esc(new))
+            } else if line.starts_with('#') {
+                line
+            } else {
+                crate::paths::replace_path(&line, &escape_path(old), &escape_path(new))
+            };
+        }
+        out.push_str(&line);
+    }
+    out
+}
+
 fn escape_path(p: &str) -> String {
     p.replace(' ', "\\ ")
 }
@@ -176,6 +200,33 @@ mod tests {
         assert!(r.contains("/u/x\\ y/deps/libdepa-c1.rlib: "));
         assert_eq!(parse(&r).files, parse(SAMPLE).files);
         assert_eq!(rewrite_targets(SAMPLE, "/t/deps", "/t/deps"), SAMPLE);
+    }
+
+    #[test]
+    fn moves_rules_and_env_values_with_their_own_escaping() {
+        let text = "/old dir/t/x.d: /old dir/src/lib.rs\n\n/old dir/src/lib.rs:\n\n# env-dep:OUT_DIR=/old dir/t/out\n";
+        let moved = move_paths(text, &[("/old dir".into(), "/new place".into())]);
+        // Rules escape spaces; env values do not.
+        let text = text
+            .replace(
+                "/old dir/t/x.d: /old dir/src",
+                "/old\\ dir/t/x.d: /old\\ dir/src",
+            )
+            .replace("\n/old dir/src/lib.rs:", "\n/old\\ dir/src/lib.rs:");
+        let moved2 = move_paths(&text, &[("/old dir".into(), "/new place".into())]);
+        assert!(
+            moved2.starts_with("/new\\ place/t/x.d: /new\\ place/src/lib.rs"),
+            "{moved2}"
+        );
+        assert!(
+            moved2.contains("# env-dep:OUT_DIR=/new place/t/out"),
+            "{moved2}"
+        );
+        assert_eq!(
+            parse(&moved2).env,
+            vec![("OUT_DIR".to_string(), Some("/new place/t/out".to_string()))]
+        );
+        assert!(moved.contains("# env-dep:OUT_DIR=/new place/t/out"));
     }
 
     proptest! {

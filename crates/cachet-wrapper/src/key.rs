@@ -24,9 +24,10 @@ use cachet_core::{Digest, Hasher};
 use crate::compiler::{self, Compiler};
 use crate::file_hash::FileHasher;
 use crate::invocation::CachePlan;
+use crate::paths::Anchors;
 
 /// Version of the key schema. Bump it whenever what goes into a key changes meaning.
-pub const KEY_SCHEMA: &str = "cachet-key-v1";
+pub const KEY_SCHEMA: &str = "cachet-key-v2";
 
 /// Environment variables rustc itself reads that can change its output or diagnostics.
 const RUSTC_ENV: &[&str] = &[
@@ -116,6 +117,8 @@ pub struct KeyContext<'a> {
     pub hasher: &'a FileHasher,
     /// Where the compiler records live.
     pub compiler_records: Option<&'a Path>,
+    /// Directories written relative in the key (see `paths.rs`).
+    pub anchors: &'a Anchors,
 }
 
 fn hash_file(ctx: &KeyContext<'_>, path: &Path) -> Result<Digest, KeyError> {
@@ -160,10 +163,12 @@ pub fn pre_key(plan: &CachePlan, ctx: &KeyContext<'_>) -> Result<KeyInputs, KeyE
                 source,
             })?;
     k.push("target-libs", libs.to_hex());
-    k.push("cwd", ctx.cwd.to_string_lossy());
-    k.push("input", plan.input.as_str());
+    let norm = |s: &str| ctx.anchors.normalize(s);
+    k.push("paths", "anchored-v1");
+    k.push("cwd", norm(&ctx.cwd.to_string_lossy()));
+    k.push("input", norm(&plan.input));
     for arg in &a.key_args {
-        k.push("arg", arg.as_str());
+        k.push("arg", norm(arg));
     }
     for ext in &a.externs {
         if let Some(path) = &ext.path {
@@ -186,7 +191,7 @@ pub fn pre_key(plan: &CachePlan, ctx: &KeyContext<'_>) -> Result<KeyInputs, KeyE
     let mut env: Vec<&(String, String)> = ctx.env.iter().filter(|(n, _)| is_keyed_env(n)).collect();
     env.sort();
     for (name, value) in env {
-        k.push(format!("env {name}"), value.as_str());
+        k.push(format!("env {name}"), norm(value));
     }
     Ok(k)
 }

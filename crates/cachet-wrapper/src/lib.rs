@@ -25,6 +25,7 @@ pub mod local_store;
 mod logging;
 pub mod manifest;
 pub mod notice;
+pub mod paths;
 pub mod pipeline;
 pub mod remote;
 pub mod restore;
@@ -64,6 +65,7 @@ pub fn run(argv: &[OsString]) -> ExitCode {
     };
     let mut report = pipeline::Report::default();
     let krate: Option<String>;
+    let mut remap_linked = false;
     let plan = invocation::plan(args);
     // cargo discards the stderr of its version and print queries, so a warning shown there
     // would be lost (and its marker would hide it from the real compiles).
@@ -76,6 +78,7 @@ pub fn run(argv: &[OsString]) -> ExitCode {
     let outcome = match plan {
         Plan::PassThrough(reason) => {
             tracing::debug!(%reason, "pass-through");
+            remap_linked = matches!(reason, invocation::PassReason::LinkedCrateType(_));
             Stats::bump(&mut delta.pass_through, reason.label());
             report.reason = Some(reason.label());
             krate = crate_name_of(args);
@@ -116,8 +119,24 @@ pub fn run(argv: &[OsString]) -> ExitCode {
     }
     match outcome {
         Outcome::Exit(code) => ExitCode::from(code),
+        Outcome::RunUnchanged if remap_linked => exec_remapped(rustc, args),
         Outcome::RunUnchanged => exec(rustc, args),
     }
+}
+
+/// Runs a linked crate (a binary, build script or proc-macro, not cached yet) with the same
+/// path remapping as cached crates, so that a proc-macro built in two checkouts is the same
+/// file, and crates using it can share entries (see `paths.rs`).
+fn exec_remapped(rustc: &OsStr, args: &[OsString]) -> ExitCode {
+    let Ok(cwd) = std::env::current_dir() else {
+        return exec(rustc, args);
+    };
+    let parsed = invocation::RustcArgs::parse(args);
+    let anchors =
+        paths::Anchors::discover(&cwd, parsed.out_dir.as_deref(), |k| std::env::var(k).ok());
+    let mut all = anchors.remap_args();
+    all.extend_from_slice(args);
+    exec(rustc, &all)
 }
 
 /// The `--crate-name` of an invocation that is not cached, for the journal.

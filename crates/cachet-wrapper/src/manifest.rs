@@ -18,6 +18,7 @@ use cachet_core::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::file_hash::FileHasher;
+use crate::paths::Anchors;
 
 /// Version of the manifest format.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -76,21 +77,27 @@ impl Manifest {
     }
 
     /// The first candidate whose files and environment match the current state, if any.
+    /// Paths are stored relative to the anchors (see `paths.rs`); a variable's value matches
+    /// when it is equal as stored, or equal once anchored (stored anchored only when the value
+    /// was not baked into the outputs).
     pub fn find_match<'a>(
         &'a self,
         cwd: &Path,
+        anchors: &Anchors,
         hasher: &FileHasher,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Option<&'a Candidate> {
         let mut seen: HashMap<&str, Option<Digest>> = HashMap::new();
         self.candidates.iter().find(|c| {
-            c.env.iter().all(|(name, value)| env(name) == *value)
-                && c.files.iter().all(|(path, digest)| {
-                    let current = *seen
-                        .entry(path.as_str())
-                        .or_insert_with(|| hasher.hash(&cwd.join(path)).ok());
-                    current == Some(*digest)
-                })
+            c.env.iter().all(|(name, stored)| {
+                let current = env(name);
+                current == *stored || current.map(|v| anchors.normalize(&v)) == *stored
+            }) && c.files.iter().all(|(path, digest)| {
+                let current = *seen
+                    .entry(path.as_str())
+                    .or_insert_with(|| hasher.hash(&cwd.join(anchors.denormalize(path))).ok());
+                current == Some(*digest)
+            })
         })
     }
 }
@@ -116,10 +123,19 @@ mod tests {
         m.add(good.clone());
         let x1 = |n: &str| (n == "X").then(|| "1".to_string());
         let x2 = |n: &str| (n == "X").then(|| "2".to_string());
-        assert_eq!(m.find_match(dir.path(), &hasher, &x1), Some(&good));
-        assert_eq!(m.find_match(dir.path(), &hasher, &x2), None);
+        assert_eq!(
+            m.find_match(dir.path(), &Anchors::default(), &hasher, &x1),
+            Some(&good)
+        );
+        assert_eq!(
+            m.find_match(dir.path(), &Anchors::default(), &hasher, &x2),
+            None
+        );
         std::fs::remove_file(dir.path().join("a.rs")).unwrap();
-        assert_eq!(m.find_match(dir.path(), &hasher, &x1), None);
+        assert_eq!(
+            m.find_match(dir.path(), &Anchors::default(), &hasher, &x1),
+            None
+        );
     }
 
     #[test]

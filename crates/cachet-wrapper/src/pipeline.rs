@@ -25,6 +25,7 @@ use crate::journal;
 use crate::key::{self, KeyContext};
 use crate::manifest::Candidate;
 use crate::notice;
+use crate::paths::Anchors;
 use crate::stats::{Delta, Stats};
 use crate::tiers::{Source, Tiers};
 
@@ -80,6 +81,24 @@ impl Report {
     }
 }
 
+/// Everything one cacheable call works with, gathered once.
+struct Call<'a> {
+    config: &'a Config,
+    plan: &'a CachePlan,
+    rustc: &'a OsStr,
+    args: &'a [OsString],
+    /// L1 and L2.
+    tiers: Tiers<'a>,
+    /// Hashes inputs, remembering large settled files.
+    hasher: FileHasher,
+    /// The filesystem clock before anything was hashed or compiled.
+    marker: Option<ClockMarker>,
+    /// Directories written relative in keys and remapped in outputs.
+    anchors: Anchors,
+    cwd: PathBuf,
+    out_dir: PathBuf,
+}
+
 /// Serves one cacheable invocation.
 pub fn serve(
     config: &Config,
@@ -90,18 +109,29 @@ pub fn serve(
     report: &mut Report,
 ) -> Outcome {
     let t0 = Instant::now();
-    let tiers = Tiers::new(config);
     let Ok(cwd) = std::env::current_dir() else {
         Stats::bump(&mut delta.errors, "no working directory");
         report.set(journal::Outcome::PassThrough, "no working directory");
         return Outcome::RunUnchanged;
     };
+    let out_dir = plan.out_dir_in(&cwd);
+    let tiers = Tiers::new(config);
     // One reading of the filesystem clock, taken before any input is hashed or rustc runs.
-    let marker = ClockMarker::after_generated_files(&plan.out_dir_in(&cwd));
-    let hasher = FileHasher::new(Some(tiers.local.hash_records()), marker);
-    let t_marker = t0.elapsed().as_micros() as u64;
-    let compiler_records = tiers.local.compiler_records();
-    let compiler = match compiler::identify(rustc, Some(&compiler_records), &hasher) {
+    let marker = ClockMarker::after_generated_files(&out_dir);
+    let call = Call {
+        config,
+        plan,
+        rustc,
+        args,
+        hasher: FileHasher::new(Some(tiers.local.hash_records()), marker),
+        tiers,
+        marker,
+        anchors: Anchors::discover(&cwd, Some(&out_dir), |k| std::env::var(k).ok()),
+        cwd,
+        out_dir,
+    };
+    let compiler_records = call.tiers.local.compiler_records();
+    let compiler = match compiler::identify(rustc, Some(&compiler_records), &call.hasher) {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "cannot identify the compiler; running it uncached");
@@ -118,12 +148,12 @@ pub fn serve(
         .collect();
     let ctx = KeyContext {
         compiler: &compiler,
-        cwd: &cwd,
+        cwd: &call.cwd,
         env: &env,
-        hasher: &hasher,
+        hasher: &call.hasher,
         compiler_records: Some(&compiler_records),
+        anchors: &call.anchors,
     };
-    let t_identify = t0.elapsed().as_micros() as u64;
     let pre_inputs = match key::pre_key(plan, &ctx) {
         Ok(inputs) => inputs,
         Err(e) => {
@@ -136,17 +166,21 @@ pub fn serve(
     let pre = pre_inputs.digest();
     delta.cacheable_calls += 1;
     report.pre_key = Some(pre);
-    debug!(krate = %plan.crate_name, marker_us = t_marker, identified_us = t_identify, identify_and_key_us = t0.elapsed().as_micros() as u64, "pre-key");
-    let out_dir = plan.out_dir_in(&cwd);
+    debug!(krate = %plan.crate_name, key_us = t0.elapsed().as_micros() as u64, "pre-key");
     if !config.recache {
         let started = Instant::now();
-        let found = lookup(&tiers, &pre, &cwd, &hasher, plan, delta);
+        let found = lookup(&call, &pre, delta);
         debug!(krate = %plan.crate_name, lookup_us = started.elapsed().as_micros() as u64, "lookup");
         if let Some((entry, size, source)) = found {
-            match crate::restore::write_outputs(&entry, &out_dir, &plan.dep_info) {
+            match crate::restore::write_outputs(
+                &entry,
+                &call.out_dir,
+                &plan.dep_info,
+                &call.anchors,
+            ) {
                 Ok(_) => {
                     crate::mark_output_started();
-                    let _ = crate::restore::replay(&entry, &out_dir);
+                    let _ = crate::restore::replay(&entry, &call.out_dir, &call.anchors);
                     let millis = started.elapsed().as_millis() as u64;
                     match source {
                         Source::Local => delta.hits_local += 1,
@@ -169,24 +203,11 @@ pub fn serve(
             }
         }
         delta.misses += 1;
-        if tiers.has_remote() {
+        if call.tiers.has_remote() {
             delta.misses_remote += 1;
         }
     }
-    let outcome = compile_and_store(
-        config,
-        &tiers,
-        &hasher,
-        marker.as_ref(),
-        rustc,
-        args,
-        plan,
-        &cwd,
-        &out_dir,
-        (&pre, &pre_inputs),
-        delta,
-        report,
-    );
+    let outcome = compile_and_store(&call, (&pre, &pre_inputs), delta, report);
     if config.recache && report.reason.is_none() && report.outcome == journal::Outcome::Miss {
         report.reason = Some("CACHET_RECACHE".into());
     }
@@ -202,27 +223,21 @@ fn key_error_label(e: &key::KeyError) -> &'static str {
 
 /// Finds and decodes the entry for the current inputs, if any: L1's manifest first, the
 /// server's only when L1 has no matching candidate.
-fn lookup(
-    tiers: &Tiers<'_>,
-    pre: &Digest,
-    cwd: &Path,
-    hasher: &FileHasher,
-    plan: &CachePlan,
-    delta: &mut Delta,
-) -> Option<(Entry, u64, Source)> {
+fn lookup(call: &Call<'_>, pre: &Digest, delta: &mut Delta) -> Option<(Entry, u64, Source)> {
     let env = |name: &str| std::env::var(name).ok();
-    let local = tiers.manifest(pre, false, delta);
-    let candidate = match local.find_match(cwd, hasher, &env) {
-        Some(c) => c.clone(),
-        None if tiers.has_remote() => tiers
-            .manifest(pre, true, delta)
-            .find_match(cwd, hasher, &env)?
-            .clone(),
+    let find = |m: &crate::manifest::Manifest| {
+        m.find_match(&call.cwd, &call.anchors, &call.hasher, &env)
+            .cloned()
+    };
+    let candidate = match find(&call.tiers.manifest(pre, false, delta)) {
+        Some(c) => c,
+        None if call.tiers.has_remote() => find(&call.tiers.manifest(pre, true, delta))?,
         None => return None,
     };
     let entry_key = key::entry_key(pre, &candidate.files, &candidate.env);
-    let (entry, size, source) = tiers.entry(&entry_key, delta)?;
-    let complete = plan
+    let (entry, size, source) = call.tiers.entry(&entry_key, delta)?;
+    let complete = call
+        .plan
         .outputs
         .iter()
         .all(|o| entry.meta.files.iter().any(|f| &f.name == o));
@@ -233,32 +248,24 @@ fn lookup(
     Some((entry, size, source))
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; a struct would only rename the list"
-)]
 fn compile_and_store(
-    config: &Config,
-    tiers: &Tiers<'_>,
-    hasher: &FileHasher,
-    marker: Option<&ClockMarker>,
-    rustc: &OsStr,
-    args: &[OsString],
-    plan: &CachePlan,
-    cwd: &Path,
-    out_dir: &Path,
+    call: &Call<'_>,
     (pre, pre_inputs): (&Digest, &key::KeyInputs),
     delta: &mut Delta,
     report: &mut Report,
 ) -> Outcome {
+    let (config, plan) = (call.config, call.plan);
     let start_ns = now_ns();
     crate::mark_output_started();
-    let compiled = match compile::run(Path::new(rustc), args) {
+    // Outputs must not depend on where the checkout is: see paths.rs.
+    let mut args = call.anchors.remap_args();
+    args.extend_from_slice(call.args);
+    let compiled = match compile::run(Path::new(call.rustc), &args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
                 "error: cachet: failed to run {}: {e}",
-                Path::new(rustc).display()
+                Path::new(call.rustc).display()
             );
             return Outcome::Exit(1);
         }
@@ -271,15 +278,7 @@ fn compile_and_store(
         return Outcome::Exit(exit_code(&compiled.status));
     }
     let compiled_millis = compiled.millis;
-    match build_entry(
-        config,
-        hasher,
-        plan,
-        cwd,
-        out_dir,
-        (marker, start_ns),
-        compiled,
-    ) {
+    match build_entry(call, start_ns, compiled) {
         Ok((entry_bytes, candidate)) => {
             let key = key::entry_key(pre, &candidate.files, &candidate.env);
             report.changes = crate::explain::record_and_diff(
@@ -289,7 +288,7 @@ fn compile_and_store(
                 &candidate,
                 journal::now_ms(),
             );
-            match tiers.store(pre, &key, &entry_bytes, candidate, delta) {
+            match call.tiers.store(pre, &key, &entry_bytes, candidate, delta) {
                 Ok(()) => {
                     delta.entries_written += 1;
                     report.outcome = journal::Outcome::Miss;
@@ -332,14 +331,12 @@ pub fn exit_code(status: &std::process::ExitStatus) -> u8 {
 /// Collects what the compile read and wrote into an encoded entry and a manifest candidate.
 /// `Err` carries the reason the result is not stored.
 fn build_entry(
-    config: &Config,
-    hasher: &FileHasher,
-    plan: &CachePlan,
-    cwd: &Path,
-    out_dir: &Path,
-    (marker, start_ns): (Option<&ClockMarker>, i64),
+    call: &Call<'_>,
+    start_ns: i64,
     compiled: compile::Compiled,
 ) -> Result<(Vec<u8>, Candidate), &'static str> {
+    let (plan, cwd, out_dir, hasher) = (call.plan, &call.cwd, &call.out_dir, &call.hasher);
+    let marker = call.marker.as_ref();
     let dep_text =
         fs::read_to_string(out_dir.join(&plan.dep_info)).map_err(|_| "dep-info unreadable")?;
     let deps = dep_info::parse(&dep_text);
@@ -360,7 +357,7 @@ fn build_entry(
         if Fingerprint::of(&after) != Fingerprint::of(&meta) {
             return Err("input modified during compile");
         }
-        files.push((f.clone(), digest));
+        files.push((call.anchors.normalize(f), digest));
     }
     let mut outputs = Vec::with_capacity(plan.outputs.len());
     for name in &plan.outputs {
@@ -371,7 +368,30 @@ fn build_entry(
             .unwrap_or(0o644);
         outputs.push((name.clone(), mode, bytes));
     }
-    let entry = Entry::new(
+    // A variable read by `env!` whose value holds an anchored path is keyed relative to the
+    // anchor only if the outputs do not contain the value (it was not baked into the code).
+    let env = deps
+        .env
+        .into_iter()
+        .map(|(name, value)| {
+            let value = value.map(|v| {
+                let anchored = call.anchors.normalize(&v);
+                // The dep-info file lists paths by design; only compiled outputs count.
+                let baked = anchored != v
+                    && outputs.iter().any(|(name, _, bytes)| {
+                        *name != plan.dep_info
+                            && memchr::memmem::find(bytes, v.as_bytes()).is_some()
+                    });
+                if baked {
+                    v
+                } else {
+                    anchored
+                }
+            });
+            (name, value)
+        })
+        .collect();
+    let mut entry = Entry::new(
         plan.crate_name.clone(),
         out_dir.to_string_lossy().into_owned(),
         compiled.millis,
@@ -379,14 +399,9 @@ fn build_entry(
         compiled.stderr,
         outputs,
     );
+    entry.meta.anchors = call.anchors.pairs();
     let bytes = entry
-        .encode(config.compression_level)
+        .encode(call.config.compression_level)
         .map_err(|_| "compression failed")?;
-    Ok((
-        bytes,
-        Candidate {
-            files,
-            env: deps.env,
-        },
-    ))
+    Ok((bytes, Candidate { files, env }))
 }

@@ -13,18 +13,27 @@ use cachet_core::entry::Entry;
 
 use crate::dep_info;
 use crate::fsutil;
+use crate::paths::{replace_path, Anchors};
 
 /// Writes every file of `entry` into `out_dir`, rewriting the dep-info file's targets.
 /// Files are written before any output is replayed, so an artifact notification never names a
 /// file that is not there yet.
-pub fn write_outputs(entry: &Entry, out_dir: &Path, dep_info_name: &str) -> io::Result<u64> {
+pub fn write_outputs(
+    entry: &Entry,
+    out_dir: &Path,
+    dep_info_name: &str,
+    anchors: &Anchors,
+) -> io::Result<u64> {
     let new_dir = out_dir.to_string_lossy();
+    let moves = anchors.moves_from(&entry.meta.anchors);
     let mut written = 0;
     for (file, bytes) in entry.meta.files.iter().zip(&entry.contents) {
         let target = out_dir.join(&file.name);
         if file.name == dep_info_name {
             let text = String::from_utf8_lossy(bytes);
             let rewritten = dep_info::rewrite_targets(&text, &entry.meta.out_dir, &new_dir);
+            // Sources under the recorded build's anchors are this build's files.
+            let rewritten = dep_info::move_paths(&rewritten, &moves);
             fsutil::write_atomic_with_mode(&target, rewritten.as_bytes(), Some(file.mode))?;
         } else {
             fsutil::write_atomic_with_mode(&target, bytes, Some(file.mode))?;
@@ -58,13 +67,26 @@ pub fn rewrite_artifacts(stderr: &[u8], old_dir: &str, new_dir: &str) -> Vec<u8>
     out
 }
 
-/// Replays the recorded stdout and stderr.
-pub fn replay(entry: &Entry, out_dir: &Path) -> io::Result<()> {
-    let stderr = rewrite_artifacts(
+/// Replays the recorded stdout and stderr. Paths of the recorded build under its anchors are
+/// moved to this build's.
+pub fn replay(entry: &Entry, out_dir: &Path, anchors: &Anchors) -> io::Result<()> {
+    let mut stderr = rewrite_artifacts(
         &entry.stderr,
         &entry.meta.out_dir,
         &out_dir.to_string_lossy(),
     );
+    let moves = anchors.moves_from(&entry.meta.anchors);
+    if !moves.is_empty() {
+        let json = |s: &str| {
+            let q = serde_json::to_string(s).unwrap_or_default();
+            q[1..q.len() - 1].to_string()
+        };
+        let mut text = String::from_utf8_lossy(&stderr).into_owned();
+        for (old, new) in &moves {
+            text = replace_path(&text, &json(old), &json(new));
+        }
+        stderr = text.into_bytes();
+    }
     let mut out = io::stdout().lock();
     out.write_all(&entry.stdout)?;
     out.flush()?;

@@ -6,6 +6,7 @@ mod util;
 mod commands;
 mod faults;
 mod hits;
+mod paths;
 mod remote;
 mod soundness;
 mod workload;

@@ -1,0 +1,280 @@
+//! Path-independent keys: the directories that differ between checkouts and machines.
+//!
+//! A crate built in `/home/dev/proj` with `CARGO_HOME=/home/dev/.cargo` should be a hit for a
+//! CI runner in `/builds/runner-7/proj` with another `CARGO_HOME` (sccache issues #35, #2652).
+//! Three anchors are found for each call: the workspace (rustc's working directory, unless it
+//! is a package under `CARGO_HOME`), `CARGO_HOME`, and the target directory (the ancestor of
+//! the out-dir holding cargo's `CACHEDIR.TAG`). Inside the key every path under an anchor is
+//! written relative to it (`{WORKSPACE}`, `{CARGO_HOME}`, `{TARGET}`); file contents are still
+//! hashed, so checkouts whose files differ never share an entry.
+//!
+//! What rustc embeds in its outputs is made the same everywhere with `--remap-path-prefix`:
+//! the workspace becomes `.`, `CARGO_HOME` becomes `$CARGO_HOME`, the target directory
+//! `$TARGET` (as cargo's `trim-paths` does). Backtraces and `file!()` then show
+//! `./src/lib.rs` or `$CARGO_HOME/registry/src/...`; see docs/design.md for debuggers.
+//! Values read through `env!` that contain an anchor stay literal in the key whenever the
+//! outputs contain them (they were baked into the code), so such crates remain per-checkout.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+/// One directory that differs between checkouts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    /// `WORKSPACE`, `CARGO_HOME` or `TARGET`.
+    pub name: &'static str,
+    /// The absolute path, without a trailing `/`.
+    pub path: String,
+}
+
+/// The anchors of one call, longest path first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Anchors(pub Vec<Anchor>);
+
+fn is_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '~' | '+' | '@')
+}
+
+/// Replaces `from` by `to` where `from` stands as a whole path prefix: not preceded by a path
+/// character or `/`, not followed by a path character (so `/proj` does not match `/project`).
+pub fn replace_path(text: &str, from: &str, to: &str) -> String {
+    if from.is_empty() || !text.contains(from) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut prev: Option<char> = None;
+    while let Some(pos) = rest.find(from) {
+        let before = rest[..pos].chars().last().or(prev);
+        let after = rest[pos + from.len()..].chars().next();
+        let starts = before.is_none_or(|c| !is_path_char(c) && c != '/');
+        let ends = after.is_none_or(|c| !is_path_char(c));
+        out.push_str(&rest[..pos]);
+        if starts && ends {
+            out.push_str(to);
+        } else {
+            out.push_str(from);
+        }
+        prev = from.chars().last();
+        rest = &rest[pos + from.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn trimmed(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    let t = s.trim_end_matches('/');
+    if t.is_empty() {
+        "/".to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+impl Anchors {
+    /// Finds the anchors for a call in `cwd` writing to `out_dir`, reading `CARGO_HOME` and
+    /// `HOME` through `env`.
+    pub fn discover(
+        cwd: &Path,
+        out_dir: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Anchors {
+        let mut list = Vec::new();
+        let cargo_home = env("CARGO_HOME")
+            .filter(|v| !v.is_empty())
+            .or_else(|| env("HOME").map(|h| format!("{}/.cargo", h.trim_end_matches('/'))));
+        if let Some(ch) = cargo_home.filter(|c| Path::new(c).is_absolute() && c != "/") {
+            list.push(Anchor {
+                name: "CARGO_HOME",
+                path: trimmed(Path::new(&ch)),
+            });
+        }
+        // The target directory is the ancestor of the out-dir (or of the crate's OUT_DIR,
+        // for build-script probes that compile elsewhere) holding cargo's CACHEDIR.TAG.
+        let out_dir_env = env("OUT_DIR").map(std::path::PathBuf::from);
+        let starts = out_dir.map(|o| cwd.join(o)).into_iter().chain(out_dir_env);
+        let target = starts
+            .flat_map(|start| {
+                start
+                    .ancestors()
+                    .take(8)
+                    .map(Path::to_path_buf)
+                    .collect::<Vec<_>>()
+            })
+            .find(|d| d.join("CACHEDIR.TAG").is_file() && !d.ends_with("registry"));
+        if let Some(target) = target {
+            list.push(Anchor {
+                name: "TARGET",
+                path: trimmed(&target),
+            });
+        }
+        let ws = trimmed(cwd);
+        let under_cargo_home = list.iter().any(|a| {
+            a.name == "CARGO_HOME" && (ws == a.path || ws.starts_with(&format!("{}/", a.path)))
+        });
+        if !under_cargo_home && ws != "/" {
+            list.push(Anchor {
+                name: "WORKSPACE",
+                path: ws,
+            });
+        }
+        list.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        Anchors(list)
+    }
+
+    /// Writes paths under an anchor relative to it (`{NAME}/rest`).
+    pub fn normalize(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for a in &self.0 {
+            out = replace_path(&out, &a.path, &format!("{{{}}}", a.name));
+        }
+        out
+    }
+
+    /// The inverse of [`Anchors::normalize`] with this call's anchors.
+    pub fn denormalize(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for a in &self.0 {
+            out = out.replace(&format!("{{{}}}", a.name), &a.path);
+        }
+        out
+    }
+
+    /// `--remap-path-prefix` arguments, shortest path first so that the more specific mapping
+    /// (given later) wins in rustc.
+    pub fn remap_args(&self) -> Vec<OsString> {
+        let mut list: Vec<&Anchor> = self.0.iter().collect();
+        list.sort_by_key(|a| a.path.len());
+        list.iter()
+            .map(|a| {
+                let to = match a.name {
+                    "WORKSPACE" => ".",
+                    "CARGO_HOME" => "$CARGO_HOME",
+                    _ => "$TARGET",
+                };
+                OsString::from(format!("--remap-path-prefix={}={to}", a.path))
+            })
+            .collect()
+    }
+
+    /// `(name, path)` pairs, as recorded in an entry.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .map(|a| (a.name.to_string(), a.path.clone()))
+            .collect()
+    }
+
+    /// For each anchor recorded as `recorded` that this call also has: (old path, new path),
+    /// longest old path first, for rewriting recorded output.
+    pub fn moves_from(&self, recorded: &[(String, String)]) -> Vec<(String, String)> {
+        let mut moves: Vec<(String, String)> = recorded
+            .iter()
+            .filter_map(|(name, old)| {
+                let new = self.0.iter().find(|a| a.name == name)?;
+                (new.path != *old).then(|| (old.clone(), new.path.clone()))
+            })
+            .collect();
+        moves.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        moves
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn anchors() -> Anchors {
+        let mut v = vec![
+            Anchor {
+                name: "WORKSPACE",
+                path: "/home/dev/proj".into(),
+            },
+            Anchor {
+                name: "TARGET",
+                path: "/home/dev/proj/target".into(),
+            },
+            Anchor {
+                name: "CARGO_HOME",
+                path: "/home/dev/.cargo".into(),
+            },
+        ];
+        v.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        Anchors(v)
+    }
+
+    #[test]
+    fn normalizes_whole_prefixes_only() {
+        let a = anchors();
+        assert_eq!(
+            a.normalize("-L dependency=/home/dev/proj/target/debug/deps"),
+            "-L dependency={TARGET}/debug/deps"
+        );
+        assert_eq!(
+            a.normalize("/home/dev/proj/src/lib.rs"),
+            "{WORKSPACE}/src/lib.rs"
+        );
+        assert_eq!(
+            a.normalize("/home/dev/project/src"),
+            "/home/dev/project/src"
+        );
+        assert_eq!(a.normalize("/x/home/dev/proj"), "/x/home/dev/proj");
+        assert_eq!(
+            a.normalize("/home/dev/.cargo/registry/src/x"),
+            "{CARGO_HOME}/registry/src/x"
+        );
+        let s = "/home/dev/proj/target/a /home/dev/.cargo/b";
+        assert_eq!(a.denormalize(&a.normalize(s)), s);
+    }
+
+    #[test]
+    fn remaps_the_more_specific_path_last() {
+        let args: Vec<String> = anchors()
+            .remap_args()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            args.last().unwrap(),
+            "--remap-path-prefix=/home/dev/proj/target=$TARGET"
+        );
+        assert!(args.contains(&"--remap-path-prefix=/home/dev/proj=.".to_string()));
+    }
+
+    #[test]
+    fn discovers_cargo_home_workspace_and_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("target/debug/deps")).unwrap();
+        std::fs::write(ws.join("target/CACHEDIR.TAG"), "").unwrap();
+        let home = dir.path().join("home");
+        let env = |k: &str| (k == "HOME").then(|| home.to_string_lossy().into_owned());
+        let a = Anchors::discover(&ws, Some(Path::new("target/debug/deps")), env);
+        let names: Vec<&str> = a.0.iter().map(|x| x.name).collect();
+        assert!(
+            names.contains(&"TARGET")
+                && names.contains(&"CARGO_HOME")
+                && names.contains(&"WORKSPACE")
+        );
+        // A registry package's directory is not a workspace anchor.
+        let pkg = home.join(".cargo/registry/src/idx/serde-1.0.0");
+        std::fs::create_dir_all(&pkg).unwrap();
+        let b = Anchors::discover(&pkg, None, env);
+        assert!(b.0.iter().all(|x| x.name != "WORKSPACE"));
+        assert!(b
+            .normalize(&pkg.to_string_lossy())
+            .starts_with("{CARGO_HOME}/registry/src/idx"));
+    }
+
+    proptest! {
+        #[test]
+        fn normalize_round_trips(tail in "[a-z/._-]{0,20}", other in "/[a-z]{1,8}/[a-z/]{0,10}") {
+            let a = anchors();
+            for s in [format!("/home/dev/proj/{tail}"), format!("/home/dev/.cargo/{tail}"), other.clone()] {
+                prop_assert_eq!(a.denormalize(&a.normalize(&s)), s.clone());
+            }
+        }
+    }
+}
