@@ -72,8 +72,9 @@ fn second_checkout_elsewhere_restores_every_library_crate() {
         cacheable(&records).len()
     );
     assert_eq!(
-        hits, 0,
-        "path-dependent keys are expected to miss across checkouts today"
+        hits, 2,
+        "both library crates are restored in the second checkout"
     );
+    assert_eq!(cacheable(&records).len(), 2);
     assert_eq!(q.run_program("target", "debug", "app"), output);
 }
