@@ -32,11 +32,25 @@ enum Command {
     Flush,
     /// Run the shared cache server.
     Server(Box<commands::server::ServerCommand>),
+    /// Run the cache server in Docker: build the image, start, stop, status, purge, logs.
+    #[command(subcommand)]
+    Docker(commands::docker::DockerCommand),
+    /// Probe a local server's /healthz (the container image's health check); exit 0 or 1.
+    Healthcheck(commands::healthcheck::HealthcheckArgs),
 }
 
 /// The names of the subcommands; any other first argument means cargo is calling us as a
 /// rustc wrapper.
-pub const SUBCOMMANDS: &[&str] = &["stats", "zero-stats", "status", "flush", "server", "help"];
+pub const SUBCOMMANDS: &[&str] = &[
+    "stats",
+    "zero-stats",
+    "status",
+    "flush",
+    "server",
+    "docker",
+    "healthcheck",
+    "help",
+];
 
 /// True when argv looks like `cachet RUSTC ARGS...` rather than `cachet SUBCOMMAND ...`.
 pub fn is_wrapper_invocation(args: &[OsString]) -> bool {
@@ -68,6 +82,8 @@ pub fn run() -> ExitCode {
         Command::Status(args) => commands::status::run(&args),
         Command::Flush => commands::flush::run(),
         Command::Server(cmd) => commands::server::run(*cmd),
+        Command::Docker(cmd) => commands::docker::run(cmd),
+        Command::Healthcheck(args) => commands::healthcheck::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -102,7 +102,10 @@ fn real_graph_warm_build_hits_every_library_crate_locally_and_from_the_server() 
         .filter(|r| r.outcome == Outcome::HitRemote)
         .filter_map(|r| r.krate.clone())
         .collect();
-    assert_eq!(from_server, stored, "every stored library crate comes from the server");
+    assert_eq!(
+        from_server, stored,
+        "every stored library crate comes from the server"
+    );
     assert_eq!(second.run_program("target", "debug", "wl-service"), output);
 }
 

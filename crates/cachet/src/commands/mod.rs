@@ -1,6 +1,8 @@
 //! One module per subcommand of the `cachet` tool.
 
+pub mod docker;
 pub mod flush;
+pub mod healthcheck;
 pub mod server;
 pub mod stats;
 pub mod status;
