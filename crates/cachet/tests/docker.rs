@@ -298,7 +298,7 @@ fn docker_image_builds_runs_as_uid_1000_and_turns_healthy() {
     let port = start_server(&mut cleanup, &name, &[]);
     assert_eq!(inspect(&name, "{{.State.Health.Status}}"), "healthy");
     assert_eq!(inspect(&name, "{{.Config.User}}"), "1000:1000");
-    let top = docker_ok(&["top", &name, "-o", "uid,cmd"]);
+    let top = docker_ok(&["top", &name, "-o", "uid,pid,cmd"]);
     assert!(
         top.lines()
             .skip(1)
