@@ -784,3 +784,25 @@ fn docker_grafana_dashboard_uses_only_exported_metric_names() {
         );
     }
 }
+
+#[test]
+fn healthcheck_exits_0_for_a_live_server_and_1_otherwise() {
+    let server = crate::util::ServerProcess::start(&["--storage", "ephemeral"]);
+    let out = Command::new(cachet_bin())
+        .arg("healthcheck")
+        .env("CACHET_LISTEN", format!("0.0.0.0:{}", server.port))
+        .output()
+        .unwrap();
+    assert_ok(&out, "healthcheck of a live server");
+    let dead = free_port().to_string();
+    let out = Command::new(cachet_bin())
+        .args(["healthcheck", "--url", &format!("http://127.0.0.1:{dead}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("is the server running?"),
+        "{}",
+        stderr_of(&out)
+    );
+}
