@@ -51,6 +51,13 @@ pub const CACHET_CONFIG: &str = "CACHET_CONFIG";
 /// Server: longest pause allowed while reading a request's headers or body, or while a client
 /// is not reading a response (e.g. `30s`). Default `30s`.
 pub const CACHET_BODY_TIMEOUT: &str = "CACHET_BODY_TIMEOUT";
+/// Docker Compose (`docker-compose.yml`): the server image to run. Default `cachet:local`.
+pub const CACHET_IMAGE: &str = "CACHET_IMAGE";
+/// Docker Compose: a host directory for the store (persistent mode). Default: a named volume.
+pub const CACHET_DATA: &str = "CACHET_DATA";
+/// Docker Compose with `docker/compose.publish.yml`: host address and port to publish.
+/// Default `127.0.0.1:4226`.
+pub const CACHET_PUBLISH: &str = "CACHET_PUBLISH";
 
 /// Every variable cachet reads, with a one-line description.
 pub const ALL: &[(&str, &str)] = &[
@@ -98,6 +105,9 @@ pub const ALL: &[(&str, &str)] = &[
     (CACHET_LOG_FORMAT, "server: text or json logs"),
     (CACHET_CONFIG, "server: TOML configuration file"),
     (CACHET_BODY_TIMEOUT, "server: stall timeout (30s)"),
+    (CACHET_IMAGE, "compose: server image (cachet:local)"),
+    (CACHET_DATA, "compose: host dir for a persistent store"),
+    (CACHET_PUBLISH, "compose: host address:port to publish"),
 ];
 
 /// True when `name` is a variable cachet knows.

@@ -34,6 +34,11 @@ enum Command {
     Explain(commands::explain::ExplainArgs),
     /// Run the shared cache server.
     Server(Box<commands::server::ServerCommand>),
+    /// Run the cache server in Docker: build the image, start, stop, status, purge, logs.
+    #[command(subcommand)]
+    Docker(commands::docker::DockerCommand),
+    /// Probe a local server's /healthz (the container image's health check); exit 0 or 1.
+    Healthcheck(commands::healthcheck::HealthcheckArgs),
 }
 
 /// The names of the subcommands; any other first argument means cargo is calling us as a
@@ -45,6 +50,8 @@ pub const SUBCOMMANDS: &[&str] = &[
     "flush",
     "explain",
     "server",
+    "docker",
+    "healthcheck",
     "help",
 ];
 
@@ -79,6 +86,8 @@ pub fn run() -> ExitCode {
         Command::Flush => commands::flush::run(),
         Command::Explain(args) => commands::explain::run(&args),
         Command::Server(cmd) => commands::server::run(*cmd),
+        Command::Docker(cmd) => commands::docker::run(cmd),
+        Command::Healthcheck(args) => commands::healthcheck::run(&args),
     };
     match result {
         Ok(code) => code,

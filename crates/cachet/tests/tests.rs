@@ -4,6 +4,7 @@
 mod util;
 
 mod commands;
+mod docker;
 mod faults;
 mod hits;
 mod paths;

@@ -1,7 +1,9 @@
 //! One module per subcommand of the `cachet` tool.
 
+pub mod docker;
 pub mod explain;
 pub mod flush;
+pub mod healthcheck;
 pub mod server;
 pub mod stats;
 pub mod status;
