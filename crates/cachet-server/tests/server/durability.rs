@@ -265,3 +265,50 @@ fn sigterm_drains_in_flight_uploads() {
     let server = spawn_server(&["--storage", &storage]);
     assert_eq!(get(&server.url("/ns/drained")).body, data);
 }
+
+/// Start-up warns loudly when the cache is open to a network (no tokens, not loopback), and
+/// only then.
+#[test]
+fn open_server_on_a_network_address_warns_loudly() {
+    use std::io::{BufRead, BufReader};
+    let first_lines = |args: &[&str]| -> String {
+        let mut child = Command::new(crate::util::cachet_bin())
+            .arg("server")
+            .args(args)
+            .args(["--storage", "ephemeral"])
+            .env_remove("CACHET_CONFIG")
+            .env_remove("CACHET_TOKENS")
+            .env("CACHET_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut seen = String::new();
+        // The start-up line that names the storage comes after the warning, if any.
+        for line in BufReader::new(child.stderr.take().expect("stderr")).lines() {
+            let line = line.expect("line");
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("storage") {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        seen
+    };
+    let port = crate::util::free_port().to_string();
+    let open = first_lines(&["--listen", &format!("0.0.0.0:{port}")]);
+    assert!(open.contains("NO TOKENS CONFIGURED"), "{open}");
+    let port = crate::util::free_port().to_string();
+    let loopback = first_lines(&["--listen", &format!("127.0.0.1:{port}")]);
+    assert!(!loopback.contains("NO TOKENS"), "{loopback}");
+    let port = crate::util::free_port().to_string();
+    let with_tokens = first_lines(&[
+        "--listen",
+        &format!("0.0.0.0:{port}"),
+        "--tokens",
+        "a-long-token read",
+    ]);
+    assert!(!with_tokens.contains("NO TOKENS"), "{with_tokens}");
+}
