@@ -119,7 +119,7 @@ impl Anchors {
                 path: ws,
             });
         }
-        list.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        list.sort_by_key(|a| std::cmp::Reverse(a.path.len()));
         Anchors(list)
     }
 
@@ -176,7 +176,7 @@ impl Anchors {
                 (new.path != *old).then(|| (old.clone(), new.path.clone()))
             })
             .collect();
-        moves.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        moves.sort_by_key(|m| std::cmp::Reverse(m.0.len()));
         moves
     }
 }
@@ -201,7 +201,7 @@ mod tests {
                 path: "/home/dev/.cargo".into(),
             },
         ];
-        v.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        v.sort_by_key(|a| std::cmp::Reverse(a.path.len()));
         Anchors(v)
     }
 
@@ -272,7 +272,7 @@ mod tests {
         #[test]
         fn normalize_round_trips(tail in "[a-z/._-]{0,20}", other in "/[a-z]{1,8}/[a-z/]{0,10}") {
             let a = anchors();
-            for s in [format!("/home/dev/proj/{tail}"), format!("/home/dev/.cargo/{tail}"), other.clone()] {
+            for s in [format!("/home/dev/proj/{tail}"), format!("/home/dev/.cargo/{tail}"), other] {
                 prop_assert_eq!(a.denormalize(&a.normalize(&s)), s.clone());
             }
         }
