@@ -54,27 +54,25 @@ impl Drop for LockGuard {
     }
 }
 
-/// Takes the named lock under `dir/locks`, waiting for it.
-pub fn lock(dir: &Path, name: &str) -> io::Result<LockGuard> {
+fn lock_file(dir: &Path, name: &str) -> io::Result<File> {
     let locks = dir.join("locks");
     fs::create_dir_all(&locks)?;
-    let f = File::options()
+    File::options()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(locks.join(name))?;
+        .open(locks.join(name))
+}
+
+/// Takes the named lock under `dir/locks`, waiting for it.
+pub fn lock(dir: &Path, name: &str) -> io::Result<LockGuard> {
+    let f = lock_file(dir, name)?;
     f.lock()?;
     Ok(LockGuard(f))
 }
 
 fn try_lock(dir: &Path, name: &str) -> io::Result<Option<LockGuard>> {
-    let locks = dir.join("locks");
-    fs::create_dir_all(&locks)?;
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(locks.join(name))?;
+    let f = lock_file(dir, name)?;
     match f.try_lock() {
         Ok(()) => Ok(Some(LockGuard(f))),
         Err(fs::TryLockError::WouldBlock) => Ok(None),

@@ -37,10 +37,7 @@ fn truncated_and_corrupted_entries_are_removed_never_restored() {
     bytes[mid] ^= 0x01;
     fs::write(&entries[1], &bytes).unwrap();
 
-    p.cachet_cargo(&["clean"], &[]);
-    let before = p.journal().len();
-    p.cachet_cargo(&["build"], &[]);
-    let records = p.journal().split_off(before);
+    let records = p.rebuild_after_clean(&[]);
     for krate in ["core_lib", "dep_lib"] {
         assert_eq!(
             outcomes_for(&records, krate),
@@ -52,10 +49,7 @@ fn truncated_and_corrupted_entries_are_removed_never_restored() {
     assert_eq!(p.stats().errors.get("corrupt entry removed"), Some(&2));
 
     // The entries were replaced by good ones.
-    p.cachet_cargo(&["clean"], &[]);
-    let before = p.journal().len();
-    p.cachet_cargo(&["build"], &[]);
-    let records = p.journal().split_off(before);
+    let records = p.rebuild_after_clean(&[]);
     assert_eq!(outcomes_for(&records, "core_lib"), vec![Outcome::HitLocal]);
 }
 
@@ -68,10 +62,7 @@ fn garbage_manifest_is_a_miss() {
             fs::write(f.unwrap().path(), b"{\"version\":1,\"candidates\":[[").unwrap();
         }
     }
-    p.cachet_cargo(&["clean"], &[]);
-    let before = p.journal().len();
-    p.cachet_cargo(&["build"], &[]);
-    let records = p.journal().split_off(before);
+    let records = p.rebuild_after_clean(&[]);
     assert_eq!(outcomes_for(&records, "core_lib"), vec![Outcome::Miss]);
     assert!(p
         .run_program("target", "debug", "app")

@@ -2,11 +2,13 @@
 //! silent server that costs one wait per build, tokens, TLS, and `cachet status`.
 
 use std::fs;
-use std::path::Path;
 
 use cachet_wrapper::journal::Outcome;
 
-use crate::util::{cacheable, fixture, free_port, outcomes_for, stderr_of, Project, ServerProcess};
+use crate::util::{
+    cacheable, fixture, free_port, outcomes_for, real_rustc, stderr_of, write_script, Project,
+    ServerProcess,
+};
 
 /// A second client (its own cache directory) of the same project.
 fn client(p: &Project, name: &str) -> Project {
@@ -49,10 +51,7 @@ fn a_fresh_client_gets_remote_hits_and_fills_its_local_cache() {
 
     // The remote hits filled b's local cache: with the server gone, b still hits.
     drop(server);
-    b.cachet_cargo(&["clean"], &[]);
-    let before = b.journal().len();
-    b.cachet_cargo(&["build"], &[]);
-    let records = b.journal().split_off(before);
+    let records = b.rebuild_after_clean(&[]);
     assert_eq!(outcomes_for(&records, "core_lib"), vec![Outcome::HitLocal]);
 }
 
@@ -64,30 +63,19 @@ fn a_killed_server_never_fails_the_build_and_keeps_complete_entries() {
     let a = Project::copy_of(&fixture("soundness"));
     // A rustc shim that kills the server (once) just before core_lib compiles, after dep_lib
     // was stored and uploaded.
-    let sysroot = String::from_utf8(
-        std::process::Command::new("rustc")
-            .args(["--print", "sysroot"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let real = Path::new(sysroot.trim()).join("bin/rustc");
+    let real = real_rustc();
     let flag = a.tmp.path().join("killed");
     let shim = a.tmp.path().join("rustc-kill-server");
-    fs::write(
+    write_script(
         &shim,
-        format!(
+        &format!(
             "#!/bin/sh\ncase \" $* \" in *\" --crate-name core_lib \"*)\n\
              if [ ! -e {flag} ]; then touch {flag}; kill -9 {pid}; fi;;\nesac\nexec {real} \"$@\"\n",
             flag = flag.display(),
             pid = server.pid(),
             real = real.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&shim, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let env = [
         ("CACHET_SERVER", server.url.as_str()),
         ("RUSTC", shim.to_str().unwrap()),

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use cachet_wrapper::journal::Outcome;
 
-use crate::util::{fixture, outcomes_for, Project};
+use crate::util::{fixture, outcomes_for, real_rustc, write_script, Project};
 
 /// One change to the fixture and how it must show.
 struct Mutation {
@@ -268,10 +268,7 @@ fn each_input_change_misses_and_matches_a_plain_build() {
     }
 
     // Back to a state built before: after `cargo clean`, every library crate hits.
-    p.cachet_cargo(&["clean"], &[]);
-    let before = p.journal().len();
-    p.cachet_cargo(&["build"], &[]);
-    let records = p.journal().split_off(before);
+    let records = p.rebuild_after_clean(&[]);
     for krate in ["core_lib", "dep_lib"] {
         assert_eq!(
             outcomes_for(&records, krate),
@@ -291,28 +288,17 @@ fn a_different_rustc_with_the_same_version_misses() {
     let baseline = p.run_program("target", "debug", "app");
     assert!(baseline.contains("injected=false"));
 
-    let sysroot = String::from_utf8(
-        std::process::Command::new("rustc")
-            .args(["--print", "sysroot"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let real = Path::new(sysroot.trim()).join("bin/rustc");
+    let real = real_rustc();
     let script = p.tmp.path().join("rustc-with-cfg");
-    fs::write(
+    write_script(
         &script,
-        format!(
+        &format!(
             "#!/bin/sh\n# Same -vV as rustc; every compile gets --cfg injected.\n\
              for a in \"$@\"; do case \"$a\" in -vV|-V|--version|--print*|-) exec {real} \"$@\";; esac; done\n\
              exec {real} \"$@\" --cfg injected\n",
             real = real.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let script_env = script.to_str().unwrap();
 
     // Same -vV, so cargo's own fingerprints do not change: clean to make it call rustc.
@@ -351,20 +337,12 @@ fn a_different_rustc_with_the_same_version_misses() {
 #[test]
 fn a_source_edited_during_the_compile_is_not_stored() {
     let p = Project::copy_of(&fixture("soundness"));
-    let sysroot = String::from_utf8(
-        std::process::Command::new("rustc")
-            .args(["--print", "sysroot"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let real = Path::new(sysroot.trim()).join("bin/rustc");
+    let real = real_rustc();
     let flag = p.tmp.path().join("edited");
     let script = p.tmp.path().join("rustc-then-edit");
-    fs::write(
+    write_script(
         &script,
-        format!(
+        &format!(
             "#!/bin/sh\n{real} \"$@\"\nstatus=$?\n\
              case \" $* \" in *\" --crate-name core_lib \"*)\n\
                if [ ! -e {flag} ]; then touch {flag}; sed -i s/core-lib\\ v1/core-lib\\ v3/ {src}; fi;;\n\
@@ -373,10 +351,7 @@ fn a_source_edited_during_the_compile_is_not_stored() {
             flag = flag.display(),
             src = p.root.join("core-lib/src/lib.rs").display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let rustc = [("RUSTC", script.to_str().unwrap())];
 
     p.cachet_cargo(&["build"], &rustc);

@@ -139,6 +139,14 @@ impl Project {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `cargo clean`, then `cargo build` through cachet; returns the journal records of the build.
+    pub fn rebuild_after_clean(&self, env: &[(&str, &str)]) -> Vec<Record> {
+        self.cachet_cargo(&["clean"], env);
+        let before = self.journal().len();
+        self.cachet_cargo(&["build"], env);
+        self.journal().split_off(before)
+    }
+
     /// The journal records written so far.
     pub fn journal(&self) -> Vec<Record> {
         journal::read(&self.cache)
@@ -148,6 +156,23 @@ impl Project {
     pub fn stats(&self) -> Stats {
         stats::read(&self.cache)
     }
+}
+
+/// The real rustc of the active toolchain (not the rustup proxy), for shims to call.
+pub fn real_rustc() -> PathBuf {
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    Path::new(String::from_utf8(out.stdout).unwrap().trim()).join("bin/rustc")
+}
+
+/// Writes an executable script (a rustc shim, usually) and returns its path.
+pub fn write_script(path: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_path_buf()
 }
 
 /// Runs a command and panics with its output unless it succeeds.
