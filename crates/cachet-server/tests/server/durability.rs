@@ -284,12 +284,13 @@ fn open_server_on_a_network_address_warns_loudly() {
             .spawn()
             .expect("spawn");
         let mut seen = String::new();
-        // The start-up line that names the storage comes after the warning, if any.
+        // The start-up summary (listen, storage, ephemeral, ...) comes after the warning, if
+        // any; other lines (the background indexer's) may come in between.
         for line in BufReader::new(child.stderr.take().expect("stderr")).lines() {
             let line = line.expect("line");
             seen.push_str(&line);
             seen.push('\n');
-            if line.contains("storage") {
+            if line.contains("ephemeral") {
                 break;
             }
         }
