@@ -107,13 +107,16 @@ async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr, filtered by `CACHET_LOG` (env-filter syntax, default `info`).
+/// Logs to stderr, filtered by `CACHET_LOG` (env-filter syntax, default `info`). Colours only
+/// on a terminal: `docker logs` and files get plain text.
 fn init_logging(format: config::LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env(cachet_core::env_vars::CACHET_LOG)
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         config::LogFormat::Json => builder.json().try_init(),
