@@ -156,11 +156,6 @@ fn escape_path(p: &str) -> String {
     p.replace(' ', "\\ ")
 }
 
-/// All the files of a parsed dep-info, sorted (for tests and explain output).
-pub fn file_set(d: &DepInfo) -> BTreeSet<&str> {
-    d.files.iter().map(String::as_str).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

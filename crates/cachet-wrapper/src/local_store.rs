@@ -89,11 +89,6 @@ impl LocalStore {
         }
     }
 
-    /// The cache directory.
-    pub fn dir(&self) -> &Path {
-        &self.root
-    }
-
     /// Where remembered file hashes live.
     pub fn hash_records(&self) -> PathBuf {
         self.root.join("v1/hashes")
@@ -171,11 +166,6 @@ impl LocalStore {
             .unwrap_or(0)
     }
 
-    /// The size limit.
-    pub fn limit(&self) -> u64 {
-        self.limit
-    }
-
     fn account(&self, added: u64) -> io::Result<()> {
         let total = {
             let _guard = lock(&self.root, "size")?;
@@ -217,22 +207,14 @@ impl LocalStore {
         Ok(removed)
     }
 
-    /// Recomputes the size counter from the files present.
-    pub fn recount(&self) -> u64 {
+    /// Bytes and number of entries and manifests stored, counted from the files present
+    /// (one walk of the store).
+    pub fn usage(&self) -> (u64, usize) {
         let mut files = Vec::new();
         for sub in ["v1/entries", "v1/manifests"] {
             collect_files(&self.root.join(sub), &mut files);
         }
-        files.iter().map(|(_, _, len)| len).sum()
-    }
-
-    /// Entries and manifests currently stored.
-    pub fn object_count(&self) -> usize {
-        let mut files = Vec::new();
-        for sub in ["v1/entries", "v1/manifests"] {
-            collect_files(&self.root.join(sub), &mut files);
-        }
-        files.len()
+        (files.iter().map(|(_, _, len)| len).sum(), files.len())
     }
 }
 

@@ -10,7 +10,7 @@
 use std::cell::OnceCell;
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cachet_core::entry::Entry;
 use cachet_core::{wire, Digest};
@@ -312,9 +312,4 @@ fn parse_pending(name: &str) -> Option<(ObjectKind, Digest)> {
         _ => return None,
     };
     Some((kind, hex.parse().ok()?))
-}
-
-/// The pending-upload directory of a cache.
-pub fn pending_dir(cache_dir: &Path) -> PathBuf {
-    cache_dir.join("v1/pending")
 }

@@ -29,8 +29,7 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
     }
     let s = stats::read(&config.dir);
     let store = LocalStore::new(&config.dir, config.cache_size);
-    let size = store.recount();
-    let objects = store.object_count();
+    let (size, objects) = store.usage();
     if args.json {
         let out = serde_json::json!({
             "stats": s,

@@ -24,12 +24,13 @@ pub struct StatusArgs {
 pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_env();
     let tiers = Tiers::new(&config);
+    let (size, objects) = tiers.local.usage();
     let mut report = serde_json::json!({
         "local": {
             "dir": config.dir,
-            "size_bytes": tiers.local.recount(),
+            "size_bytes": size,
             "limit_bytes": config.cache_size,
-            "objects": tiers.local.object_count(),
+            "objects": objects,
         },
         "pending_uploads": tiers.pending_count(),
     });
