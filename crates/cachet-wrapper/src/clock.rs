@@ -56,6 +56,12 @@ impl ClockMarker {
         fp.dev() == self.dev && fp.changed_ns() < self.ctime_ns
     }
 
+    /// True when the file with fingerprint `fp` (on the marker's device) changed in a later
+    /// clock tick than the marker was made in: certainly after the call started.
+    pub fn is_before(&self, fp: &Fingerprint) -> bool {
+        fp.dev() == self.dev && fp.changed_ns() > self.ctime_ns
+    }
+
     /// A marker created in `dir` now.
     pub fn create(dir: &Path) -> Option<ClockMarker> {
         let path = dir.join(format!(".cachet-clock-{}", std::process::id()));

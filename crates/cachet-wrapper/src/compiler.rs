@@ -276,12 +276,25 @@ pub fn target_libs_digest(
     hasher: &FileHasher,
 ) -> std::io::Result<Digest> {
     let dir = sysroot.join("lib").join("rustlib").join(target).join("lib");
-    let files = list_files(&dir);
+    dirs_digest(&[dir], records, hasher)
+}
+
+/// Digest of the regular files directly inside `dirs` (missing directories count as empty),
+/// remembered under `records` while their fingerprints are unchanged.
+pub fn dirs_digest(
+    dirs: &[PathBuf],
+    records: Option<&Path>,
+    hasher: &FileHasher,
+) -> std::io::Result<Digest> {
+    let listed: Vec<(&PathBuf, Vec<(String, fs::Metadata)>)> =
+        dirs.iter().map(|d| (d, list_files(d))).collect();
     let mut fp = Hasher::new("target-libs-fingerprint");
-    fp.str("dir", &dir.to_string_lossy());
-    for (name, meta) in &files {
-        fp.str("name", name);
-        Fingerprint::of(meta).feed(&mut fp, "fp");
+    for (dir, files) in &listed {
+        fp.str("dir", &dir.to_string_lossy());
+        for (name, meta) in files {
+            fp.str("name", name);
+            Fingerprint::of(meta).feed(&mut fp, "fp");
+        }
     }
     let fp = fp.finish();
     let record = records.map(|r| r.join(format!("libs-{fp}")));
@@ -297,18 +310,24 @@ pub fn target_libs_digest(
     if let Some(d) = remembered() {
         return Ok(d);
     }
-    // Hash the files on two threads: this runs once per toolchain, at the start of a build.
-    let contents = hash_in_parallel(&dir, &files, hasher)?;
     let mut h = Hasher::new("target-libs");
-    for ((name, _), digest) in files.iter().zip(&contents) {
-        h.str("name", name);
-        h.digest("content", digest);
+    let mut settled = true;
+    for (i, (dir, files)) in listed.iter().enumerate() {
+        // Hash the files on two threads: this runs once per toolchain, at the start of a build.
+        let contents = hash_in_parallel(dir, files, hasher)?;
+        // By position, not path: the same toolchain installed elsewhere has the same digest.
+        if i > 0 {
+            h.str("dir", &i.to_string());
+        }
+        for ((name, meta), digest) in files.iter().zip(&contents) {
+            h.str("name", name);
+            h.digest("content", digest);
+            settled &=
+                crate::file_hash::now_ns() - Fingerprint::of(meta).changed_ns() > 2_000_000_000;
+        }
     }
     let digest = h.finish();
     // Only remember a fingerprint of files that have settled (see file_hash.rs).
-    let settled = files
-        .iter()
-        .all(|(_, m)| crate::file_hash::now_ns() - Fingerprint::of(m).changed_ns() > 2_000_000_000);
     if let (Some(rec), true) = (&record, settled) {
         let _ = fsutil::write_atomic(rec, digest.to_hex().as_bytes());
     }

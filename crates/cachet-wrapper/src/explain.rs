@@ -118,11 +118,18 @@ pub fn diff(old: &KeyRecord, new: &KeyRecord) -> Vec<Change> {
     let files = |r: &KeyRecord| -> BTreeMap<String, String> {
         r.files
             .iter()
-            .map(|(p, d)| (p.clone(), d.to_hex()))
+            .map(|(p, d)| {
+                let shown = if *d == crate::link::ABSENT {
+                    "(absent)".to_string()
+                } else {
+                    d.to_hex()
+                };
+                (p.clone(), shown)
+            })
             .collect()
     };
     push_map_changes(&mut out, &files(old), &files(new), |p| {
-        ("source file".into(), p.to_string())
+        (file_kind(p).into(), p.to_string())
     });
     let env = |r: &KeyRecord| -> BTreeMap<String, String> {
         r.env
@@ -169,6 +176,22 @@ fn crate_dir(cache_dir: &Path, krate: &str) -> PathBuf {
         Digest::of(krate.as_bytes()).to_hex()
     };
     cache_dir.join("explain").join(safe)
+}
+
+/// What a recorded file is, for people: something the linker reads (see `link.rs`) or a
+/// source rustc read.
+fn file_kind(path: &str) -> &'static str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let linked = [".rlib", ".a", ".o", ".so"]
+        .iter()
+        .any(|e| name.ends_with(e))
+        || name.contains(".so.")
+        || ["collect2", "ld", "ld.lld", "ld.bfd", "ld.gold", "ld.mold"].contains(&name);
+    if linked {
+        "link input"
+    } else {
+        "source file"
+    }
 }
 
 /// Compares a newly stored entry with the crate's earlier records, then saves it among them.

@@ -57,8 +57,8 @@ impl CrateType {
         }
     }
 
-    /// True for crate types whose output is produced by the system linker. Their key must also
-    /// cover the linker and what it reads, which is not done yet, so they are not cached.
+    /// True for crate types whose output is produced by the system linker. Their key also
+    /// covers the linker and everything the link reads (see `link.rs`).
     pub fn is_linked(self) -> bool {
         matches!(
             self,
@@ -162,8 +162,6 @@ pub enum PassReason {
     NoCrateType,
     /// No dep-info requested, so the files rustc reads cannot be known.
     NoDepInfo,
-    /// A crate type produced by the linker (`bin`, `dylib`, `cdylib`, `proc-macro`, `--test`).
-    LinkedCrateType(String),
     /// A `-C` option that makes the output unpredictable or host-dependent.
     UnsupportedCodegenOption(String),
     /// A `-Z` option cachet does not know to be safe.
@@ -173,6 +171,19 @@ pub enum PassReason {
 }
 
 impl PassReason {
+    /// True when cachet understood the invocation well enough to add `--remap-path-prefix`
+    /// arguments to it when it runs it uncached.
+    pub fn understood(&self) -> bool {
+        !matches!(
+            self,
+            PassReason::Query
+                | PassReason::Stdin
+                | PassReason::ArgFile
+                | PassReason::NonUtf8Argument
+                | PassReason::UnknownArgument(_)
+        )
+    }
+
     /// A short, bounded label for statistics.
     pub fn label(&self) -> String {
         match self {
@@ -189,7 +200,6 @@ impl PassReason {
             PassReason::NoCrateName => "no --crate-name".into(),
             PassReason::NoCrateType => "no --crate-type".into(),
             PassReason::NoDepInfo => "no dep-info emitted".into(),
-            PassReason::LinkedCrateType(t) => format!("crate type {t}"),
             PassReason::UnsupportedCodegenOption(o) => format!("-C {o}"),
             PassReason::UnsupportedUnstableOption(o) => format!("-Z {o}"),
             PassReason::UnsupportedTarget(t) => format!("target {t}"),
@@ -633,6 +643,9 @@ pub struct CachePlan {
     pub outputs: Vec<String>,
     /// The dep-info file's name, inside `out_dir`.
     pub dep_info: String,
+    /// True when the system linker produces an output (executables, dynamic libraries,
+    /// proc-macros): the key then also covers what the link reads.
+    pub links: bool,
 }
 
 /// What to do with an invocation.
@@ -663,14 +676,22 @@ fn plan_parsed(a: RustcArgs) -> Result<CachePlan, PassReason> {
     if a.inputs.len() != 1 {
         return Err(PassReason::NoSingleInput);
     }
-    if a.test {
-        return Err(PassReason::LinkedCrateType("test".into()));
-    }
-    if a.crate_types.is_empty() {
+    // `--test` builds the test harness: an executable, whatever `--crate-type` says.
+    let crate_types = if a.test {
+        vec![CrateType::Bin]
+    } else {
+        a.crate_types.clone()
+    };
+    if crate_types.is_empty() {
         return Err(PassReason::NoCrateType);
     }
-    if let Some(t) = a.crate_types.iter().find(|t| t.is_linked()) {
-        return Err(PassReason::LinkedCrateType(t.as_str().into()));
+    if let Some(flavor) = a.codegen_value("linker-flavor") {
+        if crate_types.iter().any(|t| t.is_linked()) && !matches!(flavor, "gcc" | "gnu-cc") {
+            // Other flavors call a linker directly, whose search rules cachet does not model.
+            return Err(PassReason::UnsupportedCodegenOption(format!(
+                "linker-flavor={flavor}"
+            )));
+        }
     }
     if let Some(e) = a.emits.iter().find(|e| e.kind == EmitKind::Other) {
         return Err(PassReason::UnsupportedEmit(e.name.clone()));
@@ -700,11 +721,15 @@ fn plan_parsed(a: RustcArgs) -> Result<CachePlan, PassReason> {
     for e in &a.emits {
         match e.kind {
             EmitKind::Link => {
-                for t in &a.crate_types {
+                for t in &crate_types {
+                    // File names on the Unix-like targets cachet accepts (see the check above).
                     let name = match t {
                         CrateType::Lib | CrateType::Rlib => format!("lib{stem}.rlib"),
                         CrateType::Staticlib => format!("lib{stem}.a"),
-                        _ => unreachable!("linked crate types were rejected above"),
+                        CrateType::Bin => stem.clone(),
+                        CrateType::Dylib | CrateType::Cdylib | CrateType::ProcMacro => {
+                            format!("lib{stem}.so")
+                        }
                     };
                     if !outputs.contains(&name) {
                         outputs.push(name);
@@ -727,6 +752,7 @@ fn plan_parsed(a: RustcArgs) -> Result<CachePlan, PassReason> {
     }
     Ok(CachePlan {
         crate_name,
+        links: crate_types.iter().any(|t| t.is_linked()) && a.emits(EmitKind::Link),
         input: a.inputs[0].clone(),
         out_dir,
         dep_info: format!("{stem}.d"),
@@ -862,12 +888,8 @@ mod tests {
             PassReason::UnsupportedEmit("asm".into())
         );
         assert_eq!(
-            reason(&["--crate-type", "bin"]),
-            PassReason::LinkedCrateType("bin".into())
-        );
-        assert_eq!(
-            reason(&["--crate-type=proc-macro"]),
-            PassReason::LinkedCrateType("proc-macro".into())
+            reason(&["--crate-type", "bin", "-C", "linker-flavor=ld.lld"]),
+            PassReason::UnsupportedCodegenOption("linker-flavor=ld.lld".into())
         );
         assert_eq!(
             reason(&["--frobnicate"]),
@@ -885,10 +907,6 @@ mod tests {
         assert_eq!(
             reason(&["-Z", "self-profile"]),
             PassReason::UnsupportedUnstableOption("self-profile".into())
-        );
-        assert_eq!(
-            reason(&["--test"]),
-            PassReason::LinkedCrateType("test".into())
         );
         assert_eq!(reason(&["other.rs"]), PassReason::NoSingleInput);
         assert!(matches!(

@@ -24,6 +24,7 @@ use cachet_core::{Digest, Hasher};
 use crate::compiler::{self, Compiler};
 use crate::file_hash::FileHasher;
 use crate::invocation::CachePlan;
+use crate::link;
 use crate::paths::Anchors;
 
 /// Version of the key schema. Bump it whenever what goes into a key changes meaning.
@@ -96,6 +97,12 @@ pub enum KeyError {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// The linker of a linked crate was not found.
+    #[error("linker {name} not found")]
+    LinkerNotFound {
+        /// `-C linker` or `cc`.
+        name: String,
     },
     /// A bundled native library was not found in the `-L` directories.
     #[error("native library {name} not found in the -L search paths")]
@@ -188,12 +195,49 @@ pub fn pre_key(plan: &CachePlan, ctx: &KeyContext<'_>) -> Result<KeyInputs, KeyE
             hash_file(ctx, &file)?.to_hex(),
         );
     }
-    let mut env: Vec<&(String, String)> = ctx.env.iter().filter(|(n, _)| is_keyed_env(n)).collect();
+    if plan.links {
+        // What the link reads beyond rustc's inputs; the rest is learnt from the compile.
+        let linker = linker_of(plan, ctx)?;
+        k.push(
+            "linker",
+            format!("{} {}", linker.display(), hash_file(ctx, &linker)?.to_hex()),
+        );
+        let tools =
+            link::tools_digest(ctx.compiler, &target_name, ctx.compiler_records, ctx.hasher)
+                .map_err(|source| KeyError::Unreadable {
+                    path: ctx.compiler.sysroot.clone(),
+                    source,
+                })?;
+        k.push("link-tools", tools.to_hex());
+    }
+    let mut env: Vec<&(String, String)> = ctx
+        .env
+        .iter()
+        .filter(|(n, _)| is_keyed_env(n) || (plan.links && link::LINK_ENV.contains(&n.as_str())))
+        .collect();
     env.sort();
     for (name, value) in env {
         k.push(format!("env {name}"), norm(value));
     }
     Ok(k)
+}
+
+/// The linker program of a linked crate, as rustc will find it.
+pub fn linker_of(plan: &CachePlan, ctx: &KeyContext<'_>) -> Result<PathBuf, KeyError> {
+    let path_env = ctx
+        .env
+        .iter()
+        .find(|(n, _)| n == "PATH")
+        .map(|(_, v)| v.as_str());
+    link::resolve_linker(&plan.args, ctx.compiler, ctx.cwd, path_env).ok_or_else(|| {
+        KeyError::LinkerNotFound {
+            name: plan
+                .args
+                .codegen_value("linker")
+                .unwrap_or("cc")
+                .to_string(),
+        }
+    })
 }
 
 /// The file of a bundled static library, searched as rustc does in `-L native=`/`-L all=`.

@@ -21,6 +21,7 @@ mod fsutil;
 pub mod invocation;
 pub mod journal;
 pub mod key;
+pub mod link;
 pub mod local_store;
 mod logging;
 pub mod manifest;
@@ -65,7 +66,7 @@ pub fn run(argv: &[OsString]) -> ExitCode {
     };
     let mut report = pipeline::Report::default();
     let krate: Option<String>;
-    let mut remap_linked = false;
+    let remap_linked: bool;
     let plan = invocation::plan(args);
     // cargo discards the stderr of its version and print queries, so a warning shown there
     // would be lost (and its marker would hide it from the real compiles).
@@ -78,7 +79,11 @@ pub fn run(argv: &[OsString]) -> ExitCode {
     let outcome = match plan {
         Plan::PassThrough(reason) => {
             tracing::debug!(%reason, "pass-through");
-            remap_linked = matches!(reason, invocation::PassReason::LinkedCrateType(_));
+            remap_linked = reason.understood()
+                && invocation::RustcArgs::parse(args)
+                    .crate_types
+                    .iter()
+                    .any(|t| t.is_linked());
             Stats::bump(&mut delta.pass_through, reason.label());
             report.reason = Some(reason.label());
             krate = crate_name_of(args);
@@ -86,6 +91,7 @@ pub fn run(argv: &[OsString]) -> ExitCode {
         }
         Plan::Cache(plan) => {
             krate = Some(plan.crate_name.clone());
+            remap_linked = plan.links;
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 pipeline::serve(&config, rustc, args, &plan, &mut delta, &mut report)
             }));
@@ -124,9 +130,9 @@ pub fn run(argv: &[OsString]) -> ExitCode {
     }
 }
 
-/// Runs a linked crate (a binary, build script or proc-macro, not cached yet) with the same
-/// path remapping as cached crates, so that a proc-macro built in two checkouts is the same
-/// file, and crates using it can share entries (see `paths.rs`).
+/// Runs a linked crate that cachet does not cache (a binary, build script or proc-macro) with
+/// the same path remapping as cached crates, so that a proc-macro built in two checkouts is
+/// the same file, and crates using it can share entries (see `paths.rs`).
 fn exec_remapped(rustc: &OsStr, args: &[OsString]) -> ExitCode {
     let Ok(cwd) = std::env::current_dir() else {
         return exec(rustc, args);

@@ -18,6 +18,7 @@ use cachet_core::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::file_hash::FileHasher;
+use crate::link::ABSENT;
 use crate::paths::Anchors;
 
 /// Version of the manifest format.
@@ -93,9 +94,16 @@ impl Manifest {
                 let current = env(name);
                 current == *stored || current.map(|v| anchors.normalize(&v)) == *stored
             }) && c.files.iter().all(|(path, digest)| {
-                let current = *seen
-                    .entry(path.as_str())
-                    .or_insert_with(|| hasher.hash(&cwd.join(anchors.denormalize(path))).ok());
+                let current = *seen.entry(path.as_str()).or_insert_with(|| {
+                    let file = cwd.join(anchors.denormalize(path));
+                    match hasher.hash(&file) {
+                        Ok(d) => Some(d),
+                        // A search probe of the linker that found nothing must still find
+                        // nothing (see link.rs).
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(ABSENT),
+                        Err(_) => None,
+                    }
+                });
                 current == Some(*digest)
             })
         })

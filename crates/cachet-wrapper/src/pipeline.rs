@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::clock::ClockMarker;
 use crate::compile;
-use crate::compiler;
+use crate::compiler::{self, Compiler};
 use crate::config::Config;
 use crate::dep_info;
 use crate::file_hash::{now_ns, FileHasher, Fingerprint};
@@ -39,6 +39,17 @@ fn changed_since_start(fp: &Fingerprint, marker: Option<&ClockMarker>, start_ns:
     match marker {
         Some(m) if m.dev() == fp.dev() => !m.is_after(fp),
         _ => fp.changed_ns() >= start_ns - SETTLE_SLOP_NS,
+    }
+}
+
+/// True when a link input may have changed after the linker read it. The files a link reads
+/// are mostly outputs of the crate's dependencies, finished moments before this call started,
+/// often in the marker's own clock tick; the linker runs at the end of the compile, many ticks
+/// later, so only a change in a later tick than the marker's can be one it did not see.
+fn link_input_changed(fp: &Fingerprint, marker: Option<&ClockMarker>, start_ns: i64) -> bool {
+    match marker {
+        Some(m) if m.dev() == fp.dev() => m.is_before(fp),
+        _ => changed_since_start(fp, marker, start_ns),
     }
 }
 
@@ -87,6 +98,8 @@ struct Call<'a> {
     plan: &'a CachePlan,
     rustc: &'a OsStr,
     args: &'a [OsString],
+    /// The compiler's identity.
+    compiler: &'a Compiler,
     /// L1 and L2.
     tiers: Tiers<'a>,
     /// Hashes inputs, remembering large settled files.
@@ -118,20 +131,9 @@ pub fn serve(
     let tiers = Tiers::new(config);
     // One reading of the filesystem clock, taken before any input is hashed or rustc runs.
     let marker = ClockMarker::after_generated_files(&out_dir);
-    let call = Call {
-        config,
-        plan,
-        rustc,
-        args,
-        hasher: FileHasher::new(Some(tiers.local.hash_records()), marker),
-        tiers,
-        marker,
-        anchors: Anchors::discover(&cwd, Some(&out_dir), |k| std::env::var(k).ok()),
-        cwd,
-        out_dir,
-    };
-    let compiler_records = call.tiers.local.compiler_records();
-    let compiler = match compiler::identify(rustc, Some(&compiler_records), &call.hasher) {
+    let hasher = FileHasher::new(Some(tiers.local.hash_records()), marker);
+    let compiler_records = tiers.local.compiler_records();
+    let compiler = match compiler::identify(rustc, Some(&compiler_records), &hasher) {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "cannot identify the compiler; running it uncached");
@@ -143,11 +145,24 @@ pub fn serve(
             return Outcome::RunUnchanged;
         }
     };
+    let call = Call {
+        config,
+        plan,
+        rustc,
+        args,
+        compiler: &compiler,
+        hasher,
+        tiers,
+        marker,
+        anchors: Anchors::discover(&cwd, Some(&out_dir), |k| std::env::var(k).ok()),
+        cwd,
+        out_dir,
+    };
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let ctx = KeyContext {
-        compiler: &compiler,
+        compiler: call.compiler,
         cwd: &call.cwd,
         env: &env,
         hasher: &call.hasher,
@@ -218,6 +233,7 @@ fn key_error_label(e: &key::KeyError) -> &'static str {
     match e {
         key::KeyError::Unreadable { .. } => "unreadable input",
         key::KeyError::NativeLibNotFound { .. } => "native library not found",
+        key::KeyError::LinkerNotFound { .. } => "linker not found",
     }
 }
 
@@ -259,8 +275,19 @@ fn compile_and_store(
     crate::mark_output_started();
     // Outputs must not depend on where the checkout is: see paths.rs.
     let mut args = call.anchors.remap_args();
+    // A linked crate's key needs the link command; rustc writes it to a file for us.
+    let link_args = plan.links.then(|| link_args_file(&call.out_dir));
+    if let Some(file) = &link_args {
+        args.push(crate::link::print_arg(file));
+    }
     args.extend_from_slice(call.args);
-    let compiled = match compile::run(Path::new(call.rustc), &args) {
+    let compiled = compile::run(Path::new(call.rustc), &args);
+    let link_command = link_args.as_ref().and_then(|file| {
+        let text = fs::read_to_string(file).ok();
+        let _ = fs::remove_file(file);
+        text
+    });
+    let compiled = match compiled {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
@@ -278,7 +305,7 @@ fn compile_and_store(
         return Outcome::Exit(exit_code(&compiled.status));
     }
     let compiled_millis = compiled.millis;
-    match build_entry(call, start_ns, compiled) {
+    match build_entry(call, start_ns, compiled, link_command.as_deref()) {
         Ok((entry_bytes, candidate)) => {
             let key = key::entry_key(pre, &candidate.files, &candidate.env);
             report.changes = crate::explain::record_and_diff(
@@ -318,6 +345,17 @@ fn compile_and_store(
     Outcome::Exit(0)
 }
 
+/// A fresh file name for rustc's link command, in the out-dir: rustc writes its outputs and
+/// temporary files there anyway, so this adds no new way to fail (a cache directory on a full
+/// disk would make rustc, and the build, fail). Removed right after the compile.
+fn link_args_file(out_dir: &Path) -> PathBuf {
+    out_dir.join(format!(
+        ".cachet-link-{}-{}.txt",
+        std::process::id(),
+        now_ns()
+    ))
+}
+
 /// Exit code of rustc, as a byte (a signal becomes 128 + signal, as shells report it).
 pub fn exit_code(status: &std::process::ExitStatus) -> u8 {
     use std::os::unix::process::ExitStatusExt;
@@ -328,12 +366,52 @@ pub fn exit_code(status: &std::process::ExitStatus) -> u8 {
     }
 }
 
+/// What the link read (see `link.rs`), checked like dep-info files on lookup.
+fn link_inputs(
+    call: &Call<'_>,
+    link_command: Option<&str>,
+) -> Result<Vec<(String, Digest)>, &'static str> {
+    let command = crate::link::parse_command(link_command.ok_or("link command unknown")?)
+        .ok_or("link command unreadable")?;
+    let path_env = std::env::var("PATH").ok();
+    let linker = crate::link::resolve_linker(
+        &call.plan.args,
+        call.compiler,
+        &call.cwd,
+        path_env.as_deref(),
+    )
+    .ok_or("linker not found")?;
+    let sysroot = call
+        .plan
+        .args
+        .sysroot
+        .as_ref()
+        .map(|s| call.cwd.join(s))
+        .unwrap_or_else(|| call.compiler.sysroot.clone());
+    let extra = call.plan.args.codegen_value("extra-filename").unwrap_or("");
+    let stem = format!("{}{extra}", call.plan.crate_name);
+    let records = call.tiers.local.compiler_records();
+    let ctx = crate::link::LinkContext {
+        cwd: &call.cwd,
+        out_dir: &call.out_dir,
+        stem: &stem,
+        compiler: call.compiler,
+        sysroot: &sysroot,
+        linker: &linker,
+        anchors: &call.anchors,
+        hasher: &call.hasher,
+        records: Some(&records),
+    };
+    crate::link::link_inputs(&command, &ctx)
+}
+
 /// Collects what the compile read and wrote into an encoded entry and a manifest candidate.
 /// `Err` carries the reason the result is not stored.
 fn build_entry(
     call: &Call<'_>,
     start_ns: i64,
     compiled: compile::Compiled,
+    link_command: Option<&str>,
 ) -> Result<(Vec<u8>, Candidate), &'static str> {
     let (plan, cwd, out_dir, hasher) = (call.plan, &call.cwd, &call.out_dir, &call.hasher);
     let marker = call.marker.as_ref();
@@ -358,6 +436,18 @@ fn build_entry(
             return Err("input modified during compile");
         }
         files.push((call.anchors.normalize(f), digest));
+    }
+    if plan.links {
+        for (shown, digest) in link_inputs(call, link_command)? {
+            if digest != crate::link::ABSENT {
+                let path = cwd.join(call.anchors.denormalize(&shown));
+                let meta = fs::metadata(&path).map_err(|_| "link input vanished")?;
+                if link_input_changed(&Fingerprint::of(&meta), marker, start_ns) {
+                    return Err("link input modified during compile");
+                }
+            }
+            files.push((shown, digest));
+        }
     }
     let mut outputs = Vec::with_capacity(plan.outputs.len());
     for name in &plan.outputs {

@@ -256,6 +256,7 @@ impl Remote {
 pub struct Breaker {
     down: PathBuf,
     read_only: PathBuf,
+    up: PathBuf,
 }
 
 impl Breaker {
@@ -264,6 +265,7 @@ impl Breaker {
         Breaker {
             down: cache_dir.join("remote-down"),
             read_only: cache_dir.join("remote-read-only"),
+            up: cache_dir.join("remote-up"),
         }
     }
 
@@ -278,6 +280,11 @@ impl Breaker {
     /// True while a recent failure says the server is not worth asking.
     pub fn is_down(&self) -> bool {
         Self::tripped(&self.down)
+    }
+
+    /// True while a recent success says the server answers.
+    pub fn is_up(&self) -> bool {
+        Self::tripped(&self.up)
     }
 
     /// True while a recent 403 says uploads are refused.
@@ -295,8 +302,11 @@ impl Breaker {
         fsutil::write_atomic(path, err.to_string().as_bytes())
     }
 
-    /// Forgets a failure after a success.
+    /// Forgets a failure after a success, and remembers the success.
     pub fn reset(&self) {
         let _ = fs::remove_file(&self.down);
+        if !self.is_up() {
+            let _ = fsutil::write_atomic(&self.up, b"");
+        }
     }
 }

@@ -76,7 +76,7 @@ impl<'a> Tiers<'a> {
         }
         if self.client.get().is_none() {
             let client = match Remote::new(rc.clone()) {
-                Ok(r) => Some(r),
+                Ok(r) => self.probe(r, delta),
                 Err(e) => {
                     self.report(&e, delta);
                     None
@@ -85,6 +85,33 @@ impl<'a> Tiers<'a> {
             let _ = self.client.set(client);
         }
         self.client.get()?.as_ref()
+    }
+
+    /// Unless a recent success says the server answers, finds out with one request, one
+    /// process at a time: a build's parallel first calls then cost one wait on a dead or
+    /// silent server, not one each.
+    fn probe(&self, remote: Remote, delta: &mut Delta) -> Option<Remote> {
+        if self.breaker.is_up() {
+            return Some(remote);
+        }
+        let _guard = crate::local_store::lock(&self.config.dir, "remote-probe").ok();
+        if self.breaker.is_down() {
+            Stats::bump(&mut delta.errors, "server skipped after a recent failure");
+            return None;
+        }
+        if self.breaker.is_up() {
+            return Some(remote);
+        }
+        match remote.get_path("/healthz") {
+            Ok(_) => {
+                self.breaker.reset();
+                Some(remote)
+            }
+            Err(e) => {
+                self.report(&e, delta);
+                None
+            }
+        }
     }
 
     /// Counts, logs and remembers a server failure, warning once per build.

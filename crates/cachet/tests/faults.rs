@@ -6,7 +6,7 @@ use std::process::Command;
 
 use cachet_wrapper::journal::Outcome;
 
-use crate::util::{fixture, outcomes_for, stderr_of, Project};
+use crate::util::{fixture, outcomes_for, stderr_of, Project, FIXTURE_CRATES};
 
 fn entry_files(cache: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -28,17 +28,21 @@ fn truncated_and_corrupted_entries_are_removed_never_restored() {
     p.cachet_cargo(&["build"], &[]);
     let output = p.run_program("target", "debug", "app");
     let entries = entry_files(&p.cache);
-    assert_eq!(entries.len(), 2);
-    // One entry cut in half, the other with one flipped byte in the middle.
-    let bytes = fs::read(&entries[0]).unwrap();
-    fs::write(&entries[0], &bytes[..bytes.len() / 2]).unwrap();
-    let mut bytes = fs::read(&entries[1]).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    fs::write(&entries[1], &bytes).unwrap();
+    assert_eq!(entries.len(), FIXTURE_CRATES.len());
+    // Every other entry cut in half, the rest with one flipped byte in the middle.
+    for (i, entry) in entries.iter().enumerate() {
+        let mut bytes = fs::read(entry).unwrap();
+        if i % 2 == 0 {
+            bytes.truncate(bytes.len() / 2);
+        } else {
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0x01;
+        }
+        fs::write(entry, &bytes).unwrap();
+    }
 
     let records = p.rebuild_after_clean(&[]);
-    for krate in ["core_lib", "dep_lib"] {
+    for krate in FIXTURE_CRATES {
         assert_eq!(
             outcomes_for(&records, krate),
             vec![Outcome::Miss],
@@ -46,7 +50,10 @@ fn truncated_and_corrupted_entries_are_removed_never_restored() {
         );
     }
     assert_eq!(p.run_program("target", "debug", "app"), output);
-    assert_eq!(p.stats().errors.get("corrupt entry removed"), Some(&2));
+    assert_eq!(
+        p.stats().errors.get("corrupt entry removed"),
+        Some(&(FIXTURE_CRATES.len() as u64))
+    );
 
     // The entries were replaced by good ones.
     let records = p.rebuild_after_clean(&[]);

@@ -24,8 +24,8 @@ struct Mutation {
     expect: &'static str,
     /// Crates that must miss (compile) in this build.
     must_miss: &'static [&'static str],
-    /// What `cachet explain` must name for core_lib: (kind, part of the name).
-    explains: (&'static str, &'static str),
+    /// What `cachet explain` must name: (crate, kind, part of the name).
+    explains: (&'static str, &'static str, &'static str),
 }
 
 fn replace(root: &Path, file: &str, from: &str, to: &str) {
@@ -58,8 +58,8 @@ const MUTATIONS: &[Mutation] = &[
         env: &[],
         clean: None,
         expect: "lib=core-lib v2",
-        must_miss: &["core_lib"],
-        explains: ("source file", "core-lib/src/lib.rs"),
+        must_miss: &["core_lib", "app"],
+        explains: ("core_lib", "source file", "core-lib/src/lib.rs"),
     },
     Mutation {
         name: "a module file",
@@ -75,8 +75,8 @@ const MUTATIONS: &[Mutation] = &[
         env: &[],
         clean: None,
         expect: "shape=square:5",
-        must_miss: &["core_lib"],
-        explains: ("source file", "core-lib/src/shapes.rs"),
+        must_miss: &["core_lib", "app"],
+        explains: ("core_lib", "source file", "core-lib/src/shapes.rs"),
     },
     Mutation {
         name: "an include_str! file",
@@ -85,8 +85,8 @@ const MUTATIONS: &[Mutation] = &[
         env: &[],
         clean: None,
         expect: "greeting=Hello again",
-        must_miss: &["core_lib"],
-        explains: ("source file", "greeting.txt"),
+        must_miss: &["core_lib", "app"],
+        explains: ("core_lib", "source file", "greeting.txt"),
     },
     Mutation {
         name: "a feature",
@@ -95,8 +95,8 @@ const MUTATIONS: &[Mutation] = &[
         env: &[],
         clean: None,
         expect: "extra=true",
-        must_miss: &["core_lib"],
-        explains: ("argument", "feature=\"extra\""),
+        must_miss: &["core_lib", "app"],
+        explains: ("core_lib", "argument", "feature=\"extra\""),
     },
     Mutation {
         name: "a --cfg from RUSTFLAGS",
@@ -105,8 +105,8 @@ const MUTATIONS: &[Mutation] = &[
         env: &[("RUSTFLAGS", "--cfg fixture_cfg")],
         clean: None,
         expect: "cfg=true",
-        must_miss: &["core_lib", "dep_lib"],
-        explains: ("argument", "fixture_cfg"),
+        must_miss: &["core_lib", "dep_lib", "app"],
+        explains: ("core_lib", "argument", "fixture_cfg"),
     },
     Mutation {
         name: "a variable read by option_env!",
@@ -115,8 +115,8 @@ const MUTATIONS: &[Mutation] = &[
         env: &[("FIXTURE_FLAVOR", "spicy")],
         clean: None,
         expect: "flavor=spicy",
-        must_miss: &["core_lib"],
-        explains: ("env! variable", "FIXTURE_FLAVOR"),
+        must_miss: &["core_lib", "app"],
+        explains: ("core_lib", "env! variable", "FIXTURE_FLAVOR"),
     },
     Mutation {
         name: "the edition",
@@ -132,8 +132,8 @@ const MUTATIONS: &[Mutation] = &[
         env: &[],
         clean: None,
         expect: "edition_item=&i32",
-        must_miss: &["core_lib"],
-        explains: ("argument", "--edition=2018"),
+        must_miss: &["core_lib", "app"],
+        explains: ("core_lib", "argument", "--edition=2018"),
     },
     Mutation {
         name: "the profile (opt-level, debug assertions)",
@@ -142,8 +142,8 @@ const MUTATIONS: &[Mutation] = &[
         env: &[],
         clean: None,
         expect: "debug_assertions=false",
-        must_miss: &["core_lib", "dep_lib"],
-        explains: ("argument", "opt-level=3"),
+        must_miss: &["core_lib", "dep_lib", "app"],
+        explains: ("core_lib", "argument", "opt-level=3"),
     },
     Mutation {
         name: "a dependency's source",
@@ -152,8 +152,8 @@ const MUTATIONS: &[Mutation] = &[
         env: &[],
         clean: None,
         expect: "dep=dep-lib 0.1.0 value=2",
-        must_miss: &["dep_lib", "core_lib"],
-        explains: ("extern crate", "dep_lib"),
+        must_miss: &["dep_lib", "core_lib", "app"],
+        explains: ("core_lib", "extern crate", "dep_lib"),
     },
     Mutation {
         name: "a dependency's version",
@@ -169,8 +169,8 @@ const MUTATIONS: &[Mutation] = &[
         env: &[],
         clean: None,
         expect: "dep=dep-lib 0.1.1 value=2",
-        must_miss: &["dep_lib", "core_lib"],
-        explains: ("extern crate", "dep_lib"),
+        must_miss: &["dep_lib", "core_lib", "app"],
+        explains: ("core_lib", "extern crate", "dep_lib"),
     },
     Mutation {
         name: "a file a build script writes into OUT_DIR",
@@ -179,8 +179,8 @@ const MUTATIONS: &[Mutation] = &[
         env: &[],
         clean: None,
         expect: "generated=build input v2",
-        must_miss: &["core_lib"],
-        explains: ("source file", "generated.rs"),
+        must_miss: &["core_lib", "app"],
+        explains: ("core_lib", "source file", "generated.rs"),
     },
     Mutation {
         name: "an edit that keeps the file's size and mtime",
@@ -190,8 +190,72 @@ const MUTATIONS: &[Mutation] = &[
         // cargo trusts mtimes, so it would not even call rustc; make it.
         clean: Some(&["-p", "core-lib"]),
         expect: "shape=circle:5",
-        must_miss: &["core_lib"],
-        explains: ("source file", "core-lib/src/shapes.rs"),
+        must_miss: &["core_lib", "app"],
+        explains: ("core_lib", "source file", "core-lib/src/shapes.rs"),
+    },
+    Mutation {
+        name: "a variable a build script reads (rerun-if-env-changed)",
+        edit: no_edit,
+        args: &[],
+        env: &[("FIXTURE_BUILD_ENV", "set")],
+        clean: None,
+        expect: "build_env=set",
+        must_miss: &["core_lib", "app"],
+        explains: ("core_lib", "source file", "generated.rs"),
+    },
+    Mutation {
+        name: "a build script's source",
+        edit: |r| {
+            replace(
+                r,
+                "core-lib/build.rs",
+                "input.trim(),",
+                "input.trim().to_uppercase(),",
+            )
+        },
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "generated=BUILD INPUT V2",
+        must_miss: &["build_script_build", "core_lib", "app"],
+        explains: ("build_script_build", "source file", "core-lib/build.rs"),
+    },
+    Mutation {
+        name: "a file a proc-macro reads",
+        edit: |r| {
+            fs::write(
+                r.join("core-lib/data/macro-input.txt"),
+                "read by a proc-macro v2\n",
+            )
+            .unwrap()
+        },
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "macro=macro v1: read by a proc-macro v2",
+        must_miss: &["core_lib", "app"],
+        explains: ("core_lib", "source file", "macro-input.txt"),
+    },
+    Mutation {
+        name: "a proc-macro's source",
+        edit: |r| replace(r, "fixture-macros/src/lib.rs", "macro v1:", "macro v2:"),
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "macro=macro v2: read by a proc-macro v2",
+        must_miss: &["fixture_macros", "core_lib", "app"],
+        explains: ("core_lib", "extern crate", "fixture_macros"),
+    },
+    Mutation {
+        name: "a native static library built by cc (read by the linker only)",
+        edit: |r| replace(r, "core-lib/c/native.c", "return 42;", "return 43;"),
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "native=43",
+        // core_lib's own output does not contain the library (`-bundle`): only the link sees it.
+        must_miss: &["app"],
+        explains: ("app", "link input", "libfixturec.a"),
     },
 ];
 
@@ -226,15 +290,16 @@ fn each_input_change_misses_and_matches_a_plain_build() {
                 m.name
             );
         }
-        let core = records
+        let (explained, kind, name) = m.explains;
+        let missed = records
             .iter()
-            .find(|r| r.krate.as_deref() == Some("core_lib") && r.outcome == Outcome::Miss)
-            .unwrap();
-        let changes = core.changes.clone().unwrap_or_default();
+            .find(|r| r.krate.as_deref() == Some(explained) && r.outcome == Outcome::Miss)
+            .unwrap_or_else(|| panic!("changing {}: no miss of {explained}", m.name));
+        let changes = missed.changes.clone().unwrap_or_default();
         assert!(
             changes
                 .iter()
-                .any(|c| c.kind == m.explains.0 && c.name.contains(m.explains.1)),
+                .any(|c| c.kind == kind && c.name.contains(name)),
             "changing {}: explain should name {:?}, got {changes:#?}",
             m.name,
             m.explains
@@ -267,9 +332,16 @@ fn each_input_change_misses_and_matches_a_plain_build() {
         }
     }
 
-    // Back to a state built before: after `cargo clean`, every library crate hits.
+    // Back to a state built before: after `cargo clean`, every crate hits, the linked ones
+    // (program, build script, proc-macro) included.
     let records = p.rebuild_after_clean(&[]);
-    for krate in ["core_lib", "dep_lib"] {
+    for krate in [
+        "core_lib",
+        "dep_lib",
+        "app",
+        "build_script_build",
+        "fixture_macros",
+    ] {
         assert_eq!(
             outcomes_for(&records, krate),
             vec![Outcome::HitLocal],

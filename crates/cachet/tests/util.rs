@@ -199,6 +199,16 @@ pub fn outcomes_for(records: &[Record], krate: &str) -> Vec<Outcome> {
         .collect()
 }
 
+/// The crates of the `soundness` fixture cachet caches: two libraries, a proc-macro, a build
+/// script and the program.
+pub const FIXTURE_CRATES: [&str; 5] = [
+    "core_lib",
+    "dep_lib",
+    "fixture_macros",
+    "build_script_build",
+    "app",
+];
+
 /// Records of calls that were looked up in the cache (hits and misses).
 pub fn cacheable(records: &[Record]) -> Vec<&Record> {
     records.iter().filter(|r| r.pre_key.is_some()).collect()
