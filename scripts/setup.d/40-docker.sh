@@ -1,8 +1,9 @@
 # The Docker tests and bench/docker.sh: the static musl target (the server image is FROM scratch
-# with a static binary), and a Debian rootfs image for client containers (gcc + libc6-dev to
-# link, curl for timing loops). No registry is needed: the rootfs comes from debootstrap with
-# this machine's apt sources and is imported with `docker import`. The image is also kept as a
-# tarball in $CACHET_CI_CACHE/docker so an engine reset costs a `docker load`, not a debootstrap.
+# with a static binary), a Debian rootfs image for client containers (gcc + libc6-dev to link,
+# curl for timing loops), and on it the Prometheus image of the compose `metrics` profile. No
+# registry is needed: the rootfs comes from debootstrap with this machine's apt sources and is
+# imported with `docker import`. The image is also kept as a tarball in $CACHET_CI_CACHE/docker
+# so an engine reset costs a `docker load`, not a debootstrap.
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   apt_install debootstrap musl-tools
   rustup target list --installed | grep -x x86_64-unknown-linux-musl >/dev/null \
@@ -31,6 +32,11 @@ if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
     fi
   fi
   export CACHET_TEST_CLIENT_BASE="$cachet_client_base"
+  # The compose `metrics` profile's Prometheus image, from the host's Debian package (installed
+  # by 30-server.sh) on that base; a no-op when it is up to date (the tests call it too).
+  if command -v prometheus >/dev/null 2>&1; then
+    docker/prometheus/build.sh >/dev/null
+  fi
 else
   echo "setup: docker is missing or its daemon is down; the Docker tests will fail"
 fi

@@ -1,7 +1,8 @@
 //! cachet in Docker, on the real engine: the image (`cachet docker build`), the `cachet docker`
 //! subcommands and their error messages, client containers on an internal network getting
-//! remote hits, persistence and ephemerality, network isolation, a killed server, a memory
-//! limit under large uploads, and the Grafana dashboard against a live `/metrics`.
+//! remote hits, persistence, network isolation, a killed server, a memory limit under large
+//! uploads, and the Grafana dashboard against a live `/metrics`. The compose file's tests are in
+//! `docker/compose.rs`.
 //!
 //! Nothing here skips: without Docker or the client base image the tests fail and say to run
 //! `scripts/setup.sh`. Every container, network and volume has a name unique to this test run
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 use cachet_wrapper::journal::{self, Outcome};
 
 use crate::util::{cachet_bin, copy_tree, free_port, stderr_of, workload_service};
+
+mod compose;
 
 /// The server image the tests build once per run.
 const TEST_IMAGE: &str = "cachet-test:local";
@@ -81,14 +84,10 @@ struct Cleanup {
     containers: Vec<String>,
     networks: Vec<String>,
     volumes: Vec<String>,
-    compose: Vec<(PathBuf, String)>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        for (dir, project) in &self.compose {
-            let _ = compose(dir, project, &[]).args(["down", "-v"]).output();
-        }
         for c in &self.containers {
             let _ = Command::new("docker").args(["rm", "-f", "-v", c]).output();
         }
@@ -209,6 +208,15 @@ impl Client {
     fn new() -> Client {
         let tmp = tempfile::tempdir().unwrap();
         copy_tree(&workload_service(), &tmp.path().join("service"));
+        // The container builds offline from the host's ~/.cargo/registry: download the crates
+        // first (a no-op once they are there). On a fresh machine no other test has fetched
+        // them yet when the Docker tests start (they sort before `workload`).
+        let out = Command::new("cargo")
+            .args(["fetch", "--locked"])
+            .current_dir(tmp.path().join("service"))
+            .output()
+            .unwrap();
+        assert_ok(&out, "cargo fetch of the workload");
         std::fs::create_dir_all(tmp.path().join("cachet-dir")).unwrap();
         Client { tmp }
     }
@@ -621,92 +629,6 @@ fn docker_persistent_store_survives_a_restart_and_purge_asks_first() {
         "purge --yes",
     );
     assert_eq!(http(port, "GET", "/cachet/v1/e/kept", b"").unwrap().0, 404);
-}
-
-/// `docker compose` when the plugin is there, else Debian's `docker-compose`.
-fn compose(dir: &Path, project: &str, env: &[(&str, String)]) -> Command {
-    let plugin = Command::new("docker")
-        .args(["compose", "version"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    let mut cmd = if plugin {
-        let mut c = Command::new("docker");
-        c.arg("compose");
-        c
-    } else {
-        Command::new("docker-compose")
-    };
-    cmd.current_dir(dir).args([
-        "-p",
-        project,
-        "-f",
-        "docker-compose.yml",
-        "-f",
-        "docker/compose.publish.yml",
-    ]);
-    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    cmd
-}
-
-#[test]
-fn docker_compose_ephemeral_store_is_gone_after_down_v() {
-    let mut cleanup = Cleanup::default();
-    let image = ensure_image();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let project = unique("compose").replace('-', "");
-    let port = free_port();
-    let env = [
-        ("CACHET_IMAGE", image.to_string()),
-        ("CACHET_PUBLISH", format!("127.0.0.1:{port}")),
-    ];
-    cleanup.compose.push((repo.clone(), project.clone()));
-    let up = |cleanup: &Cleanup| {
-        let _ = cleanup;
-        let out = compose(&repo, &project, &env)
-            .args(["up", "-d", "cachet"])
-            .output()
-            .unwrap();
-        assert_ok(&out, "compose up");
-        wait_until(
-            "the compose server to answer /healthz",
-            Duration::from_secs(60),
-            || matches!(http(port, "GET", "/healthz", b""), Ok((200, _))),
-        );
-    };
-    up(&cleanup);
-    let server = format!("{project}_cachet_1");
-    let server = if docker(&["container", "inspect", &server]).status.success() {
-        server
-    } else {
-        format!("{project}-cachet-1")
-    };
-    assert_eq!(
-        inspect(&server, "{{.HostConfig.RestartPolicy.Name}}"),
-        "unless-stopped"
-    );
-    assert_eq!(http(port, "PUT", "/cachet/v1/e/gone", b"x").unwrap().0, 201);
-    // `down` alone keeps the named volume; `down -v` deletes it.
-    assert_ok(
-        &compose(&repo, &project, &env).arg("down").output().unwrap(),
-        "compose down",
-    );
-    up(&cleanup);
-    assert_eq!(http(port, "GET", "/cachet/v1/e/gone", b"").unwrap().0, 200);
-    assert_ok(
-        &compose(&repo, &project, &env)
-            .args(["down", "-v"])
-            .output()
-            .unwrap(),
-        "compose down -v",
-    );
-    let volumes = docker_ok(&["volume", "ls", "-q"]);
-    assert!(
-        !volumes.contains(&format!("{project}_cachet-data")),
-        "{volumes}"
-    );
-    up(&cleanup);
-    assert_eq!(http(port, "GET", "/cachet/v1/e/gone", b"").unwrap().0, 404);
 }
 
 #[test]
