@@ -6,7 +6,7 @@ use cachet_wrapper::journal::Outcome;
 use crate::util::{cacheable, copy_tree, fixture, outcomes_for, stderr_of, Project};
 
 #[test]
-fn clean_rebuild_hits_every_library_crate_and_replays_warnings() {
+fn clean_rebuild_hits_every_crate_and_replays_warnings() {
     let p = Project::copy_of(&fixture("soundness"));
     let first = p.cachet_cargo(&["build"], &[]);
     let output = p.run_program("target", "debug", "app");
@@ -47,7 +47,7 @@ fn clean_rebuild_hits_every_library_crate_and_replays_warnings() {
 /// Keys are relative to the workspace, the target dir and CARGO_HOME, so a second checkout at
 /// another path with its own target dir restores every library crate (see also paths.rs).
 #[test]
-fn second_checkout_elsewhere_restores_every_library_crate() {
+fn second_checkout_elsewhere_restores_every_crate() {
     let p = Project::copy_of(&fixture("soundness"));
     p.cachet_cargo(&["build"], &[]);
     let output = p.run_program("target", "debug", "app");

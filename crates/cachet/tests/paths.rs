@@ -22,7 +22,7 @@ fn second_checkout(p: &Project, source: &Path) -> Project {
 }
 
 #[test]
-fn another_path_and_cargo_home_restore_every_library_crate_of_the_workload() {
+fn another_path_and_cargo_home_restore_every_crate_of_the_workload() {
     let p = Project::copy_of(&workload_service());
     p.cachet_cargo(&["fetch", "--locked"], &[]);
     p.cachet_cargo(&["build", "--locked", "--offline"], &[]);

@@ -75,7 +75,7 @@ fn check_entries(cache: &Path) -> usize {
 /// hits the local cache for every library crate, and a second client with an empty local
 /// cache gets every one of them from the server.
 #[test]
-fn real_graph_warm_build_hits_every_library_crate_locally_and_from_the_server() {
+fn real_graph_warm_build_hits_every_crate_locally_and_from_the_server() {
     let storage = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(&["--storage", &format!("dir:{}", storage.path().display())]);
     let with_server = [("CACHET_SERVER", server.url.as_str())];
