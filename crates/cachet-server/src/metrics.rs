@@ -419,11 +419,12 @@ fn render_uploads(out: &mut String, u: &UploadStats) {
         out,
         "cachet_shared_uploads_total",
         "counter",
-        "Objects queued for the shared tier, by outcome: queued, uploaded, dropped_queue_full, \
-         dropped_evicted, refused, failed.",
+        "Writes queued for the shared tier, by outcome: queued, coalesced (merged into another \
+         upload of the same object), uploaded, dropped_queue_full, dropped_evicted, refused, failed.",
     );
     for (result, n) in [
         ("queued", u.queued),
+        ("coalesced", u.coalesced),
         ("uploaded", u.uploaded),
         ("dropped_queue_full", u.dropped_queue_full),
         ("dropped_evicted", u.dropped_evicted),

@@ -32,7 +32,7 @@ use futures_util::stream::BoxStream;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A validated object name: namespace and key, both checked by `cachet_core::wire`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjectId {
     /// The namespace (first path segment).
     pub namespace: String,

@@ -9,12 +9,16 @@
 //!   the local tier to the shared one. The client does not wait for Redis or S3. Nothing is
 //!   lost silently: a full queue, an object evicted before its upload, an upload refused by
 //!   the backend or failing after [`UPLOAD_ATTEMPTS`] tries each have a counter in `/metrics`
-//!   and `/stats` and a log line.
+//!   and `/stats` and a log line. Uploads of one object never overlap: a write of an object
+//!   already queued or uploading marks it to be uploaded once more afterwards (from the local
+//!   tier's bytes at that time), so a retry of an older version cannot land after a newer one
+//!   (a manifest, rewritten on every new compile of a crate, must not go back in time).
 //! - Readiness (`/readyz`) is the local tier's: a replica whose shared tier is down still
 //!   serves (its local tier, and misses), so it must not be taken out of a load balancer.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,8 +41,10 @@ pub const UPLOAD_ATTEMPTS: u32 = 4;
 /// Counters of the upload queue, for `/metrics` and `/stats`.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct UploadStats {
-    /// Names queued for upload.
+    /// Writes accepted for upload (including coalesced ones).
     pub queued: u64,
+    /// Writes of an object already waiting or uploading, merged into one more upload of it.
+    pub coalesced: u64,
     /// Objects copied to the shared tier.
     pub uploaded: u64,
     /// Names dropped because the queue was full.
@@ -55,7 +61,11 @@ pub struct UploadStats {
 
 #[derive(Default)]
 struct UploadCounters {
+    /// Objects queued or uploading, and whether each was written again meanwhile (then it is
+    /// uploaded once more when the current upload ends). A std mutex held for map updates only.
+    keys: Mutex<HashMap<ObjectId, bool>>,
     queued: AtomicU64,
+    coalesced: AtomicU64,
     uploaded: AtomicU64,
     dropped_queue_full: AtomicU64,
     dropped_evicted: AtomicU64,
@@ -63,6 +73,12 @@ struct UploadCounters {
     failed: AtomicU64,
     /// Queued and not yet finished (the channel does not say its length).
     pending: AtomicU64,
+}
+
+impl UploadCounters {
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, bool>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A local tier in front of a shared one.
@@ -199,28 +215,43 @@ async fn upload_worker(
     loop {
         let next = rx.lock().await.recv().await;
         let Some(id) = next else { return };
-        let outcome = upload_one(&id, local.as_ref(), shared.as_ref()).await;
+        loop {
+            let outcome = upload_one(&id, local.as_ref(), shared.as_ref()).await;
+            record(&counters, &id, outcome);
+            let mut keys = counters.keys();
+            match keys.get_mut(&id) {
+                Some(again) if *again => *again = false,
+                _ => {
+                    keys.remove(&id);
+                    break;
+                }
+            }
+        }
         counters.pending.fetch_sub(1, Ordering::Relaxed);
-        match outcome {
-            UploadOutcome::Uploaded => {
-                counters.uploaded.fetch_add(1, Ordering::Relaxed);
-            }
-            UploadOutcome::Evicted => {
-                counters.dropped_evicted.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(namespace = %id.namespace, key = %id.key,
-                    "object left the local tier before its upload to the shared tier: not uploaded");
-            }
-            UploadOutcome::Refused(err) => {
-                counters.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(namespace = %id.namespace, key = %id.key, cause = %crate::error::chain(&err),
-                    "the shared tier refused the object: it stays in the local tier only");
-            }
-            UploadOutcome::Failed(err) => {
-                counters.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(namespace = %id.namespace, key = %id.key, attempts = UPLOAD_ATTEMPTS,
-                    cause = %crate::error::chain(&err),
-                    "failed to upload to the shared tier: the object stays in the local tier only");
-            }
+    }
+}
+
+/// Counts and logs how an upload ended.
+fn record(counters: &UploadCounters, id: &ObjectId, outcome: UploadOutcome) {
+    match outcome {
+        UploadOutcome::Uploaded => {
+            counters.uploaded.fetch_add(1, Ordering::Relaxed);
+        }
+        UploadOutcome::Evicted => {
+            counters.dropped_evicted.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(namespace = %id.namespace, key = %id.key,
+                "object left the local tier before its upload to the shared tier: not uploaded");
+        }
+        UploadOutcome::Refused(err) => {
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(namespace = %id.namespace, key = %id.key, cause = %crate::error::chain(&err),
+                "the shared tier refused the object: it stays in the local tier only");
+        }
+        UploadOutcome::Failed(err) => {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(namespace = %id.namespace, key = %id.key, attempts = UPLOAD_ATTEMPTS,
+                cause = %crate::error::chain(&err),
+                "failed to upload to the shared tier: the object stays in the local tier only");
         }
     }
 }
@@ -241,6 +272,7 @@ async fn upload_one(id: &ObjectId, local: &dyn Store, shared: &dyn Store) -> Upl
             let Some(object) = local.get(id).await? else {
                 return Ok(false);
             };
+            let size = object.meta.size;
             let mut upload = shared.put(id).await?;
             match object.body {
                 ObjectBody::Full(bytes) => upload.write(bytes).await?,
@@ -256,6 +288,7 @@ async fn upload_one(id: &ObjectId, local: &dyn Store, shared: &dyn Store) -> Upl
                 }
             }
             upload.commit().await?;
+            tracing::debug!(namespace = %id.namespace, key = %id.key, size, attempt, "uploaded to the shared tier");
             Ok(true)
         }
         .await;
@@ -274,11 +307,19 @@ async fn upload_one(id: &ObjectId, local: &dyn Store, shared: &dyn Store) -> Upl
     }
 }
 
-/// Queues an object's name for upload; a full queue is counted and logged.
+/// Queues an object's name for upload (or marks an object already queued or uploading to be
+/// uploaded once more); a full queue is counted and logged.
 fn enqueue(queue: &mpsc::Sender<ObjectId>, counters: &UploadCounters, id: ObjectId) {
-    match queue.try_send(id) {
+    let mut keys = counters.keys();
+    counters.queued.fetch_add(1, Ordering::Relaxed);
+    if let Some(again) = keys.get_mut(&id) {
+        *again = true;
+        counters.coalesced.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    match queue.try_send(id.clone()) {
         Ok(()) => {
-            counters.queued.fetch_add(1, Ordering::Relaxed);
+            keys.insert(id, false);
             counters.pending.fetch_add(1, Ordering::Relaxed);
         }
         Err(err) => {
@@ -403,6 +444,7 @@ impl Store for Tiered {
         let c = &self.counters;
         Some(UploadStats {
             queued: c.queued.load(Ordering::Relaxed),
+            coalesced: c.coalesced.load(Ordering::Relaxed),
             uploaded: c.uploaded.load(Ordering::Relaxed),
             dropped_queue_full: c.dropped_queue_full.load(Ordering::Relaxed),
             dropped_evicted: c.dropped_evicted.load(Ordering::Relaxed),

@@ -196,12 +196,38 @@ impl RedisCluster {
         cluster
     }
 
+    /// The nodes' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().map(RedisServer::pid).collect()
+    }
+
     /// `--storage` spec with two of the three nodes as seeds.
     pub fn spec(&self, prefix: &str) -> String {
         format!(
             "redis+cluster://127.0.0.1:{},127.0.0.1:{}?prefix={prefix}",
             self.nodes[0].port, self.nodes[1].port
         )
+    }
+
+    /// Kills every node (`kill -9`; data gone, cluster configuration kept in `nodes.conf`).
+    pub fn stop(&mut self) {
+        for n in &mut self.nodes {
+            n.stop();
+        }
+    }
+
+    /// Starts every node again on its port; they find each other from `nodes.conf`.
+    pub fn restart(&mut self) {
+        for n in &mut self.nodes {
+            n.restart();
+        }
+        for n in &self.nodes {
+            poll_until(
+                "the Redis Cluster to be ready again",
+                Duration::from_secs(60),
+                || n.cli(&["cluster", "info"]).contains("cluster_state:ok"),
+            );
+        }
     }
 
     /// Number of keys under `prefix` on all nodes.

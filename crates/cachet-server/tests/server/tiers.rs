@@ -212,15 +212,18 @@ fn prune_on_every_backend_removes_only_old_objects() {
     assert_eq!(s3.keys(), ["prune/v1/cachet/new"]);
 }
 
-/// Redis or S3 killed under a running chain: the server keeps answering (local hits, misses,
-/// writes to the local tier), and uses the shared tier again by itself once it is back.
+/// Redis, a whole Redis Cluster or S3 killed under a running chain: the server keeps answering
+/// (local hits, misses, writes to the local tier), and uses the shared tier again by itself
+/// once it is back.
 #[test]
 fn a_shared_tier_outage_is_survived_and_recovered_from() {
     let mut redis = RedisServer::start();
+    let mut cluster = RedisCluster::start();
     let mut s3 = S3Server::start();
-    for backend in ["redis", "s3"] {
+    for backend in ["redis", "cluster", "s3"] {
         let shared = match backend {
             "redis" => redis.spec("out/"),
+            "cluster" => cluster.spec("out/"),
             _ => s3.spec("out"),
         };
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -233,6 +236,7 @@ fn a_shared_tier_outage_is_survived_and_recovered_from() {
 
         match backend {
             "redis" => redis.stop(),
+            "cluster" => cluster.stop(),
             _ => s3.stop(),
         }
         assert_eq!(get(&a.url("/cachet/x")).body, b"x", "a local hit");
@@ -249,6 +253,7 @@ fn a_shared_tier_outage_is_survived_and_recovered_from() {
 
         match backend {
             "redis" => redis.restart(),
+            "cluster" => cluster.restart(),
             _ => s3.restart(),
         }
         assert_eq!(put(&a.url("/cachet/after"), b"after").status, 201);
@@ -261,4 +266,37 @@ fn a_shared_tier_outage_is_survived_and_recovered_from() {
             tier(&stats(&a), "shared")["available"] == true
         });
     }
+}
+
+/// The admin purge of a namespace empties it in every tier: the local disk, and every master
+/// of a Redis Cluster (keys spread over slots) or the S3 prefix; other namespaces stay.
+#[test]
+fn purging_a_namespace_empties_every_tier() {
+    let cluster = RedisCluster::start();
+    let s3 = S3Server::start();
+    for shared in [cluster.spec("purge/"), s3.spec("purge")] {
+        let local = tempfile::tempdir().unwrap();
+        let server = chain_server(&local, &shared, &[]);
+        for i in 0..20 {
+            assert_eq!(put(&server.url(&format!("/doomed/k{i}")), b"x").status, 201);
+        }
+        assert_eq!(put(&server.url("/kept/k"), b"y").status, 201);
+        poll_until("the uploads", DEADLINE, || {
+            stats(&server)["uploads"]["uploaded"] == 21
+        });
+        let r = crate::util::send(
+            "DELETE",
+            &server.url("/_admin/namespaces/doomed"),
+            None,
+            None,
+        );
+        assert_eq!(r.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["purged_objects"], 40, "20 local + 20 shared: {v}");
+        let bare = spawn_server_env(&["--storage", &shared], &S3_ENV);
+        assert_eq!(get(&bare.url("/doomed/k3")).status, 404, "{shared}");
+        assert_eq!(get(&bare.url("/kept/k")).body, b"y", "{shared}");
+    }
+    assert_eq!(cluster.count_keys("purge/"), 1);
+    assert_eq!(s3.keys(), ["purge/v1/kept/k"]);
 }
