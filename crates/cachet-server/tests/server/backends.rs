@@ -74,6 +74,10 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     cluster: bool,
+    /// Extra `redis-server` arguments (users, passwords).
+    extra: Vec<String>,
+    /// `redis-cli` arguments that log in and pick the database.
+    cli_auth: Vec<String>,
 }
 
 impl RedisServer {
@@ -82,13 +86,43 @@ impl RedisServer {
         Self::start_node(false)
     }
 
-    fn start_node(cluster: bool) -> RedisServer {
-        let mut r = RedisServer {
+    /// A single node where only user `cachet` (password `s3cret`) may log in; `redis-cli`
+    /// calls log in as that user on database `db`.
+    pub fn start_with_user(db: u32) -> RedisServer {
+        let mut r = Self::new(false);
+        r.extra = [
+            "--user", "default", "off", "--user", "cachet", "on", ">s3cret", "~*", "&*", "+@all",
+        ]
+        .map(String::from)
+        .to_vec();
+        r.cli_auth = [
+            "--user",
+            "cachet",
+            "--pass",
+            "s3cret",
+            "--no-auth-warning",
+            "-n",
+        ]
+        .map(String::from)
+        .to_vec();
+        r.cli_auth.push(db.to_string());
+        r.spawn();
+        r
+    }
+
+    fn new(cluster: bool) -> RedisServer {
+        RedisServer {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().expect("tempdir"),
             cluster,
-        };
+            extra: Vec::new(),
+            cli_auth: Vec::new(),
+        }
+    }
+
+    fn start_node(cluster: bool) -> RedisServer {
+        let mut r = Self::new(cluster);
         r.spawn();
         r
     }
@@ -99,7 +133,8 @@ impl RedisServer {
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no"]);
+            .args(["--daemonize", "no"])
+            .args(&self.extra);
         if self.cluster {
             cmd.args(["--cluster-enabled", "yes"])
                 .args(["--cluster-config-file", "nodes.conf"]);
@@ -139,7 +174,9 @@ impl RedisServer {
 
     /// Runs `redis-cli -p PORT ARGS...` and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
-        redis_cli(self.port, args)
+        let mut all: Vec<&str> = self.cli_auth.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        redis_cli(self.port, &all)
     }
 }
 

@@ -94,11 +94,15 @@ fn replicas_share_objects_through_every_shared_backend() {
 }
 
 /// With `--max-age`, Redis values carry that TTL (`SET ... PX`), a read renews it (`GETEX`),
-/// and an unread value expires by itself.
+/// and an unread value expires by itself. (On a Redis with a user and password, database 2.)
 #[test]
 fn redis_values_expire_after_max_age_and_reads_renew_them() {
-    let redis = RedisServer::start();
-    let server = spawn_server_env(&["--storage", &redis.spec("ttl/"), "--max-age", "4s"], &[]);
+    let redis = RedisServer::start_with_user(2);
+    let spec = format!(
+        "redis://cachet:s3cret@127.0.0.1:{}/2?prefix=ttl/",
+        redis.port
+    );
+    let server = spawn_server_env(&["--storage", &spec, "--max-age", "4s"], &[]);
     for k in ["a", "b"] {
         assert_eq!(
             put(&server.url(&format!("/cachet/{k}")), b"value").status,
