@@ -30,8 +30,12 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(250);
 /// Longest back-off: a tier that comes back is used again within this time.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// The operations whose latency is recorded.
+/// The operations whose latency is recorded, indexed by [`GET`], [`HEAD`], [`PUT`], [`DELETE`].
 pub const OPS: [&str; 4] = ["get", "head", "put", "delete"];
+const GET: usize = 0;
+const HEAD: usize = 1;
+const PUT: usize = 2;
+const DELETE: usize = 3;
 
 /// One tier's counters, as reported to `/metrics` and `/stats`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -286,7 +290,7 @@ impl Upload for TierUpload {
                 started,
             } = *self;
             let result = upload_step(&counters, breaker.as_deref(), backend, inner.commit()).await;
-            counters.observe(2, started.elapsed());
+            counters.observe(PUT, started.elapsed());
             if result.is_ok() {
                 counters.writes.fetch_add(1, Ordering::Relaxed);
                 if let Some(b) = &breaker {
@@ -301,13 +305,13 @@ impl Upload for TierUpload {
 impl Store for Tier {
     fn head(&self, id: &ObjectId) -> BoxFuture<'_, Result<Option<ObjectMeta>, StoreError>> {
         let id = id.clone();
-        Box::pin(async move { self.call(1, self.inner.head(&id)).await })
+        Box::pin(async move { self.call(HEAD, self.inner.head(&id)).await })
     }
 
     fn get(&self, id: &ObjectId) -> BoxFuture<'_, Result<Option<Object>, StoreError>> {
         let id = id.clone();
         Box::pin(async move {
-            let found = self.call(0, self.inner.get(&id)).await?;
+            let found = self.call(GET, self.inner.get(&id)).await?;
             let counter = if found.is_some() {
                 &self.counters.hits
             } else {
@@ -322,7 +326,7 @@ impl Store for Tier {
         let id = id.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let inner = self.call(2, self.inner.put(&id)).await?;
+            let inner = self.call(PUT, self.inner.put(&id)).await?;
             Ok(Box::new(TierUpload {
                 inner,
                 counters: self.counters.clone(),
@@ -335,7 +339,7 @@ impl Store for Tier {
 
     fn delete(&self, id: &ObjectId) -> BoxFuture<'_, Result<bool, StoreError>> {
         let id = id.clone();
-        Box::pin(async move { self.call(3, self.inner.delete(&id)).await })
+        Box::pin(async move { self.call(DELETE, self.inner.delete(&id)).await })
     }
 
     fn purge_namespace(&self, namespace: &str) -> BoxFuture<'_, Result<u64, StoreError>> {

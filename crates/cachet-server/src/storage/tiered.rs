@@ -454,3 +454,95 @@ impl Store for Tiered {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::disk::DiskStore;
+    use crate::storage::tier::Tier;
+
+    fn id(key: &str) -> ObjectId {
+        ObjectId {
+            namespace: "ns".into(),
+            key: key.into(),
+        }
+    }
+
+    async fn put(store: &dyn Store, key: &str, data: &[u8]) {
+        let mut up = store.put(&id(key)).await.expect("put");
+        up.write(Bytes::copy_from_slice(data)).await.expect("write");
+        up.commit().await.expect("commit");
+    }
+
+    async fn read(store: &dyn Store, key: &str) -> Option<Vec<u8>> {
+        let object = store.get(&id(key)).await.expect("get")?;
+        Some(match object.body {
+            ObjectBody::Full(b) => b.to_vec(),
+            ObjectBody::Stream(s) => s
+                .map(|c| c.expect("chunk").to_vec())
+                .collect::<Vec<_>>()
+                .await
+                .concat(),
+        })
+    }
+
+    async fn settled(t: &Tiered) -> UploadStats {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let u = t.uploads().expect("a chain reports uploads");
+            if u.pending == 0 {
+                return u;
+            }
+            assert!(std::time::Instant::now() < deadline, "uploads never ended");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Writes reach the shared tier, the last version of an object written many times wins,
+    /// and a shared hit (large, streamed) is teed into the local tier of another server.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_last_version_reaches_the_shared_tier_and_hits_fill_the_local_tier() {
+        let shared: Arc<dyn Store> = Arc::new(Tier::shared(
+            Arc::new(DiskStore::open(None, 1 << 30).expect("open")),
+            "dir",
+        ));
+        let local = || -> Arc<dyn Store> {
+            Arc::new(Tier::local(
+                Arc::new(DiskStore::open(None, 1 << 30).expect("open")),
+                "dir",
+            ))
+        };
+        let a = Tiered::new(local(), shared.clone());
+        for v in 0..50u8 {
+            put(&a, "m", &[v; 100]).await;
+        }
+        let big: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 253) as u8).collect();
+        put(&a, "big", &big).await;
+        let u = settled(&a).await;
+        assert_eq!(u.queued, 51);
+        // Each write was uploaded, or merged into a later upload of the same object.
+        assert!(
+            u.uploaded >= u.queued - u.coalesced && u.uploaded <= u.queued,
+            "{u:?}"
+        );
+        assert_eq!(u.failed + u.dropped_evicted + u.dropped_queue_full, 0);
+        assert_eq!(read(shared.as_ref(), "m").await, Some(vec![49; 100]));
+
+        let b = Tiered::new(local(), shared.clone());
+        assert_eq!(read(&b, "big").await.as_deref(), Some(&big[..]));
+        let mut reports = Vec::new();
+        b.tiers(&mut reports);
+        // The shared tier also answered the read of "m" above.
+        assert_eq!((reports[0].misses, reports[1].hits), (1, 2));
+        // The copy into b's local tier finishes in the background.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while b.local.head(&id("big")).await.expect("head").is_none() {
+            assert!(std::time::Instant::now() < deadline, "never filled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            read(b.local.as_ref(), "big").await.as_deref(),
+            Some(&big[..])
+        );
+    }
+}
