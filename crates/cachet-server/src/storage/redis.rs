@@ -41,10 +41,12 @@ const SCAN_COUNT: usize = 1000;
 /// How long to wait for a connection or an answer before the call fails (the tier's breaker
 /// then skips Redis for a while).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// See [`CONNECT_TIMEOUT`]; below the tier's own limit, so Redis's error is the one reported.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// A Redis (single node or cluster) store.
 pub struct RedisStore {
+    /// Kept to connect to every master directly for `SCAN` (prune, purge).
     spec: RedisSpec,
     conn: Conn,
     /// `<prefix>v1/`: every key of this store starts with it.
