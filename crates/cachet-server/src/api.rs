@@ -189,11 +189,11 @@ async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> Api
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )
-            .body(full(state.metrics.render(state.store.usage())))
+            .body(full(state.metrics.render(state.store.as_ref())))
             .unwrap_or_else(|_| Response::new(empty()))),
         Route::Stats if get_or_head => Ok(json(
             StatusCode::OK,
-            &state.metrics.stats(state.store.usage()),
+            &state.metrics.stats(state.store.as_ref()),
         )),
         Route::Whoami if get_or_head => whoami(state, &req),
         Route::AdminNamespace(ns) if method == Method::DELETE => {

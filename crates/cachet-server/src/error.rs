@@ -66,6 +66,10 @@ impl ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Body(_) => StatusCode::BAD_REQUEST,
+            ApiError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Store(StoreError::Unavailable { .. } | StoreError::Backend { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -75,13 +79,24 @@ impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         match &self {
+            ApiError::Store(err @ StoreError::TooLarge { .. }) => {
+                tracing::warn!(cause = %chain(err), "upload refused");
+            }
             ApiError::Store(err) | ApiError::NotReady(err) => {
                 tracing::error!(cause = %chain(err), "request failed");
             }
             ApiError::Body(err) => tracing::debug!(cause = %err, "client body failed"),
             _ => {}
         }
-        let body = serde_json::json!({ "error": self.to_string(), "status": status.as_u16() });
+        let message = match &self {
+            // Says which limit, as the client needs to know; names no key or path.
+            ApiError::Store(err @ StoreError::TooLarge { .. }) => err.to_string(),
+            ApiError::Store(StoreError::Unavailable { .. } | StoreError::Backend { .. }) => {
+                "storage unavailable".to_string()
+            }
+            _ => self.to_string(),
+        };
+        let body = serde_json::json!({ "error": message, "status": status.as_u16() });
         let mut builder = Response::builder()
             .status(status)
             .header(header::CONTENT_TYPE, "application/json");

@@ -22,7 +22,7 @@ pub mod webdav;
 
 use anyhow::Context as _;
 
-pub use config::{Config, ServerArgs, StorageSpec};
+pub use config::{Config, PruneArgs, ServerAction, ServerArgs, StorageSpec};
 pub use server::{run, ServerError};
 
 /// Runs the server with the given arguments until SIGTERM or SIGINT.
@@ -31,6 +31,9 @@ pub use server::{run, ServerError};
     reason = "the binary hands over the arguments it parsed; the signature is its contract"
 )]
 pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
+    if let Some(ServerAction::Prune(prune)) = &args.action {
+        return prune_from_args(prune);
+    }
     if args.print_default_config {
         print!("{}", config::DEFAULT_CONFIG_TOML);
         return Ok(());
@@ -42,7 +45,7 @@ pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
         }
         println!("configuration is valid:");
         println!("  listen          {}", config.listen);
-        println!("  storage         {:?}", config.storage);
+        println!("  storage         {}", config.storage);
         println!(
             "  max size        {}",
             cachet_core::format_size(config.max_size)
@@ -81,6 +84,65 @@ pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
             .await
             .context("the server failed")
     })
+}
+
+/// `cachet server prune`: removes objects older than `--older-than` from every tier of the
+/// storage, prints how many, and exits.
+///
+/// A local tier is opened without a size limit (nothing is evicted) and pruned once its index
+/// of existing objects is complete; a shared tier is walked (Redis `SCAN`, S3 listing).
+pub fn prune_from_args(args: &PruneArgs) -> anyhow::Result<()> {
+    let older_than = humantime::parse_duration(&args.older_than)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| {
+            format!(
+                "invalid --older-than {:?}: expected a duration such as 30d or 12h",
+                args.older_than
+            )
+        })?;
+    let resolve = ServerArgs {
+        config: args.config.clone(),
+        storage: args.storage.clone(),
+        ..ServerArgs::default()
+    };
+    let config = Config::resolve(&resolve).context("failed to read the server configuration")?;
+    let dir = match &config.storage {
+        StorageSpec::Dir(d) => Some(d),
+        StorageSpec::Tiered { local, .. } => match local.as_ref() {
+            StorageSpec::Dir(d) => Some(d),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(dir) = dir.filter(|d| !d.join("VERSION").is_file()) {
+        anyhow::bail!(
+            "no cachet store at {}: check --storage (a server creates it on first start)",
+            dir.display()
+        );
+    }
+    init_logging(config.log_format);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let removed = runtime.block_on(async {
+        let store = storage::open_for_prune(&config.storage)
+            .with_context(|| format!("failed to open the storage {}", config.storage))?;
+        while !store.usage().index_ready {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        store
+            .prune(older_than)
+            .await
+            .with_context(|| format!("failed to prune {}", config.storage))
+    })?;
+    println!(
+        "pruned {removed} objects older than {} from {}",
+        humantime::format_duration(older_than),
+        config.storage
+    );
+    Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::storage::Usage;
+use crate::storage::tiered::UploadStats;
+use crate::storage::{Store, TierReport, Usage};
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -33,11 +34,50 @@ pub fn method_label(m: &http::Method) -> &'static str {
     }
 }
 
-#[derive(Default, Clone)]
-struct Histogram {
+/// A latency histogram with the fixed [`BUCKETS`].
+#[derive(Debug, Default, Clone)]
+pub struct Histogram {
     counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
+}
+
+impl Histogram {
+    /// Records one sample.
+    pub fn observe(&mut self, took: Duration) {
+        let secs = took.as_secs_f64();
+        self.count += 1;
+        self.sum += secs;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+    }
+
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Sum of the samples, in seconds.
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
+    /// Writes the `_bucket`, `_sum` and `_count` lines of `name` with `labels` (`k="v",...`).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{bound}\"}} {}",
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
 }
 
 #[derive(Default)]
@@ -90,9 +130,14 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes of object bodies sent.
     pub bytes_out: u64,
-    /// The store's sizes and counters.
+    /// The store's sizes and counters (of the local tier, for a chain).
     #[serde(flatten)]
     pub usage: Usage,
+    /// Hits, misses, errors and latency of each storage tier.
+    pub tiers: Vec<TierReport>,
+    /// The upload queue to the shared tier, for a chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploads: Option<UploadStats>,
 }
 
 impl Metrics {
@@ -102,17 +147,9 @@ impl Metrics {
 
     /// Records one answered request.
     pub fn request(&self, method: &'static str, route: &'static str, status: u16, took: Duration) {
-        let secs = took.as_secs_f64();
         let mut l = self.labelled();
         *l.requests.entry((method, route, status)).or_default() += 1;
-        let h = l.latency.entry((method, route)).or_default();
-        h.count += 1;
-        h.sum += secs;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.counts[i] += 1;
-            }
-        }
+        l.latency.entry((method, route)).or_default().observe(took);
     }
 
     /// Records a GET hit.
@@ -155,7 +192,9 @@ impl Metrics {
     }
 
     /// The `/stats` document.
-    pub fn stats(&self, usage: Usage) -> Stats {
+    pub fn stats(&self, store: &dyn Store) -> Stats {
+        let mut tiers = Vec::new();
+        store.tiers(&mut tiers);
         Stats {
             uptime_seconds: self.started.elapsed().as_secs(),
             requests: self.labelled().requests.values().sum(),
@@ -163,12 +202,15 @@ impl Metrics {
             misses: self.misses.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
-            usage,
+            usage: store.usage(),
+            tiers,
+            uploads: store.uploads(),
         }
     }
 
     /// The `/metrics` document.
-    pub fn render(&self, usage: Usage) -> String {
+    pub fn render(&self, store: &dyn Store) -> String {
+        let usage = store.usage();
         let mut out = String::with_capacity(4096);
         let l = self.labelled();
         header(
@@ -190,19 +232,10 @@ impl Metrics {
             "Time to answer a request (until the response headers), by method and route template.",
         );
         for ((m, r), h) in &l.latency {
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "cachet_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"{bound}\"}} {}", h.counts[i]);
-            }
-            let _ = writeln!(out, "cachet_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(
-                out,
-                "cachet_request_duration_seconds_sum{{method=\"{m}\",route=\"{r}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "cachet_request_duration_seconds_count{{method=\"{m}\",route=\"{r}\"}} {}",
-                h.count
+            h.render(
+                &mut out,
+                "cachet_request_duration_seconds",
+                &format!("method=\"{m}\",route=\"{r}\""),
             );
         }
         drop(l);
@@ -293,8 +326,123 @@ impl Metrics {
                 let _ = writeln!(out, "{name} {value}");
             }
         }
+        let mut tiers = Vec::new();
+        store.tiers(&mut tiers);
+        render_tiers(&mut out, &tiers);
+        if let Some(u) = store.uploads() {
+            render_uploads(&mut out, &u);
+        }
         out
     }
+}
+
+/// Per-tier series, labelled `tier` (`local`, `shared`) and `backend` (`dir`, `redis`, `s3`).
+fn render_tiers(out: &mut String, tiers: &[TierReport]) {
+    header(
+        out,
+        "cachet_tier_gets_total",
+        "counter",
+        "Object GETs per storage tier, by result (hit, miss, error).",
+    );
+    for t in tiers {
+        let l = format!("tier=\"{}\",backend=\"{}\"", t.tier, t.backend);
+        let _ = writeln!(
+            out,
+            "cachet_tier_gets_total{{{l},result=\"hit\"}} {}",
+            t.hits
+        );
+        let _ = writeln!(
+            out,
+            "cachet_tier_gets_total{{{l},result=\"miss\"}} {}",
+            t.misses
+        );
+    }
+    type Field = fn(&TierReport) -> u64;
+    let simple: [(&str, &str, &str, Field); 4] = [
+        (
+            "cachet_tier_errors_total",
+            "counter",
+            "Failed calls per storage tier (timeouts and calls skipped while it was down included).",
+            |t| t.errors,
+        ),
+        (
+            "cachet_tier_writes_total",
+            "counter",
+            "Objects written per storage tier.",
+            |t| t.writes,
+        ),
+        (
+            "cachet_tier_refused_total",
+            "counter",
+            "Objects a storage tier refused for their size (Redis: over 512 MB).",
+            |t| t.refused,
+        ),
+        (
+            "cachet_tier_available",
+            "gauge",
+            "0 while a storage tier is skipped after a failure, else 1.",
+            |t| u64::from(t.available),
+        ),
+    ];
+    for (name, kind, help, field) in simple {
+        header(out, name, kind, help);
+        for t in tiers {
+            let _ = writeln!(
+                out,
+                "{name}{{tier=\"{}\",backend=\"{}\"}} {}",
+                t.tier,
+                t.backend,
+                field(t)
+            );
+        }
+    }
+    header(
+        out,
+        "cachet_tier_duration_seconds",
+        "histogram",
+        "Time of a call to a storage tier, by operation (get, head, put, delete).",
+    );
+    for t in tiers {
+        for (op, h) in &t.latency {
+            h.render(
+                out,
+                "cachet_tier_duration_seconds",
+                &format!("tier=\"{}\",backend=\"{}\",op=\"{op}\"", t.tier, t.backend),
+            );
+        }
+    }
+}
+
+/// The upload queue of a chain.
+fn render_uploads(out: &mut String, u: &UploadStats) {
+    header(
+        out,
+        "cachet_shared_uploads_total",
+        "counter",
+        "Writes queued for the shared tier, by outcome: queued, coalesced (merged into another \
+         upload of the same object), uploaded, dropped_queue_full, dropped_evicted, refused, failed.",
+    );
+    for (result, n) in [
+        ("queued", u.queued),
+        ("coalesced", u.coalesced),
+        ("uploaded", u.uploaded),
+        ("dropped_queue_full", u.dropped_queue_full),
+        ("dropped_evicted", u.dropped_evicted),
+        ("refused", u.refused),
+        ("failed", u.failed),
+    ] {
+        let _ = writeln!(
+            out,
+            "cachet_shared_uploads_total{{result=\"{result}\"}} {n}"
+        );
+    }
+    header(
+        out,
+        "cachet_shared_uploads_pending",
+        "gauge",
+        "Objects waiting in the queue for the shared tier.",
+    );
+    let _ = writeln!(out, "cachet_shared_uploads_pending {}", u.pending);
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -311,15 +459,19 @@ mod tests {
         let m = Metrics::default();
         m.request("GET", "/{namespace}/{key}", 200, Duration::from_millis(2));
         m.hit();
-        let text = m.render(Usage::default());
+        let store =
+            crate::storage::open(&crate::StorageSpec::Ephemeral, 1 << 20, None).expect("store");
+        let text = m.render(store.as_ref());
         assert!(text.contains(
             "cachet_requests_total{method=\"GET\",route=\"/{namespace}/{key}\",status=\"200\"} 1"
         ));
         assert!(text.contains("cachet_request_duration_seconds_bucket{method=\"GET\",route=\"/{namespace}/{key}\",le=\"0.0025\"} 1"));
         assert!(text.contains("cachet_cache_hits_total 1"));
+        assert!(text
+            .contains("cachet_tier_gets_total{tier=\"local\",backend=\"dir\",result=\"miss\"} 0"));
         m.zero();
         assert!(m
-            .render(Usage::default())
+            .render(store.as_ref())
             .contains("cachet_cache_hits_total 0"));
     }
 }

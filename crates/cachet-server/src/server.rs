@@ -19,10 +19,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::api::{handle, AppState};
-use crate::config::{Config, StorageSpec};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::stall::StallGuard;
-use crate::storage::disk::DiskStore;
 use crate::storage::{Store, StoreError};
 use crate::tls::{self, TlsError};
 
@@ -48,13 +47,9 @@ pub enum ServerError {
     Listener(#[source] std::io::Error),
 }
 
-/// Opens the store a configuration asks for.
-pub fn open_store(config: &Config) -> Result<DiskStore, StoreError> {
-    let root = match &config.storage {
-        StorageSpec::Dir(path) => Some(path.as_path()),
-        StorageSpec::Ephemeral => None,
-    };
-    DiskStore::open(root, config.max_size, config.max_age)
+/// Opens the store a configuration asks for (needs a Tokio runtime).
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    crate::storage::open(&config.storage, config.max_size, config.max_age)
 }
 
 /// Serves on `listener` until `shutdown` resolves, then drains connections and returns.
@@ -75,8 +70,7 @@ pub async fn run(
     }
     tracing::info!(
         listen = %local,
-        storage = %store.root().display(),
-        ephemeral = config.storage == StorageSpec::Ephemeral,
+        storage = %config.storage,
         max_size = config.max_size,
         max_object_size = config.max_object_size,
         tokens = config.tokens.len(),
@@ -84,7 +78,7 @@ pub async fn run(
         "cachet server listening"
     );
     let state = Arc::new(AppState {
-        store: Arc::new(store),
+        store,
         metrics: Metrics::default(),
         tokens: config.tokens.clone(),
         max_object_size: config.max_object_size,
@@ -178,7 +172,7 @@ async fn prune_loop(store: Arc<dyn Store>, max_age: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match store.prune().await {
+        match store.prune(max_age).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(objects = n, "pruned objects past the maximum age"),
             Err(err) => tracing::warn!(cause = %crate::error::chain(&err), "failed to prune"),

@@ -10,4 +10,5 @@ mod hits;
 mod paths;
 mod remote;
 mod soundness;
+mod tiers;
 mod workload;

@@ -232,6 +232,7 @@ pub struct ServerProcess {
     /// The port.
     pub port: u16,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// A loopback port that was free a moment ago.
@@ -251,7 +252,16 @@ impl ServerProcess {
 
     /// Starts on a given port.
     pub fn start_on(port: u16, args: &[&str]) -> ServerProcess {
+        Self::start_env(port, args, &[])
+    }
+
+    /// Starts on a given port with extra environment variables (S3 credentials).
+    pub fn start_env(port: u16, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let https = args.iter().any(|a| a == "--tls-cert");
         let scheme = if https { "https" } else { "http" };
         let child = Command::new(cachet_bin())
@@ -259,6 +269,7 @@ impl ServerProcess {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(&args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env_remove("CACHET_LOG")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -269,6 +280,7 @@ impl ServerProcess {
             url: format!("{scheme}://127.0.0.1:{port}"),
             port,
             args,
+            env,
         };
         server.wait_listening();
         server
@@ -297,7 +309,12 @@ impl ServerProcess {
     pub fn restart(mut self) -> ServerProcess {
         self.kill();
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        ServerProcess::start_on(self.port, &args)
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        ServerProcess::start_env(self.port, &args, &env)
     }
 
     /// The process id.

@@ -11,11 +11,11 @@ use cachet_wrapper::journal::{Outcome, Record};
 
 use crate::util::{cacheable, workload_service, Project, ServerProcess};
 
-fn fetch(p: &Project) {
+pub(crate) fn fetch(p: &Project) {
     p.cachet_cargo(&["fetch", "--locked"], &[]);
 }
 
-fn stored_crates(records: &[Record]) -> BTreeSet<String> {
+pub(crate) fn stored_crates(records: &[Record]) -> BTreeSet<String> {
     records
         .iter()
         .filter(|r| r.outcome == Outcome::Miss)

@@ -71,8 +71,6 @@ struct Inner {
     index: Mutex<Index>,
     /// Evict least recently used objects past this many bytes.
     max_size: u64,
-    /// Prune objects unused for longer than this.
-    max_age: Option<Duration>,
     /// Objects evicted for size, reported by `usage`.
     evictions: AtomicU64,
     /// Objects pruned for age, reported by `usage`.
@@ -191,10 +189,17 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 impl DiskStore {
     /// Opens (creating if needed) a store in `root`, or in a new private temporary directory
     /// when `root` is `None`. Starts the background scan of existing objects.
-    pub fn open(
+    pub fn open(root: Option<&Path>, max_size: u64) -> Result<DiskStore, StoreError> {
+        Self::open_with(root, max_size, true)
+    }
+
+    /// [`DiskStore::open`], optionally leaving `tmp/` alone: `cachet server prune` opens a
+    /// store that a running server may be writing into, whose uploads in progress are not
+    /// stale.
+    pub fn open_with(
         root: Option<&Path>,
         max_size: u64,
-        max_age: Option<Duration>,
+        clean_uploads: bool,
     ) -> Result<DiskStore, StoreError> {
         let (root, ephemeral) = match root {
             Some(r) => (r.to_path_buf(), None),
@@ -217,7 +222,7 @@ impl DiskStore {
         fs::create_dir_all(&objects).map_err(io_err("create", &objects))?;
         fs::create_dir_all(&trash).map_err(io_err("create", &trash))?;
         // Uploads interrupted by a crash: never objects, set aside for deletion.
-        if tmp.exists() {
+        if clean_uploads && tmp.exists() {
             let dest = trash.join(format!("tmp-{}", now_millis()));
             fs::rename(&tmp, &dest).map_err(io_err("move stale uploads from", &tmp))?;
         }
@@ -231,7 +236,6 @@ impl DiskStore {
             trash,
             index: Mutex::new(Index::default()),
             max_size,
-            max_age,
             evictions: AtomicU64::new(0),
             pruned: AtomicU64::new(0),
             index_ready: AtomicBool::new(false),
@@ -661,14 +665,11 @@ impl Store for DiskStore {
         })
     }
 
-    fn prune(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn prune(&self, older_than: Duration) -> BoxFuture<'_, Result<u64, StoreError>> {
         let inner = self.inner.clone();
         Box::pin(async move {
-            let Some(max_age) = inner.max_age else {
-                return Ok(0);
-            };
             tokio::task::spawn_blocking(move || {
-                let cutoff = now_millis().saturating_sub(max_age.as_millis() as u64);
+                let cutoff = now_millis().saturating_sub(older_than.as_millis() as u64);
                 let mut idx = inner.lock_index();
                 let mut n = 0;
                 while let Some(((millis, _), slot)) = idx.oldest() {
@@ -728,7 +729,7 @@ mod tests {
 
     #[tokio::test]
     async fn lru_evicts_least_recently_used() {
-        let store = DiskStore::open(None, 1000, None).expect("open");
+        let store = DiskStore::open(None, 1000).expect("open");
         put(&store, "a", "k1", &[1; 300]).await;
         put(&store, "a", "k2", &[2; 300]).await;
         put(&store, "a", "k3", &[3; 300]).await;
@@ -747,7 +748,7 @@ mod tests {
 
     #[tokio::test]
     async fn abandoned_uploads_leave_nothing() {
-        let store = DiskStore::open(None, 1 << 30, None).expect("open");
+        let store = DiskStore::open(None, 1 << 30).expect("open");
         {
             let mut up = store.put(&id("a", "big")).await.expect("put");
             up.write(Bytes::from(vec![7u8; 3 << 20]))
@@ -759,11 +760,40 @@ mod tests {
         assert_eq!(leftovers, 0);
     }
 
+    /// Pruning (or evicting) an object while a client streams it must not cut the stream
+    /// short: the reader keeps its open file.
+    #[tokio::test]
+    async fn a_read_in_progress_survives_pruning() {
+        let store = DiskStore::open(None, 1 << 30).expect("open");
+        let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
+        put(&store, "a", "big", &data).await;
+        let object = store
+            .get(&id("a", "big"))
+            .await
+            .expect("get")
+            .expect("found");
+        let ObjectBody::Stream(mut stream) = object.body else {
+            panic!("a 3 MiB object is streamed")
+        };
+        let mut read = stream.next().await.expect("chunk").expect("read").to_vec();
+        // "Older than zero" excludes an object used in this very millisecond.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.prune(Duration::ZERO).await.expect("prune") == 0 {
+            assert!(std::time::Instant::now() < deadline, "never pruned");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(store.head(&id("a", "big")).await.expect("head").is_none());
+        while let Some(chunk) = stream.next().await {
+            read.extend_from_slice(&chunk.expect("read"));
+        }
+        assert!(read == data, "the stream delivered the whole object");
+    }
+
     #[test]
     fn refuses_foreign_directories() {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::write(dir.path().join("precious.txt"), "x").expect("write");
-        let err = DiskStore::open(Some(dir.path()), 1 << 20, None)
+        let err = DiskStore::open(Some(dir.path()), 1 << 20)
             .err()
             .expect("must refuse");
         assert!(err.to_string().contains("non-empty"), "{err}");

@@ -1,5 +1,8 @@
-//! The object store behind the HTTP API, as a trait so that later tiers (Redis, S3, a local
-//! tier in front of a shared one) compose as stores around stores.
+//! The object store behind the HTTP API: one trait, [`Store`], with one file per backend
+//! ([`disk`], [`redis`], [`s3`]) and wrappers that compose as stores around stores: [`tier`]
+//! (per-tier counters and latency; for a shared tier also a timeout and a circuit breaker) and
+//! [`tiered`] (a bounded local tier in front of a shared one). [`open`] builds the stack a
+//! `--storage` spec asks for. See `docs/server.md` ("Storage tiers") for the reasoning.
 //!
 //! The HTTP layer owns the request (limits, timeouts, auth); a store only owns bytes. Uploads
 //! are pushed chunk by chunk into an [`Upload`] and become visible only on
@@ -8,11 +11,19 @@
 //! stream, so memory stays bounded whatever the object sizes and the number of clients.
 
 pub mod disk;
+pub mod open;
+pub mod redis;
+pub mod s3;
+pub mod tier;
+pub mod tiered;
+
+pub use open::{open, open_for_prune};
+pub use tier::TierReport;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -21,7 +32,7 @@ use futures_util::stream::BoxStream;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A validated object name: namespace and key, both checked by `cachet_core::wire`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjectId {
     /// The namespace (first path segment).
     pub namespace: String,
@@ -96,6 +107,32 @@ pub enum StoreError {
     /// A blocking task died (panicked or was cancelled).
     #[error("failed to finish a storage task")]
     Task(#[from] tokio::task::JoinError),
+    /// A Redis or S3 request failed.
+    #[error("failed to {op} on {backend}: {message}")]
+    Backend {
+        /// `redis` or `s3`.
+        backend: &'static str,
+        /// What was being done (`get`, `put`, ...).
+        op: &'static str,
+        /// What the client library said (never contains credentials).
+        message: String,
+    },
+    /// A shared tier failed recently and is skipped until it is probed again.
+    #[error("the {tier} storage tier is unavailable (it failed recently; retried automatically)")]
+    Unavailable {
+        /// The tier's backend name.
+        tier: &'static str,
+    },
+    /// The object is larger than the backend can hold in one value.
+    #[error("object of {size} bytes is larger than {backend}'s limit of {limit} bytes")]
+    TooLarge {
+        /// The backend (`redis`).
+        backend: &'static str,
+        /// Its limit.
+        limit: u64,
+        /// The object's size.
+        size: u64,
+    },
 }
 
 /// A place that stores objects by [`ObjectId`].
@@ -112,8 +149,18 @@ pub trait Store: Send + Sync + 'static {
     fn purge_namespace(&self, namespace: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Checks that the store can take writes (for `/readyz`).
     fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Removes objects unused for longer than the maximum age, if one is set.
-    fn prune(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Removes objects not used (or, where the backend cannot tell use, not written) for
+    /// longer than `older_than`; returns how many. An object being read is never cut short:
+    /// a disk reader keeps its open file, a Redis value is read in one command, and an S3 GET
+    /// in progress is not affected by a delete.
+    fn prune(&self, older_than: Duration) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Current sizes and counters.
     fn usage(&self) -> Usage;
+    /// Adds one report per tier (hits, misses, errors, latency) for `/metrics` and `/stats`.
+    /// Only the [`tier::Tier`] wrapper and stores that contain tiers report anything.
+    fn tiers(&self, _out: &mut Vec<TierReport>) {}
+    /// Upload-queue counters of a tiered store, if this is one.
+    fn uploads(&self) -> Option<tiered::UploadStats> {
+        None
+    }
 }

@@ -123,7 +123,7 @@ fn configuration_precedence() {
     assert!(stdout.contains("127.0.0.1:3333"), "flag wins: {stdout}");
     assert!(stdout.contains("2.0 GiB"), "variable beats file: {stdout}");
     assert!(stdout.contains("7days"), "file beats default: {stdout}");
-    assert!(stdout.contains("Ephemeral"), "{stdout}");
+    assert!(stdout.contains("storage         ephemeral"), "{stdout}");
 }
 
 /// A store that already holds objects serves at once and indexes them in the background.

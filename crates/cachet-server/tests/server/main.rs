@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod backends;
 mod bad_input;
 mod ccache;
 mod concurrency;
@@ -11,6 +12,7 @@ mod durability;
 mod eviction;
 mod prometheus;
 mod sccache;
+mod tiers;
 mod tls;
 mod util;
 mod webdav_props;

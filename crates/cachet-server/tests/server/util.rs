@@ -255,6 +255,11 @@ impl Drop for ServerProcess {
 
 /// Starts `cachet server --listen 127.0.0.1:PORT ARGS...` and waits for /healthz.
 pub fn spawn_server(args: &[&str]) -> ServerProcess {
+    spawn_server_env(args, &[])
+}
+
+/// [`spawn_server`] with extra environment variables.
+pub fn spawn_server_env(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let child = Command::new(cachet_bin())
@@ -267,6 +272,7 @@ pub fn spawn_server(args: &[&str]) -> ServerProcess {
             "CACHET_LOG",
             std::env::var("CACHET_TEST_SERVER_LOG").unwrap_or("warn".into()),
         )
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

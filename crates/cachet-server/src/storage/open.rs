@@ -1,0 +1,55 @@
+//! Builds the store a `--storage` spec asks for: each backend wrapped in a [`Tier`] (counters;
+//! timeouts and a breaker for a shared one), and a chain as a [`Tiered`] store around both.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::disk::DiskStore;
+use super::redis::RedisStore;
+use super::s3::S3Store;
+use super::tier::Tier;
+use super::tiered::Tiered;
+use super::{Store, StoreError};
+use crate::config::StorageSpec;
+
+/// Opens the storage. `max_size` bounds a local tier; `ttl` (the server's `--max-age`) is the
+/// time-to-live of Redis values. Needs a Tokio runtime (a chain starts its upload workers).
+pub fn open(
+    spec: &StorageSpec,
+    max_size: u64,
+    ttl: Option<Duration>,
+) -> Result<Arc<dyn Store>, StoreError> {
+    open_inner(spec, max_size, ttl, true)
+}
+
+/// Opens the storage for `cachet server prune`, alongside servers that may be running on it:
+/// no size limit (nothing is evicted) and a local tier's uploads in progress left alone.
+pub fn open_for_prune(spec: &StorageSpec) -> Result<Arc<dyn Store>, StoreError> {
+    open_inner(spec, u64::MAX, None, false)
+}
+
+fn open_inner(
+    spec: &StorageSpec,
+    max_size: u64,
+    ttl: Option<Duration>,
+    server: bool,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match spec {
+        StorageSpec::Dir(path) => Arc::new(Tier::local(
+            Arc::new(DiskStore::open_with(Some(path), max_size, server)?),
+            "dir",
+        )),
+        StorageSpec::Ephemeral => Arc::new(Tier::local(
+            Arc::new(DiskStore::open(None, max_size)?),
+            "dir",
+        )),
+        StorageSpec::Redis(r) => {
+            Arc::new(Tier::shared(Arc::new(RedisStore::open(r, ttl)?), "redis"))
+        }
+        StorageSpec::S3(s) => Arc::new(Tier::shared(Arc::new(S3Store::open(s)?), "s3")),
+        StorageSpec::Tiered { local, shared } => Arc::new(Tiered::new(
+            open_inner(local, max_size, ttl, server)?,
+            open_inner(shared, max_size, ttl, server)?,
+        )),
+    })
+}

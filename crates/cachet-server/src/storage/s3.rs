@@ -1,0 +1,277 @@
+//! The S3 store (AWS S3 and compatible servers: MinIO, Ceph, Garage, R2), through opendal, the
+//! library sccache uses (no protocol or signing code here).
+//!
+//! Layout: object `PREFIX/v1/<namespace>/<key>` in the bucket, the bytes as they are, so a
+//! bucket can be inspected with any S3 tool and an S3 lifecycle rule on `PREFIX/v1/` expires
+//! old objects (docs/server.md). Uploads stream in parts of [`PART_SIZE`] (multipart), so
+//! memory stays bounded; an object is visible only once complete, and an abandoned upload is
+//! aborted. Credentials come from the usual places (`AWS_ACCESS_KEY_ID`/`..._SECRET_...`/
+//! `AWS_SESSION_TOKEN`, `AWS_PROFILE` and `~/.aws/credentials`/`config`, web identity,
+//! container and instance metadata), region from the spec or `AWS_REGION`.
+//!
+//! S3 does not record reads, so an object's age for `prune` is the time since it was written:
+//! a hit does not renew it. An object being read is not affected by a delete (the GET in
+//! progress completes).
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use opendal::{ErrorKind, Operator};
+
+use super::{
+    BoxFuture, Object, ObjectBody, ObjectId, ObjectMeta, Store, StoreError, Upload, Usage,
+};
+use crate::config::S3Spec;
+
+/// Objects up to this size are read in one request into memory; larger ones are streamed.
+const FULL_READ_LIMIT: u64 = 4 << 20;
+/// Size of the parts of a multipart upload (S3's minimum is 5 MiB).
+pub const PART_SIZE: usize = 8 << 20;
+
+/// An S3 bucket (and prefix).
+pub struct S3Store {
+    op: Operator,
+}
+
+fn backend_err(op: &'static str) -> impl FnOnce(opendal::Error) -> StoreError {
+    move |err| StoreError::Backend {
+        backend: "s3",
+        op,
+        message: err.to_string(),
+    }
+}
+
+fn path(id: &ObjectId) -> String {
+    format!("v1/{}/{}", id.namespace, id.key)
+}
+
+impl S3Store {
+    /// Configures the client; nothing is sent until the first request.
+    pub fn open(spec: &S3Spec) -> Result<S3Store, StoreError> {
+        // The HTTP client takes the process-wide rustls provider: ring, as for the server's
+        // own TLS (already installed when another store got there first).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = opendal::services::S3::default()
+            .bucket(&spec.bucket)
+            .root(&format!("/{}", spec.prefix));
+        let region = spec
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".into());
+        builder = builder.region(&region);
+        if let Some(endpoint) = &spec.endpoint {
+            builder = builder.endpoint(endpoint);
+        }
+        // AWS itself prefers virtual-host-style addressing (bucket.s3.region...); other S3
+        // servers are usually reached at an endpoint with the bucket in the path.
+        let custom_endpoint = spec.endpoint.is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+            || std::env::var_os("AWS_ENDPOINT").is_some();
+        if !spec.path_style.unwrap_or(custom_endpoint) {
+            builder = builder.enable_virtual_host_style();
+        }
+        let op = Operator::new(builder)
+            .map_err(backend_err("configure the client"))?
+            .finish();
+        Ok(S3Store { op })
+    }
+}
+
+/// An upload streamed to S3 in parts; aborted if dropped before commit.
+struct S3Upload {
+    writer: Option<opendal::Writer>,
+}
+
+impl Drop for S3Upload {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.writer.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = w.abort().await;
+                });
+            }
+        }
+    }
+}
+
+impl Upload for S3Upload {
+    fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            match self.writer.as_mut() {
+                Some(w) => w.write(chunk).await.map_err(backend_err("upload")),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn commit(mut self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>> {
+        let writer = self.writer.take();
+        Box::pin(async move {
+            if let Some(mut w) = writer {
+                w.close().await.map_err(backend_err("finish the upload"))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Store for S3Store {
+    fn head(&self, id: &ObjectId) -> BoxFuture<'_, Result<Option<ObjectMeta>, StoreError>> {
+        let path = path(id);
+        Box::pin(async move { self.head_path(&path).await })
+    }
+
+    fn get(&self, id: &ObjectId) -> BoxFuture<'_, Result<Option<Object>, StoreError>> {
+        let path = path(id);
+        Box::pin(async move {
+            let Some(meta) = self.head_path(&path).await? else {
+                return Ok(None);
+            };
+            if meta.size <= FULL_READ_LIMIT {
+                // The length is the one read, not the one stat'ed: the object may have been
+                // replaced in between.
+                return match self.op.read(&path).await {
+                    Ok(buf) => {
+                        let bytes = buf.to_bytes();
+                        Ok(Some(Object {
+                            meta: ObjectMeta {
+                                size: bytes.len() as u64,
+                                modified: meta.modified,
+                            },
+                            body: ObjectBody::Full(bytes),
+                        }))
+                    }
+                    Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+                    Err(err) => Err(backend_err("get")(err)),
+                };
+            }
+            // Large objects: cachet's entries are content-addressed (same key, same bytes), so
+            // the size from the stat matches the stream.
+            let reader = match self.op.reader(&path).await {
+                Ok(r) => r,
+                Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(err) => return Err(backend_err("get")(err)),
+            };
+            let stream = reader
+                .into_bytes_stream(0..meta.size)
+                .await
+                .map_err(backend_err("get"))?;
+            Ok(Some(Object {
+                meta,
+                body: ObjectBody::Stream(stream.map_err(std::io::Error::other).boxed()),
+            }))
+        })
+    }
+
+    fn put(&self, id: &ObjectId) -> BoxFuture<'_, Result<Box<dyn Upload>, StoreError>> {
+        let path = path(id);
+        Box::pin(async move {
+            let writer = self
+                .op
+                .writer_with(&path)
+                .chunk(PART_SIZE)
+                .await
+                .map_err(backend_err("start an upload"))?;
+            Ok(Box::new(S3Upload {
+                writer: Some(writer),
+            }) as Box<dyn Upload>)
+        })
+    }
+
+    fn delete(&self, id: &ObjectId) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let path = path(id);
+        Box::pin(async move {
+            let existed = self.head_path(&path).await?.is_some();
+            self.op.delete(&path).await.map_err(backend_err("delete"))?;
+            Ok(existed)
+        })
+    }
+
+    fn purge_namespace(&self, namespace: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let dir = format!("v1/{namespace}/");
+        Box::pin(async move { self.sweep(&dir, None).await })
+    }
+
+    fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let path = "v1/_ready";
+            self.op
+                .write(path, Bytes::from_static(b"ready"))
+                .await
+                .map_err(backend_err("write"))?;
+            Ok(())
+        })
+    }
+
+    fn prune(&self, older_than: Duration) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let cutoff = SystemTime::now()
+                .checked_sub(older_than)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            self.sweep("v1/", Some(cutoff)).await
+        })
+    }
+
+    fn usage(&self) -> Usage {
+        Usage {
+            index_ready: true,
+            ..Usage::default()
+        }
+    }
+}
+
+impl S3Store {
+    async fn head_path(&self, path: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        match self.op.stat(path).await {
+            Ok(meta) => Ok(Some(ObjectMeta {
+                size: meta.content_length(),
+                modified: meta
+                    .last_modified()
+                    .map(SystemTime::from)
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+            })),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(backend_err("stat")(err)),
+        }
+    }
+
+    /// Deletes the objects under `dir` (only those written before `cutoff`, if given);
+    /// returns how many.
+    async fn sweep(&self, dir: &str, cutoff: Option<SystemTime>) -> Result<u64, StoreError> {
+        let mut lister = self
+            .op
+            .lister_with(dir)
+            .recursive(true)
+            .await
+            .map_err(backend_err("list"))?;
+        let mut doomed = Vec::new();
+        while let Some(entry) = lister.next().await {
+            let entry = entry.map_err(backend_err("list"))?;
+            if !entry.metadata().is_file() || entry.path() == "v1/_ready" {
+                continue;
+            }
+            let old = match cutoff {
+                None => true,
+                Some(cutoff) => entry
+                    .metadata()
+                    .last_modified()
+                    .map(SystemTime::from)
+                    .is_some_and(|t| t < cutoff),
+            };
+            if old {
+                doomed.push(entry.path().to_string());
+            }
+        }
+        let n = doomed.len() as u64;
+        if n > 0 {
+            self.op
+                .delete_iter(doomed)
+                .await
+                .map_err(backend_err("delete"))?;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,306 @@
+//! Storage tiers against real Redis (one node and a 3-node cluster) and a real S3-compatible
+//! server: replicas sharing one backend, Redis TTLs, Redis's value limit, `cachet server prune`
+//! on every backend, and a shared tier that goes away and comes back under a running server.
+//! (The build-level versions, real cargo builds through replicas, are in the `cachet` crate's
+//! `tiers` tests.)
+
+use std::time::{Duration, Instant};
+
+use crate::backends::{poll_until, RedisCluster, RedisServer, S3Server, S3_ENV};
+use crate::util::{bytes, cachet_bin, get, put, spawn_server_env, ServerProcess};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn chain_server(local: &tempfile::TempDir, shared: &str, extra: &[&str]) -> ServerProcess {
+    let storage = format!("dir:{},{shared}", local.path().display());
+    let mut args = vec!["--storage", storage.as_str()];
+    args.extend_from_slice(extra);
+    spawn_server_env(&args, &S3_ENV)
+}
+
+fn stats(server: &ServerProcess) -> serde_json::Value {
+    let r = get(&server.url("/stats"));
+    assert_eq!(r.status, 200);
+    serde_json::from_slice(&r.body).expect("stats json")
+}
+
+/// The report of tier `name` (`local` or `shared`) in `/stats`.
+fn tier(stats: &serde_json::Value, name: &str) -> serde_json::Value {
+    stats["tiers"]
+        .as_array()
+        .expect("tiers")
+        .iter()
+        .find(|t| t["tier"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} tier in {stats}"))
+}
+
+fn metrics(server: &ServerProcess) -> String {
+    String::from_utf8(get(&server.url("/metrics")).body).expect("utf-8")
+}
+
+/// An object written through one replica is a hit through another (and through a replica with
+/// no local tier at all), for every shared backend; a large object (streamed, multipart on S3)
+/// too. The second read on a replica is a local-tier hit: the shared hit filled it.
+#[test]
+fn replicas_share_objects_through_every_shared_backend() {
+    let redis = RedisServer::start();
+    let cluster = RedisCluster::start();
+    let s3 = S3Server::start();
+    let small = bytes(1, 300_000);
+    let large = bytes(2, 6 << 20);
+    for shared in [redis.spec("rep/"), cluster.spec("rep/"), s3.spec("rep")] {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = chain_server(&dir_a, &shared, &[]);
+        let b = chain_server(&dir_b, &shared, &[]);
+        let bare = spawn_server_env(&["--storage", &shared], &S3_ENV);
+        for (key, data) in [("v1/e/small", &small), ("v1/e/large", &large)] {
+            let path = format!("/cachet/{key}");
+            assert_eq!(put(&a.url(&path), data).status, 201, "{shared}");
+            poll_until(
+                &format!("{key} to reach the other replica via {shared}"),
+                DEADLINE,
+                || {
+                    let r = get(&b.url(&path));
+                    r.status == 200 && &r.body == data
+                },
+            );
+            let r = get(&bare.url(&path));
+            assert_eq!((r.status, r.body.len()), (200, data.len()), "{shared}");
+            assert!(&r.body == data);
+            // Now in b's local tier (the large one was teed into it while streamed).
+            poll_until("the shared hit to fill the local tier", DEADLINE, || {
+                let before = tier(&stats(&b), "local")["hits"].as_u64().unwrap();
+                let r = get(&b.url(&path));
+                assert!(r.status == 200 && &r.body == data);
+                tier(&stats(&b), "local")["hits"].as_u64().unwrap() > before
+            });
+        }
+        let s = stats(&a);
+        assert_eq!(s["uploads"]["uploaded"], 2, "{s}");
+        assert_eq!(s["uploads"]["failed"], 0, "{s}");
+        let shared_b = tier(&stats(&b), "shared");
+        assert!(shared_b["hits"].as_u64().unwrap() >= 2, "{shared_b}");
+        assert!(shared_b["latency_ms"]["get"].as_f64().unwrap() > 0.0);
+        let m = metrics(&b);
+        assert!(
+            m.contains("cachet_tier_gets_total{tier=\"shared\",backend=")
+                && m.contains("cachet_tier_duration_seconds_bucket{tier=\"shared\""),
+            "{m}"
+        );
+    }
+    // The cluster really spread the keys over its nodes' slots (two objects, any nodes).
+    assert!(cluster.count_keys("rep/") >= 2);
+}
+
+/// With `--max-age`, Redis values carry that TTL (`SET ... PX`), a read renews it (`GETEX`),
+/// and an unread value expires by itself. (On a Redis with a user and password, database 2.)
+#[test]
+fn redis_values_expire_after_max_age_and_reads_renew_them() {
+    let redis = RedisServer::start_with_user(2);
+    let spec = format!(
+        "redis://cachet:s3cret@127.0.0.1:{}/2?prefix=ttl/",
+        redis.port
+    );
+    let server = spawn_server_env(&["--storage", &spec, "--max-age", "4s"], &[]);
+    for k in ["a", "b"] {
+        assert_eq!(
+            put(&server.url(&format!("/cachet/{k}")), b"value").status,
+            201
+        );
+    }
+    let pttl = |k: &str| -> i64 {
+        redis
+            .cli(&["PTTL", &format!("ttl/v1/cachet/{k}")])
+            .parse()
+            .expect("PTTL")
+    };
+    let first = pttl("b");
+    assert!(first > 0 && first <= 4000, "PTTL {first}");
+    poll_until("b's TTL to run down", DEADLINE, || pttl("b") < first - 1500);
+    assert_eq!(get(&server.url("/cachet/b")).status, 200);
+    assert!(pttl("b") > first - 1000, "a read renews the TTL");
+    poll_until("a to expire", DEADLINE, || {
+        redis.cli(&["EXISTS", "ttl/v1/cachet/a"]) == "0"
+    });
+    assert_eq!(get(&server.url("/cachet/a")).status, 404);
+}
+
+/// Redis holds at most 512 MB in a value. A chain keeps a larger object in its local tier and
+/// counts the refusal; a Redis-only server answers 413 saying why.
+#[test]
+fn redis_refuses_objects_over_its_value_limit() {
+    let redis = RedisServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let big = vec![7u8; (512 << 20) + 1];
+    let chain = chain_server(&local, &redis.spec("big/"), &[]);
+    assert_eq!(put(&chain.url("/cachet/big"), &big).status, 201);
+    poll_until("the refused upload to be counted", DEADLINE, || {
+        stats(&chain)["uploads"]["refused"] == 1
+    });
+    let m = metrics(&chain);
+    assert!(
+        m.contains("cachet_shared_uploads_total{result=\"refused\"} 1")
+            && m.contains("cachet_tier_refused_total{tier=\"shared\",backend=\"redis\"} 1"),
+        "{m}"
+    );
+    let r = get(&chain.url("/cachet/big"));
+    assert_eq!((r.status, r.body.len()), (200, big.len()));
+    assert_eq!(redis.cli(&["EXISTS", "big/v1/cachet/big"]), "0");
+
+    let bare = spawn_server_env(&["--storage", &redis.spec("big/")], &[]);
+    let r = put(&bare.url("/cachet/big"), &big);
+    assert_eq!(r.status, 413);
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.contains("redis's limit"), "{body}");
+}
+
+/// `cachet server prune --older-than` on a directory, Redis and S3: nothing young is removed,
+/// everything old is, and the count is printed.
+#[test]
+fn prune_on_every_backend_removes_only_old_objects() {
+    let redis = RedisServer::start();
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let specs = [
+        format!("dir:{}", dir.path().display()),
+        redis.spec("prune/"),
+        s3.spec("prune"),
+    ];
+    let servers: Vec<ServerProcess> = specs
+        .iter()
+        .map(|s| spawn_server_env(&["--storage", s], &S3_ENV))
+        .collect();
+    let prune = |spec: &str, older_than: &str| -> String {
+        let out = std::process::Command::new(cachet_bin())
+            .args([
+                "server",
+                "prune",
+                "--storage",
+                spec,
+                "--older-than",
+                older_than,
+            ])
+            .envs(S3_ENV)
+            .env("CACHET_LOG", "warn")
+            .output()
+            .expect("run cachet server prune");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    for s in &servers {
+        assert_eq!(put(&s.url("/cachet/old"), b"old").status, 201);
+    }
+    let written = Instant::now();
+    for spec in &specs {
+        assert!(prune(spec, "1h").contains("pruned 0 objects"), "{spec}");
+    }
+    // Redis counts idle time in whole seconds; S3 keeps seconds too.
+    poll_until("the first objects to be 13 s old", DEADLINE, || {
+        written.elapsed() >= Duration::from_secs(13)
+    });
+    for s in &servers {
+        assert_eq!(put(&s.url("/cachet/new"), b"new").status, 201);
+    }
+    for (spec, s) in specs.iter().zip(&servers) {
+        let out = prune(spec, "10s");
+        assert!(out.contains("pruned 1 objects"), "{spec}: {out}");
+        assert_eq!(get(&s.url("/cachet/old")).status, 404, "{spec}");
+        assert_eq!(get(&s.url("/cachet/new")).body, b"new", "{spec}");
+    }
+    assert_eq!(s3.keys(), ["prune/v1/cachet/new"]);
+}
+
+/// Redis, a whole Redis Cluster or S3 killed under a running chain: the server keeps answering
+/// (local hits, misses, writes to the local tier), and uses the shared tier again by itself
+/// once it is back.
+#[test]
+fn a_shared_tier_outage_is_survived_and_recovered_from() {
+    let mut redis = RedisServer::start();
+    let mut cluster = RedisCluster::start();
+    let mut s3 = S3Server::start();
+    for backend in ["redis", "cluster", "s3"] {
+        let shared = match backend {
+            "redis" => redis.spec("out/"),
+            "cluster" => cluster.spec("out/"),
+            _ => s3.spec("out"),
+        };
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = chain_server(&dir_a, &shared, &[]);
+        let b = chain_server(&dir_b, &shared, &[]);
+        assert_eq!(put(&a.url("/cachet/x"), b"x").status, 201);
+        poll_until("x to be uploaded", DEADLINE, || {
+            get(&b.url("/cachet/x")).status == 200
+        });
+
+        match backend {
+            "redis" => redis.stop(),
+            "cluster" => cluster.stop(),
+            _ => s3.stop(),
+        }
+        assert_eq!(get(&a.url("/cachet/x")).body, b"x", "a local hit");
+        assert_eq!(
+            get(&a.url("/cachet/missing")).status,
+            404,
+            "a miss, not an error"
+        );
+        assert_eq!(put(&a.url("/cachet/during"), b"during").status, 201);
+        assert_eq!(get(&a.url("/cachet/during")).body, b"during");
+        let down = tier(&stats(&a), "shared");
+        assert!(down["errors"].as_u64().unwrap() >= 1, "{down}");
+        assert_eq!(get(&a.url("/readyz")).status, 200, "still ready");
+
+        match backend {
+            "redis" => redis.restart(),
+            "cluster" => cluster.restart(),
+            _ => s3.restart(),
+        }
+        assert_eq!(put(&a.url("/cachet/after"), b"after").status, 201);
+        poll_until(
+            &format!("writes to reach {backend} again without a restart"),
+            DEADLINE,
+            || get(&b.url("/cachet/after")).status == 200,
+        );
+        poll_until("the shared tier to be marked available", DEADLINE, || {
+            tier(&stats(&a), "shared")["available"] == true
+        });
+    }
+}
+
+/// The admin purge of a namespace empties it in every tier: the local disk, and every master
+/// of a Redis Cluster (keys spread over slots) or the S3 prefix; other namespaces stay.
+#[test]
+fn purging_a_namespace_empties_every_tier() {
+    let cluster = RedisCluster::start();
+    let s3 = S3Server::start();
+    for shared in [cluster.spec("purge/"), s3.spec("purge")] {
+        let local = tempfile::tempdir().unwrap();
+        let server = chain_server(&local, &shared, &[]);
+        for i in 0..20 {
+            assert_eq!(put(&server.url(&format!("/doomed/k{i}")), b"x").status, 201);
+        }
+        assert_eq!(put(&server.url("/kept/k"), b"y").status, 201);
+        poll_until("the uploads", DEADLINE, || {
+            stats(&server)["uploads"]["uploaded"] == 21
+        });
+        let r = crate::util::send(
+            "DELETE",
+            &server.url("/_admin/namespaces/doomed"),
+            None,
+            None,
+        );
+        assert_eq!(r.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["purged_objects"], 40, "20 local + 20 shared: {v}");
+        let bare = spawn_server_env(&["--storage", &shared], &S3_ENV);
+        assert_eq!(get(&bare.url("/doomed/k3")).status, 404, "{shared}");
+        assert_eq!(get(&bare.url("/kept/k")).body, b"y", "{shared}");
+    }
+    assert_eq!(cluster.count_keys("purge/"), 1);
+    assert_eq!(s3.keys(), ["purge/v1/kept/k"]);
+}
