@@ -163,6 +163,9 @@ pub struct RedisSpec {
     pub db: u32,
     /// Prefix of every key (default `cachet/`).
     pub prefix: String,
+    /// A PEM file of the CA to trust for `rediss://` instead of the system's roots
+    /// (`?ca_cert=PATH`), for a Redis with a private certificate.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl RedisSpec {
@@ -211,7 +214,11 @@ impl std::fmt::Display for RedisSpec {
         if !self.cluster {
             write!(f, "/{}", self.db)?;
         }
-        write!(f, "?prefix={}", self.prefix)
+        write!(f, "?prefix={}", self.prefix)?;
+        if let Some(ca) = &self.ca_cert {
+            write!(f, "&ca_cert={}", ca.display())?;
+        }
+        Ok(())
     }
 }
 
@@ -621,12 +628,15 @@ fn parse_tier(whole: &str, s: &str) -> Result<StorageSpec, ConfigError> {
             return Err(bad("a Redis Cluster has only database 0"));
         }
         let mut prefix = "cachet/".to_string();
+        let mut ca_cert = None;
         for (k, v) in query_pairs(query) {
             match k.as_str() {
                 "prefix" => prefix = v,
+                "ca_cert" if tls => ca_cert = Some(PathBuf::from(v)),
+                "ca_cert" => return Err(bad("ca_cert needs TLS: use rediss://")),
                 other => {
                     return Err(bad(&format!(
-                        "unknown redis option {other:?} (known: prefix)"
+                        "unknown redis option {other:?} (known: prefix, ca_cert)"
                     )))
                 }
             }
@@ -638,6 +648,7 @@ fn parse_tier(whole: &str, s: &str) -> Result<StorageSpec, ConfigError> {
             nodes,
             db,
             prefix,
+            ca_cert,
         }));
     }
     Err(bad(STORAGE_SYNTAX))
@@ -791,8 +802,14 @@ mod tests {
         };
         assert_eq!(r.url_for(&r.nodes[0]), "rediss://:secret@cache:6380/3");
         assert!(!format!("{single} {single:?}").contains("secret"));
+        let with_ca = parse_storage("rediss://cache:6380/0?ca_cert=/etc/ca.pem").expect("valid");
+        let StorageSpec::Redis(r) = &with_ca else {
+            panic!()
+        };
+        assert_eq!(r.ca_cert.as_deref(), Some(Path::new("/etc/ca.pem")));
 
         for bad in [
+            "redis://cache:6379/0?ca_cert=/etc/ca.pem",
             "s3://",
             "redis://a:1,b:2",
             "redis+cluster://a:1/2",

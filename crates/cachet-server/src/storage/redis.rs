@@ -53,6 +53,8 @@ pub struct RedisStore {
     root: String,
     /// TTL of every value, renewed on read.
     ttl: Option<Duration>,
+    /// Roots for `rediss://` with `ca_cert`.
+    certs: Option<redis::TlsCertificates>,
 }
 
 enum Conn {
@@ -83,22 +85,54 @@ fn glob_escape(s: &str) -> String {
     out
 }
 
+/// The TLS roots for `rediss://` with a private CA, read once.
+fn tls_certificates(spec: &RedisSpec) -> Result<Option<redis::TlsCertificates>, StoreError> {
+    let Some(path) = &spec.ca_cert else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(path).map_err(|e| StoreError::Backend {
+        backend: "redis",
+        op: "read the CA certificate (ca_cert)",
+        message: format!("{}: {e}", path.display()),
+    })?;
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }))
+}
+
+/// A client for one node URL, trusting the spec's CA if it names one.
+fn client_for(
+    url: &str,
+    certs: &Option<redis::TlsCertificates>,
+) -> Result<redis::Client, StoreError> {
+    match certs {
+        Some(c) => redis::Client::build_with_tls(url, c.clone()),
+        None => redis::Client::open(url),
+    }
+    .map_err(backend_err("configure the client"))
+}
+
 impl RedisStore {
     /// Prepares the connection (the first command connects; a Redis that is down at start-up
     /// is retried on every later call).
     pub fn open(spec: &RedisSpec, ttl: Option<Duration>) -> Result<RedisStore, StoreError> {
         let urls = spec.node_urls();
+        let certs = tls_certificates(spec)?;
         let conn = if spec.cluster {
-            let client = redis::cluster::ClusterClient::builder(urls)
+            let mut builder = redis::cluster::ClusterClient::builder(urls)
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(RESPONSE_TIMEOUT)
-                .retries(1)
+                .retries(1);
+            if let Some(c) = &certs {
+                builder = builder.certs(c.clone());
+            }
+            let client = builder
                 .build()
                 .map_err(backend_err("configure the cluster client"))?;
             Conn::Cluster(Box::new((client, OnceCell::new())))
         } else {
-            let client = redis::Client::open(urls[0].as_str())
-                .map_err(backend_err("configure the client"))?;
+            let client = client_for(&urls[0], &certs)?;
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -111,6 +145,7 @@ impl RedisStore {
         Ok(RedisStore {
             root: format!("{}v1/", spec.prefix),
             spec: spec.clone(),
+            certs,
             conn,
             ttl,
         })
@@ -185,7 +220,7 @@ impl RedisStore {
         };
         let mut conns = Vec::with_capacity(urls.len());
         for url in urls {
-            let client = redis::Client::open(url.as_str()).map_err(backend_err("connect"))?;
+            let client = client_for(&url, &self.certs)?;
             let config = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_response_timeout(Some(RESPONSE_TIMEOUT));

@@ -110,6 +110,27 @@ impl RedisServer {
         r
     }
 
+    /// A single node that speaks only TLS on its port, with the certificate and key in
+    /// `cert`/`key` (PEM).
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> RedisServer {
+        let mut r = Self::new(false);
+        let port = r.port.to_string();
+        r.extra = vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port,
+            "--tls-cert-file".into(),
+            cert.display().to_string(),
+            "--tls-key-file".into(),
+            key.display().to_string(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        r.spawn();
+        r
+    }
+
     fn new(cluster: bool) -> RedisServer {
         RedisServer {
             child: None,

@@ -304,3 +304,51 @@ fn purging_a_namespace_empties_every_tier() {
     assert_eq!(cluster.count_keys("purge/"), 1);
     assert_eq!(s3.keys(), ["purge/v1/kept/k"]);
 }
+
+/// `rediss://` to a Redis whose certificate comes from a private CA: with `ca_cert` naming the
+/// CA, objects round-trip; without it, the server refuses to trust Redis and stores nothing.
+#[test]
+fn rediss_with_a_private_ca_round_trips_and_an_untrusted_redis_is_refused() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &ca)
+        .expect("leaf");
+    let (cert, key, ca_pem) = (
+        dir.path().join("redis.pem"),
+        dir.path().join("redis.key"),
+        dir.path().join("ca.pem"),
+    );
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    let redis = RedisServer::start_tls(&cert, &key);
+
+    let trusted = format!(
+        "rediss://localhost:{}/0?prefix=tls/&ca_cert={}",
+        redis.port,
+        ca_pem.display()
+    );
+    let server = spawn_server_env(&["--storage", &trusted], &[]);
+    let data = bytes(3, 100_000);
+    assert_eq!(put(&server.url("/cachet/over-tls"), &data).status, 201);
+    let r = get(&server.url("/cachet/over-tls"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, data);
+
+    // The system roots do not include the private CA: nothing is stored, and nothing leaks.
+    let untrusted = format!("rediss://localhost:{}/0?prefix=tls/", redis.port);
+    let server = spawn_server_env(&["--storage", &untrusted], &[]);
+    let status = put(&server.url("/cachet/refused"), &data).status;
+    assert!(
+        status >= 500,
+        "an untrusted Redis must not take writes, got {status}"
+    );
+    assert_ne!(get(&server.url("/cachet/over-tls")).status, 200);
+}
