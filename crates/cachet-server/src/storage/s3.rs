@@ -7,7 +7,8 @@
 //! memory stays bounded; an object is visible only once complete, and an abandoned upload is
 //! aborted. Credentials come from the usual places (`AWS_ACCESS_KEY_ID`/`..._SECRET_...`/
 //! `AWS_SESSION_TOKEN`, `AWS_PROFILE` and `~/.aws/credentials`/`config`, web identity,
-//! container and instance metadata), region from the spec or `AWS_REGION`.
+//! container and instance metadata), region from the spec or `AWS_REGION`; an error caused by
+//! wrong or missing credentials says so and where they are looked for.
 //!
 //! S3 does not record reads, so an object's age for `prune` is the time since it was written:
 //! a hit does not renew it. An object being read is not affected by a delete (the GET in
@@ -34,12 +35,42 @@ pub struct S3Store {
     op: Operator,
 }
 
+/// Where credentials are looked for, for the hints below.
+const CREDENTIAL_SOURCES: &str = "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or profile \
+    $AWS_PROFILE (else [default]) of AWS_SHARED_CREDENTIALS_FILE (else ~/.aws/credentials)";
+
 fn backend_err(op: &'static str) -> impl FnOnce(opendal::Error) -> StoreError {
     move |err| StoreError::Backend {
         backend: "s3",
         op,
-        message: err.to_string(),
+        message: describe(&err),
     }
+}
+
+/// opendal's message, except when the cause is the credentials: then what to check first.
+/// Wrong credentials get a 403, whose body names the cause (`SignatureDoesNotMatch`,
+/// `InvalidAccessKeyId`, `AccessDenied`; a HEAD gets no body); opendal's full message adds
+/// only the response headers. No credentials at all fail before any request.
+fn describe(err: &opendal::Error) -> String {
+    if err.kind() == ErrorKind::PermissionDenied {
+        let detail = match err.message() {
+            "" => "403 Forbidden",
+            m => m,
+        };
+        return format!(
+            "access denied ({detail}): check the credentials ({CREDENTIAL_SOURCES}) and that \
+             they may read and write the bucket"
+        );
+    }
+    let full = err.to_string();
+    // reqsign's words when no provider of its chain had credentials.
+    if full.contains("failed to load signing credential") {
+        return format!(
+            "no AWS credentials found: set {CREDENTIAL_SOURCES}, or run where web identity, \
+             container or instance credentials are available ({full})"
+        );
+    }
+    full
 }
 
 fn path(id: &ObjectId) -> String {

@@ -130,7 +130,7 @@ impl Breaker {
             tracing::warn!(
                 backend,
                 cause = %crate::error::chain(err),
-                "the shared storage tier failed: serving from the local tier, retrying it every few seconds"
+                "the shared storage tier failed: skipping it (a local tier in front keeps serving), retrying it every few seconds"
             );
         } else {
             tracing::debug!(backend, cause = %crate::error::chain(err), failures = s.failures, "shared tier still failing");

@@ -11,6 +11,7 @@ mod concurrency;
 mod durability;
 mod eviction;
 mod prometheus;
+mod s3_auth;
 mod sccache;
 mod tiers;
 mod tls;

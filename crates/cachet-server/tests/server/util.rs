@@ -260,21 +260,46 @@ pub fn spawn_server(args: &[&str]) -> ServerProcess {
 
 /// [`spawn_server`] with extra environment variables.
 pub fn spawn_server_env(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+    spawn_server_with(args, env, &[], Stdio::inherit())
+}
+
+/// [`spawn_server_env`] without the inherited variables `unset`, and with the server's log
+/// (stderr, at `warn` unless `env` sets `CACHET_LOG`) written to the file `log`.
+pub fn spawn_server_logged(
+    args: &[&str],
+    env: &[(&str, &str)],
+    unset: &[&str],
+    log: &Path,
+) -> ServerProcess {
+    let file = std::fs::File::create(log).expect("create the server's log file");
+    spawn_server_with(args, env, unset, file.into())
+}
+
+fn spawn_server_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+    unset: &[&str],
+    stderr: Stdio,
+) -> ServerProcess {
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let child = Command::new(cachet_bin())
-        .arg("server")
+    let mut cmd = Command::new(cachet_bin());
+    cmd.arg("server")
         .arg("--listen")
         .arg(addr.to_string())
         .args(args)
-        .env_remove("CACHET_CONFIG")
+        .env_remove("CACHET_CONFIG");
+    for var in unset {
+        cmd.env_remove(var);
+    }
+    let child = cmd
         .env(
             "CACHET_LOG",
             std::env::var("CACHET_TEST_SERVER_LOG").unwrap_or("warn".into()),
         )
         .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("spawn cachet server");
     let mut p = ServerProcess { child, addr };
