@@ -8,7 +8,8 @@ by side in one run. Usage (from the repository root; `scripts/setup.sh` builds s
 
 Scenarios (all with CARGO_INCREMENTAL=0, debug profile):
   plain cold     cargo build, no wrapper, empty target/
-  cachet cold    through cachet with an empty cache
+  cachet cold    through cachet with an empty local cache and no server
+  cachet cold + upload  the same, also uploading every entry to a `cachet server` on loopback
   cachet warm    through cachet after `cargo clean` (cache filled by the cold run)
   cachet via server  after `cargo clean`, with an empty local cache: every hit comes from a
                  `cachet server` on loopback that the cold run uploaded to
@@ -89,7 +90,8 @@ def main():
     def program_output():
         return sh([str(target / "debug/wl-service")]).stdout
 
-    times = {k: [] for k in ["plain cold", "cachet cold", "cachet warm", "cachet via server",
+    times = {k: [] for k in ["plain cold", "cachet cold", "cachet cold + upload", "cachet warm",
+                             "cachet via server",
                              "sccache cold", "sccache warm", "copy limit"]}
     port = 4298
     server = subprocess.Popen([args.cachet, "server", "--listen", f"127.0.0.1:{port}",
@@ -119,9 +121,14 @@ def main():
                 sh(build, env=env0, cwd=work)
                 times["copy limit"].append(time.monotonic() - start)
             elif tool == "cachet":
+                local_env = {k: v for k, v in cachet_env.items() if k != "CACHET_SERVER"}
+                local_env["CACHET_DIR"] = str(scratch / "cachet-cache-local")
+                shutil.rmtree(local_env["CACHET_DIR"], ignore_errors=True)
+                clean()
+                times["cachet cold"].append(timed(build, local_env, work))
                 shutil.rmtree(cachet_env["CACHET_DIR"], ignore_errors=True)
                 clean()
-                times["cachet cold"].append(timed(build, cachet_env, work))
+                times["cachet cold + upload"].append(timed(build, cachet_env, work))
                 clean()
                 sh([args.cachet, "zero-stats"], env=cachet_env)
                 times["cachet warm"].append(timed(build, cachet_env, work))
@@ -162,6 +169,7 @@ def main():
         print(f"| {k} | {med[k]:.1f} s | {med[k] / plain:.2f}x | {', '.join(f'{x:.1f}' for x in v)} |")
     print()
     print(f"cachet cold / plain cold:   {med['cachet cold'] / plain:.3f}x")
+    print(f"cachet cold + upload / plain cold: {med['cachet cold + upload'] / plain:.3f}x")
     print(f"cachet warm / sccache warm: {med['cachet warm'] / med['sccache warm']:.3f}x")
     print(f"cachet warm / copy limit:   {med['cachet warm'] / med['copy limit']:.2f}x")
     print(f"cachet via server (empty L1) / cachet warm (L1): {med['cachet via server'] / med['cachet warm']:.2f}x")

@@ -12,29 +12,39 @@
 //! length    u64      length of the body once decompressed
 //! checksum  32 bytes blake3 of everything after this field
 //! body      zstd frame of:
-//!             u32 meta length, meta (JSON, EntryMeta)
-//!             stdout bytes, stderr bytes, then each file's bytes in meta order
+//!             stdout bytes, stderr bytes, then each file's bytes in meta order,
+//!             meta (JSON, EntryMeta), u32 meta length
 //! ```
 //!
-//! The body is compressed and decompressed in one piece (zstd's bulk API into a buffer of the
-//! recorded length): on a hit that is more than twice as fast as zstd's streaming reader.
+//! The metadata comes last so that [`EntryWriter`] can write an entry in one pass: each output
+//! file is read in small chunks, hashed and compressed on the way, and the compressed frame
+//! goes straight to its file. Storing a 40 MB program therefore allocates nothing in
+//! proportion to it, which matters on a cold build where every crate is stored while the
+//! cores are busy compiling. The header is written last, once the checksum is known.
+//!
+//! The body is decompressed in one piece (zstd's bulk API into a buffer of the recorded
+//! length): on a hit that is more than twice as fast as zstd's streaming reader.
 //!
 //! The checksum covers the compressed body, so a truncated or flipped entry is rejected
 //! before it is even decompressed; each file additionally carries its own blake3 so a decoder
 //! bug can never restore bytes that differ from what rustc wrote. Decoding never trusts a
 //! length it has not bounded: a malformed entry is an error, never a panic or a restore.
 
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
 use serde::{Deserialize, Serialize};
 
 use crate::Digest;
 
 /// Bumped whenever the layout or the meaning of a field changes; old entries then miss.
-pub const ENTRY_FORMAT_VERSION: u32 = 2;
+pub const ENTRY_FORMAT_VERSION: u32 = 3;
 const MAGIC: &[u8; 8] = b"CACHETE\0";
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 const SUM_AT: usize = 8 + 4 + 8;
-/// Bodies larger than this are compressed by two threads.
-const PARALLEL_FROM: usize = 8 << 20;
+/// Entries whose outputs are larger than this are compressed by two threads.
+const PARALLEL_FROM: u64 = 8 << 20;
+/// Size of the chunks output files are read and compressed in.
+const CHUNK: usize = 256 << 10;
 /// Entries larger than this once decompressed are refused (no single rustc run writes more).
 pub const MAX_DECOMPRESSED: u64 = 8 << 30;
 
@@ -173,31 +183,25 @@ impl Entry {
             + self.contents.iter().map(|c| c.len() as u64).sum::<u64>()
     }
 
-    /// Serializes, compresses and checksums the entry.
+    /// Serializes, compresses and checksums the entry into memory (tests and small tools;
+    /// the wrapper streams with [`EntryWriter`]).
     pub fn encode(&self, zstd_level: i32) -> Result<Vec<u8>, EntryError> {
-        let meta =
-            serde_json::to_vec(&self.meta).map_err(|e| EntryError::BadMeta(e.to_string()))?;
-        let mut body = Vec::with_capacity(4 + meta.len() + self.payload_len() as usize);
-        body.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-        body.extend_from_slice(&meta);
-        body.extend_from_slice(&self.stdout);
-        body.extend_from_slice(&self.stderr);
-        for c in &self.contents {
-            body.extend_from_slice(c);
+        let mut out = io::Cursor::new(Vec::new());
+        let mut w = EntryWriter::new(
+            &mut out,
+            zstd_level,
+            &self.stdout,
+            &self.stderr,
+            self.payload_len(),
+        )?;
+        for (f, bytes) in self.meta.files.iter().zip(&self.contents) {
+            w.add_file(&f.name, f.mode, &mut &bytes[..])?;
         }
-        let mut compressor = zstd::bulk::Compressor::new(zstd_level)?;
-        if body.len() > PARALLEL_FROM {
-            // Large entries finish a build's longest crates, often while a core is idle.
-            compressor.set_parameter(zstd::zstd_safe::CParameter::NbWorkers(2))?;
-        }
-        let compressed = compressor.compress(&body)?;
-        let mut out = Vec::with_capacity(HEADER_LEN + compressed.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&ENTRY_FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(blake3::hash(&compressed).as_bytes());
-        out.extend_from_slice(&compressed);
-        Ok(out)
+        w.finish(EntryMeta {
+            files: Vec::new(),
+            ..self.meta.clone()
+        })?;
+        Ok(out.into_inner())
     }
 
     /// Verifies and decodes an entry. Any malformation is an error; nothing partial is returned.
@@ -233,17 +237,17 @@ impl Entry {
 
     fn decode_body(body: &[u8]) -> Result<Entry, EntryError> {
         let bad = |m: &str| EntryError::BadMeta(m.to_string());
-        if body.len() < 4 {
-            return Err(bad("body shorter than its length prefix"));
-        }
-        let meta_len = u32::from_le_bytes([body[0], body[1], body[2], body[3]]) as usize;
-        let rest = &body[4..];
-        if meta_len > rest.len() {
+        let Some(len_at) = body.len().checked_sub(4) else {
+            return Err(bad("body shorter than its length suffix"));
+        };
+        let (rest, len) = body.split_at(len_at);
+        let meta_len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let Some(meta_at) = rest.len().checked_sub(meta_len) else {
             return Err(bad("metadata length exceeds the body"));
-        }
-        let meta: EntryMeta = serde_json::from_slice(&rest[..meta_len])
+        };
+        let meta: EntryMeta = serde_json::from_slice(&rest[meta_at..])
             .map_err(|e| EntryError::BadMeta(e.to_string()))?;
-        let mut data = &rest[meta_len..];
+        let mut data = &rest[..meta_at];
         let mut take = |len: u64| -> Result<Vec<u8>, EntryError> {
             if len > data.len() as u64 {
                 return Err(bad("a recorded length exceeds the body"));
@@ -271,7 +275,7 @@ impl Entry {
             contents.push(bytes);
         }
         if !data.is_empty() {
-            return Err(bad("trailing bytes after the last file"));
+            return Err(bad("bytes between the last file and the metadata"));
         }
         Ok(Entry {
             meta,
@@ -279,6 +283,135 @@ impl Entry {
             stderr,
             contents,
         })
+    }
+}
+
+/// Passes bytes through, hashing and counting them (the compressed body's checksum).
+struct Checksummed<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes an entry in one pass: stdout and stderr, then each output file read in chunks,
+/// hashed and compressed as it goes, then the metadata, then the header (see the module docs).
+pub struct EntryWriter<'w, W: Write + Seek> {
+    encoder: zstd::stream::write::Encoder<'static, Checksummed<&'w mut W>>,
+    start: u64,
+    body_len: u64,
+    stdout_len: u64,
+    stderr_len: u64,
+    files: Vec<EntryFile>,
+    buf: Vec<u8>,
+}
+
+impl<'w, W: Write + Seek> EntryWriter<'w, W> {
+    /// Starts an entry at `out`'s current position. `payload_hint` (the expected total size of
+    /// the outputs) only chooses whether to compress with two threads.
+    pub fn new(
+        out: &'w mut W,
+        zstd_level: i32,
+        stdout: &[u8],
+        stderr: &[u8],
+        payload_hint: u64,
+    ) -> Result<Self, EntryError> {
+        let start = out.stream_position()?;
+        // Placeholder: the checksum is only known at the end.
+        out.write_all(&[0; HEADER_LEN])?;
+        let sink = Checksummed {
+            inner: out,
+            hasher: blake3::Hasher::new(),
+            len: 0,
+        };
+        let mut encoder = zstd::stream::write::Encoder::new(sink, zstd_level)?;
+        if payload_hint > PARALLEL_FROM {
+            // Large entries finish a build's longest crates, often while a core is idle.
+            encoder.multithread(2)?;
+        }
+        encoder.write_all(stdout)?;
+        encoder.write_all(stderr)?;
+        Ok(EntryWriter {
+            encoder,
+            start,
+            body_len: (stdout.len() + stderr.len()) as u64,
+            stdout_len: stdout.len() as u64,
+            stderr_len: stderr.len() as u64,
+            files: Vec::new(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Adds an output file, reading `contents` to its end. Returns its length and hash.
+    pub fn add_file(
+        &mut self,
+        name: &str,
+        mode: u32,
+        contents: &mut dyn Read,
+    ) -> Result<&EntryFile, EntryError> {
+        if !is_safe_file_name(name) {
+            return Err(EntryError::BadMeta(format!("unsafe file name {name:?}")));
+        }
+        self.buf.resize(CHUNK, 0);
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        loop {
+            let n = match contents.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            hasher.update(&self.buf[..n]);
+            self.encoder.write_all(&self.buf[..n])?;
+            size += n as u64;
+        }
+        self.body_len += size;
+        self.files.push(EntryFile {
+            name: name.to_string(),
+            mode,
+            size,
+            hash: Digest(*hasher.finalize().as_bytes()),
+        });
+        Ok(self.files.last().expect("just pushed"))
+    }
+
+    /// Writes the metadata (`meta`'s lengths and files are filled in here) and the header.
+    /// Returns the entry's length; `out` is left at its end.
+    pub fn finish(mut self, mut meta: EntryMeta) -> Result<u64, EntryError> {
+        meta.stdout_len = self.stdout_len;
+        meta.stderr_len = self.stderr_len;
+        meta.files = std::mem::take(&mut self.files);
+        let json = serde_json::to_vec(&meta).map_err(|e| EntryError::BadMeta(e.to_string()))?;
+        let json_len = u32::try_from(json.len())
+            .map_err(|_| EntryError::BadMeta("metadata larger than 4 GiB".into()))?;
+        self.encoder.write_all(&json)?;
+        self.encoder.write_all(&json_len.to_le_bytes())?;
+        let body_len = self.body_len + json.len() as u64 + 4;
+        let sink = self.encoder.finish()?;
+        let (out, sum, compressed_len) = (sink.inner, sink.hasher.finalize(), sink.len);
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&ENTRY_FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&body_len.to_le_bytes());
+        header.extend_from_slice(sum.as_bytes());
+        let end = self.start + HEADER_LEN as u64 + compressed_len;
+        out.seek(SeekFrom::Start(self.start))?;
+        out.write_all(&header)?;
+        out.seek(SeekFrom::Start(end))?;
+        Ok(end - self.start)
     }
 }
 
@@ -321,12 +454,68 @@ mod tests {
         }
     }
 
+    /// A well-formed header and checksum around `body`, as a hostile writer could produce.
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let compressed = zstd::encode_all(body, 1).unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&ENTRY_FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(blake3::hash(&compressed).as_bytes());
+        bytes.extend_from_slice(&compressed);
+        bytes
+    }
+
     #[test]
     fn rejects_unsafe_names_even_with_valid_checksum() {
-        let mut e = sample();
-        e.meta.files[0].name = "../evil".into();
-        let bytes = e.encode(1).unwrap();
-        assert!(matches!(Entry::decode(&bytes), Err(EntryError::BadMeta(_))));
+        let mut meta = sample().meta;
+        meta.files.truncate(1);
+        meta.files[0].name = "../evil".into();
+        let json = serde_json::to_vec(&meta).unwrap();
+        let mut body = b"out".to_vec();
+        body.extend_from_slice(&sample().stderr);
+        body.extend_from_slice(&[1, 2, 3]);
+        let payload_len = body.len();
+        body.extend_from_slice(&json);
+        body.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        assert!(matches!(
+            Entry::decode(&frame(&body)),
+            Err(EntryError::BadMeta(_))
+        ));
+        // The same body with a safe name is accepted: the name alone was refused.
+        meta.files[0].name = "libfoo.rmeta".into();
+        let json = serde_json::to_vec(&meta).unwrap();
+        body.truncate(payload_len);
+        body.extend_from_slice(&json);
+        body.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        Entry::decode(&frame(&body)).unwrap();
+    }
+
+    #[test]
+    fn writer_refuses_unsafe_names() {
+        let mut out = io::Cursor::new(Vec::new());
+        let mut w = EntryWriter::new(&mut out, 1, b"", b"", 0).unwrap();
+        assert!(w.add_file("../evil", 0o644, &mut &b"x"[..]).is_err());
+    }
+
+    #[test]
+    fn writes_at_the_current_position() {
+        let e = sample();
+        let mut out = io::Cursor::new(b"prefix".to_vec());
+        out.seek(SeekFrom::End(0)).unwrap();
+        let mut w = EntryWriter::new(&mut out, 1, &e.stdout, &e.stderr, 0).unwrap();
+        for (f, bytes) in e.meta.files.iter().zip(&e.contents) {
+            w.add_file(&f.name, f.mode, &mut &bytes[..]).unwrap();
+        }
+        let len = w
+            .finish(EntryMeta {
+                files: Vec::new(),
+                ..e.meta.clone()
+            })
+            .unwrap();
+        let bytes = out.into_inner();
+        assert_eq!(bytes.len() as u64, 6 + len);
+        assert_eq!(Entry::decode(&bytes[6..]).unwrap(), e);
     }
 
     proptest! {
@@ -339,13 +528,7 @@ mod tests {
         fn decoder_never_panics_on_framed_garbage(data in proptest::collection::vec(any::<u8>(), 0..512)) {
             // A valid header and checksum around arbitrary compressed bytes: only the inner
             // checks stand between this and a restore.
-            let mut bytes = Vec::new();
-            bytes.extend_from_slice(MAGIC);
-            bytes.extend_from_slice(&ENTRY_FORMAT_VERSION.to_le_bytes());
-            let body = zstd::encode_all(&data[..], 1).unwrap();
-            bytes.extend_from_slice(&(data.len() as u64).to_le_bytes());
-            bytes.extend_from_slice(blake3::hash(&body).as_bytes());
-            bytes.extend_from_slice(&body);
+            let bytes = frame(&data);
             let _ = Entry::decode(&bytes);
         }
 

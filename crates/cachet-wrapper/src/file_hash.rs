@@ -10,7 +10,7 @@
 //! timestamp tick could keep every field equal (git's "racily clean" problem).
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -67,6 +67,11 @@ impl Fingerprint {
         self.dev
     }
 
+    /// The file's length.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// The latest of mtime and ctime, in nanoseconds since the epoch.
     pub fn changed_ns(&self) -> i64 {
         self.mtime_ns.max(self.ctime_ns)
@@ -81,18 +86,11 @@ pub fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-/// Hashes file contents with blake3.
+/// Hashes file contents with blake3, through blake3's own small buffer (most inputs are small
+/// source files: a large zeroed buffer per file would cost more than the hashing).
 pub fn hash_contents(path: &Path) -> io::Result<Digest> {
-    let mut f = File::open(path)?;
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    hasher.update_reader(File::open(path)?)?;
     Ok(Digest(*hasher.finalize().as_bytes()))
 }
 

@@ -28,19 +28,30 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Writes `bytes` to `target` atomically with the given permission bits.
 pub fn write_atomic_with_mode(target: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+    write_atomic_with(target, mode, |f| f.write_all(bytes))
+}
+
+/// Creates `target` atomically from what `write` writes into a temporary file beside it: the
+/// file appears complete under its name or not at all, and is removed if `write` fails.
+pub fn write_atomic_with<T>(
+    target: &Path,
+    mode: Option<u32>,
+    write: impl FnOnce(&mut File) -> io::Result<T>,
+) -> io::Result<T> {
     if let Some(parent) = target.parent() {
         fs::create_dir_all(parent)?;
     }
     let tmp = temp_path_for(target);
     let result = (|| {
         let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let value = write(&mut f)?;
         if let Some(mode) = mode {
             use std::os::unix::fs::PermissionsExt;
             f.set_permissions(fs::Permissions::from_mode(mode))?;
         }
         drop(f);
-        fs::rename(&tmp, target)
+        fs::rename(&tmp, target)?;
+        Ok(value)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -130,6 +130,19 @@ impl LocalStore {
         self.account(bytes.len() as u64)
     }
 
+    /// Stores an object written by `write` (which returns its length) without holding it in
+    /// memory: entries stream from rustc's outputs straight into the cache.
+    pub fn put_with(
+        &self,
+        kind: ObjectKind,
+        key: &Digest,
+        write: impl FnOnce(&mut File) -> io::Result<u64>,
+    ) -> io::Result<u64> {
+        let len = fsutil::write_atomic_with(&self.path(kind, key), None, write)?;
+        self.account(len)?;
+        Ok(len)
+    }
+
     /// Removes an object (a corrupt entry).
     pub fn remove(&self, kind: ObjectKind, key: &Digest) {
         let _ = fs::remove_file(self.path(kind, key));

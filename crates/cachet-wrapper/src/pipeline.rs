@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cachet_core::entry::Entry;
+use cachet_core::entry::{Entry, EntryError, EntryMeta, EntryWriter};
 use cachet_core::Digest;
 use tracing::{debug, info, warn};
 
@@ -305,8 +305,8 @@ fn compile_and_store(
         return Outcome::Exit(exit_code(&compiled.status));
     }
     let compiled_millis = compiled.millis;
-    match build_entry(call, start_ns, compiled, link_command.as_deref()) {
-        Ok((entry_bytes, candidate)) => {
+    match collect(call, start_ns, link_command.as_deref()) {
+        Ok((candidate, mut outputs)) => {
             let key = key::entry_key(pre, &candidate.files, &candidate.env);
             report.changes = crate::explain::record_and_diff(
                 &config.dir,
@@ -315,11 +315,35 @@ fn compile_and_store(
                 &candidate,
                 journal::now_ms(),
             );
-            match call.tiers.store(pre, &key, &entry_bytes, candidate, delta) {
-                Ok(()) => {
+            let meta = EntryMeta {
+                crate_name: plan.crate_name.clone(),
+                out_dir: call.out_dir.to_string_lossy().into_owned(),
+                anchors: call.anchors.pairs(),
+                compile_millis: compiled.millis,
+                stdout_len: 0,
+                stderr_len: 0,
+                files: Vec::new(),
+            };
+            // Set when the entry is abandoned for a reason that is not the cache's fault.
+            let mut refused = None;
+            let stored = call.tiers.store(
+                pre,
+                &key,
+                |file| {
+                    let result = write_entry(file, meta, &compiled, &mut outputs, config);
+                    if let Err(StoreError::Refused(reason)) = &result {
+                        refused = Some(*reason);
+                    }
+                    result.map_err(StoreError::into_io)
+                },
+                candidate,
+                delta,
+            );
+            match (stored, refused) {
+                (Ok(len), _) => {
                     delta.entries_written += 1;
                     report.outcome = journal::Outcome::Miss;
-                    delta.bytes_written += entry_bytes.len() as u64;
+                    delta.bytes_written += len;
                     debug!(
                         krate = %plan.crate_name,
                         %key,
@@ -328,7 +352,12 @@ fn compile_and_store(
                         "stored"
                     );
                 }
-                Err(e) => {
+                (Err(_), Some(reason)) => {
+                    info!(krate = %plan.crate_name, reason, "not stored");
+                    Stats::bump(&mut delta.not_stored, reason);
+                    report.set(journal::Outcome::MissNotStored, reason);
+                }
+                (Err(e), None) => {
                     warn!(error = %e, "cannot write the local cache");
                     Stats::bump(&mut delta.errors, "cache write");
                     report.set(journal::Outcome::MissNotStored, "cache write failed");
@@ -405,14 +434,39 @@ fn link_inputs(
     crate::link::link_inputs(&command, &ctx)
 }
 
-/// Collects what the compile read and wrote into an encoded entry and a manifest candidate.
+/// An output file of the compile, open since before the entry was keyed.
+struct Output {
+    name: String,
+    mode: u32,
+    file: fs::File,
+    /// Its fingerprint when opened: the entry is abandoned if the file changes while read.
+    fingerprint: Fingerprint,
+}
+
+/// Why writing an entry stopped.
+enum StoreError {
+    /// Storing would be unsound or pointless; the reason is counted in `not_stored`.
+    Refused(&'static str),
+    /// The cache could not be written.
+    Io(std::io::Error),
+}
+
+impl StoreError {
+    fn into_io(self) -> std::io::Error {
+        match self {
+            StoreError::Refused(reason) => std::io::Error::other(reason),
+            StoreError::Io(e) => e,
+        }
+    }
+}
+
+/// Collects what the compile read (the manifest candidate) and opens what it wrote.
 /// `Err` carries the reason the result is not stored.
-fn build_entry(
+fn collect(
     call: &Call<'_>,
     start_ns: i64,
-    compiled: compile::Compiled,
     link_command: Option<&str>,
-) -> Result<(Vec<u8>, Candidate), &'static str> {
+) -> Result<(Candidate, Vec<Output>), &'static str> {
     let (plan, cwd, out_dir, hasher) = (call.plan, &call.cwd, &call.out_dir, &call.hasher);
     let marker = call.marker.as_ref();
     let dep_text =
@@ -451,47 +505,149 @@ fn build_entry(
     }
     let mut outputs = Vec::with_capacity(plan.outputs.len());
     for name in &plan.outputs {
-        let path: PathBuf = out_dir.join(name);
-        let bytes = fs::read(&path).map_err(|_| "expected output missing")?;
-        let mode = fs::metadata(&path)
-            .map(|m| m.permissions().mode() & 0o7777)
-            .unwrap_or(0o644);
-        outputs.push((name.clone(), mode, bytes));
+        let file = fs::File::open(out_dir.join(name)).map_err(|_| "expected output missing")?;
+        let meta = file.metadata().map_err(|_| "expected output missing")?;
+        outputs.push(Output {
+            name: name.clone(),
+            mode: meta.permissions().mode() & 0o7777,
+            fingerprint: Fingerprint::of(&meta),
+            file,
+        });
     }
     // A variable read by `env!` whose value holds an anchored path is keyed relative to the
     // anchor only if the outputs do not contain the value (it was not baked into the code).
-    let env = deps
-        .env
-        .into_iter()
-        .map(|(name, value)| {
-            let value = value.map(|v| {
+    let mut env = Vec::with_capacity(deps.env.len());
+    for (name, value) in deps.env {
+        let value = match value {
+            Some(v) => {
                 let anchored = call.anchors.normalize(&v);
-                // The dep-info file lists paths by design; only compiled outputs count.
-                let baked = anchored != v
-                    && outputs.iter().any(|(name, _, bytes)| {
-                        *name != plan.dep_info
-                            && memchr::memmem::find(bytes, v.as_bytes()).is_some()
-                    });
-                if baked {
-                    v
-                } else {
-                    anchored
+                let mut baked = false;
+                if anchored != v {
+                    // The dep-info file lists paths by design; only compiled outputs count.
+                    for o in outputs.iter().filter(|o| o.name != plan.dep_info) {
+                        if contains(&o.file, v.as_bytes()).map_err(|_| "output unreadable")? {
+                            baked = true;
+                            break;
+                        }
+                    }
                 }
-            });
-            (name, value)
-        })
-        .collect();
-    let mut entry = Entry::new(
-        plan.crate_name.clone(),
-        out_dir.to_string_lossy().into_owned(),
-        compiled.millis,
-        compiled.stdout,
-        compiled.stderr,
-        outputs,
-    );
-    entry.meta.anchors = call.anchors.pairs();
-    let bytes = entry
-        .encode(call.config.compression_level)
-        .map_err(|_| "compression failed")?;
-    Ok((bytes, Candidate { files, env }))
+                Some(if baked { v } else { anchored })
+            }
+            None => None,
+        };
+        env.push((name, value));
+    }
+    Ok((Candidate { files, env }, outputs))
+}
+
+/// Whether `file` contains `needle`, read in chunks (outputs can be hundreds of megabytes).
+fn contains(file: &fs::File, needle: &[u8]) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    const CHUNK: usize = 1 << 20;
+    if needle.is_empty() {
+        return Ok(true);
+    }
+    let finder = memchr::memmem::Finder::new(needle);
+    // Each read keeps the previous chunk's last `needle.len() - 1` bytes in front, so a match
+    // across a chunk boundary is found.
+    let keep = needle.len() - 1;
+    let mut buf = vec![0u8; keep + CHUNK];
+    let (mut held, mut offset) = (0usize, 0u64);
+    loop {
+        let n = file.read_at(&mut buf[held..held + CHUNK], offset)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let filled = held + n;
+        if finder.find(&buf[..filled]).is_some() {
+            return Ok(true);
+        }
+        offset += n as u64;
+        held = keep.min(filled);
+        buf.copy_within(filled - held..filled, 0);
+    }
+}
+
+/// Streams the entry into `file`: rustc's stdout and stderr, then each output read in chunks
+/// (never whole in memory), then the metadata. An output that changes meanwhile abandons it.
+fn write_entry(
+    file: &mut fs::File,
+    meta: EntryMeta,
+    compiled: &compile::Compiled,
+    outputs: &mut [Output],
+    config: &Config,
+) -> Result<u64, StoreError> {
+    use std::io::{Seek, SeekFrom};
+    let payload: u64 = outputs.iter().map(|o| o.fingerprint.size()).sum();
+    let entry_error = |e: EntryError| match e {
+        EntryError::Compress(io) => StoreError::Io(io),
+        _ => StoreError::Refused("entry could not be encoded"),
+    };
+    let mut writer = EntryWriter::new(
+        file,
+        config.compression_level,
+        &compiled.stdout,
+        &compiled.stderr,
+        payload,
+    )
+    .map_err(entry_error)?;
+    for o in outputs.iter_mut() {
+        let unreadable = |_| StoreError::Refused("output unreadable");
+        o.file.seek(SeekFrom::Start(0)).map_err(unreadable)?;
+        // A read error of an output is not the cache's fault: tell the two apart.
+        let mut reader = ReadErrors {
+            inner: &o.file,
+            failed: false,
+        };
+        let written = writer.add_file(&o.name, o.mode, &mut reader);
+        if reader.failed {
+            return Err(StoreError::Refused("output unreadable"));
+        }
+        let size = written.map_err(entry_error)?.size;
+        let now = o.file.metadata().map_err(unreadable)?;
+        if size != o.fingerprint.size() || Fingerprint::of(&now) != o.fingerprint {
+            return Err(StoreError::Refused("output modified while stored"));
+        }
+    }
+    writer.finish(meta).map_err(entry_error)
+}
+
+/// Remembers whether reading failed, so a read error is not taken for a cache write error.
+struct ReadErrors<'f> {
+    inner: &'f fs::File,
+    failed: bool,
+}
+
+impl std::io::Read for ReadErrors<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = self.inner.read(buf);
+        if matches!(&r, Err(e) if e.kind() != std::io::ErrorKind::Interrupted) {
+            self.failed = true;
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contains_finds_a_value_across_chunk_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let needle = b"/home/dev/project/src";
+        // Place the needle across the first 1 MiB boundary, at the very end, and nowhere.
+        for at in [(1 << 20) - 7, (3 << 20) - needle.len()] {
+            let mut bytes = vec![b'x'; 3 << 20];
+            bytes[at..at + needle.len()].copy_from_slice(needle);
+            let path = dir.path().join(format!("out-{at}"));
+            fs::write(&path, &bytes).unwrap();
+            assert!(contains(&fs::File::open(&path).unwrap(), needle).unwrap());
+        }
+        let path = dir.path().join("none");
+        fs::write(&path, vec![b'x'; 3 << 20]).unwrap();
+        assert!(!contains(&fs::File::open(&path).unwrap(), needle).unwrap());
+        fs::write(&path, b"").unwrap();
+        assert!(!contains(&fs::File::open(&path).unwrap(), needle).unwrap());
+    }
 }

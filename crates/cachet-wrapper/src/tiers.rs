@@ -214,27 +214,33 @@ impl<'a> Tiers<'a> {
         }
     }
 
-    /// Stores a new entry and its manifest candidate in L1, then uploads both.
+    /// Stores a new entry (streamed into L1 by `write_entry`, which returns its length) and its
+    /// manifest candidate, then uploads both. Returns the entry's length.
     pub fn store(
         &self,
         pre: &Digest,
         key: &Digest,
-        entry: &[u8],
+        write_entry: impl FnOnce(&mut fs::File) -> io::Result<u64>,
         candidate: Candidate,
         delta: &mut Delta,
-    ) -> io::Result<()> {
-        self.local.put(ObjectKind::Entry, key, entry)?;
+    ) -> io::Result<u64> {
+        let len = self.local.put_with(ObjectKind::Entry, key, write_entry)?;
         let manifest = self.local.update_manifest(pre, |m| m.add(candidate))?;
         if self.has_remote() {
-            self.upload(
-                &[
-                    (ObjectKind::Entry, *key, entry),
-                    (ObjectKind::Manifest, *pre, &manifest),
-                ],
-                delta,
-            );
+            // Read back from L1: the entry was never held in memory whole.
+            match self.local.get(ObjectKind::Entry, key) {
+                Ok(Some(entry)) => self.upload(
+                    &[
+                        (ObjectKind::Entry, *key, &entry),
+                        (ObjectKind::Manifest, *pre, &manifest),
+                    ],
+                    delta,
+                ),
+                // Evicted already (a tiny cache): the server simply does not get it.
+                _ => debug!(%key, "entry gone from L1 before its upload"),
+            }
         }
-        Ok(())
+        Ok(len)
     }
 
     fn upload(&self, objects: &[(ObjectKind, Digest, &[u8])], delta: &mut Delta) {
