@@ -82,6 +82,20 @@ pub struct EntryFile {
     pub size: u64,
     /// blake3 of the contents.
     pub hash: Digest,
+    /// Set when the contents are not in the body but are a range of another file of the entry
+    /// (an `.rmeta` is a copy of the metadata inside its `.rlib`): stored once, restored twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<Within>,
+}
+
+/// Where a file's contents sit inside another file of the same entry.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Within {
+    /// Index in `EntryMeta::files` of the file holding the bytes (itself stored in the body).
+    pub file: usize,
+    /// Offset of the contents in that file.
+    pub offset: u64,
 }
 
 /// A decoded entry.
@@ -157,6 +171,7 @@ impl Entry {
                 mode,
                 size: bytes.len() as u64,
                 hash: Digest::of(&bytes),
+                within: None,
             });
             contents.push(bytes);
         }
@@ -195,7 +210,12 @@ impl Entry {
             self.payload_len(),
         )?;
         for (f, bytes) in self.meta.files.iter().zip(&self.contents) {
-            w.add_file(&f.name, f.mode, &mut &bytes[..])?;
+            match f.within {
+                Some(within) => w.add_copy(&f.name, f.mode, within, bytes.len() as u64, f.hash)?,
+                None => {
+                    w.add_file(&f.name, f.mode, &mut &bytes[..])?;
+                }
+            }
         }
         w.finish(EntryMeta {
             files: Vec::new(),
@@ -266,13 +286,32 @@ impl Entry {
                     f.name
                 )));
             }
-            let bytes = take(f.size)?;
-            if Digest::of(&bytes) != f.hash {
+            contents.push(match f.within {
+                Some(_) => Vec::new(),
+                None => take(f.size)?,
+            });
+        }
+        for (i, f) in meta.files.iter().enumerate() {
+            if let Some(w) = f.within {
+                // Only a file stored in the body can hold another: no chains, no cycles.
+                let holder = meta
+                    .files
+                    .get(w.file)
+                    .filter(|h| h.within.is_none())
+                    .ok_or_else(|| bad("a file refers to a file that holds no bytes"))?;
+                let range = w
+                    .offset
+                    .checked_add(f.size)
+                    .filter(|end| *end <= holder.size)
+                    .map(|end| w.offset as usize..end as usize)
+                    .ok_or_else(|| bad("a file's range exceeds the file holding it"))?;
+                contents[i] = contents[w.file][range].to_vec();
+            }
+            if Digest::of(&contents[i]) != f.hash {
                 return Err(EntryError::FileHashMismatch {
                     name: f.name.clone(),
                 });
             }
-            contents.push(bytes);
         }
         if !data.is_empty() {
             return Err(bad("bytes between the last file and the metadata"));
@@ -384,8 +423,48 @@ impl<'w, W: Write + Seek> EntryWriter<'w, W> {
             mode,
             size,
             hash: Digest(*hasher.finalize().as_bytes()),
+            within: None,
         });
         Ok(self.files.last().expect("just pushed"))
+    }
+
+    /// How many files were added so far (the next file's index in the metadata).
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Adds a file whose contents are `size` bytes of an earlier file, as [`Within`] says, with
+    /// blake3 `hash`. Nothing is written to the body; the decoder checks the hash as for any
+    /// file, so a wrong range is a rejected entry, never wrong bytes.
+    pub fn add_copy(
+        &mut self,
+        name: &str,
+        mode: u32,
+        within: Within,
+        size: u64,
+        hash: Digest,
+    ) -> Result<(), EntryError> {
+        if !is_safe_file_name(name) {
+            return Err(EntryError::BadMeta(format!("unsafe file name {name:?}")));
+        }
+        let holder = self
+            .files
+            .get(within.file)
+            .filter(|h| h.within.is_none() && within.offset + size <= h.size);
+        if holder.is_none() {
+            return Err(EntryError::BadMeta(format!(
+                "{name} is not inside file {} of the entry",
+                within.file
+            )));
+        }
+        self.files.push(EntryFile {
+            name: name.to_string(),
+            mode,
+            size,
+            hash,
+            within: Some(within),
+        });
+        Ok(())
     }
 
     /// Writes the metadata (`meta`'s lengths and files are filled in here) and the header.
@@ -489,6 +568,72 @@ mod tests {
         body.extend_from_slice(&json);
         body.extend_from_slice(&(json.len() as u32).to_le_bytes());
         Entry::decode(&frame(&body)).unwrap();
+    }
+
+    /// An entry whose `.rmeta` is stored as a range of its `.rlib`.
+    fn with_copy() -> Entry {
+        let rmeta: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut rlib = vec![7u8; 3000];
+        rlib[1000..2000].copy_from_slice(&rmeta);
+        let mut e = Entry::new(
+            "foo".into(),
+            "/t".into(),
+            1,
+            Vec::new(),
+            Vec::new(),
+            vec![
+                ("libfoo.rlib".into(), 0o644, rlib),
+                ("libfoo.rmeta".into(), 0o644, rmeta),
+            ],
+        );
+        e.meta.files[1].within = Some(Within {
+            file: 0,
+            offset: 1000,
+        });
+        e
+    }
+
+    #[test]
+    fn a_copy_is_stored_once_and_restored() {
+        let e = with_copy();
+        let bytes = e.encode(1).unwrap();
+        assert_eq!(Entry::decode(&bytes).unwrap(), e);
+        let mut plain = e;
+        plain.meta.files[1].within = None;
+        let body_len = |b: &[u8]| u64::from_le_bytes(b[12..20].try_into().unwrap());
+        // The copy's 1000 bytes are not in the body (its metadata grows by the reference only).
+        assert!(body_len(&bytes) + 900 < body_len(&plain.encode(1).unwrap()));
+    }
+
+    #[test]
+    fn a_wrong_copy_reference_is_rejected() {
+        // Offsets that point elsewhere, past the end, or at a file that is itself a copy.
+        for within in [
+            Within {
+                file: 0,
+                offset: 999,
+            },
+            Within {
+                file: 0,
+                offset: 2001,
+            },
+            Within { file: 1, offset: 0 },
+            Within { file: 9, offset: 0 },
+        ] {
+            let mut e = with_copy();
+            e.meta.files[1].within = Some(within);
+            // Bypass the writer's own checks: a hostile or buggy writer.
+            let json = serde_json::to_vec(&e.meta).unwrap();
+            let mut body = e.contents[0].clone();
+            body.extend_from_slice(&json);
+            body.extend_from_slice(&(json.len() as u32).to_le_bytes());
+            assert!(Entry::decode(&frame(&body)).is_err(), "{within:?}");
+        }
+        let mut out = io::Cursor::new(Vec::new());
+        let mut w = EntryWriter::new(&mut out, 1, b"", b"", 0).unwrap();
+        w.add_file("a", 0o644, &mut &[1u8; 10][..]).unwrap();
+        let outside = Within { file: 0, offset: 5 };
+        assert!(w.add_copy("b", 0o644, outside, 6, Digest::of(b"")).is_err());
     }
 
     #[test]

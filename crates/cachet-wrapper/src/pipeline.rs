@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cachet_core::entry::{Entry, EntryError, EntryMeta, EntryWriter};
+use cachet_core::entry::{Entry, EntryError, EntryMeta, EntryWriter, Within};
 use cachet_core::Digest;
 use tracing::{debug, info, warn};
 
@@ -542,30 +542,74 @@ fn collect(
 
 /// Whether `file` contains `needle`, read in chunks (outputs can be hundreds of megabytes).
 fn contains(file: &fs::File, needle: &[u8]) -> std::io::Result<bool> {
+    Ok(find(file, needle)?.is_some())
+}
+
+/// The offset of the first `needle` in `file`, read in chunks.
+fn find(file: &fs::File, needle: &[u8]) -> std::io::Result<Option<u64>> {
     use std::os::unix::fs::FileExt;
     const CHUNK: usize = 1 << 20;
     if needle.is_empty() {
-        return Ok(true);
+        return Ok(Some(0));
     }
     let finder = memchr::memmem::Finder::new(needle);
     // Each read keeps the previous chunk's last `needle.len() - 1` bytes in front, so a match
     // across a chunk boundary is found.
     let keep = needle.len() - 1;
     let mut buf = vec![0u8; keep + CHUNK];
-    let (mut held, mut offset) = (0usize, 0u64);
+    // `start` is the file offset of `buf[0]`.
+    let (mut held, mut start) = (0usize, 0u64);
     loop {
-        let n = file.read_at(&mut buf[held..held + CHUNK], offset)?;
+        let n = file.read_at(&mut buf[held..held + CHUNK], start + held as u64)?;
         if n == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let filled = held + n;
-        if finder.find(&buf[..filled]).is_some() {
-            return Ok(true);
+        if let Some(i) = finder.find(&buf[..filled]) {
+            return Ok(Some(start + i as u64));
         }
-        offset += n as u64;
-        held = keep.min(filled);
-        buf.copy_within(filled - held..filled, 0);
+        let next = keep.min(filled);
+        start += (filled - next) as u64;
+        buf.copy_within(filled - next..filled, 0);
+        held = next;
     }
+}
+
+/// Whether `file` holds exactly `bytes` at `offset`.
+fn holds_at(file: &fs::File, offset: u64, bytes: &[u8]) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; bytes.len().min(1 << 20)];
+    let mut done = 0;
+    while done < bytes.len() {
+        let want = (bytes.len() - done).min(buf.len());
+        let n = file.read_at(&mut buf[..want], offset + done as u64)?;
+        if n == 0 || buf[..n] != bytes[done..done + n] {
+            return Ok(false);
+        }
+        done += n;
+    }
+    Ok(true)
+}
+
+/// For a crate's `.rmeta` whose bytes also sit inside its `.rlib` (rustc writes the same
+/// metadata into both), where they are: the entry then stores them once. `None` whenever
+/// that cannot be shown byte for byte.
+fn rmeta_within_rlib(outputs: &[Output], rmeta: &Output) -> Option<(usize, u64, Vec<u8>)> {
+    use std::io::Read;
+    let stem = rmeta.name.strip_suffix(".rmeta")?;
+    let rlib = outputs
+        .iter()
+        .position(|o| o.name.strip_suffix(".rlib") == Some(stem))?;
+    let mut bytes = Vec::with_capacity(rmeta.fingerprint.size() as usize);
+    (&rmeta.file).read_to_end(&mut bytes).ok()?;
+    let probe = &bytes[..bytes.len().min(256)];
+    if probe.len() < 64 {
+        return None;
+    }
+    let offset = find(&outputs[rlib].file, probe).ok()??;
+    holds_at(&outputs[rlib].file, offset, &bytes)
+        .ok()?
+        .then_some((rlib, offset, bytes))
 }
 
 /// Streams the entry into `file`: rustc's stdout and stderr, then each output read in chunks
@@ -591,7 +635,18 @@ fn write_entry(
         payload,
     )
     .map_err(entry_error)?;
-    for o in outputs.iter_mut() {
+    // Files stored in the body first, then those that are copies of a range of one of them.
+    let mut copies = Vec::new();
+    let mut index_in_entry = vec![usize::MAX; outputs.len()];
+    for (i, o) in outputs.iter().enumerate() {
+        if let Some((holder, offset, bytes)) = rmeta_within_rlib(outputs, o) {
+            copies.push((i, holder, offset, bytes));
+        }
+    }
+    for (i, o) in outputs.iter_mut().enumerate() {
+        if copies.iter().any(|c| c.0 == i) {
+            continue;
+        }
         let unreadable = |_| StoreError::Refused("output unreadable");
         o.file.seek(SeekFrom::Start(0)).map_err(unreadable)?;
         // A read error of an output is not the cache's fault: tell the two apart.
@@ -604,8 +659,26 @@ fn write_entry(
             return Err(StoreError::Refused("output unreadable"));
         }
         let size = written.map_err(entry_error)?.size;
+        index_in_entry[i] = writer.file_count() - 1;
         let now = o.file.metadata().map_err(unreadable)?;
         if size != o.fingerprint.size() || Fingerprint::of(&now) != o.fingerprint {
+            return Err(StoreError::Refused("output modified while stored"));
+        }
+    }
+    for (i, holder, offset, bytes) in copies {
+        let o = &outputs[i];
+        let within = Within {
+            file: index_in_entry[holder],
+            offset,
+        };
+        let hash = Digest::of(&bytes);
+        writer
+            .add_copy(&o.name, o.mode, within, bytes.len() as u64, hash)
+            .map_err(entry_error)?;
+        let now = o.file.metadata();
+        if bytes.len() as u64 != o.fingerprint.size()
+            || now.map(|m| Fingerprint::of(&m)).ok() != Some(o.fingerprint)
+        {
             return Err(StoreError::Refused("output modified while stored"));
         }
     }
@@ -636,13 +709,18 @@ mod tests {
     fn contains_finds_a_value_across_chunk_boundaries() {
         let dir = tempfile::tempdir().unwrap();
         let needle = b"/home/dev/project/src";
-        // Place the needle across the first 1 MiB boundary, at the very end, and nowhere.
-        for at in [(1 << 20) - 7, (3 << 20) - needle.len()] {
+        // Place the needle across the first and second 1 MiB boundaries, at the very end, and
+        // nowhere.
+        for at in [(1 << 20) - 7, (2 << 20) - 3, (3 << 20) - needle.len()] {
             let mut bytes = vec![b'x'; 3 << 20];
             bytes[at..at + needle.len()].copy_from_slice(needle);
             let path = dir.path().join(format!("out-{at}"));
             fs::write(&path, &bytes).unwrap();
-            assert!(contains(&fs::File::open(&path).unwrap(), needle).unwrap());
+            let file = fs::File::open(&path).unwrap();
+            assert!(contains(&file, needle).unwrap());
+            assert_eq!(find(&file, needle).unwrap(), Some(at as u64));
+            assert!(holds_at(&file, at as u64, needle).unwrap());
+            assert!(!holds_at(&file, at as u64 + 1, needle).unwrap());
         }
         let path = dir.path().join("none");
         fs::write(&path, vec![b'x'; 3 << 20]).unwrap();
