@@ -37,6 +37,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from build import base_env  # bench/build.py: the same clean build environment
+
 ROOT = Path(__file__).resolve().parent.parent
 CI_CACHE = Path(os.environ.get("CACHET_CI_CACHE", Path.home() / ".cache/cachet-ci"))
 S3_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret",
@@ -142,15 +144,6 @@ def start_server(procs, cachet, storage, extra=()):
 def stats(port):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats") as r:
         return json.load(r)
-
-
-def base_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CACHET_", "SCCACHE_", "CARGO_BUILD_", "CARGO_PROFILE_"))
-           and k not in ("RUSTFLAGS", "RUSTC_WRAPPER", "CARGO_TARGET_DIR")}
-    env["CARGO_INCREMENTAL"] = "0"
-    env["CARGO_TERM_COLOR"] = "never"
-    return env
 
 
 def builds(args, procs, specs, scratch):

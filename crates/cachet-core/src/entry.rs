@@ -450,7 +450,13 @@ impl<'w, W: Write + Seek> EntryWriter<'w, W> {
         let holder = self
             .files
             .get(within.file)
-            .filter(|h| h.within.is_none() && within.offset + size <= h.size);
+            .filter(|h| h.within.is_none())
+            .filter(|h| {
+                within
+                    .offset
+                    .checked_add(size)
+                    .is_some_and(|end| end <= h.size)
+            });
         if holder.is_none() {
             return Err(EntryError::BadMeta(format!(
                 "{name} is not inside file {} of the entry",

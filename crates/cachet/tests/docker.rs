@@ -41,21 +41,18 @@ fn client_base() -> String {
     base
 }
 
-/// Builds the server image once per test process with `cachet docker build`.
-fn ensure_image() -> &'static str {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = BUILT.get_or_init(|| {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let out = Command::new(cachet_bin())
-            .args(["docker", "build", "--tag", TEST_IMAGE, "--source"])
-            .arg(&source)
+/// Runs an image build once per test process (`cell` remembers the result); panics with its
+/// output and the set-up hint if it fails, in every test that needs the image.
+fn build_once(cell: &'static OnceLock<Result<(), String>>, what: &str, mut build: Command) {
+    let result = cell.get_or_init(|| {
+        let out = build
             .output()
-            .map_err(|e| format!("cannot run cachet: {e}"))?;
+            .map_err(|e| format!("cannot run {what}: {e}"))?;
         if out.status.success() {
             Ok(())
         } else {
             Err(format!(
-                "`cachet docker build` failed ({}): {}\n{}",
+                "{what} failed ({}): {}\n{}",
                 out.status,
                 stderr_of(&out),
                 setup_hint()
@@ -65,6 +62,16 @@ fn ensure_image() -> &'static str {
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+/// Builds the server image once per test process with `cachet docker build`.
+fn ensure_image() -> &'static str {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let mut build = Command::new(cachet_bin());
+    build
+        .args(["docker", "build", "--tag", TEST_IMAGE, "--source"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    build_once(&BUILT, "`cachet docker build`", build);
     TEST_IMAGE
 }
 

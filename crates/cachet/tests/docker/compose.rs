@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use cachet_wrapper::journal::{self, Outcome};
 
 use super::{assert_ok, docker_ok, ensure_image, http, setup_hint, unique, wait_until};
-use crate::util::{copy_tree, fixture, free_port, stderr_of};
+use crate::util::{copy_tree, fixture, free_port};
 
 /// The override publishing the server's port on the host.
 const PUBLISH: &str = "docker/compose.publish.yml";
@@ -36,26 +36,9 @@ fn repo() -> PathBuf {
 
 /// Runs a repository script once per test process; panics with its output if it fails.
 fn run_script_once(cell: &'static OnceLock<Result<(), String>>, script: &str, tag: &str) {
-    let result = cell.get_or_init(|| {
-        let out = Command::new(repo().join(script))
-            .arg(tag)
-            .current_dir(repo())
-            .output()
-            .map_err(|e| format!("cannot run {script}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{script} failed ({}): {}\n{}",
-                out.status,
-                stderr_of(&out),
-                setup_hint()
-            ))
-        }
-    });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
+    let mut build = Command::new(repo().join(script));
+    build.arg(tag).current_dir(repo());
+    super::build_once(cell, script, build);
 }
 
 /// The Prometheus image, built from the host's Debian package when missing or outdated.
