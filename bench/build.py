@@ -16,6 +16,16 @@ Scenarios (all with CARGO_INCREMENTAL=0, debug profile):
   sccache cold   through sccache with an empty cache (its server restarted)
   sccache warm   through sccache after `cargo clean`
   copy limit     restore a saved copy of target/ and run a no-op cargo build
+
+With --dev-profile, the default dev profile instead (no CARGO_INCREMENTAL: cargo compiles
+workspace members with -C incremental), on the `members` test fixture (several members) and on
+the workload (one member):
+  plain rebuild  cargo clean, cargo build, no wrapper
+  cachet warm    cargo clean, then a build through cachet with the filled local cache
+  cachet warm, CARGO_INCREMENTAL=0   the same with incremental off (workload only)
+  sccache warm   cargo clean, then a build through sccache with its filled cache
+  edit N         from a fresh build (cachet: restored after clean; plain: compiled), change one
+                 line of one member and rebuild, N = 1..--edits; cachet vs plain
 """
 
 import argparse
@@ -64,7 +74,12 @@ def main():
         "CACHET_TEST_SCCACHE", str(Path.home() / ".cache/cachet-ci/sccache/bin/sccache")))
     ap.add_argument("--scratch", default="/tmp/cachet-bench")
     ap.add_argument("--json", help="also write the raw timings to this file")
+    ap.add_argument("--dev-profile", action="store_true",
+                    help="measure the default dev profile (incremental) and the edit loop instead")
+    ap.add_argument("--edits", type=int, default=5, help="edits per edit loop (--dev-profile)")
     args = ap.parse_args()
+    if args.dev_profile:
+        return dev_profile(args)
 
     for tool in (args.cachet, args.sccache):
         if not Path(tool).is_file():
@@ -178,6 +193,138 @@ def main():
     print("Reproduce: python3 bench/build.py --runs", args.runs)
     if args.json:
         Path(args.json).write_text(json.dumps({"times": times, "per_hit_ms": per_hit_ms}, indent=2))
+
+
+# The line each edit changes: (file, original text, text with {n}).
+EDITS = {
+    "members": ("report/src/lib.rs", '"edit 0"', '"edit {n}"'),
+    "service": ("src/main.rs", None, "\nconst _BENCH_EDIT: u32 = {n};\n"),
+}
+
+
+def dev_profile(args):
+    """The default dev profile: warm rebuilds with members compiled incrementally, and the edit
+    loop. Prints medians and ratios measured side by side."""
+    for tool in (args.cachet, args.sccache):
+        if not Path(tool).is_file():
+            sys.exit(f"{tool} is missing: run scripts/setup.sh and cargo build --release -p cachet")
+    scratch = Path(args.scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
+    env0 = base_env()
+    del env0["CARGO_INCREMENTAL"]
+    workloads = {
+        "members": (ROOT / "crates/cachet/tests/fixtures/members", "app"),
+        "service": (Path(args.workload), "wl-service"),
+    }
+    results = {}
+    for name, (source, program) in workloads.items():
+        work = scratch / name
+        shutil.copytree(source, work, ignore=shutil.ignore_patterns("target"))
+        if (work / "Cargo.lock").exists():
+            sh(["cargo", "fetch", "--locked"], env=env0, cwd=work)
+            build = ["cargo", "build", "--locked", "--offline"]
+        else:
+            build = ["cargo", "build", "--offline"]
+        target = work / "target"
+        edit_file, original, template = EDITS[name]
+        pristine = (work / edit_file).read_text()
+
+        def set_edit(n):
+            text = pristine if n == 0 else (
+                pristine.replace(original, template.format(n=n)) if original
+                else pristine + template.format(n=n))
+            (work / edit_file).write_text(text)
+
+        def output():
+            return sh([str(target / "debug" / program)]).stdout
+
+        cachet_env = dict(env0, RUSTC_WRAPPER=args.cachet, CACHET_DIR=str(scratch / f"cachet-{name}"))
+        off_env = dict(cachet_env, CARGO_INCREMENTAL="0")
+        sccache_env = dict(env0, RUSTC_WRAPPER=args.sccache, SCCACHE_DIR=str(scratch / f"sccache-{name}"),
+                           SCCACHE_SERVER_PORT="4299", SCCACHE_IDLE_TIMEOUT="0", SCCACHE_CACHE_SIZE="10G")
+        keys = ["plain rebuild", "cachet warm", "sccache warm"]
+        if name == "service":
+            keys.insert(2, "cachet warm, CARGO_INCREMENTAL=0")
+        keys += [f"{tool} edit {n}" for tool in ("plain", "cachet") for n in range(1, args.edits + 1)]
+        times = {k: [] for k in keys}
+
+        def clean():
+            shutil.rmtree(target, ignore_errors=True)
+
+        # Fill the caches once (cold builds are measured by the default mode).
+        set_edit(0)
+        clean()
+        sh(build, env=cachet_env, cwd=work)
+        expected = output()
+        clean()
+        sh(build, env=off_env, cwd=work)
+        sh([args.sccache, "--stop-server"], env=sccache_env, check=False)
+        sh([args.sccache, "--start-server"], env=sccache_env)
+        clean()
+        sh(build, env=sccache_env, cwd=work)
+        for run in range(args.runs):
+            print(f"{name}: run {run + 1}/{args.runs}", file=sys.stderr)
+            order = ["plain", "cachet", "sccache"] if run % 2 == 0 else ["sccache", "cachet", "plain"]
+            for tool in order:
+                set_edit(0)
+                clean()
+                if tool == "plain":
+                    times["plain rebuild"].append(timed(build, env0, work))
+                elif tool == "sccache":
+                    times["sccache warm"].append(timed(build, sccache_env, work))
+                    continue
+                else:
+                    if name == "service":
+                        times["cachet warm, CARGO_INCREMENTAL=0"].append(timed(build, off_env, work))
+                        clean()
+                    times["cachet warm"].append(timed(build, cachet_env, work))
+                assert output() == expected, f"{tool} changed the output"
+                # The edit loop from this fresh build: one changed line, rebuild, N times.
+                env = env0 if tool == "plain" else cachet_env
+                for n in range(1, args.edits + 1):
+                    # New values each run, so no edit is a state cachet stored in an earlier run.
+                    set_edit(run * 1000 + n)
+                    times[f"{tool} edit {n}"].append(timed(build, env, work))
+                    if name == "members":
+                        assert f"edit {run * 1000 + n}" in output(), "the edit does not show"
+        sh([args.sccache, "--stop-server"], env=sccache_env, check=False)
+        set_edit(0)
+        results[name] = times
+
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    rustc = sh(["rustc", "--version"]).stdout.strip()
+    load = open("/proc/loadavg").read().split()[:3]
+    print()
+    print(f"Default dev profile (incremental on), {args.runs} runs, medians")
+    print(f"Machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}; {rustc}; "
+          f"load average at the end {' '.join(load)}")
+    for name, times in results.items():
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print()
+        print(f"### {name}")
+        print()
+        print("| scenario | median | runs (s) |")
+        print("|---|---:|---|")
+        for k, v in times.items():
+            print(f"| {k} | {med[k]:.2f} s | {', '.join(f'{x:.2f}' for x in v)} |")
+        print()
+        print(f"cachet warm / sccache warm: {med['cachet warm'] / med['sccache warm']:.3f}x")
+        print(f"cachet warm / plain rebuild: {med['cachet warm'] / med['plain rebuild']:.3f}x")
+        if "cachet warm, CARGO_INCREMENTAL=0" in med:
+            print(f"cachet warm / cachet warm with CARGO_INCREMENTAL=0: "
+                  f"{med['cachet warm'] / med['cachet warm, CARGO_INCREMENTAL=0']:.3f}x")
+        print(f"edit 1 (first after a restored build): cachet / plain: "
+              f"{med['cachet edit 1'] / med['plain edit 1']:.3f}x")
+        later = range(2, args.edits + 1)
+        if later:
+            cachet_later = statistics.median([x for n in later for x in times[f"cachet edit {n}"]])
+            plain_later = statistics.median([x for n in later for x in times[f"plain edit {n}"]])
+            print(f"edits 2..{args.edits}: cachet {cachet_later:.2f} s, plain {plain_later:.2f} s, "
+                  f"cachet / plain: {cachet_later / plain_later:.3f}x")
+    print()
+    print(f"Reproduce: python3 bench/build.py --dev-profile --runs {args.runs} --edits {args.edits}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,11 @@
 //! not there) with the reason counted in the statistics. Known flags are normalised into
 //! `key_args`: destination-only paths are dropped, `--cfg`/`--check-cfg` are sorted, and
 //! everything whose order matters (lint levels, `-C` options) keeps its order.
+//!
+//! `-C incremental=DIR` is read like any other option: whether the crate is compiled
+//! incrementally goes into the key (rustc partitions code differently then), the directory
+//! does not (it is rustc's private cache and never reaches an output). See docs/design.md,
+//! "Incremental compilation".
 
 use std::ffi::OsString;
 use std::fmt;
@@ -148,8 +153,8 @@ pub enum PassReason {
     NonUtf8Argument,
     /// An argument cachet does not know.
     UnknownArgument(String),
-    /// `-C incremental`: rustc's own incremental cache is in use.
-    Incremental,
+    /// `-C incremental` without a directory (rustc rejects it).
+    IncrementalWithoutDir,
     /// An `--emit` kind other than link, metadata and dep-info.
     UnsupportedEmit(String),
     /// `--emit KIND=PATH` or `-o`: output paths cachet does not predict yet.
@@ -193,7 +198,7 @@ impl PassReason {
             PassReason::ArgFile => "@argfile".into(),
             PassReason::NonUtf8Argument => "non-UTF-8 argument".into(),
             PassReason::UnknownArgument(a) => format!("unknown argument {a}"),
-            PassReason::Incremental => "-C incremental".into(),
+            PassReason::IncrementalWithoutDir => "-C incremental without a directory".into(),
             PassReason::UnsupportedEmit(e) => format!("--emit={e}"),
             PassReason::ExplicitOutputPath => "explicit output path".into(),
             PassReason::NoOutDir => "no --out-dir".into(),
@@ -242,6 +247,9 @@ pub struct RustcArgs {
     pub target: Option<String>,
     /// `--sysroot`.
     pub sysroot: Option<PathBuf>,
+    /// `-C incremental=DIR`: rustc's own incremental cache, read and written by the compile.
+    /// Only its presence is keyed.
+    pub incremental: Option<PathBuf>,
     /// `--test`.
     pub test: bool,
     /// `--print`, `-V`, `--help`, `--explain` were given.
@@ -579,7 +587,14 @@ impl RustcArgs {
                 };
                 let k = k.replace('_', "-");
                 if k == "incremental" {
-                    self.flag_problem(PassReason::Incremental);
+                    match v {
+                        Some(dir) if !dir.is_empty() => self.incremental = Some(dir.into()),
+                        _ => self.flag_problem(PassReason::IncrementalWithoutDir),
+                    }
+                    // Incremental compiles split a crate into per-module codegen units (256
+                    // by default instead of 16), so their outputs differ from a plain
+                    // compile's: keyed apart. The directory only holds rustc's private cache.
+                    self.key_args.push("-C=incremental".into());
                     return;
                 }
                 let allowed = CODEGEN_OK.contains(&k.as_str())
@@ -878,11 +893,36 @@ mod tests {
     }
 
     #[test]
-    fn uncacheable_invocations_say_why() {
+    fn incremental_is_keyed_by_presence_not_directory() {
+        let mut a = cargo_lib_args();
+        a.extend(os(&["-C", "incremental=/t/debug/incremental"]));
+        let mut b = cargo_lib_args();
+        b.extend(os(&["-Cincremental=/elsewhere/inc"]));
+        let Plan::Cache(pa) = plan(&a) else {
+            panic!("an incremental call is cacheable")
+        };
+        let Plan::Cache(pb) = plan(&b) else {
+            panic!("an incremental call is cacheable")
+        };
         assert_eq!(
-            reason(&["-C", "incremental=/t/inc"]),
-            PassReason::Incremental
+            pa.args.incremental.as_deref(),
+            Some(Path::new("/t/debug/incremental"))
         );
+        assert_eq!(pa.args.key_args, pb.args.key_args);
+        assert!(!pa.args.key_args.join(" ").contains("/t/debug/incremental"));
+        assert_ne!(
+            pa.args.key_args,
+            RustcArgs::parse(&cargo_lib_args()).key_args,
+            "an incremental compile is keyed apart from a plain one"
+        );
+        assert_eq!(
+            reason(&["-C", "incremental"]),
+            PassReason::IncrementalWithoutDir
+        );
+    }
+
+    #[test]
+    fn uncacheable_invocations_say_why() {
         assert_eq!(
             reason(&["--emit=asm"]),
             PassReason::UnsupportedEmit("asm".into())

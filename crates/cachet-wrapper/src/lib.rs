@@ -15,6 +15,7 @@ pub mod compile;
 pub mod compiler;
 pub mod config;
 pub mod dep_info;
+pub mod edit_loop;
 pub mod explain;
 pub mod file_hash;
 mod fsutil;

@@ -182,6 +182,12 @@ pub fn serve(
     delta.cacheable_calls += 1;
     report.pre_key = Some(pre);
     debug!(krate = %plan.crate_name, key_us = t0.elapsed().as_micros() as u64, "pre-key");
+    // A crate compiled incrementally may be the one being edited (see edit_loop.rs).
+    let unit = plan
+        .args
+        .incremental
+        .is_some()
+        .then(|| crate::edit_loop::Unit::new(&config.dir, &call.out_dir, &plan.outputs));
     if !config.recache {
         let started = Instant::now();
         let found = lookup(&call, &pre, delta);
@@ -196,6 +202,11 @@ pub fn serve(
                 Ok(_) => {
                     crate::mark_output_started();
                     let _ = crate::restore::replay(&entry, &call.out_dir, &call.anchors);
+                    // rustc's incremental directory is left as it is: see docs/design.md,
+                    // "Incremental compilation".
+                    if let Some(unit) = &unit {
+                        unit.hit();
+                    }
                     let millis = started.elapsed().as_millis() as u64;
                     match source {
                         Source::Local => delta.hits_local += 1,
@@ -222,7 +233,9 @@ pub fn serve(
             delta.misses_remote += 1;
         }
     }
-    let outcome = compile_and_store(&call, (&pre, &pre_inputs), delta, report);
+    let streak = unit.map(|u| u.miss(journal::now_ms()));
+    let store = streak.is_none_or(|s| s.stores());
+    let outcome = compile_and_store(&call, (&pre, &pre_inputs), store, delta, report);
     if config.recache && report.reason.is_none() && report.outcome == journal::Outcome::Miss {
         report.reason = Some("CACHET_RECACHE".into());
     }
@@ -264,9 +277,12 @@ fn lookup(call: &Call<'_>, pre: &Digest, delta: &mut Delta) -> Option<(Entry, u6
     Some((entry, size, source))
 }
 
+/// Compiles, and stores the result when `store` is set (unset: the crate is being edited, see
+/// `edit_loop.rs`).
 fn compile_and_store(
     call: &Call<'_>,
     (pre, pre_inputs): (&Digest, &key::KeyInputs),
+    store: bool,
     delta: &mut Delta,
     report: &mut Report,
 ) -> Outcome {
@@ -305,6 +321,13 @@ fn compile_and_store(
         return Outcome::Exit(exit_code(&compiled.status));
     }
     let compiled_millis = compiled.millis;
+    if !store {
+        let reason = crate::edit_loop::NOT_STORED;
+        debug!(krate = %plan.crate_name, compile_ms = compiled_millis, reason, "not stored");
+        Stats::bump(&mut delta.not_stored, reason);
+        report.set(journal::Outcome::MissNotStored, reason);
+        return Outcome::Exit(0);
+    }
     match collect(call, start_ns, link_command.as_deref()) {
         Ok((candidate, mut outputs)) => {
             let key = key::entry_key(pre, &candidate.files, &candidate.env);

@@ -50,25 +50,23 @@ fn stats_show_hits_misses_and_pass_through_reasons() {
     );
 }
 
+/// Cargo compiles workspace members with `-C incremental` in the dev profile: they are
+/// looked up and stored like any other crate (they used to pass through).
 #[test]
-fn incremental_crates_pass_through_and_still_build() {
+fn incremental_crates_are_cached_and_still_build() {
     let p = Project::copy_of(&fixture("soundness"));
     p.cachet_cargo(&["build"], &[("CARGO_INCREMENTAL", "1")]);
     assert!(p
         .run_program("target", "debug", "app")
         .contains("lib=core-lib v1"));
     let journal = p.journal();
-    assert_eq!(
-        outcomes_for(&journal, "core_lib"),
-        vec![Outcome::PassThrough]
-    );
-    // The three library crates, the proc-macro and the build script... and the program.
-    assert_eq!(
-        p.stats().pass_through.get("-C incremental").copied(),
-        Some(5),
+    assert_eq!(outcomes_for(&journal, "core_lib"), vec![Outcome::Miss]);
+    assert!(
+        p.stats().pass_through.get("-C incremental").is_none(),
         "{:?}",
         p.stats()
     );
+    assert!(p.root.join("target/debug/incremental").is_dir());
 }
 
 #[test]
@@ -191,17 +189,17 @@ fn explain_lists_the_last_builds_misses_and_pass_throughs() {
             "{krate} in {v}"
         );
     }
-    // An incremental build passes every crate through; explain says why.
+    // An incremental build is keyed apart from a plain one; explain says why it missed.
     p.cachet_cargo(&["build"], &[("CARGO_INCREMENTAL", "1")]);
     let text = String::from_utf8(p.cachet(&["explain"]).stdout).unwrap();
-    assert!(text.contains("-C incremental"), "{text}");
+    assert!(text.contains("-C=incremental"), "{text}");
     let out = p.cachet(&["explain", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["calls"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|c| c["krate"] == "app" && c["outcome"] == "pass-through"));
+        .any(|c| c["krate"] == "app" && c["outcome"] == "miss"));
     let none = p.cachet(&["explain", "no_such_crate"]);
     assert!(!none.status.success());
     assert!(String::from_utf8_lossy(&none.stderr).contains("no call for crate no_such_crate"));

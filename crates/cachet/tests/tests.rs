@@ -7,6 +7,7 @@ mod commands;
 mod docker;
 mod faults;
 mod hits;
+mod incremental;
 mod paths;
 mod remote;
 mod soundness;
