@@ -113,7 +113,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_streak_stores_its_first_misses_then_stops_until_a_hit_or_a_pause() {
+    fn a_streak_stores_its_first_miss_then_stops_until_a_hit_or_a_pause() {
         let dir = tempfile::tempdir().unwrap();
         let unit = Unit::new(
             dir.path(),

@@ -1,7 +1,10 @@
 //! Restoring a hit: writing its files into this invocation's out-dir and replaying output.
 //!
 //! Files are written atomically (temporary name, rename), so a cargo that reads an output
-//! while another build restores it sees the old or the new file, never half of one. Paths of
+//! while another build restores it sees the old or the new file, never half of one. Renaming
+//! also matters for incremental compiles: rustc 1.95 hard-links a crate's `.rmeta` between
+//! its incremental session and the out-dir, and writing into the existing file would change
+//! the session's copy, which rustc reuses without checking (see docs/design.md). Paths of
 //! the recorded build are rewritten where they name its out-dir: the targets of the `.d`
 //! file and cargo's `{"artifact": ...}` notifications on stderr. Everything else is replayed
 //! byte for byte, so cached crates show their warnings exactly as a compile would.
@@ -98,6 +101,41 @@ pub fn replay(entry: &Entry, out_dir: &Path, anchors: &Anchors) -> io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// rustc hard-links an incremental session's `.rmeta` into the out-dir; a restore that
+    /// wrote into that file would change the session, and rustc would later reuse the wrong
+    /// metadata (a dependent then reads constants of the restored state, not of the sources).
+    #[test]
+    fn restoring_replaces_files_and_never_writes_through_a_hard_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let out_dir = dir.path().join("deps");
+        let session = dir.path().join("incremental/s-1");
+        std::fs::create_dir_all(&out_dir).unwrap();
+        std::fs::create_dir_all(&session).unwrap();
+        std::fs::write(session.join("lib.rmeta"), b"metadata of the session").unwrap();
+        std::fs::hard_link(session.join("lib.rmeta"), out_dir.join("libr.rmeta")).unwrap();
+        let entry = Entry::new(
+            "r".into(),
+            "/recorded/deps".into(),
+            1,
+            Vec::new(),
+            Vec::new(),
+            vec![
+                ("libr.rmeta".into(), 0o644, b"restored metadata".to_vec()),
+                ("r.d".into(), 0o644, b"/recorded/deps/r.d: r.rs\n".to_vec()),
+            ],
+        );
+        let anchors = Anchors::discover(dir.path(), Some(&out_dir), |_| None);
+        write_outputs(&entry, &out_dir, "r.d", &anchors).unwrap();
+        assert_eq!(
+            std::fs::read(out_dir.join("libr.rmeta")).unwrap(),
+            b"restored metadata"
+        );
+        assert_eq!(
+            std::fs::read(session.join("lib.rmeta")).unwrap(),
+            b"metadata of the session"
+        );
+    }
 
     #[test]
     fn rewrites_only_artifact_lines_of_the_old_dir() {

@@ -271,6 +271,33 @@ fn edit_loop_from_restored_members(b: &DevProject) {
     assert_eq!(cached, b.program("target-plain"));
 }
 
+/// `cargo check` and `cargo test` in the default profile: their members (metadata-only
+/// compiles, test harnesses) are restored after `cargo clean` too, and the tests still run.
+#[test]
+fn check_and_test_members_are_restored_after_clean() {
+    let shim_dir = tempfile::tempdir().unwrap();
+    let shim = logging_rustc(shim_dir.path());
+    let d = DevProject::new(Project::copy_of(&fixture("members")), &shim);
+    let (cold_check, _) = d.cachet(&["check"], &[]);
+    let (cold_test, _) = d.cachet(&["test", "--workspace", "--no-run"], &[]);
+    assert!(
+        !members_compiled_incrementally(&cold_check).is_empty()
+            && !members_compiled_incrementally(&cold_test).is_empty(),
+        "{cold_check:?} {cold_test:?}"
+    );
+    d.p.cachet_cargo(&["clean"], &[]);
+    let (check, records) = d.cachet(&["check"], &[]);
+    assert_eq!(check, Vec::<String>::new(), "cargo check compiles nothing");
+    assert_eq!(outcomes_for(&records, "report"), vec![Outcome::HitLocal]);
+    let (test, _) = d.cachet(&["test", "--workspace", "--no-run"], &[]);
+    assert_eq!(test, Vec::<String>::new(), "cargo test compiles nothing");
+    let mut cmd = d.command(&["test", "--workspace"], &[]);
+    cmd.env("RUSTC_WRAPPER", cachet_bin())
+        .env("CACHET_DIR", &d.p.cache);
+    let out = String::from_utf8(run_ok(cmd).stdout).unwrap();
+    assert!(out.contains("test tests::square_area ... ok"), "{out}");
+}
+
 /// The pinned workload in the default dev profile: after `cargo clean`, its member (and every
 /// dependency) is restored, nothing is compiled, and the program prints the same.
 #[test]
@@ -369,7 +396,7 @@ const MUTATIONS: &[Mutation] = &[
         edit: |r| fs::write(r.join("words/words.txt"), "echo\nfoxtrot\n").unwrap(),
         args: &[],
         env: &[],
-        expect: "words=2 words [echo foxtrot] top o3,e1,x1",
+        expect: "words=2 words [echo foxtrot] top o3,t2,c1",
         must_compile: &["words", "report", "app"],
     },
     Mutation {
