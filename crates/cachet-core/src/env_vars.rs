@@ -48,9 +48,21 @@ pub const CACHET_TLS_KEY: &str = "CACHET_TLS_KEY";
 pub const CACHET_LOG_FORMAT: &str = "CACHET_LOG_FORMAT";
 /// Server: TOML configuration file.
 pub const CACHET_CONFIG: &str = "CACHET_CONFIG";
-/// Server: longest pause allowed while reading a request's headers or body, or while a client
+/// Server: longest pause allowed while reading a request's body, or while a client
 /// is not reading a response (e.g. `30s`). Default `30s`.
 pub const CACHET_BODY_TIMEOUT: &str = "CACHET_BODY_TIMEOUT";
+/// Server: time a new connection has to send its first request's headers. Default `30s`.
+pub const CACHET_HEADER_TIMEOUT: &str = "CACHET_HEADER_TIMEOUT";
+/// Server: a connection with no request in progress is closed after this long. Default `60s`.
+pub const CACHET_IDLE_TIMEOUT: &str = "CACHET_IDLE_TIMEOUT";
+/// Server: time a client has to finish its TLS handshake. Default `10s`.
+pub const CACHET_HANDSHAKE_TIMEOUT: &str = "CACHET_HANDSHAKE_TIMEOUT";
+/// Server: most connections open at once. Default: from the open-file limit, at most 10000.
+pub const CACHET_MAX_CONNECTIONS: &str = "CACHET_MAX_CONNECTIONS";
+/// Server: most upload bytes buffered in memory across all connections. Default `256M`.
+pub const CACHET_UPLOAD_MEMORY: &str = "CACHET_UPLOAD_MEMORY";
+/// Server: `true` to require a token with `read` scope for `/stats` and `/metrics`.
+pub const CACHET_PROTECT_STATS: &str = "CACHET_PROTECT_STATS";
 /// Docker Compose (`docker-compose.yml`): the server image to run. Default `cachet:local`.
 pub const CACHET_IMAGE: &str = "CACHET_IMAGE";
 /// Docker Compose: a host directory for the store (persistent mode). Default: a named volume.
@@ -105,6 +117,18 @@ pub const ALL: &[(&str, &str)] = &[
     (CACHET_LOG_FORMAT, "server: text or json logs"),
     (CACHET_CONFIG, "server: TOML configuration file"),
     (CACHET_BODY_TIMEOUT, "server: stall timeout (30s)"),
+    (CACHET_HEADER_TIMEOUT, "server: first request timeout (30s)"),
+    (CACHET_IDLE_TIMEOUT, "server: idle connection timeout (60s)"),
+    (
+        CACHET_HANDSHAKE_TIMEOUT,
+        "server: TLS handshake timeout (10s)",
+    ),
+    (CACHET_MAX_CONNECTIONS, "server: most open connections"),
+    (CACHET_UPLOAD_MEMORY, "server: upload buffer budget (256M)"),
+    (
+        CACHET_PROTECT_STATS,
+        "server: /stats and /metrics need a token",
+    ),
     (CACHET_IMAGE, "compose: server image (cachet:local)"),
     (CACHET_DATA, "compose: host dir for a persistent store"),
     (CACHET_PUBLISH, "compose: host address:port to publish"),

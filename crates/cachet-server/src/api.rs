@@ -28,8 +28,8 @@ use crate::webdav;
 pub struct AppState {
     /// Where objects live.
     pub store: Arc<dyn Store>,
-    /// Counters for `/metrics` and `/stats`.
-    pub metrics: Metrics,
+    /// Counters for `/metrics` and `/stats` (shared with the connection registry).
+    pub metrics: Arc<Metrics>,
     /// Who may do what.
     pub tokens: Tokens,
     /// Larger uploads get 413.

@@ -19,6 +19,13 @@ use crate::auth::{TokenError, Tokens};
 /// The commented default configuration file, shown by `cachet server --print-default-config`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default-config.toml");
 
+/// Default of `--header-timeout`.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of `--idle-timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default of `--handshake-timeout`.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Command-line arguments of `cachet server`.
 ///
 /// Every setting can also come from the `CACHET_*` variable of the same name or from the TOML
@@ -65,9 +72,24 @@ pub struct ServerArgs {
     /// Log line format: `text` or `json` [default: text]. The filter is CACHET_LOG (default info).
     #[arg(long, env = ev::CACHET_LOG_FORMAT, value_name = "FORMAT")]
     pub log_format: Option<String>,
-    /// Longest pause allowed while a client sends headers or a body [default: 30s].
+    /// Longest pause allowed while a client sends a body, or reads a response [default: 30s].
     #[arg(long, env = ev::CACHET_BODY_TIMEOUT, value_name = "DURATION")]
     pub body_timeout: Option<String>,
+    /// Time a new connection (or a TLS connection once its handshake is done) has to send its
+    /// first request's headers [default: 30s].
+    #[arg(long, env = ev::CACHET_HEADER_TIMEOUT, value_name = "DURATION")]
+    pub header_timeout: Option<String>,
+    /// A connection with no request in progress (HTTP/1.1 keep-alive or HTTP/2) is closed
+    /// after this long [default: 60s].
+    #[arg(long, env = ev::CACHET_IDLE_TIMEOUT, value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+    /// Time a client has to finish its TLS handshake [default: 10s].
+    #[arg(long, env = ev::CACHET_HANDSHAKE_TIMEOUT, value_name = "DURATION")]
+    pub handshake_timeout: Option<String>,
+    /// Most connections open at once; past it, idle connections are closed and new ones wait
+    /// [default: (open-file limit - 64) / 2, at most 10000].
+    #[arg(long, env = ev::CACHET_MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: Option<String>,
     /// Check the configuration, print it, and exit without serving.
     #[arg(long)]
     pub check_config: bool,
@@ -122,8 +144,16 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     /// `text` or `json`.
     pub log_format: Option<String>,
-    /// Longest stall of a request's headers or body, e.g. `30s`.
+    /// Longest stall of a request's body (or of a client reading a response), e.g. `30s`.
     pub body_timeout: Option<String>,
+    /// Time a new connection has to send its first request's headers, e.g. `30s`.
+    pub header_timeout: Option<String>,
+    /// Close connections with no request in progress after this long, e.g. `60s`.
+    pub idle_timeout: Option<String>,
+    /// Time a client has to finish its TLS handshake, e.g. `10s`.
+    pub handshake_timeout: Option<String>,
+    /// Most connections open at once.
+    pub max_connections: Option<u64>,
 }
 
 /// Where objects live: one tier, or a local tier in front of a shared one.
@@ -301,8 +331,16 @@ pub struct Config {
     pub tls: Option<TlsPaths>,
     /// Log line format.
     pub log_format: LogFormat,
-    /// Longest stall of a request's headers or body.
+    /// Longest stall of a request's body, or of a client reading a response.
     pub body_timeout: Duration,
+    /// Time a new connection has to send its first request's headers.
+    pub header_timeout: Duration,
+    /// Connections with no request in progress are closed after this long.
+    pub idle_timeout: Duration,
+    /// Time a client has to finish its TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Most connections open at once; `None`: derived from the open-file limit at start.
+    pub max_connections: Option<usize>,
 }
 
 /// A setting could not be used.
@@ -361,6 +399,10 @@ impl Config {
             tls: None,
             log_format: LogFormat::Text,
             body_timeout: Duration::from_secs(30),
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_connections: None,
         }
     }
 
@@ -453,6 +495,46 @@ impl Config {
             Some(s) => parse_duration_setting("--body-timeout", &s)?,
             None => Duration::from_secs(30),
         };
+        let timeout = |setting, flag: &Option<String>, file: Option<String>, default| match pick(
+            flag, file,
+        ) {
+            Some(s) => parse_duration_setting(setting, &s),
+            None => Ok(default),
+        };
+        let header_timeout = timeout(
+            "--header-timeout",
+            &args.header_timeout,
+            file.header_timeout,
+            DEFAULT_HEADER_TIMEOUT,
+        )?;
+        let idle_timeout = timeout(
+            "--idle-timeout",
+            &args.idle_timeout,
+            file.idle_timeout,
+            DEFAULT_IDLE_TIMEOUT,
+        )?;
+        let handshake_timeout = timeout(
+            "--handshake-timeout",
+            &args.handshake_timeout,
+            file.handshake_timeout,
+            DEFAULT_HANDSHAKE_TIMEOUT,
+        )?;
+        let max_connections = match pick(
+            &args.max_connections,
+            file.max_connections.map(|n| n.to_string()),
+        ) {
+            None => None,
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(invalid(
+                        "--max-connections",
+                        &s,
+                        "expected a number of connections greater than zero",
+                    ))
+                }
+            },
+        };
 
         Ok(Config {
             listen,
@@ -464,6 +546,10 @@ impl Config {
             tls,
             log_format,
             body_timeout,
+            header_timeout,
+            idle_timeout,
+            handshake_timeout,
+            max_connections,
         })
     }
 }

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod http_util;
 pub mod metrics;
@@ -63,9 +64,21 @@ pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
         );
         println!("  tokens          {}", config.tokens.len());
         println!("  tls             {}", config.tls.is_some());
+        let duration = |d: std::time::Duration| humantime::format_duration(d).to_string();
+        println!("  header timeout  {}", duration(config.header_timeout));
+        println!("  idle timeout    {}", duration(config.idle_timeout));
+        println!("  body timeout    {}", duration(config.body_timeout));
+        println!(
+            "  max connections {}",
+            config
+                .max_connections
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "from the open-file limit".into())
+        );
         return Ok(());
     }
     init_logging(config.log_format);
+    server::raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cachet-server")

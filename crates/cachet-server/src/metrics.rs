@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::conn::CloseReason;
 use crate::storage::tiered::UploadStats;
 use crate::storage::{Store, TierReport, Usage};
 
@@ -99,6 +100,14 @@ pub struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     stalled_writes: AtomicU64,
+    /// Connections open now.
+    connections_open: AtomicU64,
+    /// The connection cap (set once at start).
+    max_connections: AtomicU64,
+    /// Times the accept loop found the cap reached.
+    connection_limit_reached: AtomicU64,
+    /// Connections the server closed on its own, by [`CloseReason::index`].
+    connections_closed: [AtomicU64; CloseReason::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -111,6 +120,10 @@ impl Default for Metrics {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             stalled_writes: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            max_connections: AtomicU64::new(0),
+            connection_limit_reached: AtomicU64::new(0),
+            connections_closed: Default::default(),
         }
     }
 }
@@ -177,6 +190,32 @@ impl Metrics {
         self.stalled_writes.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records the connection cap.
+    pub fn set_max_connections(&self, n: usize) {
+        self.max_connections.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Records an accepted connection.
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a connection gone, for whatever reason.
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Records that the accept loop found the connection cap reached.
+    pub fn connection_limit_reached(&self) {
+        self.connection_limit_reached
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a connection the server closed on its own.
+    pub fn connection_closed_for(&self, reason: CloseReason) {
+        self.connections_closed[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Zeroes every counter (the admin API's "zero stats"). Uptime and store sizes stay.
     pub fn zero(&self) {
         *self.labelled() = Labelled::default();
@@ -186,7 +225,11 @@ impl Metrics {
             &self.bytes_in,
             &self.bytes_out,
             &self.stalled_writes,
-        ] {
+            &self.connection_limit_reached,
+        ]
+        .into_iter()
+        .chain(&self.connections_closed)
+        {
             c.store(0, Ordering::Relaxed);
         }
     }
@@ -239,7 +282,41 @@ impl Metrics {
             );
         }
         drop(l);
-        let simple: [(&str, &str, &str, f64); 13] = [
+        header(
+            &mut out,
+            "cachet_connections_closed_total",
+            "counter",
+            "Connections the server closed on its own, by reason: header_timeout (no request \
+             within --header-timeout of accept), idle_timeout, handshake_timeout, shed (closed \
+             while idle to make room at --max-connections).",
+        );
+        for reason in CloseReason::ALL {
+            let _ = writeln!(
+                out,
+                "cachet_connections_closed_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                self.connections_closed[reason.index()].load(Ordering::Relaxed)
+            );
+        }
+        let simple: [(&str, &str, &str, f64); 16] = [
+            (
+                "cachet_connections_open",
+                "gauge",
+                "Connections open now.",
+                self.connections_open.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "cachet_connections_max",
+                "gauge",
+                "The connection cap (--max-connections).",
+                self.max_connections.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "cachet_connection_limit_reached_total",
+                "counter",
+                "Times a new connection had to wait because --max-connections were open.",
+                self.connection_limit_reached.load(Ordering::Relaxed) as f64,
+            ),
             ("cachet_stalled_connections_total", "counter", "Connections closed because the client stopped reading for longer than the body timeout.", self.stalled_writes.load(Ordering::Relaxed) as f64),
             (
                 "cachet_cache_hits_total",

@@ -4,10 +4,14 @@
 //! handling of its own, so tests bind `127.0.0.1:0`, read the port, and stop the server by
 //! resolving the future; the binary passes SIGTERM/SIGINT. Each connection is served by
 //! hyper-util's `auto` builder, which speaks HTTP/1.1 or HTTP/2 (prior knowledge, "h2c") on a
-//! plain socket and whatever ALPN chose on TLS. On shutdown the listener closes at once,
+//! plain socket and whatever ALPN chose on TLS. How long a connection may stay silent or
+//! idle, and how many may be open, is [`crate::conn`]'s business; stalled writes (a client
+//! that stops reading a response) are cut off after the body timeout by [`StallGuard`]. On
+//! shutdown the listener closes at once,
 //! in-flight requests get up to [`DRAIN_TIMEOUT`] to finish, then the store is dropped (which
 //! removes an `ephemeral` store's directory).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,11 +19,11 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::api::{handle, AppState};
 use crate::config::Config;
+use crate::conn::{self, CloseReason, Connections, TrackedBody};
 use crate::metrics::Metrics;
 use crate::stall::StallGuard;
 use crate::storage::{Store, StoreError};
@@ -27,11 +31,6 @@ use crate::tls::{self, TlsError};
 
 /// How long in-flight requests may take to finish after shutdown is requested.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a client may take to finish a TLS handshake.
-///
-/// Stalled writes (a client that stops reading a response) are cut off after the body timeout
-/// by [`StallGuard`].
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +67,9 @@ pub async fn run(
              read, overwrite and purge the cache. Set --token-file or CACHET_TOKENS."
         );
     }
+    let max_connections = config
+        .max_connections
+        .unwrap_or_else(|| conn::default_max_connections(open_file_limit()));
     tracing::info!(
         listen = %local,
         storage = %config.storage,
@@ -75,11 +77,15 @@ pub async fn run(
         max_object_size = config.max_object_size,
         tokens = config.tokens.len(),
         tls = acceptor.is_some(),
+        max_connections,
+        open_file_limit = open_file_limit(),
         "cachet server listening"
     );
+    let metrics = Arc::new(Metrics::default());
+    metrics.set_max_connections(max_connections);
     let state = Arc::new(AppState {
         store,
-        metrics: Metrics::default(),
+        metrics: metrics.clone(),
         tokens: config.tokens.clone(),
         max_object_size: config.max_object_size,
         body_timeout: config.body_timeout,
@@ -89,14 +95,32 @@ pub async fn run(
         .map(|age| tokio::spawn(prune_loop(state.store.clone(), age)));
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's header-read timer would also run while an HTTP/1 connection is idle between
+    // requests, and only starts once the protocol is known: the watchdog (conn.rs) owns both.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.body_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+        .header_read_timeout(None);
+    // A peer that stops acknowledging pings (or never reads) is dropped even mid-response,
+    // where HTTP/2 flow control, not a stuck socket write, would hold the response.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(config.body_timeout)
+        .keep_alive_timeout(config.body_timeout);
+    let limits = conn::Limits {
+        header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
+    };
+    let connections = Connections::new(max_connections);
+    // Every connection task holds a receiver: the sender sees them all gone once drained.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = connections.admit(&metrics) => permit,
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -109,49 +133,56 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
+        let slot = connections.register(permit, &metrics);
         let _ = stream.set_nodelay(true);
         let on_stall = {
-            let state = state.clone();
-            Box::new(move || state.metrics.stalled_write()) as Box<dyn Fn() + Send + Sync>
+            let metrics = metrics.clone();
+            Box::new(move || metrics.stalled_write()) as Box<dyn Fn() + Send + Sync>
         };
-        let state = state.clone();
-        let service = service_fn(move |req| handle(state.clone(), req));
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
         let stream = StallGuard::new(stream, config.body_timeout, on_stall);
+        let task = Connection {
+            builder: builder.clone(),
+            state: state.clone(),
+            slot,
+            limits,
+            stop: stop_rx.clone(),
+        };
+        let acceptor = acceptor.clone();
+        let handshake_timeout = config.handshake_timeout;
         tokio::spawn(async move {
-            let result = match acceptor {
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
-                }
-                Some(acceptor) => {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(err)) => {
-                            tracing::debug!(%peer, cause = %err, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(tls), service);
-                    watcher.watch(conn.into_owned()).await
+            let Some(acceptor) = acceptor else {
+                return task.serve(stream, peer).await;
+            };
+            let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+            let tls = tokio::select! {
+                done = handshake => match done {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(err)) => {
+                        tracing::debug!(%peer, cause = %err, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        task.state.metrics.connection_closed_for(CloseReason::HandshakeTimeout);
+                        return;
+                    }
+                },
+                reason = conn::watchdog(task.slot.activity(), task.limits) => {
+                    // Only shedding: the handshake timeout is shorter than the header timeout
+                    // in any sane configuration, and bounds the handshake either way.
+                    task.state.metrics.connection_closed_for(reason);
+                    return;
                 }
             };
-            if let Err(err) = result {
-                tracing::debug!(%peer, cause = %err, "connection ended with an error");
-            }
+            task.slot.activity().reset();
+            task.serve(tls, peer).await;
         });
     }
     drop(listener);
+    drop(stop_rx);
     tracing::info!("shutting down: draining connections");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, stop_tx.closed())
         .await
         .is_err()
     {
@@ -162,6 +193,93 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The current open-file soft limit, if there is one.
+pub fn open_file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+/// Raises the open-file soft limit to the hard limit (each connection costs a descriptor, two
+/// while it streams a file); returns the limit now in force.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(err) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(cause = %err, "failed to raise the open-file limit");
+        }
+    }
+    open_file_limit()
+}
+
+/// Resolves once the server shuts down (or is gone).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    builder: auto::Builder<TokioExecutor>,
+    state: Arc<AppState>,
+    /// Its place under the connection cap; given back when the task ends.
+    slot: conn::Slot,
+    limits: conn::Limits,
+    /// Turns true when the server shuts down.
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Serves HTTP on `io` until the client leaves, the watchdog closes it, or the server
+    /// shuts down (then in-flight requests finish first).
+    async fn serve<I>(mut self, io: I, peer: std::net::SocketAddr)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = self.slot.activity().clone();
+        let service = {
+            let state = self.state.clone();
+            let activity = activity.clone();
+            service_fn(move |req| {
+                let guard = activity.start_request();
+                let state = state.clone();
+                async move {
+                    let response = handle(state, req).await?;
+                    Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, guard)))
+                }
+            })
+        };
+        let conn = self.builder.serve_connection(TokioIo::new(io), service);
+        let mut conn = std::pin::pin!(conn);
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            reason = conn::watchdog(&activity, self.limits) => {
+                self.state.metrics.connection_closed_for(reason);
+                tracing::debug!(%peer, reason = reason.label(), "closing the connection");
+                if activity.served() {
+                    // Nothing is in flight: give a live HTTP/2 peer its GOAWAY, no more.
+                    conn.as_mut().graceful_shutdown();
+                    tokio::time::timeout(conn::CLOSE_GRACE, conn.as_mut())
+                        .await
+                        .unwrap_or(Ok(()))
+                } else {
+                    // Never said a word (or not a whole request): nobody to say goodbye to.
+                    Ok(())
+                }
+            }
+            () = stopped(&mut self.stop) => {
+                conn.as_mut().graceful_shutdown();
+                tokio::select! {
+                    result = conn.as_mut() => result,
+                    _ = conn::watchdog(&activity, self.limits) => Ok(()),
+                }
+            }
+        };
+        if let Err(err) = result {
+            tracing::debug!(%peer, cause = %err, "connection ended with an error");
+        }
+    }
 }
 
 /// Prunes objects older than `max_age`, checking about ten times per `max_age` (at least

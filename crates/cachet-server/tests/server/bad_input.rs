@@ -88,6 +88,7 @@ fn bodies_over_the_limit_get_413() {
 fn stalled_uploads_time_out() {
     let mut config = crate::util::ephemeral();
     config.body_timeout = Duration::from_secs(1);
+    config.header_timeout = Duration::from_secs(1);
     let server = start(config);
     let mut s = TcpStream::connect(server.addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60)))

@@ -8,6 +8,7 @@ mod backends;
 mod bad_input;
 mod ccache;
 mod concurrency;
+mod connections;
 mod durability;
 mod eviction;
 mod prometheus;

@@ -260,7 +260,7 @@ pub fn spawn_server(args: &[&str]) -> ServerProcess {
 
 /// [`spawn_server`] with extra environment variables.
 pub fn spawn_server_env(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
-    spawn_server_with(args, env, &[], Stdio::inherit())
+    spawn_server_with(&[], args, env, &[], Stdio::inherit())
 }
 
 /// [`spawn_server_env`] without the inherited variables `unset`, and with the server's log
@@ -272,10 +272,17 @@ pub fn spawn_server_logged(
     log: &Path,
 ) -> ServerProcess {
     let file = std::fs::File::create(log).expect("create the server's log file");
-    spawn_server_with(args, env, unset, file.into())
+    spawn_server_with(&[], args, env, unset, file.into())
+}
+
+/// [`spawn_server_logged`] started through `prefix` (e.g. `prlimit --nofile=256:256`).
+pub fn spawn_server_under(prefix: &[&str], args: &[&str], log: &Path) -> ServerProcess {
+    let file = std::fs::File::create(log).expect("create the server's log file");
+    spawn_server_with(prefix, args, &[], &[], file.into())
 }
 
 fn spawn_server_with(
+    prefix: &[&str],
     args: &[&str],
     env: &[(&str, &str)],
     unset: &[&str],
@@ -283,7 +290,14 @@ fn spawn_server_with(
 ) -> ServerProcess {
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let mut cmd = Command::new(cachet_bin());
+    let mut cmd = match prefix {
+        [] => Command::new(cachet_bin()),
+        [program, rest @ ..] => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(cachet_bin());
+            c
+        }
+    };
     cmd.arg("server")
         .arg("--listen")
         .arg(addr.to_string())
@@ -325,4 +339,75 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// A certificate for `localhost` and `127.0.0.1` issued by a fresh private CA: writes
+/// `<name>-cert.pem` and `<name>-key.pem` into `dir`, returns their paths and the CA (DER).
+pub fn issue_cert(dir: &Path, name: &str) -> (cachet_server::config::TlsPaths, Vec<u8>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &ca)
+        .expect("leaf");
+    let cert = dir.join(format!("{name}-cert.pem"));
+    let key = dir.join(format!("{name}-key.pem"));
+    std::fs::write(&cert, leaf.pem()).expect("cert");
+    std::fs::write(&key, leaf_key.serialize_pem()).expect("key");
+    (
+        cachet_server::config::TlsPaths { cert, key },
+        ca.der().to_vec(),
+    )
+}
+
+/// A rustls client configuration trusting only the CA `ca_der`.
+pub fn tls_client(ca_der: &[u8]) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from(ca_der.to_vec()))
+        .expect("CA");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
+/// Waits until the peer closes `socket` (EOF or reset); false if it is still open after
+/// `bound`.
+pub fn closed_by_peer(socket: &mut TcpStream, bound: Duration) -> bool {
+    let deadline = Instant::now() + bound;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        socket.set_read_timeout(Some(left)).expect("read timeout");
+        match socket.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // a response or a GOAWAY before the close
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true, // reset
+        }
+    }
+}
+
+/// The value of the first line of a Prometheus exposition that starts with `series `.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
