@@ -30,12 +30,27 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Counters for `/metrics` and `/stats` (shared with the connection registry).
     pub metrics: Arc<Metrics>,
-    /// Who may do what.
-    pub tokens: Tokens,
+    /// Who may do what; replaced whole by a reload (SIGHUP), read once per request.
+    pub tokens: std::sync::RwLock<Arc<Tokens>>,
     /// Larger uploads get 413.
     pub max_object_size: u64,
     /// Longest stall allowed between two chunks of an upload.
     pub body_timeout: Duration,
+}
+
+impl AppState {
+    /// The tokens in force now.
+    pub fn tokens(&self) -> Arc<Tokens> {
+        self.tokens
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the tokens: every request from now on is checked against `tokens`.
+    pub fn set_tokens(&self, tokens: Tokens) {
+        *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(tokens);
+    }
 }
 
 type ApiResult = Result<Response<Body>, ApiError>;
@@ -111,6 +126,7 @@ fn whoami(state: &AppState, req: &Request<Incoming>) -> ApiResult {
         .headers()
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
+    let tokens = state.tokens();
     let mut scopes = Vec::new();
     let mut unauthenticated = false;
     for (name, scope) in [
@@ -118,7 +134,7 @@ fn whoami(state: &AppState, req: &Request<Incoming>) -> ApiResult {
         ("write", Scope::Write),
         ("admin", Scope::Admin),
     ] {
-        match state.tokens.check(header, scope, Some(namespace)) {
+        match tokens.check(header, scope, Some(namespace)) {
             Ok(_) => scopes.push(name),
             Err(Denied::Unauthenticated) => unauthenticated = true,
             Err(Denied::Forbidden) => {}
@@ -134,7 +150,7 @@ fn whoami(state: &AppState, req: &Request<Incoming>) -> ApiResult {
             "version": env!("CARGO_PKG_VERSION"),
             "namespace": namespace,
             "scopes": scopes,
-            "open": state.tokens.is_empty(),
+            "open": tokens.is_empty(),
         }),
     ))
 }
@@ -197,7 +213,7 @@ async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> Api
         )),
         Route::Whoami if get_or_head => whoami(state, &req),
         Route::AdminNamespace(ns) if method == Method::DELETE => {
-            authorize(&state.tokens, &req, Scope::Admin, Some(&ns))?;
+            authorize(&state.tokens(), &req, Scope::Admin, Some(&ns))?;
             let purged = state.store.purge_namespace(&ns).await?;
             tracing::info!(namespace = %ns, objects = purged, "purged namespace");
             Ok(json(
@@ -206,7 +222,7 @@ async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> Api
             ))
         }
         Route::AdminStats if method == Method::DELETE => {
-            authorize(&state.tokens, &req, Scope::Admin, None)?;
+            authorize(&state.tokens(), &req, Scope::Admin, None)?;
             state.metrics.zero();
             tracing::info!("statistics zeroed");
             Ok(status_only(StatusCode::NO_CONTENT))
@@ -214,7 +230,7 @@ async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> Api
         Route::Root if method.as_str() == "PROPFIND" => Ok(multistatus(webdav::collection("/"))),
         Route::Collection { namespace } => {
             let scope = method_scope(&method).ok_or(ApiError::MethodNotAllowed)?;
-            authorize(&state.tokens, &req, scope, Some(&namespace))?;
+            authorize(&state.tokens(), &req, scope, Some(&namespace))?;
             match method.as_str() {
                 "PROPFIND" => Ok(multistatus(webdav::collection(req.uri().path()))),
                 "MKCOL" => Ok(status_only(StatusCode::CREATED)),
@@ -223,7 +239,7 @@ async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> Api
         }
         Route::Object { namespace, key } => {
             let scope = method_scope(&method).ok_or(ApiError::MethodNotAllowed)?;
-            authorize(&state.tokens, &req, scope, Some(&namespace))?;
+            authorize(&state.tokens(), &req, scope, Some(&namespace))?;
             let id = ObjectId { namespace, key };
             match method.as_str() {
                 "GET" => get(state, &id).await,

@@ -30,7 +30,7 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// Every setting can also come from the `CACHET_*` variable of the same name or from the TOML
 /// file given by `--config`.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct ServerArgs {
     /// Maintenance commands (without one, the server runs).

@@ -84,7 +84,7 @@ pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
         .thread_name("cachet-server")
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(async {
+    runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| {
@@ -93,7 +93,8 @@ pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
                     config.listen
                 )
             })?;
-        run(listener, config, shutdown_signal())
+        let reloads = reload_on_sighup(args.clone())?;
+        server::run_with_reload(listener, config, shutdown_signal(), Some(reloads))
             .await
             .context("the server failed")
     })
@@ -156,6 +157,38 @@ pub fn prune_from_args(args: &PruneArgs) -> anyhow::Result<()> {
         config.storage
     );
     Ok(())
+}
+
+/// Re-reads the configuration (the config file, the token file, the TLS certificate and key)
+/// on every SIGHUP and sends it to the server; a configuration that does not resolve is
+/// logged and skipped. Installed before serving, so a SIGHUP never ends the server.
+fn reload_on_sighup(args: ServerArgs) -> anyhow::Result<tokio::sync::mpsc::Receiver<Config>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups =
+            signal(SignalKind::hangup()).context("failed to install the SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!("received SIGHUP: reloading the tokens and the TLS certificate");
+                match Config::resolve(&args) {
+                    Ok(config) => {
+                        if tx.send(config).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(err) => tracing::error!(
+                        cause = %error::chain(&err),
+                        "failed to reload: keeping the previous tokens and TLS certificate"
+                    ),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop((args, tx));
+    Ok(rx)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

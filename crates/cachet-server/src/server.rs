@@ -57,8 +57,21 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    run_with_reload(listener, config, shutdown, None).await
+}
+
+/// [`run`], applying each configuration that arrives on `reloads` (the binary sends one per
+/// SIGHUP): its tokens and TLS certificate replace the current ones for every request and
+/// handshake from then on; connections already open keep going. A configuration whose
+/// certificate cannot be loaded changes nothing, and the log says why.
+pub async fn run_with_reload(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+    mut reloads: Option<tokio::sync::mpsc::Receiver<Config>>,
+) -> Result<(), ServerError> {
     let store = open_store(&config)?;
-    let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let mut acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let local = listener.local_addr().map_err(ServerError::Listener)?;
     if config.tokens.is_empty() && !local.ip().is_loopback() {
         tracing::warn!(
@@ -86,7 +99,7 @@ pub async fn run(
     let state = Arc::new(AppState {
         store,
         metrics: metrics.clone(),
-        tokens: config.tokens.clone(),
+        tokens: std::sync::RwLock::new(Arc::new(config.tokens.clone())),
         max_object_size: config.max_object_size,
         body_timeout: config.body_timeout,
     });
@@ -119,9 +132,17 @@ pub async fn run(
     loop {
         let permit = tokio::select! {
             permit = connections.admit(&metrics) => permit,
+            new = next_reload(&mut reloads) => {
+                reload(&state, &mut acceptor, new);
+                continue;
+            }
             () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
+            new = next_reload(&mut reloads) => {
+                reload(&state, &mut acceptor, new);
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(err) => {
@@ -193,6 +214,54 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The next configuration to apply; never resolves once there are no more.
+async fn next_reload(reloads: &mut Option<tokio::sync::mpsc::Receiver<Config>>) -> Config {
+    if let Some(rx) = reloads {
+        if let Some(config) = rx.recv().await {
+            return config;
+        }
+    }
+    *reloads = None;
+    std::future::pending().await
+}
+
+/// Applies the reloadable part of `new` (tokens, TLS certificate), or nothing if any of it
+/// cannot be used.
+fn reload(state: &AppState, acceptor: &mut Option<tokio_rustls::TlsAcceptor>, new: Config) {
+    let new_acceptor = match (acceptor.is_some(), &new.tls) {
+        (true, Some(paths)) => match tls::acceptor(paths) {
+            Ok(a) => Some(a),
+            Err(err) => {
+                tracing::error!(
+                    cause = %crate::error::chain(&err),
+                    "failed to reload: keeping the previous tokens and TLS certificate"
+                );
+                return;
+            }
+        },
+        (false, None) => None,
+        (had_tls, _) => {
+            tracing::error!(
+                "failed to reload: TLS cannot be turned {} by a reload (restart the server); \
+                 keeping the previous tokens and TLS certificate",
+                if had_tls { "off" } else { "on" }
+            );
+            return;
+        }
+    };
+    let tokens = new.tokens.len();
+    state.set_tokens(new.tokens);
+    let tls = new_acceptor.is_some();
+    if let Some(a) = new_acceptor {
+        *acceptor = Some(a);
+    }
+    tracing::info!(
+        tokens,
+        tls,
+        "reloaded the tokens and the TLS certificate (other settings apply at the next restart)"
+    );
 }
 
 /// The current open-file soft limit, if there is one.

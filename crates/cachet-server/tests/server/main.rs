@@ -12,6 +12,7 @@ mod connections;
 mod durability;
 mod eviction;
 mod prometheus;
+mod reload;
 mod s3_auth;
 mod sccache;
 mod tiers;
