@@ -26,11 +26,8 @@ use anyhow::Context as _;
 pub use config::{Config, PruneArgs, ServerAction, ServerArgs, StorageSpec};
 pub use server::{run, ServerError};
 
-/// Runs the server with the given arguments until SIGTERM or SIGINT.
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "the binary hands over the arguments it parsed; the signature is its contract"
-)]
+/// Runs the server with the given arguments until SIGTERM or SIGINT; SIGHUP reloads the
+/// tokens and the TLS certificate (the arguments are kept to re-read the configuration).
 pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(ServerAction::Prune(prune)) = &args.action {
         return prune_from_args(prune);
