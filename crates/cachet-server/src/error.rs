@@ -67,6 +67,7 @@ impl ApiError {
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Body(_) => StatusCode::BAD_REQUEST,
             ApiError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Store(StoreError::Full { .. }) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Store(StoreError::Unavailable { .. } | StoreError::Backend { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -79,8 +80,11 @@ impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         match &self {
-            ApiError::Store(err @ StoreError::TooLarge { .. }) => {
+            ApiError::Store(err @ (StoreError::TooLarge { .. } | StoreError::Full { .. })) => {
                 tracing::warn!(cause = %chain(err), "upload refused");
+            }
+            ApiError::NotReady(err @ StoreError::Full { .. }) => {
+                tracing::debug!(cause = %chain(err), "not ready");
             }
             ApiError::Store(err) | ApiError::NotReady(err) => {
                 tracing::error!(cause = %chain(err), "request failed");
@@ -93,6 +97,13 @@ impl ApiError {
             ApiError::Store(err @ StoreError::TooLarge { .. }) => err.to_string(),
             ApiError::Store(StoreError::Unavailable { .. } | StoreError::Backend { .. }) => {
                 "storage unavailable".to_string()
+            }
+            // Names no path.
+            ApiError::Store(StoreError::Full { reason, .. }) => {
+                format!("insufficient storage: {reason}")
+            }
+            ApiError::NotReady(StoreError::Full { reason, .. }) => {
+                format!("not ready: {reason}")
             }
             _ => self.to_string(),
         };

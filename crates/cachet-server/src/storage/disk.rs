@@ -6,7 +6,7 @@
 //! VERSION                      "cachet-disk-store 1"
 //! objects-v1/<ns>/<hh>/<hash>  one object; <hash> = blake3(key) in hex, <hh> its first 2 chars
 //! tmp/                         uploads in progress, renamed into objects-v1 on commit
-//! trash/                       purged namespaces and stale uploads, deleted in the background
+//! trash/                       purged namespaces, stale uploads, evicted objects being deleted
 //! ```
 //!
 //! Why this shape:
@@ -19,6 +19,14 @@
 //!   goes to the file system, not the index. Until the scan ends, eviction only sees objects
 //!   the index already knows. Last use is not written back to disk; after a restart the order
 //!   comes from the files' modification times.
+//! - The index (`Index`) is pure data with reservations: an upload reserves its bytes before
+//!   writing them, so `--max-size` holds with concurrent writers. Its lock is held for map
+//!   updates and renames, never for deleting: victims are renamed into `trash/` under the lock
+//!   (a commit landing meanwhile cannot lose its file to a late delete) and deleted after.
+//! - A full disk is an operating condition: a write that finds no space evicts what it needs
+//!   once and retries; if that does not help, other files fill the disk, the store is marked
+//!   full (uploads get [`StoreError::Full`], a 507, without evicting more) until a write
+//!   succeeds or the disk has room again.
 //! - Data is not fsynced: a killed process loses nothing (the page cache survives it); a power
 //!   loss may lose recent objects, which a cache can afford.
 
@@ -50,6 +58,14 @@ const STREAM_CHUNK: usize = 256 << 10;
 const WRITE_BUFFER: usize = 1 << 20;
 /// Index entries inserted per lock acquisition during the start-up scan.
 const SCAN_BATCH: usize = 1024;
+/// Objects pruned per lock acquisition, so reads never wait long behind a prune.
+const PRUNE_BATCH: usize = 1024;
+/// When the disk is full, an upload evicts what its pending write needs plus this much (once;
+/// if that does not help, other files fill the disk and evicting more would only empty the
+/// cache).
+const NO_SPACE_SLACK: u64 = 1 << 20;
+/// A store marked full is ready again once the disk has this much free.
+const READY_FREE_SPACE: u64 = 2 << 20;
 
 /// A store of objects in a directory.
 #[derive(Clone)]
@@ -66,8 +82,9 @@ struct Inner {
     tmp: PathBuf,
     /// `root/trash`: directories waiting to be deleted in the background.
     trash: PathBuf,
-    /// Size and last use of every known object. A std mutex: it is held only for map updates
-    /// and, on commit, for the rename and any evictions, never across an await.
+    /// Size and last use of every known object, and reservations. A std mutex: it is held for
+    /// map updates and renames (a commit's, evicted objects' into the trash), never for a
+    /// deletion and never across an await.
     index: Mutex<Index>,
     /// Evict least recently used objects past this many bytes.
     max_size: u64,
@@ -81,6 +98,10 @@ struct Inner {
     stop: Arc<AtomicBool>,
     /// Makes temporary file names unique within this process.
     tmp_counter: AtomicU64,
+    /// Set when a write found the disk full and evicting did not help (other files fill it):
+    /// uploads then fail fast without evicting, and `/readyz` says so, until a write succeeds
+    /// or the disk has room again.
+    disk_full: AtomicBool,
     /// Owns the directory of an `ephemeral` store: dropping it removes everything.
     _ephemeral: Option<tempfile::TempDir>,
 }
@@ -92,7 +113,7 @@ impl Drop for Inner {
 }
 
 /// An object's place in the index: its namespace (interned) and the digest of its key.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Slot {
     ns: Arc<str>,
     hash: [u8; 32],
@@ -107,13 +128,30 @@ struct Meta {
     stamp: Stamp,
 }
 
+/// The size and LRU order of every object, and the bytes reserved by uploads in progress:
+/// pure data, no files (the store renames and deletes files around it). Invariant kept by
+/// [`Index::reserve`]: `total + reserved` never exceeds the limit it is given, so the limit
+/// holds with any number of concurrent writers.
 #[derive(Default)]
 struct Index {
     map: HashMap<Slot, Meta>,
     lru: BTreeMap<Stamp, Slot>,
     names: HashSet<Arc<str>>,
     seq: u64,
+    /// Bytes of the objects in `map`.
     total: u64,
+    /// Bytes reserved by uploads in progress (written to `tmp/` or about to be).
+    reserved: u64,
+}
+
+/// What [`Index::reserve`] decided.
+#[derive(Debug, PartialEq, Eq)]
+enum Reservation {
+    /// Reserved; these objects were removed from the index to make room (their files are the
+    /// caller's to delete).
+    Granted(Vec<Slot>),
+    /// Uploads in progress alone already hold the limit: nothing was evicted.
+    Refused,
 }
 
 impl Index {
@@ -161,6 +199,73 @@ impl Index {
         Some(meta)
     }
 
+    /// Reserves `n` bytes for an upload under `limit`, evicting least recently used objects
+    /// as needed; refuses (evicting nothing) when the reservations alone would pass it.
+    fn reserve(&mut self, n: u64, limit: u64) -> Reservation {
+        if self.reserved.saturating_add(n) > limit {
+            return Reservation::Refused;
+        }
+        let mut victims = Vec::new();
+        while self.total + self.reserved + n > limit {
+            let Some((_, slot)) = self.oldest() else {
+                break;
+            };
+            self.remove(&slot);
+            victims.push(slot);
+        }
+        self.reserved += n;
+        Reservation::Granted(victims)
+    }
+
+    /// Gives back `n` reserved bytes (an upload abandoned, or committed: then
+    /// [`Index::upsert`] counts the object).
+    fn release(&mut self, n: u64) {
+        self.reserved = self.reserved.saturating_sub(n);
+    }
+
+    /// Removes least recently used objects until they add up to `bytes` (to free disk space
+    /// that other files took); returns them.
+    fn evict_bytes(&mut self, bytes: u64) -> Vec<Slot> {
+        let mut freed = 0;
+        let mut victims = Vec::new();
+        while freed < bytes {
+            let Some((_, slot)) = self.oldest() else {
+                break;
+            };
+            freed += self.remove(&slot).map_or(0, |m| m.size);
+            victims.push(slot);
+        }
+        victims
+    }
+
+    /// Removes least recently used objects until `total` fits `limit`; returns them.
+    fn evict_over(&mut self, limit: u64) -> Vec<Slot> {
+        let mut victims = Vec::new();
+        while self.total > limit {
+            let Some((_, slot)) = self.oldest() else {
+                break;
+            };
+            self.remove(&slot);
+            victims.push(slot);
+        }
+        victims
+    }
+
+    /// Removes up to `max` objects last used before `cutoff` (ms); returns them.
+    fn take_older_than(&mut self, cutoff: u64, max: usize) -> Vec<Slot> {
+        let mut victims = Vec::new();
+        while victims.len() < max {
+            match self.oldest() {
+                Some(((millis, _), slot)) if millis < cutoff => {
+                    self.remove(&slot);
+                    victims.push(slot);
+                }
+                _ => break,
+            }
+        }
+        victims
+    }
+
     fn oldest(&self) -> Option<(Stamp, Slot)> {
         self.lru
             .first_key_value()
@@ -184,6 +289,46 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Deletes files already moved out of the store (evicted or pruned objects).
+fn delete_files(paths: &[PathBuf]) {
+    for path in paths {
+        if let Err(err) = fs::remove_file(path) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), cause = %err, "failed to delete");
+            }
+        }
+    }
+}
+
+/// True for "no space left on device" and "disk quota exceeded".
+fn is_no_space(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// Like [`io_err`], but a full disk becomes [`StoreError::Full`].
+fn store_err<'a>(
+    inner: &'a Inner,
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| {
+        if is_no_space(&source) {
+            inner.disk_full_error()
+        } else {
+            io_err(op, path)(source)
+        }
+    }
+}
+
+/// Bytes free for unprivileged writers on the file system holding `path`.
+fn available_space(path: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 impl DiskStore {
@@ -241,6 +386,7 @@ impl DiskStore {
             index_ready: AtomicBool::new(false),
             stop: Arc::new(AtomicBool::new(false)),
             tmp_counter: AtomicU64::new(0),
+            disk_full: AtomicBool::new(false),
             _ephemeral: ephemeral,
         });
         let weak = Arc::downgrade(&inner);
@@ -359,10 +505,11 @@ fn scan(objects: &Path, inner: &std::sync::Weak<Inner>, stop: &AtomicBool) {
         return;
     }
     if let Some(inner) = inner.upgrade() {
-        {
+        let retired = {
             let mut idx = inner.lock_index();
-            inner.evict_over_limit(&mut idx);
-        }
+            inner.evict_over_limit(&mut idx)
+        };
+        delete_files(&retired);
         inner.index_ready.store(true, Ordering::Release);
         tracing::info!(
             objects = count,
@@ -398,22 +545,122 @@ impl Inner {
         }
     }
 
-    /// Removes least recently used objects until the store fits. Called with the lock held so
-    /// that no commit can land between choosing a victim and deleting its file.
-    fn evict_over_limit(&self, idx: &mut Index) {
-        while idx.total > self.max_size {
-            let Some((_, slot)) = idx.oldest() else { break };
-            idx.remove(&slot);
+    /// Moves the files of objects just removed from the index into the trash. Called with the
+    /// lock held, so no commit can land between choosing a victim and moving its file (a
+    /// rename, cheap next to deleting a large file); the caller deletes the returned paths
+    /// after releasing the lock, so reads never wait for that.
+    fn retire(&self, victims: &[Slot]) -> Vec<PathBuf> {
+        let mut retired = Vec::with_capacity(victims.len());
+        for slot in victims {
             let path = self.path_of(&slot.ns, &slot.hash);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
+            let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+            let dest = self
+                .trash
+                .join(format!("retired-{}-{n}", std::process::id()));
+            match fs::rename(&path, &dest) {
+                Ok(()) => retired.push(dest),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                 Err(err) => {
                     tracing::warn!(path = %path.display(), cause = %err, "failed to evict")
                 }
             }
-            self.evictions.fetch_add(1, Ordering::Relaxed);
         }
+        retired
+    }
+
+    /// Evicts least recently used objects until the store fits `--max-size`; returns the
+    /// files to delete once the lock is released.
+    fn evict_over_limit(&self, idx: &mut Index) -> Vec<PathBuf> {
+        let victims = idx.evict_over(self.max_size);
+        self.evictions
+            .fetch_add(victims.len() as u64, Ordering::Relaxed);
+        self.retire(&victims)
+    }
+
+    /// Reserves `n` bytes of `--max-size` for an upload, evicting as needed.
+    fn reserve(&self, n: u64) -> Result<(), StoreError> {
+        let mut idx = self.lock_index();
+        let victims = match idx.reserve(n, self.max_size) {
+            Reservation::Granted(victims) => victims,
+            Reservation::Refused => {
+                return Err(StoreError::Full {
+                    path: self.root.clone(),
+                    reason: "uploads in progress already reserve the whole size limit; retry later",
+                })
+            }
+        };
+        self.evictions
+            .fetch_add(victims.len() as u64, Ordering::Relaxed);
+        let retired = self.retire(&victims);
+        drop(idx);
+        delete_files(&retired);
+        Ok(())
+    }
+
+    /// Gives back `n` reserved bytes.
+    fn release(&self, n: u64) {
+        if n > 0 {
+            self.lock_index().release(n);
+        }
+    }
+
+    /// Evicts least recently used objects adding up to `bytes` and deletes their files now
+    /// (the disk is full); returns how many objects went.
+    fn free_disk_space(&self, bytes: u64) -> usize {
+        let mut idx = self.lock_index();
+        let victims = idx.evict_bytes(bytes);
+        self.evictions
+            .fetch_add(victims.len() as u64, Ordering::Relaxed);
+        let retired = self.retire(&victims);
+        drop(idx);
+        delete_files(&retired);
+        victims.len()
+    }
+
+    /// The error for a write that found no space, marking the store full.
+    fn disk_full_error(&self) -> StoreError {
+        if !self.disk_full.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                root = %self.root.display(),
+                "the disk holding the store is full and evicting did not free enough: uploads \
+                 get 507 until there is room (reads still work)"
+            );
+        }
+        StoreError::Full {
+            path: self.root.clone(),
+            reason: "the disk holding the store is full",
+        }
+    }
+
+    /// Writes `buf` whole to `file`; when the disk is full, evicts what the rest needs and
+    /// tries again, once per upload (`made_room`).
+    fn write_making_room(
+        &self,
+        file: &mut fs::File,
+        tmp: &Path,
+        mut buf: &[u8],
+        made_room: &mut bool,
+    ) -> Result<(), StoreError> {
+        while !buf.is_empty() {
+            match file.write(buf) {
+                Ok(0) => {
+                    return Err(io_err("write", tmp)(std::io::ErrorKind::WriteZero.into()));
+                }
+                Ok(n) => buf = &buf[n..],
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) if is_no_space(&err) => {
+                    if *made_room || self.disk_full.load(Ordering::Relaxed) {
+                        return Err(self.disk_full_error());
+                    }
+                    *made_room = true;
+                    if self.free_disk_space(buf.len() as u64 + NO_SPACE_SLACK) == 0 {
+                        return Err(self.disk_full_error());
+                    }
+                }
+                Err(err) => return Err(io_err("write", tmp)(err)),
+            }
+        }
+        Ok(())
     }
 
     fn tmp_path(&self) -> PathBuf {
@@ -432,6 +679,23 @@ struct DiskUpload {
     buf: Vec<u8>,
     written: u64,
     committed: bool,
+    /// The bytes of `--max-size` this upload holds (what it wrote to `tmp/`).
+    reserved: Reserved,
+    /// Set once this upload has evicted objects to free disk space: it does not again.
+    made_room: bool,
+}
+
+/// Bytes reserved in the index for an upload; given back on drop unless the commit turned
+/// them into an object.
+struct Reserved {
+    inner: Arc<Inner>,
+    bytes: u64,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.inner.release(self.bytes);
+    }
 }
 
 impl Drop for DiskUpload {
@@ -442,12 +706,18 @@ impl Drop for DiskUpload {
     }
 }
 
-fn write_chunk(file: &mut Option<fs::File>, tmp: &Path, buf: &[u8]) -> Result<(), StoreError> {
+fn write_chunk(
+    inner: &Inner,
+    file: &mut Option<fs::File>,
+    tmp: &Path,
+    buf: &[u8],
+    made_room: &mut bool,
+) -> Result<(), StoreError> {
     if file.is_none() {
-        *file = Some(fs::File::create(tmp).map_err(io_err("create", tmp))?);
+        *file = Some(fs::File::create(tmp).map_err(store_err(inner, "create", tmp))?);
     }
     if let Some(f) = file.as_mut() {
-        f.write_all(buf).map_err(io_err("write", tmp))?;
+        inner.write_making_room(f, tmp, buf, made_room)?;
     }
     Ok(())
 }
@@ -459,11 +729,20 @@ impl DiskUpload {
         let tmp = self.tmp.clone();
         // Count the bytes as on their way to disk, so Drop knows to clean up.
         self.written += buf.len() as u64;
-        let (file, mut buf, result) = tokio::task::spawn_blocking(move || {
-            let r = write_chunk(&mut file, &tmp, &buf);
-            (file, buf, r)
+        let inner = self.inner.clone();
+        let n = buf.len() as u64;
+        let mut made_room = self.made_room;
+        let (file, mut buf, made_room, result) = tokio::task::spawn_blocking(move || {
+            let r = inner
+                .reserve(n)
+                .and_then(|()| write_chunk(&inner, &mut file, &tmp, &buf, &mut made_room));
+            (file, buf, made_room, r)
         })
         .await?;
+        self.made_room = made_room;
+        if result.is_ok() {
+            self.reserved.bytes += n;
+        }
         buf.clear();
         self.buf = buf;
         self.file = file;
@@ -497,12 +776,19 @@ impl Upload for DiskUpload {
             let mut file = self.file.take();
             let buf = std::mem::take(&mut self.buf);
             let size = self.written + buf.len() as u64;
+            let mut reserved = Reserved {
+                inner: inner.clone(),
+                bytes: std::mem::take(&mut self.reserved.bytes),
+            };
+            let mut made_room = self.made_room;
             let result = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
                 let cleanup = |e: StoreError| {
                     let _ = fs::remove_file(&tmp);
                     e
                 };
-                write_chunk(&mut file, &tmp, &buf).map_err(cleanup)?;
+                inner.reserve(buf.len() as u64).map_err(cleanup)?;
+                reserved.bytes += buf.len() as u64;
+                write_chunk(&inner, &mut file, &tmp, &buf, &mut made_room).map_err(cleanup)?;
                 drop(file);
                 let dest = inner.path(&id);
                 let mut idx = inner.lock_index();
@@ -512,16 +798,21 @@ impl Upload for DiskUpload {
                     }
                     if let Some(parent) = dest.parent() {
                         fs::create_dir_all(parent)
-                            .map_err(io_err("create", parent))
+                            .map_err(store_err(&inner, "create", parent))
                             .map_err(cleanup)?;
                     }
                     fs::rename(&tmp, &dest)
                         .map_err(io_err("rename into", &dest))
                         .map_err(cleanup)?;
                 }
+                // The reservation becomes the object.
+                idx.release(std::mem::take(&mut reserved.bytes));
                 let slot = inner.slot(&mut idx, &id);
                 idx.upsert(slot, size, now_millis());
-                inner.evict_over_limit(&mut idx);
+                let retired = inner.evict_over_limit(&mut idx);
+                drop(idx);
+                delete_files(&retired);
+                inner.disk_full.store(false, Ordering::Relaxed);
                 Ok(())
             })
             .await;
@@ -603,6 +894,11 @@ impl Store for DiskStore {
             buf: Vec::new(),
             written: 0,
             committed: false,
+            reserved: Reserved {
+                inner: self.inner.clone(),
+                bytes: 0,
+            },
+            made_room: false,
         };
         Box::pin(async move { Ok(Box::new(upload) as Box<dyn Upload>) })
     }
@@ -654,14 +950,29 @@ impl Store for DiskStore {
     }
 
     fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        let path = self.inner.tmp_path();
+        let inner = self.inner.clone();
         Box::pin(async move {
-            tokio::fs::write(&path, b"ready")
-                .await
-                .map_err(io_err("write", &path))?;
-            tokio::fs::remove_file(&path)
-                .await
-                .map_err(io_err("remove", &path))
+            tokio::task::spawn_blocking(move || {
+                if inner.disk_full.load(Ordering::Relaxed) {
+                    if available_space(&inner.tmp).unwrap_or(0) < READY_FREE_SPACE {
+                        return Err(StoreError::Full {
+                            path: inner.root.clone(),
+                            reason: "the disk holding the store is full",
+                        });
+                    }
+                    inner.disk_full.store(false, Ordering::Relaxed);
+                }
+                // Create (writing nothing) and remove: a probe leaves no file behind, even
+                // when the disk is full.
+                let path = inner.tmp_path();
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(store_err(&inner, "create", &path))?;
+                fs::remove_file(&path).map_err(io_err("remove", &path))
+            })
+            .await?
         })
     }
 
@@ -670,22 +981,20 @@ impl Store for DiskStore {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let cutoff = now_millis().saturating_sub(older_than.as_millis() as u64);
-                let mut idx = inner.lock_index();
                 let mut n = 0;
-                while let Some(((millis, _), slot)) = idx.oldest() {
-                    if millis >= cutoff {
-                        break;
-                    }
-                    idx.remove(&slot);
-                    let path = inner.path_of(&slot.ns, &slot.hash);
-                    match fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(err) => {
-                            tracing::warn!(path = %path.display(), cause = %err, "failed to prune")
+                loop {
+                    // A batch at a time: the lock is held for index updates and renames only,
+                    // and the files are deleted after it is released.
+                    let retired = {
+                        let mut idx = inner.lock_index();
+                        let victims = idx.take_older_than(cutoff, PRUNE_BATCH);
+                        if victims.is_empty() {
+                            break;
                         }
-                    }
-                    n += 1;
+                        n += victims.len() as u64;
+                        inner.retire(&victims)
+                    };
+                    delete_files(&retired);
                 }
                 inner.pruned.fetch_add(n, Ordering::Relaxed);
                 Ok(n)
@@ -725,6 +1034,55 @@ mod tests {
         let mut up = store.put(&id(ns, key)).await.expect("put");
         up.write(Bytes::copy_from_slice(data)).await.expect("write");
         up.commit().await.expect("commit");
+    }
+
+    fn slot(i: u8) -> Slot {
+        Slot {
+            ns: Arc::from("ns"),
+            hash: [i; 32],
+        }
+    }
+
+    #[test]
+    fn reservations_evict_the_least_recently_used_and_hold_the_limit() {
+        let mut idx = Index::default();
+        for i in 0..4 {
+            idx.upsert(slot(i), 100, u64::from(i));
+        }
+        idx.touch(&slot(0), 10);
+        // 400 stored; 250 more under a limit of 500 evicts the two least recently used.
+        assert_eq!(
+            idx.reserve(250, 500),
+            Reservation::Granted(vec![slot(1), slot(2)])
+        );
+        assert_eq!((idx.total, idx.reserved), (200, 250));
+        // Reservations alone may not pass the limit, and such a refusal evicts nothing.
+        assert_eq!(idx.reserve(300, 500), Reservation::Refused);
+        assert_eq!(idx.map.len(), 2);
+        assert_eq!(
+            idx.reserve(250, 500),
+            Reservation::Granted(vec![slot(3), slot(0)])
+        );
+        assert_eq!(idx.total + idx.reserved, 500);
+        // A commit turns a reservation into an object.
+        idx.release(250);
+        idx.upsert(slot(9), 250, 20);
+        assert_eq!((idx.total, idx.reserved), (250, 250));
+        idx.release(250);
+        assert_eq!(idx.reserved, 0);
+    }
+
+    #[test]
+    fn evicting_for_disk_space_stops_once_enough_is_freed() {
+        let mut idx = Index::default();
+        for i in 0..5 {
+            idx.upsert(slot(i), 100, u64::from(i));
+        }
+        assert_eq!(idx.evict_bytes(150), vec![slot(0), slot(1)]);
+        assert_eq!(idx.total, 300);
+        assert_eq!(idx.take_older_than(4, 10), vec![slot(2), slot(3)]);
+        assert_eq!(idx.take_older_than(100, 0), Vec::<Slot>::new());
+        assert_eq!(idx.evict_over(0), vec![slot(4)]);
     }
 
     #[tokio::test]

@@ -123,6 +123,15 @@ pub enum StoreError {
         /// The tier's backend name.
         tier: &'static str,
     },
+    /// No room for an upload: the disk is full (and evicting did not help), or uploads in
+    /// progress already reserve the whole size limit.
+    #[error("no room for the upload in {path}: {reason}")]
+    Full {
+        /// The store's root.
+        path: PathBuf,
+        /// Why, safe to show a client.
+        reason: &'static str,
+    },
     /// The object is larger than the backend can hold in one value.
     #[error("object of {size} bytes is larger than {backend}'s limit of {limit} bytes")]
     TooLarge {

@@ -11,6 +11,7 @@ mod concurrency;
 mod connections;
 mod durability;
 mod eviction;
+mod full_disk;
 mod prometheus;
 mod reload;
 mod s3_auth;
