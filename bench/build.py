@@ -5,6 +5,11 @@ Runs every scenario alternately, several times, and prints medians and ratios me
 by side in one run. Usage (from the repository root; `scripts/setup.sh` builds sccache):
 
     python3 bench/build.py [--runs 3] [--workload ../shared/workloads/service]
+    python3 bench/build.py --runs 5 --workload ../shared/workloads/native
+
+cachet also caches the C, C++ and assembly that build scripts compile, set up as `cachet setup`
+does (`CC_KNOWN_WRAPPER_CUSTOM=cachet`, `CC_<host>="cachet cc"`); sccache gets them through the
+`cc` crate's own fallback for a `RUSTC_WRAPPER` named sccache.
 
 Scenarios (all with CARGO_INCREMENTAL=0, debug profile):
   plain cold     cargo build, no wrapper, empty target/
@@ -96,6 +101,12 @@ def main():
     saved = scratch / "saved-target"
 
     cachet_env = dict(env0, RUSTC_WRAPPER=args.cachet, CACHET_DIR=str(scratch / "cachet-cache"))
+    host = next(l.split()[1] for l in sh(["rustc", "-vV"]).stdout.splitlines() if l.startswith("host:"))
+    host_u = host.replace("-", "_").replace(".", "_")
+    cachet_env.update({"CC_KNOWN_WRAPPER_CUSTOM": "cachet", f"CC_{host_u}": f"{args.cachet} cc",
+                       f"CXX_{host_u}": f"{args.cachet} c++"})
+    program = next(l.split('"')[1] for l in (work / "Cargo.toml").read_text().splitlines()
+                   if l.startswith("name"))
     sccache_env = dict(env0, RUSTC_WRAPPER=args.sccache, SCCACHE_DIR=str(scratch / "sccache-cache"),
                        SCCACHE_SERVER_PORT="4299", SCCACHE_IDLE_TIMEOUT="0", SCCACHE_CACHE_SIZE="10G")
 
@@ -103,7 +114,7 @@ def main():
         shutil.rmtree(target, ignore_errors=True)
 
     def program_output():
-        return sh([str(target / "debug/wl-service")]).stdout
+        return sh([str(target / "debug" / program)]).stdout
 
     times = {k: [] for k in ["plain cold", "cachet cold", "cachet cold + upload", "cachet warm",
                              "cachet via server",

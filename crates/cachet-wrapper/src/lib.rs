@@ -3,13 +3,15 @@
 //! Data flows one way: [`invocation`] reads the command line and decides whether it can be
 //! cached; [`compiler`] and [`key`] compute the pre-key; [`manifest`] finds the entry for the
 //! current source files in the [`local_store`]; [`restore`] writes its outputs and replays
-//! rustc's output, or [`compile`] runs rustc and the result is stored.
+//! rustc's output, or [`compile`] runs rustc and the result is stored. C, C++ and assembler
+//! compiles (`cachet cc ARGS...`) take the same path through [`cc`].
 //!
 //! This crate is started for every rustc call, so it links no async runtime and initialises
 //! nothing a hit does not need. A failure inside cachet never fails a build: it is counted in
 //! [`stats`], logged, and rustc runs as if cachet were not there.
 #![deny(missing_docs)]
 
+pub mod cc;
 pub mod clock;
 pub mod compile;
 pub mod compiler;
@@ -54,6 +56,9 @@ pub(crate) fn mark_output_started() {
 
 /// Runs one wrapped rustc invocation: `argv` is `[cachet, rustc, args...]`.
 pub fn run(argv: &[OsString]) -> ExitCode {
+    if cc::is_c_compiler(&argv[1]) {
+        return cc::run(argv);
+    }
     let rustc = argv[1].as_os_str();
     let args = &argv[2..];
     let config = Config::from_env();
@@ -118,6 +123,7 @@ pub fn run(argv: &[OsString]) -> ExitCode {
             changes: report.changes,
         },
     );
+    delta.tally_language("rust");
     if let Err(e) = stats::apply(&config.dir, &delta) {
         tracing::warn!(error = %e, "cannot update statistics");
         if !quiet {

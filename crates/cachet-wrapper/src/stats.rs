@@ -65,6 +65,37 @@ pub struct Stats {
     pub hit_millis: u64,
     /// Estimated milliseconds saved: recorded compile time minus time to serve, over hits.
     pub saved_millis: u64,
+    /// The calls again, by language: `rust`, `c`, `c++`, `asm`.
+    pub languages: BTreeMap<String, LanguageStats>,
+}
+
+/// Counts of one language's calls.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct LanguageStats {
+    /// Wrapper calls.
+    pub calls: u64,
+    /// Hits, local or on the server.
+    pub hits: u64,
+    /// Lookups that found nothing.
+    pub misses: u64,
+    /// Calls run unchanged.
+    pub pass_through: u64,
+    /// Compiles whose result was not stored.
+    pub not_stored: u64,
+    /// The compiler exited with an error.
+    pub compile_failures: u64,
+}
+
+impl LanguageStats {
+    fn add(&mut self, d: &LanguageStats) {
+        self.calls += d.calls;
+        self.hits += d.hits;
+        self.misses += d.misses;
+        self.pass_through += d.pass_through;
+        self.not_stored += d.not_stored;
+        self.compile_failures += d.compile_failures;
+    }
 }
 
 /// Counts from one call, applied at its end.
@@ -90,6 +121,9 @@ impl Stats {
         self.compile_millis += d.compile_millis;
         self.hit_millis += d.hit_millis;
         self.saved_millis += d.saved_millis;
+        for (lang, counts) in &d.languages {
+            self.languages.entry(lang.clone()).or_default().add(counts);
+        }
         for (map, other) in [
             (&mut self.pass_through, &d.pass_through),
             (&mut self.not_stored, &d.not_stored),
@@ -114,6 +148,19 @@ impl Stats {
     /// Calls run unchanged.
     pub fn pass_through_total(&self) -> u64 {
         self.pass_through.values().sum()
+    }
+
+    /// Files this call's counts under `language` too (called once, before [`apply`]).
+    pub fn tally_language(&mut self, language: &str) {
+        let counts = LanguageStats {
+            calls: self.calls,
+            hits: self.hits(),
+            misses: self.misses,
+            pass_through: self.pass_through_total(),
+            not_stored: self.not_stored.values().sum(),
+            compile_failures: self.compile_failures,
+        };
+        self.languages.insert(language.to_string(), counts);
     }
 }
 

@@ -39,10 +39,12 @@ enum Command {
     Docker(commands::docker::DockerCommand),
     /// Probe a local server's /healthz (the container image's health check); exit 0 or 1.
     Healthcheck(commands::healthcheck::HealthcheckArgs),
+    /// Send cargo builds through cachet, their C/C++/assembly too (writes cargo's config).
+    Setup(commands::setup::SetupArgs),
 }
 
 /// The names of the subcommands; any other first argument means cargo is calling us as a
-/// rustc wrapper.
+/// rustc wrapper, or a build system as a C compiler wrapper (`cachet cc ...`).
 pub const SUBCOMMANDS: &[&str] = &[
     "stats",
     "zero-stats",
@@ -52,6 +54,7 @@ pub const SUBCOMMANDS: &[&str] = &[
     "server",
     "docker",
     "healthcheck",
+    "setup",
     "help",
 ];
 
@@ -88,6 +91,7 @@ pub fn run() -> ExitCode {
         Command::Server(cmd) => commands::server::run(*cmd),
         Command::Docker(cmd) => commands::docker::run(cmd),
         Command::Healthcheck(args) => commands::healthcheck::run(&args),
+        Command::Setup(args) => commands::setup::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ mod docker;
 mod faults;
 mod hits;
 mod incremental;
+mod native;
 mod paths;
 mod remote;
 mod soundness;

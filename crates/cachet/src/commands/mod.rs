@@ -5,6 +5,7 @@ pub mod explain;
 pub mod flush;
 pub mod healthcheck;
 pub mod server;
+pub mod setup;
 pub mod stats;
 pub mod status;
 pub mod zero_stats;

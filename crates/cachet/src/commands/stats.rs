@@ -126,6 +126,15 @@ pub fn render(s: &Stats, config: &Config, size: u64, objects: usize) -> String {
     for (kind, n) in &s.errors {
         line(&format!("  {kind}"), n.to_string());
     }
+    for (lang, n) in &s.languages {
+        line(
+            &format!("Calls ({lang})"),
+            format!(
+                "{}: {} hits, {} misses, {} passed through, {} not stored",
+                n.calls, n.hits, n.misses, n.pass_through, n.not_stored
+            ),
+        );
+    }
     line("Entries written", s.entries_written.to_string());
     line("Bytes read from cache", format_size(s.bytes_read));
     line("Bytes written to cache", format_size(s.bytes_written));

@@ -1,0 +1,447 @@
+//! One cacheable C, C++ or assembler compile: key → lookup → restore, or compile → store.
+//!
+//! The same L1, server, manifests, entries and statistics as rustc calls. An entry holds the
+//! object (`out.o`), the user's dependency file when one was asked for (`out.d`), and the
+//! compiler's stdout and stderr byte for byte, so warnings are replayed exactly; paths of the
+//! recorded checkout are moved to this one's in the dependency file and in the diagnostics.
+//! A failed compile is passed through and never stored.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cachet_core::entry::{Entry, EntryError, EntryMeta, EntryWriter};
+use cachet_core::Digest;
+use tracing::{debug, info, warn};
+
+use crate::clock::ClockMarker;
+use crate::compile;
+use crate::config::Config;
+use crate::dep_info;
+use crate::file_hash::{now_ns, FileHasher, Fingerprint};
+use crate::journal;
+use crate::key::{self, KeyInputs};
+use crate::notice;
+use crate::paths::{replace_path, Anchors};
+use crate::pipeline::{exit_code, Outcome, Report};
+use crate::stats::{Delta, Stats};
+use crate::tiers::{Source, Tiers};
+
+use super::args::CcPlan;
+use super::identity::{self, CcCompiler};
+use super::inputs;
+use super::key::pre_key;
+
+/// The entry's name for the object file.
+const OBJECT: &str = "out.o";
+/// The entry's name for the user's dependency file.
+const DEPFILE: &str = "out.d";
+
+/// Everything one call works with, gathered once.
+struct Call<'a> {
+    config: &'a Config,
+    plan: &'a CcPlan,
+    args: &'a [String],
+    /// The compiler file that runs.
+    path: PathBuf,
+    compiler: CcCompiler,
+    tiers: Tiers<'a>,
+    hasher: FileHasher,
+    marker: Option<ClockMarker>,
+    anchors: Anchors,
+    cwd: PathBuf,
+    /// What the journal and `explain` call this compile: the source, anchored.
+    name: String,
+}
+
+/// The compiler `invoked` resolved to a file, for running it unchanged.
+pub fn resolve(invoked: &str) -> PathBuf {
+    identity::resolve(invoked).unwrap_or_else(|_| PathBuf::from(invoked))
+}
+
+/// Serves one cacheable compile.
+pub fn serve(
+    config: &Config,
+    invoked: &str,
+    args: &[String],
+    plan: &CcPlan,
+    delta: &mut Delta,
+    report: &mut Report,
+) -> Outcome {
+    let t0 = Instant::now();
+    let Ok(cwd) = std::env::current_dir() else {
+        Stats::bump(&mut delta.errors, "no working directory");
+        report.reason = Some("no working directory".into());
+        return Outcome::RunUnchanged;
+    };
+    let path = match identity::resolve(invoked) {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(error = %e, "cannot find the C compiler; running it uncached");
+            Stats::bump(&mut delta.errors, "c compiler not found");
+            report.reason = Some("c compiler not found".into());
+            return Outcome::RunUnchanged;
+        }
+    };
+    let tiers = Tiers::new(config);
+    let out_path = cwd.join(&plan.output);
+    let out_dir = out_path.parent().unwrap_or(&cwd).to_path_buf();
+    let marker = settled_marker(&out_dir, &cwd.join(&plan.source));
+    let hasher = FileHasher::new(Some(tiers.local.hash_records()), marker);
+    let records = tiers.local.compiler_records();
+    let compiler = match identity::identify(&path, Some(&records)) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "cannot identify the C compiler; running it uncached");
+            Stats::bump(&mut delta.errors, "compiler identification");
+            report.reason = Some("compiler identification failed".into());
+            return Outcome::RunUnchanged;
+        }
+    };
+    let anchors = Anchors::discover(&cwd, Some(&out_dir), |k| std::env::var(k).ok());
+    let name = anchors.normalize(&plan.source);
+    let call = Call {
+        config,
+        plan,
+        args,
+        path,
+        compiler,
+        tiers,
+        hasher,
+        marker,
+        anchors,
+        cwd,
+        name,
+    };
+    report.reason = None;
+    let env = |k: &str| std::env::var(k).ok();
+    let remap = call.compiler.prefix_map;
+    let pre_inputs = pre_key(
+        plan,
+        &call.compiler,
+        invoked,
+        &call.cwd,
+        &call.anchors,
+        remap,
+        &env,
+    );
+    let pre = pre_inputs.digest();
+    delta.cacheable_calls += 1;
+    report.pre_key = Some(pre);
+    debug!(source = %call.name, key_us = t0.elapsed().as_micros() as u64, "c pre-key");
+    if !config.recache {
+        let started = Instant::now();
+        if let Some((entry, size, source)) = lookup(&call, &pre, delta) {
+            match restore(&call, &entry) {
+                Ok(()) => {
+                    crate::mark_output_started();
+                    let _ = replay(&call, &entry);
+                    let millis = started.elapsed().as_millis() as u64;
+                    match source {
+                        Source::Local => delta.hits_local += 1,
+                        Source::Remote => delta.hits_remote += 1,
+                    }
+                    delta.bytes_read += size;
+                    delta.hit_millis += millis;
+                    delta.saved_millis += entry.meta.compile_millis.saturating_sub(millis);
+                    report.outcome = match source {
+                        Source::Local => journal::Outcome::HitLocal,
+                        Source::Remote => journal::Outcome::HitRemote,
+                    };
+                    debug!(source = %call.name, millis, "c hit");
+                    return Outcome::Exit(0);
+                }
+                Err(e) => {
+                    warn!(source = %call.name, error = %e, "restoring a hit failed; compiling");
+                    Stats::bump(&mut delta.errors, "restore failed");
+                }
+            }
+        }
+        delta.misses += 1;
+        if call.tiers.has_remote() {
+            delta.misses_remote += 1;
+        }
+    }
+    let outcome = compile_and_store(&call, (&pre, &pre_inputs), delta, report);
+    if config.recache && report.reason.is_none() && report.outcome == journal::Outcome::Miss {
+        report.reason = Some("CACHET_RECACHE".into());
+    }
+    outcome
+}
+
+/// A clock marker in the object's directory, strictly newer than the source: a build script
+/// that wrote the source moments ago would otherwise see it as "modified during compile".
+fn settled_marker(out_dir: &Path, source: &Path) -> Option<ClockMarker> {
+    let mut marker = ClockMarker::create(out_dir)?;
+    let Ok(meta) = fs::metadata(source) else {
+        return Some(marker);
+    };
+    let fp = Fingerprint::of(&meta);
+    for _ in 0..20 {
+        if fp.dev() != marker.dev() || marker.is_after(&fp) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        marker = ClockMarker::create(out_dir)?;
+    }
+    Some(marker)
+}
+
+/// The entry for the current inputs: L1's manifest first, the server's when L1 has none.
+fn lookup(call: &Call<'_>, pre: &Digest, delta: &mut Delta) -> Option<(Entry, u64, Source)> {
+    let env = |name: &str| inputs::anchor_value(&call.anchors, name);
+    let find = |m: &crate::manifest::Manifest| {
+        m.find_match(&call.cwd, &call.anchors, &call.hasher, &env)
+            .cloned()
+    };
+    let candidate = match find(&call.tiers.manifest(pre, false, delta)) {
+        Some(c) => c,
+        None if call.tiers.has_remote() => find(&call.tiers.manifest(pre, true, delta))?,
+        None => return None,
+    };
+    let entry_key = key::entry_key(pre, &candidate.files, &candidate.env);
+    let (entry, size, source) = call.tiers.entry(&entry_key, delta)?;
+    let has = |n: &str| entry.meta.files.iter().any(|f| f.name == n);
+    if !has(OBJECT) || (call.plan.user_depfile.is_some() && !has(DEPFILE)) {
+        Stats::bump(&mut delta.errors, "entry lacks an output");
+        return None;
+    }
+    Some((entry, size, source))
+}
+
+/// Writes the object (and the user's dependency file, moved to this checkout's paths).
+fn restore(call: &Call<'_>, entry: &Entry) -> std::io::Result<()> {
+    let moves = call.anchors.moves_from(&entry.meta.anchors);
+    for (file, bytes) in entry.meta.files.iter().zip(&entry.contents) {
+        match file.name.as_str() {
+            OBJECT => crate::fsutil::write_atomic_with_mode(
+                &call.cwd.join(&call.plan.output),
+                bytes,
+                Some(file.mode),
+            )?,
+            DEPFILE => {
+                let Some(target) = &call.plan.user_depfile else {
+                    continue;
+                };
+                let text = dep_info::move_paths(&String::from_utf8_lossy(bytes), &moves);
+                crate::fsutil::write_atomic_with_mode(
+                    &call.cwd.join(target),
+                    text.as_bytes(),
+                    Some(file.mode),
+                )?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Replays the compiler's output, with the recorded checkout's paths moved to this one's.
+fn replay(call: &Call<'_>, entry: &Entry) -> std::io::Result<()> {
+    let moves = call.anchors.moves_from(&entry.meta.anchors);
+    let mut stderr = entry.stderr.clone();
+    if !moves.is_empty() {
+        let mut text = String::from_utf8_lossy(&stderr).into_owned();
+        for (old, new) in &moves {
+            text = replace_path(&text, old, new);
+        }
+        stderr = text.into_bytes();
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(&entry.stdout)?;
+    out.flush()?;
+    let mut err = std::io::stderr().lock();
+    err.write_all(&stderr)?;
+    err.flush()
+}
+
+/// `-ffile-prefix-map` arguments for the anchors, shortest path first so that the more
+/// specific map, given later, wins (gcc and clang both apply the last matching one).
+fn prefix_map_args(anchors: &Anchors) -> Vec<OsString> {
+    let mut list: Vec<_> = anchors.0.iter().collect();
+    list.sort_by_key(|a| a.path.len());
+    list.iter()
+        .map(|a| {
+            let to = match a.name {
+                "WORKSPACE" => ".",
+                "CARGO_HOME" => "/cargo-home",
+                _ => "/target",
+            };
+            OsString::from(format!("-ffile-prefix-map={}={to}", a.path))
+        })
+        .collect()
+}
+
+fn compile_and_store(
+    call: &Call<'_>,
+    (pre, pre_inputs): (&Digest, &KeyInputs),
+    delta: &mut Delta,
+    report: &mut Report,
+) -> Outcome {
+    let (config, plan) = (call.config, call.plan);
+    let start_ns = now_ns();
+    crate::mark_output_started();
+    let mut args: Vec<OsString> = if call.compiler.prefix_map {
+        prefix_map_args(&call.anchors)
+    } else {
+        Vec::new()
+    };
+    args.extend(call.args.iter().map(OsString::from));
+    let out_path = call.cwd.join(&plan.output);
+    let temp_depfile = (plan.user_depfile.is_none() && plan.language.preprocessed()).then(|| {
+        out_path.parent().unwrap_or(&call.cwd).join(format!(
+            ".cachet-{}-{}.d",
+            std::process::id(),
+            now_ns()
+        ))
+    });
+    if let Some(t) = &temp_depfile {
+        args.extend(["-MD".into(), "-MF".into(), t.clone().into_os_string()]);
+    }
+    let compiled = match compile::run(&call.path, &args) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(t) = &temp_depfile {
+                let _ = fs::remove_file(t);
+            }
+            eprintln!(
+                "error: cachet: failed to run {}: {e}",
+                call.path.to_string_lossy()
+            );
+            Stats::bump(&mut delta.errors, "compiler failed to start");
+            return Outcome::Exit(1);
+        }
+    };
+    delta.compile_millis += compiled.millis;
+    let depfile_text = match (&temp_depfile, &plan.user_depfile) {
+        (Some(t), _) => {
+            let text = fs::read_to_string(t);
+            let _ = fs::remove_file(t);
+            text.ok()
+        }
+        (None, Some(d)) => fs::read_to_string(call.cwd.join(d)).ok(),
+        (None, None) => Some(String::new()),
+    };
+    if !compiled.status.success() {
+        delta.compile_failures += 1;
+        report.outcome = journal::Outcome::CompileFailed;
+        return Outcome::Exit(exit_code(&compiled.status));
+    }
+    let result = store(
+        call,
+        pre,
+        pre_inputs,
+        &compiled,
+        depfile_text,
+        start_ns,
+        delta,
+    );
+    match result {
+        Ok(()) => report.outcome = journal::Outcome::Miss,
+        Err(reason) => {
+            info!(source = %call.name, reason, "not stored");
+            report.outcome = journal::Outcome::MissNotStored;
+            report.reason = Some(reason.to_string());
+        }
+    }
+    let _ = config;
+    Outcome::Exit(0)
+}
+
+/// Keys and stores a successful compile; `Err` is why it was not stored (already counted).
+fn store(
+    call: &Call<'_>,
+    pre: &Digest,
+    pre_inputs: &KeyInputs,
+    compiled: &compile::Compiled,
+    depfile_text: Option<String>,
+    start_ns: i64,
+    delta: &mut Delta,
+) -> Result<(), &'static str> {
+    let plan = call.plan;
+    let refuse = |delta: &mut Delta, reason: &'static str| {
+        Stats::bump(&mut delta.not_stored, reason);
+        Err(reason)
+    };
+    let Some(depfile_text) = depfile_text else {
+        return refuse(delta, "dependency file unreadable");
+    };
+    let deps = inputs::depfile_files(&depfile_text);
+    let out_path = call.cwd.join(&plan.output);
+    let Ok(before) = fs::metadata(&out_path) else {
+        return refuse(delta, "expected output missing");
+    };
+    let Ok(object) = fs::read(&out_path) else {
+        return refuse(delta, "expected output missing");
+    };
+    let unchanged = fs::metadata(&out_path)
+        .map(|m| Fingerprint::of(&m) == Fingerprint::of(&before))
+        .unwrap_or(false);
+    if !unchanged || object.len() as u64 != before.len() {
+        return refuse(delta, "output modified while stored");
+    }
+    let ctx = inputs::Context {
+        plan,
+        compiler: &call.compiler,
+        cwd: &call.cwd,
+        anchors: &call.anchors,
+        hasher: &call.hasher,
+        marker: call.marker.as_ref(),
+        start_ns,
+    };
+    let candidate = match inputs::collect(&ctx, &deps, &object) {
+        Ok(c) => c,
+        Err(reason) => return refuse(delta, reason),
+    };
+    let key = key::entry_key(pre, &candidate.files, &candidate.env);
+    let _ = crate::explain::record_and_diff(
+        &call.config.dir,
+        &call.name,
+        pre_inputs,
+        &candidate,
+        journal::now_ms(),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = before.permissions().mode() & 0o7777;
+    let meta = EntryMeta {
+        crate_name: call.name.clone(),
+        out_dir: call.cwd.to_string_lossy().into_owned(),
+        anchors: call.anchors.pairs(),
+        compile_millis: compiled.millis,
+        stdout_len: 0,
+        stderr_len: 0,
+        files: Vec::new(),
+    };
+    let level = call.config.compression_level;
+    let user_depfile = plan.user_depfile.as_ref().map(|_| depfile_text.as_bytes());
+    let write = |file: &mut fs::File| -> std::io::Result<u64> {
+        let to_io = |e: EntryError| match e {
+            EntryError::Compress(io) => io,
+            other => std::io::Error::other(other.to_string()),
+        };
+        let payload = object.len() as u64;
+        let mut w = EntryWriter::new(file, level, &compiled.stdout, &compiled.stderr, payload)
+            .map_err(to_io)?;
+        w.add_file(OBJECT, mode, &mut &object[..]).map_err(to_io)?;
+        if let Some(d) = user_depfile {
+            w.add_file(DEPFILE, 0o644, &mut &d[..]).map_err(to_io)?;
+        }
+        w.finish(meta).map_err(to_io)
+    };
+    match call.tiers.store(pre, &key, write, candidate, delta) {
+        Ok(len) => {
+            delta.entries_written += 1;
+            delta.bytes_written += len;
+            debug!(source = %call.name, %key, "c stored");
+            Ok(())
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot write the local cache");
+            Stats::bump(&mut delta.errors, "cache write");
+            notice::warn_cache_unwritable(&call.config.dir, &e);
+            Err("cache write failed")
+        }
+    }
+}
