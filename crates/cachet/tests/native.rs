@@ -135,11 +135,6 @@ fn native_workload_warm_builds_run_no_c_compile() {
     let q_root = p.tmp.path().join("elsewhere/second checkout");
     copy_tree(&workload_native(), &q_root);
     let home = p.tmp.path().join("other-cargo-home");
-    fs::create_dir_all(&home).unwrap();
-    let real_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
-    std::os::unix::fs::symlink(real_home.join("registry"), home.join("registry")).unwrap();
     let q = Project {
         tmp: tempfile::tempdir().unwrap(),
         root: q_root,
@@ -147,6 +142,7 @@ fn native_workload_warm_builds_run_no_c_compile() {
     };
     let mut q_env = env;
     q_env.push(("CARGO_HOME".into(), home.display().to_string()));
+    q.cachet_cargo(&["fetch", "--locked"], &as_refs(&q_env));
     let before = q.journal().len();
     q.cachet_cargo(&["build", "--locked", "--offline"], &as_refs(&q_env));
     let records = q.journal().split_off(before);
