@@ -334,6 +334,8 @@ struct Mutation {
     edit: fn(&Path),
     args: &'static [&'static str],
     env: &'static [(&'static str, &'static str)],
+    /// `cargo clean -p` this package first, because cargo itself would not notice the edit.
+    clean: Option<&'static str>,
     /// A line the program must print afterwards.
     expect: &'static str,
     /// Members that must not be restored in this build.
@@ -348,6 +350,7 @@ const MUTATIONS: &[Mutation] = &[
         edit: |r| replace(r, "report/src/lib.rs", "\"edit 0\"", "\"edit 1\""),
         args: &[],
         env: &[],
+        clean: None,
         expect: "edit=edit 1",
         must_compile: &["report", "app"],
     },
@@ -356,6 +359,7 @@ const MUTATIONS: &[Mutation] = &[
         edit: no_edit,
         args: &["--features", "report/fancy"],
         env: &[],
+        clean: None,
         expect: "fancy=true",
         must_compile: &["shapes", "report", "app"],
     },
@@ -364,6 +368,7 @@ const MUTATIONS: &[Mutation] = &[
         edit: no_edit,
         args: &[],
         env: &[("RUSTFLAGS", "--cfg members_cfg")],
+        clean: None,
         expect: "cfg=true",
         must_compile: &["shapes", "words", "report", "app"],
     },
@@ -372,6 +377,7 @@ const MUTATIONS: &[Mutation] = &[
         edit: no_edit,
         args: &[],
         env: &[("MEMBERS_MOOD", "sunny")],
+        clean: None,
         expect: "mood=sunny",
         must_compile: &["report", "app"],
     },
@@ -380,6 +386,7 @@ const MUTATIONS: &[Mutation] = &[
         edit: no_edit,
         args: &[],
         env: &[("CARGO_PROFILE_DEV_DEBUG_ASSERTIONS", "false")],
+        clean: None,
         expect: "debug_assertions=false",
         must_compile: &["shapes", "words", "report", "app"],
     },
@@ -388,6 +395,7 @@ const MUTATIONS: &[Mutation] = &[
         edit: |r| replace(r, "shapes/src/lib.rs", "shapes dep 1", "shapes dep 2"),
         args: &[],
         env: &[],
+        clean: None,
         expect: "dep=shapes dep 2",
         must_compile: &["shapes", "report", "app"],
     },
@@ -396,6 +404,7 @@ const MUTATIONS: &[Mutation] = &[
         edit: |r| fs::write(r.join("words/words.txt"), "echo\nfoxtrot\n").unwrap(),
         args: &[],
         env: &[],
+        clean: None,
         expect: "words=2 words [echo foxtrot] top o3,t2,c1",
         must_compile: &["words", "report", "app"],
     },
@@ -404,10 +413,97 @@ const MUTATIONS: &[Mutation] = &[
         edit: |r| replace(r, "tally-macros/src/lib.rs", ".count();", ".count() * 10;"),
         args: &[],
         env: &[],
+        clean: None,
         expect: "tally=40",
         must_compile: &["tally_macros", "report", "app"],
     },
+    Mutation {
+        name: "a module file",
+        edit: |r| replace(r, "report/src/extra.rs", "extra 1", "extra 2"),
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "extra=extra 2",
+        must_compile: &["report", "app"],
+    },
+    Mutation {
+        name: "an include_str! file",
+        edit: |r| fs::write(r.join("report/src/greeting.txt"), "hello again\n").unwrap(),
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "greeting=hello again",
+        must_compile: &["report", "app"],
+    },
+    Mutation {
+        name: "an edit that keeps the file's size and mtime",
+        edit: keep_size_and_mtime_edit,
+        args: &[],
+        env: &[],
+        // cargo trusts mtimes, so it would not even call rustc; make it.
+        clean: Some("report"),
+        expect: "edit=edit 7",
+        must_compile: &["report", "app"],
+    },
+    Mutation {
+        name: "a variable a build script reads (rerun-if-env-changed)",
+        edit: no_edit,
+        args: &[],
+        env: &[("WORDS_EXTRA", "golf")],
+        clean: None,
+        expect: "words=3 words [echo foxtrot golf] top o4,f2,t2",
+        must_compile: &["words", "report", "app"],
+    },
+    Mutation {
+        name: "a build script's source",
+        edit: |r| {
+            replace(
+                r,
+                "words/build.rs",
+                "format!(\"{w:?}\")",
+                "format!(\"{:?}\", w.to_uppercase())",
+            )
+        },
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "words=2 words [ECHO FOXTROT] top O3,T2,C1",
+        must_compile: &["build_script_build", "words", "report", "app"],
+    },
+    Mutation {
+        name: "a dependency's version",
+        edit: |r| {
+            replace(
+                r,
+                "shapes/Cargo.toml",
+                "version = \"0.1.0\"",
+                "version = \"0.1.1\"",
+            )
+        },
+        args: &[],
+        env: &[],
+        clean: None,
+        expect: "shapes_version=0.1.1",
+        must_compile: &["shapes", "report", "app"],
+    },
 ];
+
+/// Changes `"edit 1"` to `"edit 7"` in report's source and puts the old mtime back: same size,
+/// same mtime, other contents.
+fn keep_size_and_mtime_edit(root: &Path) {
+    let path = root.join("report/src/lib.rs");
+    let before = fs::metadata(&path).unwrap();
+    let mtime = before.modified().unwrap();
+    replace(root, "report/src/lib.rs", "\"edit 1\"", "\"edit 7\"");
+    let f = fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    let after = fs::metadata(&path).unwrap();
+    assert_eq!(
+        (before.len(), mtime),
+        (after.len(), after.modified().unwrap())
+    );
+}
 
 /// Soundness under incremental compilation: one input changed at a time, each build compared
 /// with a plain (also incremental) build of the same state; no changed crate is restored.
@@ -424,6 +520,10 @@ fn each_input_change_under_incremental_matches_a_plain_build() {
 
     for m in MUTATIONS {
         (m.edit)(&d.p.root);
+        if let Some(package) = m.clean {
+            d.p.cachet_cargo(&["clean", "-p", package], &[]);
+            d.plain(&["clean", "-p", package], &[]);
+        }
         let mut args = vec!["build"];
         args.extend_from_slice(m.args);
         let (compiled, records) = d.cachet(&args, m.env);
@@ -459,6 +559,7 @@ fn each_input_change_under_incremental_matches_a_plain_build() {
     // The original sources again: every member was stored by the first build and is restored
     // now, although rustc's incremental directories hold the state of the last mutations.
     for member in ["report", "shapes", "words", "tally-macros"] {
+        fs::remove_dir_all(d.p.root.join(member)).unwrap();
         copy_tree(&fixture("members").join(member), &d.p.root.join(member));
     }
     let (compiled, _) = d.cachet(&["build"], &[]);
