@@ -36,7 +36,18 @@ pub struct AppState {
     pub max_object_size: u64,
     /// Longest stall allowed between two chunks of an upload.
     pub body_timeout: Duration,
+    /// `/stats` and `/metrics` need a token with `read` on `*` (when tokens are configured).
+    pub protect_stats: bool,
+    /// Bytes of upload buffers that may be held across all connections: each upload takes
+    /// what it may buffer (up to [`UPLOAD_BUFFER`]) before it reads its body.
+    pub upload_memory: Arc<tokio::sync::Semaphore>,
 }
+
+/// What one upload may hold in memory: the disk store's write buffer (a chunk arriving from
+/// the network on top of it is not counted).
+pub const UPLOAD_BUFFER: u64 = crate::storage::disk::WRITE_BUFFER as u64;
+/// How long an upload waits for room in the upload memory budget before it gets 503.
+pub const UPLOAD_MEMORY_WAIT: Duration = Duration::from_secs(2);
 
 impl AppState {
     /// The tokens in force now.
@@ -63,15 +74,20 @@ pub async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let request_len = content_length(&req);
     let route = route::parse(&path);
     let template = route
         .as_ref()
         .map(Route::template)
         .unwrap_or(INVALID_TEMPLATE);
     let span = tracing::debug_span!("request", method = %method, path = %path);
+    // Body bytes that actually arrived (not what Content-Length announced).
+    let received = std::sync::atomic::AtomicU64::new(0);
     let result = match route {
-        Ok(route) => dispatch(&state, route, req).instrument(span).await,
+        Ok(route) => {
+            dispatch(&state, route, req, &received)
+                .instrument(span)
+                .await
+        }
         Err(err) => Err(err.into()),
     };
     let response = result.unwrap_or_else(ApiError::into_response);
@@ -80,13 +96,15 @@ pub async fn handle(
     state
         .metrics
         .request(method_label(&method), template, status, took);
-    let bytes = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .filter(|_| method != Method::PUT)
-        .or(request_len)
-        .unwrap_or(0);
+    let bytes = if method == Method::PUT {
+        received.load(std::sync::atomic::Ordering::Relaxed)
+    } else {
+        response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     tracing::debug!(
         method = %method,
         path = %path,
@@ -180,7 +198,12 @@ fn method_scope(method: &Method) -> Option<Scope> {
     }
 }
 
-async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> ApiResult {
+async fn dispatch(
+    state: &AppState,
+    route: Route,
+    req: Request<Incoming>,
+    received: &std::sync::atomic::AtomicU64,
+) -> ApiResult {
     let method = req.method().clone();
     if method == Method::OPTIONS {
         return Ok(Response::builder()
@@ -200,17 +223,11 @@ async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> Api
             Ok(()) => Ok(text(StatusCode::OK, "ready\n")),
             Err(err) => Err(ApiError::NotReady(err)),
         },
-        Route::Metrics if get_or_head => Ok(Response::builder()
-            .header(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )
-            .body(full(state.metrics.render(state.store.as_ref())))
-            .unwrap_or_else(|_| Response::new(empty()))),
-        Route::Stats if get_or_head => Ok(json(
-            StatusCode::OK,
-            &state.metrics.stats(state.store.as_ref()),
-        )),
+        Route::Metrics | Route::Stats if get_or_head && state.protect_stats => {
+            authorize(&state.tokens(), &req, Scope::Read, None)?;
+            Ok(ops_document(state, &route))
+        }
+        Route::Metrics | Route::Stats if get_or_head => Ok(ops_document(state, &route)),
         Route::Whoami if get_or_head => whoami(state, &req),
         Route::AdminNamespace(ns) if method == Method::DELETE => {
             authorize(&state.tokens(), &req, Scope::Admin, Some(&ns))?;
@@ -244,7 +261,7 @@ async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> Api
             match method.as_str() {
                 "GET" => get(state, &id).await,
                 "HEAD" => head(state, &id).await,
-                "PUT" => put(state, &id, req).await,
+                "PUT" => put(state, &id, req, received).await,
                 "DELETE" => {
                     state.store.delete(&id).await?;
                     Ok(status_only(StatusCode::NO_CONTENT))
@@ -296,11 +313,29 @@ async fn head(state: &AppState, id: &ObjectId) -> ApiResult {
         .unwrap_or_else(|_| Response::new(empty())))
 }
 
-async fn put(state: &AppState, id: &ObjectId, req: Request<Incoming>) -> ApiResult {
+async fn put(
+    state: &AppState,
+    id: &ObjectId,
+    req: Request<Incoming>,
+    received_so_far: &std::sync::atomic::AtomicU64,
+) -> ApiResult {
     let limit = state.max_object_size;
-    if content_length(&req).is_some_and(|n| n > limit) {
+    let declared = content_length(&req);
+    if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge { limit });
     }
+    // Room in the upload memory budget before reading a byte of the body.
+    let want = declared
+        .map_or(UPLOAD_BUFFER, |n| n.min(UPLOAD_BUFFER))
+        .max(1) as u32;
+    let budget = state.upload_memory.clone().acquire_many_owned(want);
+    let _budget = match tokio::time::timeout(UPLOAD_MEMORY_WAIT, budget).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            state.metrics.upload_busy();
+            return Err(ApiError::Busy);
+        }
+    };
     let mut upload = state.store.put(id).await?;
     let mut body = req.into_body();
     let mut received = 0u64;
@@ -313,6 +348,7 @@ async fn put(state: &AppState, id: &ObjectId, req: Request<Incoming>) -> ApiResu
             continue; // trailers
         };
         received += data.len() as u64;
+        received_so_far.store(received, std::sync::atomic::Ordering::Relaxed);
         if received > limit {
             return Err(ApiError::TooLarge { limit });
         }
@@ -321,6 +357,20 @@ async fn put(state: &AppState, id: &ObjectId, req: Request<Incoming>) -> ApiResu
     upload.commit().await?;
     state.metrics.bytes_in(received);
     Ok(status_only(StatusCode::CREATED))
+}
+
+/// `/metrics` (Prometheus text) or `/stats` (JSON).
+fn ops_document(state: &AppState, route: &Route) -> Response<Body> {
+    if *route == Route::Stats {
+        return json(StatusCode::OK, &state.metrics.stats(state.store.as_ref()));
+    }
+    Response::builder()
+        .header(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+        .body(full(state.metrics.render(state.store.as_ref())))
+        .unwrap_or_else(|_| Response::new(empty()))
 }
 
 fn status_only(status: StatusCode) -> Response<Body> {

@@ -23,6 +23,8 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("default-config.toml");
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default of `--idle-timeout`.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default of `--upload-memory`.
+pub const DEFAULT_UPLOAD_MEMORY: u64 = 128 << 20;
 /// Default of `--handshake-timeout`.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -90,6 +92,14 @@ pub struct ServerArgs {
     /// [default: (open-file limit - 64) / 2, at most 10000].
     #[arg(long, env = ev::CACHET_MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: Option<String>,
+    /// `true`: `/stats` and `/metrics` need a token with `read` on every namespace (`*`)
+    /// when tokens are configured [default: false].
+    #[arg(long, env = ev::CACHET_PROTECT_STATS, value_name = "BOOL")]
+    pub protect_stats: Option<String>,
+    /// Most bytes of uploads buffered in memory across all connections; past it, uploads wait
+    /// briefly, then get 503 with Retry-After [default: 128M].
+    #[arg(long, env = ev::CACHET_UPLOAD_MEMORY, value_name = "SIZE")]
+    pub upload_memory: Option<String>,
     /// Check the configuration, print it, and exit without serving.
     #[arg(long)]
     pub check_config: bool,
@@ -154,6 +164,10 @@ pub struct FileConfig {
     pub handshake_timeout: Option<String>,
     /// Most connections open at once.
     pub max_connections: Option<u64>,
+    /// `/stats` and `/metrics` need a token with `read` on `*`.
+    pub protect_stats: Option<bool>,
+    /// Most upload bytes buffered in memory, e.g. `128M`.
+    pub upload_memory: Option<String>,
 }
 
 /// Where objects live: one tier, or a local tier in front of a shared one.
@@ -341,6 +355,10 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Most connections open at once; `None`: derived from the open-file limit at start.
     pub max_connections: Option<usize>,
+    /// `/stats` and `/metrics` need a token (when tokens are configured).
+    pub protect_stats: bool,
+    /// Most upload bytes buffered in memory across all connections.
+    pub upload_memory: u64,
 }
 
 /// A setting could not be used.
@@ -403,6 +421,8 @@ impl Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_connections: None,
+            protect_stats: false,
+            upload_memory: DEFAULT_UPLOAD_MEMORY,
         }
     }
 
@@ -536,6 +556,30 @@ impl Config {
             },
         };
 
+        let protect_stats = match pick(
+            &args.protect_stats,
+            file.protect_stats.map(|b| b.to_string()),
+        )
+        .as_deref()
+        {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => return Err(invalid("--protect-stats", other, "expected true or false")),
+        };
+        let upload_memory = match pick(&args.upload_memory, file.upload_memory) {
+            Some(s) => match parse_size_setting("--upload-memory", &s)? {
+                v if v < crate::api::UPLOAD_BUFFER => {
+                    return Err(invalid(
+                        "--upload-memory",
+                        &s,
+                        "must be at least 1M (what one upload buffers)",
+                    ))
+                }
+                v => v,
+            },
+            None => DEFAULT_UPLOAD_MEMORY,
+        };
+
         Ok(Config {
             listen,
             storage,
@@ -550,6 +594,8 @@ impl Config {
             idle_timeout,
             handshake_timeout,
             max_connections,
+            protect_stats,
+            upload_memory,
         })
     }
 }

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The store failed.
     #[error("internal error")]
     Store(#[from] StoreError),
+    /// The upload memory budget stayed full for too long.
+    #[error("the server is busy with other uploads: retry in a few seconds")]
+    Busy,
     /// The store is not writable (for `/readyz`).
     #[error("the store is not writable")]
     NotReady(#[source] StoreError),
@@ -72,7 +75,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotReady(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -116,7 +119,13 @@ impl ApiError {
                 .header(header::WWW_AUTHENTICATE, "Bearer realm=\"cachet\"")
                 .header(header::WWW_AUTHENTICATE, "Basic realm=\"cachet\"");
         }
-        if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::PAYLOAD_TOO_LARGE {
+        if matches!(self, ApiError::Busy) {
+            builder = builder.header(header::RETRY_AFTER, "2");
+        }
+        if status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::PAYLOAD_TOO_LARGE
+            || matches!(self, ApiError::Busy)
+        {
             // The rest of the body is not read: do not keep the connection.
             builder = builder.header(header::CONNECTION, "close");
         }

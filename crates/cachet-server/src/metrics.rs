@@ -100,6 +100,8 @@ pub struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     stalled_writes: AtomicU64,
+    /// Uploads refused with 503 because the upload memory budget stayed full.
+    upload_busy: AtomicU64,
     /// Connections open now.
     connections_open: AtomicU64,
     /// The connection cap (set once at start).
@@ -120,6 +122,7 @@ impl Default for Metrics {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             stalled_writes: AtomicU64::new(0),
+            upload_busy: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             max_connections: AtomicU64::new(0),
             connection_limit_reached: AtomicU64::new(0),
@@ -190,6 +193,11 @@ impl Metrics {
         self.stalled_writes.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records an upload refused because the upload memory budget stayed full.
+    pub fn upload_busy(&self) {
+        self.upload_busy.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records the connection cap.
     pub fn set_max_connections(&self, n: usize) {
         self.max_connections.store(n as u64, Ordering::Relaxed);
@@ -226,6 +234,7 @@ impl Metrics {
             &self.bytes_out,
             &self.stalled_writes,
             &self.connection_limit_reached,
+            &self.upload_busy,
         ]
         .into_iter()
         .chain(&self.connections_closed)
@@ -298,7 +307,13 @@ impl Metrics {
                 self.connections_closed[reason.index()].load(Ordering::Relaxed)
             );
         }
-        let simple: [(&str, &str, &str, f64); 16] = [
+        let simple: [(&str, &str, &str, f64); 17] = [
+            (
+                "cachet_uploads_busy_total",
+                "counter",
+                "Uploads refused with 503 because --upload-memory stayed taken by other uploads.",
+                self.upload_busy.load(Ordering::Relaxed) as f64,
+            ),
             (
                 "cachet_connections_open",
                 "gauge",

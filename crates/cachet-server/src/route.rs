@@ -96,7 +96,8 @@ pub fn parse(raw: &str) -> Result<Route, RouteError> {
         "/metrics" => return Ok(Route::Metrics),
         "/stats" => return Ok(Route::Stats),
         "/_whoami" => return Ok(Route::Whoami),
-        "" | "/" => return Ok(Route::Root),
+        // `*` is the target of `OPTIONS *` (the server as a whole).
+        "" | "/" | "*" => return Ok(Route::Root),
         _ => {}
     }
     let decoded = percent_decode_str(raw)

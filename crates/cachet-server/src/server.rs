@@ -102,6 +102,12 @@ pub async fn run_with_reload(
         tokens: std::sync::RwLock::new(Arc::new(config.tokens.clone())),
         max_object_size: config.max_object_size,
         body_timeout: config.body_timeout,
+        protect_stats: config.protect_stats,
+        upload_memory: Arc::new(tokio::sync::Semaphore::new(
+            usize::try_from(config.upload_memory)
+                .unwrap_or(usize::MAX)
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        )),
     });
     let pruner = config
         .max_age

@@ -55,7 +55,7 @@ const FULL_READ_LIMIT: u64 = 1 << 20;
 /// Chunk size when streaming larger objects.
 const STREAM_CHUNK: usize = 256 << 10;
 /// Uploads are buffered up to this size between writes to the temporary file.
-const WRITE_BUFFER: usize = 1 << 20;
+pub const WRITE_BUFFER: usize = 1 << 20;
 /// Index entries inserted per lock acquisition during the start-up scan.
 const SCAN_BATCH: usize = 1024;
 /// Objects pruned per lock acquisition, so reads never wait long behind a prune.

@@ -12,6 +12,7 @@ mod connections;
 mod durability;
 mod eviction;
 mod full_disk;
+mod limits;
 mod prometheus;
 mod reload;
 mod s3_auth;
