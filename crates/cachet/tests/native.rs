@@ -230,7 +230,15 @@ fn each_c_input_change_shows_as_in_a_plain_build() {
         "#define CONFIG_VALUE 2\n",
     )
     .unwrap();
-    check(&extra, "config=2 gen=7 define=0 wrapped=0 asm=5");
+    let header = check(&extra, "config=2 gen=7 define=0 wrapped=0 asm=5");
+    // `cachet explain` names the header that made the C file miss.
+    assert!(
+        c_records(&header).iter().any(|r| r
+            .changes
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|ch| ch.name.ends_with("config.h")))),
+        "{header:?}"
+    );
 
     extra.push(("CFLAGS".into(), "-DFIX_DEFINE=3".into()));
     check(&extra, "config=2 gen=7 define=3 wrapped=0 asm=5");

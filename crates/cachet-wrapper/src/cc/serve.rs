@@ -280,7 +280,7 @@ fn compile_and_store(
     delta: &mut Delta,
     report: &mut Report,
 ) -> Outcome {
-    let (config, plan) = (call.config, call.plan);
+    let plan = call.plan;
     let start_ns = now_ns();
     crate::mark_output_started();
     let mut args: Vec<OsString> = if call.compiler.prefix_map {
@@ -339,18 +339,21 @@ fn compile_and_store(
         delta,
     );
     match result {
-        Ok(()) => report.outcome = journal::Outcome::Miss,
+        Ok(changes) => {
+            report.outcome = journal::Outcome::Miss;
+            report.changes = changes;
+        }
         Err(reason) => {
             info!(source = %call.name, reason, "not stored");
             report.outcome = journal::Outcome::MissNotStored;
             report.reason = Some(reason.to_string());
         }
     }
-    let _ = config;
     Outcome::Exit(0)
 }
 
-/// Keys and stores a successful compile; `Err` is why it was not stored (already counted).
+/// Keys and stores a successful compile; `Ok` holds what differs from the nearest earlier
+/// entry of the same source (for `explain`), `Err` why it was not stored (already counted).
 fn store(
     call: &Call<'_>,
     pre: &Digest,
@@ -359,7 +362,7 @@ fn store(
     depfile_text: Option<String>,
     start_ns: i64,
     delta: &mut Delta,
-) -> Result<(), &'static str> {
+) -> Result<Option<Vec<crate::explain::Change>>, &'static str> {
     let plan = call.plan;
     let refuse = |delta: &mut Delta, reason: &'static str| {
         Stats::bump(&mut delta.not_stored, reason);
@@ -396,7 +399,7 @@ fn store(
         Err(reason) => return refuse(delta, reason),
     };
     let key = key::entry_key(pre, &candidate.files, &candidate.env);
-    let _ = crate::explain::record_and_diff(
+    let changes = crate::explain::record_and_diff(
         &call.config.dir,
         &call.name,
         pre_inputs,
@@ -435,7 +438,7 @@ fn store(
             delta.entries_written += 1;
             delta.bytes_written += len;
             debug!(source = %call.name, %key, "c stored");
-            Ok(())
+            Ok(changes)
         }
         Err(e) => {
             warn!(error = %e, "cannot write the local cache");

@@ -31,7 +31,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let records = journal::read(&config.dir);
     let Some(last) = records.last() else {
         anyhow::bail!(
-            "no rustc calls recorded in {}: build through cachet first (RUSTC_WRAPPER=cachet cargo build)",
+            "no compiler calls recorded in {}: build through cachet first (RUSTC_WRAPPER=cachet cargo build)",
             config.dir.display()
         );
     };
@@ -83,7 +83,7 @@ fn render(calls: &[&Record], all: bool) -> String {
     if let Some(first) = calls.first() {
         let when = UNIX_EPOCH + Duration::from_millis(first.time_ms);
         out.push_str(&format!(
-            "{} rustc calls from {}: {hits} hits, {misses} misses, {passed} passed through\n",
+            "{} compiler calls from {}: {hits} hits, {misses} misses, {passed} passed through\n",
             calls.len(),
             humantime::format_rfc3339_seconds(when)
         ));
