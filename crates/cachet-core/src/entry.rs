@@ -1,4 +1,5 @@
-//! The cache entry: everything one rustc invocation produced, in one checksummed file.
+//! The cache entry: everything one rustc invocation produced, in one checksummed file bound
+//! to the key it is stored under.
 //!
 //! An entry holds the output files (by file name, restored into whatever out-dir the next
 //! invocation names), rustc's stdout and stderr byte for byte, and a little metadata used to
@@ -9,27 +10,37 @@
 //! ```text
 //! magic     8 bytes  b"CACHETE\0"
 //! version   u32      ENTRY_FORMAT_VERSION
-//! length    u64      length of the body once decompressed
-//! checksum  32 bytes blake3 of everything after this field
-//! body      zstd frame of:
-//!             stdout bytes, stderr bytes, then each file's bytes in meta order,
-//!             meta (JSON, EntryMeta), u32 meta length
+//! payload   u64      length of the frame once decompressed
+//! frame     u64      length of the compressed frame
+//! meta      u32      length of the metadata
+//! key       32 bytes the entry key the entry was written for
+//! checksum  32 bytes blake3 of the frame, the metadata, then the header up to this field
+//! frame     zstd frame of: stdout bytes, stderr bytes, then each stored file's bytes
+//! meta      JSON (EntryMeta)
+//! signature optional: b"CSIG", an ed25519 public key (32) and signature (64) of the checksum
 //! ```
 //!
-//! The metadata comes last so that [`EntryWriter`] can write an entry in one pass: each output
-//! file is read in small chunks, hashed and compressed on the way, and the compressed frame
-//! goes straight to its file. Storing a 40 MB program therefore allocates nothing in
-//! proportion to it, which matters on a cold build where every crate is stored while the
-//! cores are busy compiling. The header is written last, once the checksum is known.
+//! **Bound to its key.** The key is in the header and under the checksum, and a reader is
+//! always told which key it expects: an entry served or found under another key (a confused
+//! or hostile server answering `K2` with `K1`'s valid entry) is [`EntryError::WrongKey`], a
+//! miss, never a restore of the wrong code.
 //!
-//! The body is decompressed in one piece (zstd's bulk API into a buffer of the recorded
-//! length): on a hit that is more than twice as fast as zstd's streaming reader.
+//! **Streamed both ways.** [`EntryWriter`] reads each output in small chunks, hashing and
+//! compressing on the way, so storing a 40 MB program allocates nothing in proportion to it;
+//! the metadata follows the frame and the header is written last, once the checksum is known.
+//! Reading is two steps: [`EntryHead::read`] checks the header, the key and the checksum
+//! (streaming over a file) and validates the metadata against the lengths; then
+//! [`EntryHead::read_payload`] hands each file's bytes to a [`PayloadSink`] as a reader, so a
+//! restore writes them to disk without holding them. Nothing is allocated from a length the
+//! entry claims unless it is small: entries up to [`BULK_MAX`] are decompressed in one piece
+//! (zstd's bulk API, more than twice as fast as its streaming reader on a hit), larger ones
+//! through the streaming reader. A small compressed bomb therefore cannot exhaust memory.
 //!
-//! The checksum covers the compressed body, so a truncated or flipped entry is rejected
-//! before it is even decompressed; each file additionally carries its own blake3 so a decoder
-//! bug can never restore bytes that differ from what rustc wrote. Decoding never trusts a
-//! length it has not bounded: a malformed entry is an error, never a panic or a restore.
+//! Each file additionally carries its own blake3, checked as it is read, so a decoder bug can
+//! never restore bytes that differ from what rustc wrote. A malformed entry is an error, never
+//! a panic or a partial restore.
 
+use std::collections::HashSet;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use serde::{Deserialize, Serialize};
@@ -37,18 +48,30 @@ use serde::{Deserialize, Serialize};
 use crate::Digest;
 
 /// Bumped whenever the layout or the meaning of a field changes; old entries then miss.
-pub const ENTRY_FORMAT_VERSION: u32 = 3;
+pub const ENTRY_FORMAT_VERSION: u32 = 4;
 const MAGIC: &[u8; 8] = b"CACHETE\0";
-const HEADER_LEN: usize = 8 + 4 + 8 + 32;
-const SUM_AT: usize = 8 + 4 + 8;
+/// Length of the header.
+pub const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4 + 32 + 32;
+const KEY_AT: usize = 8 + 4 + 8 + 8 + 4;
+const SUM_AT: usize = KEY_AT + 32;
+const SIG_MAGIC: &[u8; 4] = b"CSIG";
+/// Length of the signature trailer.
+pub const SIG_LEN: usize = 4 + 32 + 64;
 /// Entries whose outputs are larger than this are compressed by two threads.
 const PARALLEL_FROM: u64 = 8 << 20;
-/// Size of the chunks output files are read and compressed in.
+/// Size of the chunks output files are read, hashed and compressed in.
 const CHUNK: usize = 256 << 10;
 /// Entries larger than this once decompressed are refused (no single rustc run writes more).
 pub const MAX_DECOMPRESSED: u64 = 8 << 30;
+/// Entries whose frame is at most this long, compressed and decompressed, are decoded in one
+/// piece in memory; larger ones are streamed.
+pub const BULK_MAX: u64 = 32 << 20;
+/// Largest metadata accepted (it is read whole).
+const MAX_META: u32 = 16 << 20;
+/// Largest stdout plus stderr accepted (they are replayed from memory).
+const MAX_TEXT: u64 = 64 << 20;
 
-/// Metadata stored at the front of every entry.
+/// Metadata stored after the frame of every entry.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EntryMeta {
@@ -98,7 +121,7 @@ pub struct Within {
     pub offset: u64,
 }
 
-/// A decoded entry.
+/// An entry decoded whole in memory (tests and small tools; the wrapper streams).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     /// The metadata.
@@ -111,7 +134,8 @@ pub struct Entry {
     pub contents: Vec<Vec<u8>>,
 }
 
-/// Why an entry could not be decoded. Every variant means "treat as a miss and remove it".
+/// Why an entry could not be decoded. Every variant but `Restore` means "treat as a miss and
+/// remove it".
 #[derive(Debug, thiserror::Error)]
 pub enum EntryError {
     /// Not an entry at all, or cut short before the header ends.
@@ -122,6 +146,12 @@ pub enum EntryError {
     UnsupportedVersion {
         /// The version found in the header.
         found: u32,
+    },
+    /// A valid entry, but for another key than the one it was found under.
+    #[error("the entry was written for key {found}, not for the key it was found under")]
+    WrongKey {
+        /// The key in the entry's header.
+        found: Digest,
     },
     /// The bytes were changed or cut after writing.
     #[error("entry checksum mismatch: the entry is corrupt or truncated")]
@@ -138,6 +168,9 @@ pub enum EntryError {
         /// The file name.
         name: String,
     },
+    /// Reading the entry, or writing what it holds, failed (not the entry's fault).
+    #[error("failed to restore the entry: {0}")]
+    Restore(io::Error),
     /// Compression failed while writing.
     #[error("failed to compress the entry: {0}")]
     Compress(#[from] std::io::Error),
@@ -151,6 +184,473 @@ pub fn is_safe_file_name(name: &str) -> bool {
         && !name.contains('/')
         && !name.contains('\\')
         && !name.contains('\0')
+}
+
+/// Something an entry can be read from at any offset: a file, or bytes in memory.
+pub trait ReadAt {
+    /// Total length.
+    fn total_len(&self) -> io::Result<u64>;
+    /// Reads at `offset`, as `pread`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// The whole source, when it is in memory already.
+    fn as_slice(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+impl ReadAt for [u8] {
+    fn total_len(&self) -> io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let start = (offset as usize).min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn total_len(&self) -> io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self[..].read_at(buf, offset)
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+}
+
+impl ReadAt for std::fs::File {
+    fn total_len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(self, buf, offset)
+    }
+}
+
+/// A [`Read`] over `[pos, end)` of a [`ReadAt`].
+struct RangeReader<'s, S: ?Sized> {
+    src: &'s S,
+    pos: u64,
+    end: u64,
+}
+
+impl<S: ReadAt + ?Sized> Read for RangeReader<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = (buf.len() as u64).min(self.end - self.pos) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.src.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn read_exact_at<S: ReadAt + ?Sized>(src: &S, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let end = offset + buf.len() as u64;
+    RangeReader {
+        src,
+        pos: offset,
+        end,
+    }
+    .read_exact(buf)
+}
+
+/// The ed25519 signature an entry may carry (verified by the wrapper, not here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntrySignature {
+    /// The signer's public key.
+    pub public_key: [u8; 32],
+    /// The signature of [`signed_message`] of the entry's checksum.
+    pub signature: [u8; 64],
+}
+
+impl EntrySignature {
+    /// The trailer appended to an entry.
+    pub fn to_trailer(&self) -> [u8; SIG_LEN] {
+        let mut out = [0u8; SIG_LEN];
+        out[..4].copy_from_slice(SIG_MAGIC);
+        out[4..36].copy_from_slice(&self.public_key);
+        out[36..].copy_from_slice(&self.signature);
+        out
+    }
+}
+
+/// What a signature of an entry signs: a domain tag and the entry's checksum (which covers
+/// the key, the header and every byte of the body).
+pub fn signed_message(checksum: &Digest) -> Vec<u8> {
+    let mut m = b"cachet entry v4\0".to_vec();
+    m.extend_from_slice(&checksum.0);
+    m
+}
+
+/// Receives the files of an entry as [`EntryHead::read_payload`] decodes them.
+pub trait PayloadSink {
+    /// The stored file `index` of the metadata: `contents` yields exactly its bytes (what is
+    /// not read is drained and still checked). Called in metadata order.
+    fn file(&mut self, index: usize, file: &EntryFile, contents: &mut dyn Read) -> io::Result<()>;
+    /// File `index` is `file.size` bytes at `within.offset` of the stored file `within.file`
+    /// (already received): produce it and return its blake3. Called after every stored file.
+    fn copy(&mut self, index: usize, file: &EntryFile, within: Within) -> io::Result<Digest>;
+}
+
+/// An entry's header and metadata, checked: the key is the expected one, the checksum holds,
+/// and every length and reference in the metadata fits the body.
+#[derive(Clone, Debug)]
+pub struct EntryHead {
+    /// The entry key.
+    pub key: Digest,
+    /// The checksum (what a signature signs).
+    pub checksum: Digest,
+    /// The metadata.
+    pub meta: EntryMeta,
+    /// The signature, if the entry carries one.
+    pub signature: Option<EntrySignature>,
+    /// Length of the whole entry, signature included.
+    pub len: u64,
+    payload_len: u64,
+    frame_len: u64,
+}
+
+impl EntryHead {
+    /// Checks `src` as the entry for `expected`: header, key, checksum (read once, in chunks)
+    /// and metadata. Nothing is decompressed.
+    pub fn read<S: ReadAt + ?Sized>(src: &S, expected: &Digest) -> Result<EntryHead, EntryError> {
+        let io_err = EntryError::Restore;
+        let len = src.total_len().map_err(io_err)?;
+        if len < HEADER_LEN as u64 {
+            return Err(EntryError::BadMagic);
+        }
+        let mut header = [0u8; HEADER_LEN];
+        read_exact_at(src, &mut header, 0).map_err(EntryError::Restore)?;
+        if &header[..8] != MAGIC {
+            return Err(EntryError::BadMagic);
+        }
+        let u32_at = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().unwrap_or([0; 4]));
+        let u64_at = |i: usize| u64::from_le_bytes(header[i..i + 8].try_into().unwrap_or([0; 8]));
+        let version = u32_at(8);
+        if version != ENTRY_FORMAT_VERSION {
+            return Err(EntryError::UnsupportedVersion { found: version });
+        }
+        let (payload_len, frame_len, meta_len) = (u64_at(12), u64_at(20), u32_at(28));
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&header[KEY_AT..SUM_AT]);
+        let key = Digest(key);
+        if key != *expected {
+            return Err(EntryError::WrongKey { found: key });
+        }
+        let body_end = (HEADER_LEN as u64)
+            .checked_add(frame_len)
+            .and_then(|n| n.checked_add(u64::from(meta_len)))
+            .filter(|end| *end <= len)
+            .ok_or(EntryError::ChecksumMismatch)?;
+        let trailer = len - body_end;
+        if trailer != 0 && trailer != SIG_LEN as u64 {
+            return Err(EntryError::ChecksumMismatch);
+        }
+        let mut hasher = blake3::Hasher::new();
+        match src.as_slice() {
+            Some(bytes) => {
+                hasher.update(&bytes[HEADER_LEN..body_end as usize]);
+            }
+            None => {
+                let mut buf = vec![0u8; CHUNK];
+                let mut at = HEADER_LEN as u64;
+                while at < body_end {
+                    let want = (body_end - at).min(CHUNK as u64) as usize;
+                    read_exact_at(src, &mut buf[..want], at).map_err(io_err)?;
+                    hasher.update(&buf[..want]);
+                    at += want as u64;
+                }
+            }
+        }
+        hasher.update(&header[..SUM_AT]);
+        let checksum = Digest(*hasher.finalize().as_bytes());
+        if checksum.0[..] != header[SUM_AT..] {
+            return Err(EntryError::ChecksumMismatch);
+        }
+        if meta_len > MAX_META {
+            return Err(EntryError::BadMeta("metadata larger than the limit".into()));
+        }
+        if payload_len > MAX_DECOMPRESSED {
+            return Err(EntryError::Decompress(
+                "entry is larger than the limit".into(),
+            ));
+        }
+        let mut meta_bytes = vec![0u8; meta_len as usize];
+        read_exact_at(src, &mut meta_bytes, HEADER_LEN as u64 + frame_len).map_err(io_err)?;
+        let meta: EntryMeta =
+            serde_json::from_slice(&meta_bytes).map_err(|e| EntryError::BadMeta(e.to_string()))?;
+        validate(&meta, payload_len)?;
+        let signature = if trailer == 0 {
+            None
+        } else {
+            let mut t = [0u8; SIG_LEN];
+            read_exact_at(src, &mut t, body_end).map_err(io_err)?;
+            if &t[..4] != SIG_MAGIC {
+                return Err(EntryError::BadMeta("unknown trailer".into()));
+            }
+            let mut public_key = [0u8; 32];
+            public_key.copy_from_slice(&t[4..36]);
+            let mut signature = [0u8; 64];
+            signature.copy_from_slice(&t[36..]);
+            Some(EntrySignature {
+                public_key,
+                signature,
+            })
+        };
+        Ok(EntryHead {
+            key,
+            checksum,
+            meta,
+            signature,
+            len,
+            payload_len,
+            frame_len,
+        })
+    }
+
+    /// The checksum recorded in the header of `src`, unchecked: for a writer signing the entry
+    /// it has just written.
+    pub fn stored_checksum<S: ReadAt + ?Sized>(src: &S) -> io::Result<Digest> {
+        let mut sum = [0u8; 32];
+        read_exact_at(src, &mut sum, SUM_AT as u64)?;
+        Ok(Digest(sum))
+    }
+
+    /// Decodes the whole entry into memory (small entries, such as a C compiler's): refused
+    /// when its files add up to more than `max_payload` bytes.
+    pub fn read_all<S: ReadAt + ?Sized>(
+        &self,
+        src: &S,
+        max_payload: u64,
+    ) -> Result<Entry, EntryError> {
+        let total: u64 = self.meta.files.iter().map(|f| f.size).sum();
+        if total > max_payload {
+            return Err(EntryError::Decompress(
+                "entry is larger than the limit".into(),
+            ));
+        }
+        let mut sink = InMemory(vec![Vec::new(); self.meta.files.len()]);
+        let (stdout, stderr) = self.read_payload(src, &mut sink)?;
+        Ok(Entry {
+            meta: self.meta.clone(),
+            stdout,
+            stderr,
+            contents: sink.0,
+        })
+    }
+
+    /// Length of the entry without its signature (where a signature is appended).
+    pub fn unsigned_len(&self) -> u64 {
+        self.len
+            - if self.signature.is_some() {
+                SIG_LEN as u64
+            } else {
+                0
+            }
+    }
+
+    /// Decompresses the frame of `src` (the source [`EntryHead::read`] checked), handing every
+    /// file to `sink` and checking its hash. Returns stdout and stderr.
+    pub fn read_payload<S: ReadAt + ?Sized>(
+        &self,
+        src: &S,
+        sink: &mut dyn PayloadSink,
+    ) -> Result<(Vec<u8>, Vec<u8>), EntryError> {
+        let frame_at = HEADER_LEN as u64;
+        let frame_end = frame_at + self.frame_len;
+        let bulk = self.payload_len <= BULK_MAX && self.frame_len <= BULK_MAX;
+        let decompress = |e: io::Error| EntryError::Decompress(e.to_string());
+        let mut payload: Box<dyn Read + '_> = if bulk {
+            let owned;
+            let frame = match src.as_slice() {
+                Some(bytes) => &bytes[frame_at as usize..frame_end as usize],
+                None => {
+                    let mut buf = vec![0u8; self.frame_len as usize];
+                    read_exact_at(src, &mut buf, frame_at).map_err(EntryError::Restore)?;
+                    owned = buf;
+                    &owned[..]
+                }
+            };
+            let body =
+                zstd::bulk::decompress(frame, self.payload_len as usize).map_err(decompress)?;
+            if body.len() as u64 != self.payload_len {
+                return Err(EntryError::Decompress(
+                    "body length differs from the header".into(),
+                ));
+            }
+            Box::new(io::Cursor::new(body))
+        } else {
+            let frame = RangeReader {
+                src,
+                pos: frame_at,
+                end: frame_end,
+            };
+            let decoder = zstd::stream::read::Decoder::new(frame).map_err(decompress)?;
+            Box::new(decoder)
+        };
+        let meta = &self.meta;
+        let mut text = |len: u64| -> Result<Vec<u8>, EntryError> {
+            let mut out = Vec::with_capacity(len as usize);
+            (&mut payload)
+                .take(len)
+                .read_to_end(&mut out)
+                .map_err(decompress)?;
+            if out.len() as u64 != len {
+                return Err(EntryError::Decompress("body shorter than recorded".into()));
+            }
+            Ok(out)
+        };
+        let stdout = text(meta.stdout_len)?;
+        let stderr = text(meta.stderr_len)?;
+        for (i, f) in meta.files.iter().enumerate() {
+            if f.within.is_some() {
+                continue;
+            }
+            let mut reader = Checked {
+                inner: (&mut payload).take(f.size),
+                hasher: blake3::Hasher::new(),
+                read: 0,
+                failed: None,
+            };
+            let sunk = sink.file(i, f, &mut reader);
+            // Whatever the sink left unread is still part of the body and still checked.
+            let drained = sunk.and_then(|()| io::copy(&mut reader, &mut io::sink()).map(|_| ()));
+            if let Some(e) = reader.failed.take() {
+                return Err(EntryError::Decompress(e));
+            }
+            drained.map_err(EntryError::Restore)?;
+            if reader.read != f.size {
+                return Err(EntryError::Decompress("body shorter than recorded".into()));
+            }
+            if Digest(*reader.hasher.finalize().as_bytes()) != f.hash {
+                return Err(EntryError::FileHashMismatch {
+                    name: f.name.clone(),
+                });
+            }
+        }
+        // Nothing may follow the last file: a longer body is not the recorded one.
+        let mut probe = [0u8; 1];
+        if payload.read(&mut probe).map_err(decompress)? != 0 {
+            return Err(EntryError::Decompress("body longer than recorded".into()));
+        }
+        for (i, f) in meta.files.iter().enumerate() {
+            if let Some(within) = f.within {
+                if sink.copy(i, f, within).map_err(EntryError::Restore)? != f.hash {
+                    return Err(EntryError::FileHashMismatch {
+                        name: f.name.clone(),
+                    });
+                }
+            }
+        }
+        Ok((stdout, stderr))
+    }
+}
+
+/// Checks that the metadata describes a body of `payload_len` bytes: safe and distinct names,
+/// lengths that add up, copies that point inside a stored file.
+fn validate(meta: &EntryMeta, payload_len: u64) -> Result<(), EntryError> {
+    let bad = |m: &str| EntryError::BadMeta(m.to_string());
+    let mut total = meta
+        .stdout_len
+        .checked_add(meta.stderr_len)
+        .filter(|n| *n <= MAX_TEXT)
+        .ok_or_else(|| bad("recorded output larger than the limit"))?;
+    let mut names = HashSet::new();
+    for f in &meta.files {
+        if !is_safe_file_name(&f.name) {
+            return Err(EntryError::BadMeta(format!(
+                "unsafe file name {:?}",
+                f.name
+            )));
+        }
+        if !names.insert(f.name.as_str()) {
+            return Err(EntryError::BadMeta(format!("file {:?} twice", f.name)));
+        }
+        match f.within {
+            None => {
+                total = total
+                    .checked_add(f.size)
+                    .ok_or_else(|| bad("lengths overflow"))?;
+            }
+            Some(w) => {
+                // Only a file stored in the body can hold another: no chains, no cycles.
+                let holder = meta
+                    .files
+                    .get(w.file)
+                    .filter(|h| h.within.is_none())
+                    .ok_or_else(|| bad("a file refers to a file that holds no bytes"))?;
+                w.offset
+                    .checked_add(f.size)
+                    .filter(|end| *end <= holder.size)
+                    .ok_or_else(|| bad("a file's range exceeds the file holding it"))?;
+            }
+        }
+    }
+    if total != payload_len {
+        return Err(bad("recorded lengths differ from the body's"));
+    }
+    Ok(())
+}
+
+/// Hashes and counts what is read through it, remembering a read error of the body (so it is
+/// not taken for the sink's own failure).
+struct Checked<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    read: u64,
+    failed: Option<String>,
+}
+
+impl<R: Read> Read for Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.read += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.failed = Some(e.to_string());
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Collects an entry's files in memory (for [`Entry::decode`]).
+struct InMemory(Vec<Vec<u8>>);
+
+impl PayloadSink for InMemory {
+    fn file(&mut self, index: usize, _: &EntryFile, contents: &mut dyn Read) -> io::Result<()> {
+        contents.read_to_end(&mut self.0[index]).map(|_| ())
+    }
+
+    fn copy(&mut self, index: usize, file: &EntryFile, within: Within) -> io::Result<Digest> {
+        let start = within.offset as usize;
+        let bytes = self.0[within.file][start..start + file.size as usize].to_vec();
+        let digest = Digest::of(&bytes);
+        self.0[index] = bytes;
+        Ok(digest)
+    }
 }
 
 impl Entry {
@@ -198,12 +698,13 @@ impl Entry {
             + self.contents.iter().map(|c| c.len() as u64).sum::<u64>()
     }
 
-    /// Serializes, compresses and checksums the entry into memory (tests and small tools;
-    /// the wrapper streams with [`EntryWriter`]).
-    pub fn encode(&self, zstd_level: i32) -> Result<Vec<u8>, EntryError> {
+    /// Serializes, compresses and checksums the entry for `key` into memory (tests and small
+    /// tools; the wrapper streams with [`EntryWriter`]).
+    pub fn encode(&self, key: &Digest, zstd_level: i32) -> Result<Vec<u8>, EntryError> {
         let mut out = io::Cursor::new(Vec::new());
         let mut w = EntryWriter::new(
             &mut out,
+            key,
             zstd_level,
             &self.stdout,
             &self.stderr,
@@ -224,104 +725,10 @@ impl Entry {
         Ok(out.into_inner())
     }
 
-    /// Verifies and decodes an entry. Any malformation is an error; nothing partial is returned.
-    pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
-        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
-            return Err(EntryError::BadMagic);
-        }
-        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != ENTRY_FORMAT_VERSION {
-            return Err(EntryError::UnsupportedVersion { found: version });
-        }
-        let mut len = [0u8; 8];
-        len.copy_from_slice(&bytes[12..SUM_AT]);
-        let body_len = u64::from_le_bytes(len);
-        let sum = blake3::hash(&bytes[HEADER_LEN..]);
-        if sum.as_bytes() != &bytes[SUM_AT..HEADER_LEN] {
-            return Err(EntryError::ChecksumMismatch);
-        }
-        if body_len > MAX_DECOMPRESSED {
-            return Err(EntryError::Decompress(
-                "entry is larger than the limit".into(),
-            ));
-        }
-        let body = zstd::bulk::decompress(&bytes[HEADER_LEN..], body_len as usize)
-            .map_err(|e| EntryError::Decompress(e.to_string()))?;
-        if body.len() as u64 != body_len {
-            return Err(EntryError::Decompress(
-                "body length differs from the header".into(),
-            ));
-        }
-        Self::decode_body(&body)
-    }
-
-    fn decode_body(body: &[u8]) -> Result<Entry, EntryError> {
-        let bad = |m: &str| EntryError::BadMeta(m.to_string());
-        let Some(len_at) = body.len().checked_sub(4) else {
-            return Err(bad("body shorter than its length suffix"));
-        };
-        let (rest, len) = body.split_at(len_at);
-        let meta_len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let Some(meta_at) = rest.len().checked_sub(meta_len) else {
-            return Err(bad("metadata length exceeds the body"));
-        };
-        let meta: EntryMeta = serde_json::from_slice(&rest[meta_at..])
-            .map_err(|e| EntryError::BadMeta(e.to_string()))?;
-        let mut data = &rest[..meta_at];
-        let mut take = |len: u64| -> Result<Vec<u8>, EntryError> {
-            if len > data.len() as u64 {
-                return Err(bad("a recorded length exceeds the body"));
-            }
-            let (head, tail) = data.split_at(len as usize);
-            data = tail;
-            Ok(head.to_vec())
-        };
-        let stdout = take(meta.stdout_len)?;
-        let stderr = take(meta.stderr_len)?;
-        let mut contents = Vec::with_capacity(meta.files.len());
-        for f in &meta.files {
-            if !is_safe_file_name(&f.name) {
-                return Err(EntryError::BadMeta(format!(
-                    "unsafe file name {:?}",
-                    f.name
-                )));
-            }
-            contents.push(match f.within {
-                Some(_) => Vec::new(),
-                None => take(f.size)?,
-            });
-        }
-        for (i, f) in meta.files.iter().enumerate() {
-            if let Some(w) = f.within {
-                // Only a file stored in the body can hold another: no chains, no cycles.
-                let holder = meta
-                    .files
-                    .get(w.file)
-                    .filter(|h| h.within.is_none())
-                    .ok_or_else(|| bad("a file refers to a file that holds no bytes"))?;
-                let range = w
-                    .offset
-                    .checked_add(f.size)
-                    .filter(|end| *end <= holder.size)
-                    .map(|end| w.offset as usize..end as usize)
-                    .ok_or_else(|| bad("a file's range exceeds the file holding it"))?;
-                contents[i] = contents[w.file][range].to_vec();
-            }
-            if Digest::of(&contents[i]) != f.hash {
-                return Err(EntryError::FileHashMismatch {
-                    name: f.name.clone(),
-                });
-            }
-        }
-        if !data.is_empty() {
-            return Err(bad("bytes between the last file and the metadata"));
-        }
-        Ok(Entry {
-            meta,
-            stdout,
-            stderr,
-            contents,
-        })
+    /// Verifies and decodes the entry for `key` whole in memory. Any malformation, or another
+    /// key, is an error; nothing partial is returned.
+    pub fn decode(bytes: &[u8], key: &Digest) -> Result<Entry, EntryError> {
+        EntryHead::read(bytes, key)?.read_all(bytes, MAX_DECOMPRESSED)
     }
 }
 
@@ -349,6 +756,7 @@ impl<W: Write> Write for Checksummed<W> {
 /// hashed and compressed as it goes, then the metadata, then the header (see the module docs).
 pub struct EntryWriter<'w, W: Write + Seek> {
     encoder: zstd::stream::write::Encoder<'static, Checksummed<&'w mut W>>,
+    key: Digest,
     start: u64,
     body_len: u64,
     stdout_len: u64,
@@ -358,10 +766,11 @@ pub struct EntryWriter<'w, W: Write + Seek> {
 }
 
 impl<'w, W: Write + Seek> EntryWriter<'w, W> {
-    /// Starts an entry at `out`'s current position. `payload_hint` (the expected total size of
-    /// the outputs) only chooses whether to compress with two threads.
+    /// Starts the entry for `key` at `out`'s current position. `payload_hint` (the expected
+    /// total size of the outputs) only chooses whether to compress with two threads.
     pub fn new(
         out: &'w mut W,
+        key: &Digest,
         zstd_level: i32,
         stdout: &[u8],
         stderr: &[u8],
@@ -384,6 +793,7 @@ impl<'w, W: Write + Seek> EntryWriter<'w, W> {
         encoder.write_all(stderr)?;
         Ok(EntryWriter {
             encoder,
+            key: *key,
             start,
             body_len: (stdout.len() + stderr.len()) as u64,
             stdout_len: stdout.len() as u64,
@@ -480,19 +890,24 @@ impl<'w, W: Write + Seek> EntryWriter<'w, W> {
         meta.stderr_len = self.stderr_len;
         meta.files = std::mem::take(&mut self.files);
         let json = serde_json::to_vec(&meta).map_err(|e| EntryError::BadMeta(e.to_string()))?;
-        let json_len = u32::try_from(json.len())
-            .map_err(|_| EntryError::BadMeta("metadata larger than 4 GiB".into()))?;
-        self.encoder.write_all(&json)?;
-        self.encoder.write_all(&json_len.to_le_bytes())?;
-        let body_len = self.body_len + json.len() as u64 + 4;
-        let sink = self.encoder.finish()?;
-        let (out, sum, compressed_len) = (sink.inner, sink.hasher.finalize(), sink.len);
+        let meta_len = u32::try_from(json.len())
+            .ok()
+            .filter(|n| *n <= MAX_META)
+            .ok_or_else(|| EntryError::BadMeta("metadata larger than the limit".into()))?;
+        let mut sink = self.encoder.finish()?;
+        let frame_len = sink.len;
+        sink.write_all(&json)?;
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&ENTRY_FORMAT_VERSION.to_le_bytes());
-        header.extend_from_slice(&body_len.to_le_bytes());
-        header.extend_from_slice(sum.as_bytes());
-        let end = self.start + HEADER_LEN as u64 + compressed_len;
+        header.extend_from_slice(&self.body_len.to_le_bytes());
+        header.extend_from_slice(&frame_len.to_le_bytes());
+        header.extend_from_slice(&meta_len.to_le_bytes());
+        header.extend_from_slice(&self.key.0);
+        sink.hasher.update(&header);
+        header.extend_from_slice(sink.hasher.finalize().as_bytes());
+        let out = sink.inner;
+        let end = self.start + HEADER_LEN as u64 + frame_len + u64::from(meta_len);
         out.seek(SeekFrom::Start(self.start))?;
         out.write_all(&header)?;
         out.seek(SeekFrom::Start(end))?;
@@ -504,6 +919,8 @@ impl<'w, W: Write + Seek> EntryWriter<'w, W> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    const K: Digest = Digest([7; 32]);
 
     fn sample() -> Entry {
         Entry::new(
@@ -522,58 +939,135 @@ mod tests {
     #[test]
     fn round_trips() {
         let e = sample();
-        let bytes = e.encode(3).unwrap();
-        assert_eq!(Entry::decode(&bytes).unwrap(), e);
+        let bytes = e.encode(&K, 3).unwrap();
+        assert_eq!(Entry::decode(&bytes, &K).unwrap(), e);
+    }
+
+    #[test]
+    fn an_entry_is_bound_to_its_key() {
+        // What broke: a server answering K2 with K1's valid entry got it restored.
+        let bytes = sample().encode(&K, 1).unwrap();
+        let other = Digest([8; 32]);
+        assert!(matches!(
+            Entry::decode(&bytes, &other),
+            Err(EntryError::WrongKey { found }) if found == K
+        ));
+        // Rewriting the key in the header breaks the checksum.
+        let mut forged = bytes;
+        forged[KEY_AT..SUM_AT].copy_from_slice(&other.0);
+        assert!(matches!(
+            Entry::decode(&forged, &other),
+            Err(EntryError::ChecksumMismatch)
+        ));
     }
 
     #[test]
     fn rejects_truncation_and_flips() {
-        let bytes = sample().encode(3).unwrap();
+        let bytes = sample().encode(&K, 3).unwrap();
         for cut in [0, 5, HEADER_LEN, bytes.len() - 1] {
-            assert!(Entry::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(Entry::decode(&bytes[..cut], &K).is_err(), "cut at {cut}");
         }
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x40;
-            assert!(Entry::decode(&b).is_err(), "flip at {i}");
+            assert!(Entry::decode(&b, &K).is_err(), "flip at {i}");
         }
     }
 
-    /// A well-formed header and checksum around `body`, as a hostile writer could produce.
-    fn frame(body: &[u8]) -> Vec<u8> {
-        let compressed = zstd::encode_all(body, 1).unwrap();
-        let mut bytes = Vec::new();
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&ENTRY_FORMAT_VERSION.to_le_bytes());
-        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(blake3::hash(&compressed).as_bytes());
-        bytes.extend_from_slice(&compressed);
-        bytes
+    /// A well-formed header and checksum around `payload` and `meta`, as a hostile writer
+    /// could produce.
+    fn frame_with(payload: &[u8], payload_len: u64, meta: &EntryMeta) -> Vec<u8> {
+        let compressed = zstd::encode_all(payload, 1).unwrap();
+        let json = serde_json::to_vec(meta).unwrap();
+        let mut header = Vec::new();
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&ENTRY_FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&payload_len.to_le_bytes());
+        header.extend_from_slice(&(compressed.len() as u64).to_le_bytes());
+        header.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        header.extend_from_slice(&K.0);
+        let mut h = blake3::Hasher::new();
+        h.update(&compressed);
+        h.update(&json);
+        h.update(&header);
+        header.extend_from_slice(h.finalize().as_bytes());
+        header.extend_from_slice(&compressed);
+        header.extend_from_slice(&json);
+        header
+    }
+
+    fn frame(payload: &[u8], meta: &EntryMeta) -> Vec<u8> {
+        frame_with(payload, payload.len() as u64, meta)
     }
 
     #[test]
-    fn rejects_unsafe_names_even_with_valid_checksum() {
+    fn rejects_unsafe_and_repeated_names_even_with_valid_checksum() {
         let mut meta = sample().meta;
         meta.files.truncate(1);
         meta.files[0].name = "../evil".into();
-        let json = serde_json::to_vec(&meta).unwrap();
-        let mut body = b"out".to_vec();
-        body.extend_from_slice(&sample().stderr);
-        body.extend_from_slice(&[1, 2, 3]);
-        let payload_len = body.len();
-        body.extend_from_slice(&json);
-        body.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        let mut payload = b"out".to_vec();
+        payload.extend_from_slice(&sample().stderr);
+        payload.extend_from_slice(&[1, 2, 3]);
         assert!(matches!(
-            Entry::decode(&frame(&body)),
+            Entry::decode(&frame(&payload, &meta), &K),
             Err(EntryError::BadMeta(_))
         ));
         // The same body with a safe name is accepted: the name alone was refused.
         meta.files[0].name = "libfoo.rmeta".into();
-        let json = serde_json::to_vec(&meta).unwrap();
-        body.truncate(payload_len);
-        body.extend_from_slice(&json);
-        body.extend_from_slice(&(json.len() as u32).to_le_bytes());
-        Entry::decode(&frame(&body)).unwrap();
+        Entry::decode(&frame(&payload, &meta), &K).unwrap();
+        // One name twice would restore one file over the other.
+        let mut twice = meta.clone();
+        twice.files.push(meta.files[0].clone());
+        payload.extend_from_slice(&[1, 2, 3]);
+        assert!(matches!(
+            Entry::decode(&frame(&payload, &twice), &K),
+            Err(EntryError::BadMeta(_))
+        ));
+    }
+
+    #[test]
+    fn a_small_bomb_is_refused_without_allocating_what_it_claims() {
+        // 64 MiB of zeros compress to a few kB; the metadata claims a tiny file.
+        let zeros = vec![0u8; 64 << 20];
+        let mut meta = sample().meta;
+        meta.stdout_len = 0;
+        meta.stderr_len = 0;
+        meta.files.truncate(1);
+        meta.files[0].size = 3;
+        meta.files[0].hash = Digest::of(&[0, 0, 0]);
+        let bytes = frame_with(&zeros, 3, &meta);
+        assert!(bytes.len() < 1 << 20);
+        assert!(matches!(
+            Entry::decode(&bytes, &K),
+            Err(EntryError::Decompress(_))
+        ));
+        // Claimed as large as it is: streamed, and refused as longer than the files it holds.
+        let bytes = frame_with(&zeros, 64 << 20, &meta);
+        assert!(matches!(
+            Entry::decode(&bytes, &K),
+            Err(EntryError::BadMeta(_))
+        ));
+    }
+
+    #[test]
+    fn large_entries_stream_and_round_trip() {
+        let big: Vec<u8> = (0..(BULK_MAX as usize + 4096))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let e = Entry::new(
+            "big".into(),
+            "/o".into(),
+            1,
+            b"o".to_vec(),
+            b"e".to_vec(),
+            vec![("libbig.rlib".into(), 0o644, big)],
+        );
+        let bytes = e.encode(&K, 1).unwrap();
+        assert_eq!(Entry::decode(&bytes, &K).unwrap(), e);
+        let mut flipped = bytes.clone();
+        let at = bytes.len() / 2;
+        flipped[at] ^= 1;
+        assert!(Entry::decode(&flipped, &K).is_err());
     }
 
     /// An entry whose `.rmeta` is stored as a range of its `.rlib`.
@@ -602,13 +1096,16 @@ mod tests {
     #[test]
     fn a_copy_is_stored_once_and_restored() {
         let e = with_copy();
-        let bytes = e.encode(1).unwrap();
-        assert_eq!(Entry::decode(&bytes).unwrap(), e);
+        let bytes = e.encode(&K, 1).unwrap();
+        assert_eq!(Entry::decode(&bytes, &K).unwrap(), e);
         let mut plain = e;
         plain.meta.files[1].within = None;
-        let body_len = |b: &[u8]| u64::from_le_bytes(b[12..20].try_into().unwrap());
-        // The copy's 1000 bytes are not in the body (its metadata grows by the reference only).
-        assert!(body_len(&bytes) + 900 < body_len(&plain.encode(1).unwrap()));
+        let payload_len = |b: &[u8]| u64::from_le_bytes(b[12..20].try_into().unwrap());
+        // The copy's 1000 bytes are not in the body.
+        assert_eq!(
+            payload_len(&bytes) + 1000,
+            payload_len(&plain.encode(&K, 1).unwrap())
+        );
     }
 
     #[test]
@@ -629,14 +1126,13 @@ mod tests {
             let mut e = with_copy();
             e.meta.files[1].within = Some(within);
             // Bypass the writer's own checks: a hostile or buggy writer.
-            let json = serde_json::to_vec(&e.meta).unwrap();
-            let mut body = e.contents[0].clone();
-            body.extend_from_slice(&json);
-            body.extend_from_slice(&(json.len() as u32).to_le_bytes());
-            assert!(Entry::decode(&frame(&body)).is_err(), "{within:?}");
+            assert!(
+                Entry::decode(&frame(&e.contents[0], &e.meta), &K).is_err(),
+                "{within:?}"
+            );
         }
         let mut out = io::Cursor::new(Vec::new());
-        let mut w = EntryWriter::new(&mut out, 1, b"", b"", 0).unwrap();
+        let mut w = EntryWriter::new(&mut out, &K, 1, b"", b"", 0).unwrap();
         w.add_file("a", 0o644, &mut &[1u8; 10][..]).unwrap();
         let outside = Within { file: 0, offset: 5 };
         assert!(w.add_copy("b", 0o644, outside, 6, Digest::of(b"")).is_err());
@@ -645,16 +1141,16 @@ mod tests {
     #[test]
     fn writer_refuses_unsafe_names() {
         let mut out = io::Cursor::new(Vec::new());
-        let mut w = EntryWriter::new(&mut out, 1, b"", b"", 0).unwrap();
+        let mut w = EntryWriter::new(&mut out, &K, 1, b"", b"", 0).unwrap();
         assert!(w.add_file("../evil", 0o644, &mut &b"x"[..]).is_err());
     }
 
     #[test]
-    fn writes_at_the_current_position() {
+    fn writes_at_the_current_position_and_reads_from_a_file() {
         let e = sample();
         let mut out = io::Cursor::new(b"prefix".to_vec());
         out.seek(SeekFrom::End(0)).unwrap();
-        let mut w = EntryWriter::new(&mut out, 1, &e.stdout, &e.stderr, 0).unwrap();
+        let mut w = EntryWriter::new(&mut out, &K, 1, &e.stdout, &e.stderr, 0).unwrap();
         for (f, bytes) in e.meta.files.iter().zip(&e.contents) {
             w.add_file(&f.name, f.mode, &mut &bytes[..]).unwrap();
         }
@@ -666,21 +1162,45 @@ mod tests {
             .unwrap();
         let bytes = out.into_inner();
         assert_eq!(bytes.len() as u64, 6 + len);
-        assert_eq!(Entry::decode(&bytes[6..]).unwrap(), e);
+        assert_eq!(Entry::decode(&bytes[6..], &K).unwrap(), e);
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes[6..]).unwrap();
+        let head = EntryHead::read(&file, &K).unwrap();
+        let mut sink = InMemory(vec![Vec::new(); 2]);
+        head.read_payload(&file, &mut sink).unwrap();
+        assert_eq!(sink.0, e.contents);
+    }
+
+    #[test]
+    fn a_signature_trailer_is_read_and_does_not_change_the_checksum() {
+        let bytes = sample().encode(&K, 1).unwrap();
+        let head = EntryHead::read(&bytes[..], &K).unwrap();
+        let sig = EntrySignature {
+            public_key: [1; 32],
+            signature: [2; 64],
+        };
+        let mut signed = bytes.clone();
+        signed.extend_from_slice(&sig.to_trailer());
+        let signed_head = EntryHead::read(&signed[..], &K).unwrap();
+        assert_eq!(signed_head.signature, Some(sig));
+        assert_eq!(signed_head.checksum, head.checksum);
+        assert_eq!(signed_head.unsigned_len(), bytes.len() as u64);
+        signed.push(0);
+        assert!(EntryHead::read(&signed[..], &K).is_err());
     }
 
     proptest! {
         #[test]
         fn decoder_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = Entry::decode(&data);
+            let _ = Entry::decode(&data, &K);
         }
 
         #[test]
         fn decoder_never_panics_on_framed_garbage(data in proptest::collection::vec(any::<u8>(), 0..512)) {
             // A valid header and checksum around arbitrary compressed bytes: only the inner
             // checks stand between this and a restore.
-            let bytes = frame(&data);
-            let _ = Entry::decode(&bytes);
+            let bytes = frame(&data, &sample().meta);
+            let _ = Entry::decode(&bytes, &K);
         }
 
         #[test]
@@ -688,7 +1208,7 @@ mod tests {
                                  stderr in proptest::collection::vec(any::<u8>(), 0..64),
                                  file in proptest::collection::vec(any::<u8>(), 0..256)) {
             let e = Entry::new("c".into(), "/o".into(), 1, stdout, stderr, vec![("f".into(), 0o755, file)]);
-            prop_assert_eq!(Entry::decode(&e.encode(1).unwrap()).unwrap(), e);
+            prop_assert_eq!(Entry::decode(&e.encode(&K, 1).unwrap(), &K).unwrap(), e);
         }
     }
 }

@@ -26,6 +26,17 @@ pub const CACHET_TOKEN: &str = "CACHET_TOKEN";
 pub const CACHET_CA_CERT: &str = "CACHET_CA_CERT";
 /// Namespace used on the shared server. Default `cachet`.
 pub const CACHET_NAMESPACE: &str = "CACHET_NAMESPACE";
+/// Overall deadline of one request to the shared server (connect, headers and body), e.g.
+/// `30s`; the requests of one rustc call share twice this. Default `30s`.
+pub const CACHET_SERVER_TIMEOUT: &str = "CACHET_SERVER_TIMEOUT";
+/// Largest entry accepted from the shared server, with K/M/G suffixes. Default `2G`.
+pub const CACHET_MAX_DOWNLOAD: &str = "CACHET_MAX_DOWNLOAD";
+/// Public keys (`NAME:BASE64`, comma separated) whose signatures this client trusts; when set,
+/// entries and manifests from the server must be signed by one of them. Default: none (off).
+pub const CACHET_TRUSTED_KEYS: &str = "CACHET_TRUSTED_KEYS";
+/// File holding this writer's secret signing key (`cachet key generate`); when set, every
+/// entry stored and manifest uploaded is signed with it.
+pub const CACHET_SIGNING_KEY: &str = "CACHET_SIGNING_KEY";
 /// Server: address to listen on. Default `127.0.0.1:4226`.
 pub const CACHET_LISTEN: &str = "CACHET_LISTEN";
 /// Server: storage, `dir:PATH` or `ephemeral`.
@@ -101,6 +112,22 @@ pub const ALL: &[(&str, &str)] = &[
     (
         CACHET_NAMESPACE,
         "namespace on the shared server (default cachet)",
+    ),
+    (
+        CACHET_SERVER_TIMEOUT,
+        "deadline of one request to the shared server (default 30s)",
+    ),
+    (
+        CACHET_MAX_DOWNLOAD,
+        "largest entry accepted from the shared server (default 2G)",
+    ),
+    (
+        CACHET_TRUSTED_KEYS,
+        "public keys whose signatures are required on server objects (default: off)",
+    ),
+    (
+        CACHET_SIGNING_KEY,
+        "secret key file: sign entries and manifests this machine writes",
     ),
     (
         CACHET_LISTEN,

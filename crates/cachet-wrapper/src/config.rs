@@ -3,13 +3,19 @@
 //! A bad value never fails a build: it is reported (once per cargo invocation, see
 //! `notice.rs`) and the default is used. Unknown `CACHET_*` names are reported too, since a
 //! typo would otherwise silently change nothing.
+//!
+//! Path settings must be absolute: the wrapper runs in every package's directory (crates.io
+//! sources under `CARGO_HOME` included), so a relative `CACHET_DIR` would scatter a cache into
+//! each of them and make cargo rebuild forever. A relative path in the environment is refused
+//! with one warning and the default is used; a relative path in the configuration file is
+//! resolved against the file's own directory, the one stable base it has.
 
 use std::path::PathBuf;
 
 use cachet_core::env_vars as ev;
 use serde::Deserialize;
 
-use crate::remote::RemoteConfig;
+use crate::remote::{RemoteConfig, DEFAULT_MAX_DOWNLOAD, DEFAULT_TIMEOUT};
 
 /// Default size limit of the local cache.
 pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
@@ -35,6 +41,10 @@ pub struct Config {
     pub compression_level: i32,
     /// The shared server, when one is configured.
     pub remote: Option<RemoteConfig>,
+    /// Public keys whose signatures objects from the server must carry (empty: not checked).
+    pub trusted_keys: Vec<(String, [u8; 32])>,
+    /// This writer's secret key file, to sign what it stores.
+    pub signing_key: Option<PathBuf>,
     /// Problems found while reading the settings, to report to the user.
     pub warnings: Vec<String>,
 }
@@ -65,10 +75,15 @@ fn read_file_config(warnings: &mut Vec<String>) -> FileConfig {
     let Ok(text) = std::fs::read_to_string(&path) else {
         return FileConfig::default();
     };
-    toml::from_str(&text).unwrap_or_else(|e| {
+    let mut file: FileConfig = toml::from_str(&text).unwrap_or_else(|e| {
         warnings.push(format!("ignoring {}: {}", path.display(), e.message()));
         FileConfig::default()
-    })
+    });
+    // A relative path in the file means relative to the file, wherever rustc runs.
+    if let (Some(ca), Some(base)) = (&file.ca_cert, path.parent()) {
+        file.ca_cert = Some(base.join(ca));
+    }
+    file
 }
 
 /// The default local cache directory: the platform cache directory + `cachet`.
@@ -123,11 +138,13 @@ impl Config {
                 get.insert(k, v);
             }
         }
-        let dir = get
-            .get(ev::CACHET_DIR)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(default_dir);
+        let dir = absolute_setting(
+            &get,
+            ev::CACHET_DIR,
+            "the default cache directory",
+            &mut warnings,
+        )
+        .unwrap_or_else(default_dir);
         let cache_size = match get.get(ev::CACHET_CACHE_SIZE) {
             None => DEFAULT_CACHE_SIZE,
             Some(v) => match cachet_core::parse_size(v) {
@@ -160,13 +177,30 @@ impl Config {
         let recache = flag(ev::CACHET_RECACHE, &mut warnings);
         let disable = flag(ev::CACHET_DISABLE, &mut warnings);
         let log = get.get(ev::CACHET_LOG).filter(|v| !v.is_empty()).cloned();
-        let log_file = get
-            .get(ev::CACHET_LOG_FILE)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| dir.join("cachet.log"));
+        let log_file = absolute_setting(
+            &get,
+            ev::CACHET_LOG_FILE,
+            "CACHET_DIR/cachet.log",
+            &mut warnings,
+        )
+        .unwrap_or_else(|| dir.join("cachet.log"));
         let remote = remote_config(&get, file, &mut warnings);
+        let trusted_keys = match get.get(ev::CACHET_TRUSTED_KEYS) {
+            None => Vec::new(),
+            Some(v) => crate::signing::parse_trusted(v).unwrap_or_else(|e| {
+                // Refusing everything is the safe reading of a list that cannot be parsed.
+                warnings.push(format!(
+                    "{}: {e}; no entry from the server will be trusted",
+                    ev::CACHET_TRUSTED_KEYS
+                ));
+                vec![("invalid".to_string(), [0; 32])]
+            }),
+        };
+        let signing_key =
+            absolute_setting(&get, ev::CACHET_SIGNING_KEY, "no signing", &mut warnings);
         Config {
+            trusted_keys,
+            signing_key,
             remote,
             dir,
             cache_size,
@@ -178,6 +212,25 @@ impl Config {
             warnings,
         }
     }
+}
+
+/// The path a variable names, if set and absolute; a relative one is refused with a warning
+/// (see the module docs).
+fn absolute_setting(
+    get: &std::collections::HashMap<String, String>,
+    name: &str,
+    fallback: &str,
+    warnings: &mut Vec<String>,
+) -> Option<PathBuf> {
+    let value = get.get(name).filter(|v| !v.is_empty())?;
+    let path = PathBuf::from(value);
+    if path.is_absolute() {
+        return Some(path);
+    }
+    warnings.push(format!(
+        "{name}={value:?} is a relative path, which would mean another directory for every crate; using {fallback} (set an absolute path)"
+    ));
+    None
 }
 
 fn remote_config(
@@ -203,13 +256,50 @@ fn remote_config(
         ));
         return None;
     }
+    let ca_cert = match non_empty(ev::CACHET_CA_CERT).map(PathBuf::from) {
+        Some(p) if p.is_relative() => {
+            warnings.push(format!(
+                "CACHET_CA_CERT={:?} is a relative path; the shared cache is off (set an absolute path)",
+                p.display()
+            ));
+            return None;
+        }
+        Some(p) => Some(p),
+        None => file.ca_cert,
+    };
+    let timeout = match get.get(ev::CACHET_SERVER_TIMEOUT) {
+        None => DEFAULT_TIMEOUT,
+        Some(v) => match humantime::parse_duration(v.trim()) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                warnings.push(format!(
+                    "{}={v:?} is not a duration such as 30s; using 30s",
+                    ev::CACHET_SERVER_TIMEOUT
+                ));
+                DEFAULT_TIMEOUT
+            }
+        },
+    };
+    let max_download = match get.get(ev::CACHET_MAX_DOWNLOAD) {
+        None => DEFAULT_MAX_DOWNLOAD,
+        Some(v) => match cachet_core::parse_size(v) {
+            Ok(n) if n > 0 => n,
+            _ => {
+                warnings.push(format!(
+                    "{}={v:?} is not a size such as 2G; using 2G",
+                    ev::CACHET_MAX_DOWNLOAD
+                ));
+                DEFAULT_MAX_DOWNLOAD
+            }
+        },
+    };
     Some(RemoteConfig {
         url,
         token: non_empty(ev::CACHET_TOKEN).or(file.token),
-        ca_cert: non_empty(ev::CACHET_CA_CERT)
-            .map(PathBuf::from)
-            .or(file.ca_cert),
+        ca_cert,
         namespace,
+        timeout,
+        max_download,
     })
 }
 
@@ -265,5 +355,21 @@ mod tests {
         assert!(!c.disable);
         assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
         assert!(c.warnings.iter().any(|w| w.contains("CACHET_DIRR")));
+    }
+
+    #[test]
+    fn relative_paths_are_refused_once_not_resolved_per_crate() {
+        // What broke: CACHET_DIR=rel-cache created a cache inside every package rustc ran in.
+        let c = cfg(&[("CACHET_DIR", "rel-cache"), ("CACHET_LOG_FILE", "x.log")]);
+        assert_eq!(c.dir, default_dir());
+        assert_eq!(c.log_file, default_dir().join("cachet.log"));
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("CACHET_DIR=\"rel-cache\" is a relative path"));
+        let c = cfg(&[
+            ("CACHET_SERVER", "http://127.0.0.1:1"),
+            ("CACHET_CA_CERT", "ca.pem"),
+        ]);
+        assert!(c.remote.is_none());
+        assert_eq!(c.warnings.len(), 1);
     }
 }

@@ -43,7 +43,13 @@ pub fn write_atomic_with<T>(
     }
     let tmp = temp_path_for(target);
     let result = (|| {
-        let mut f = File::create(&tmp)?;
+        // Readable too: a writer may read back what it wrote (an entry's checksum, to sign it).
+        let mut f = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         let value = write(&mut f)?;
         if let Some(mode) = mode {
             use std::os::unix::fs::PermissionsExt;

@@ -33,6 +33,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod remote;
 pub mod restore;
+pub mod signing;
 pub mod stats;
 pub mod tiers;
 

@@ -124,6 +124,43 @@ impl LocalStore {
         }
     }
 
+    /// Opens an object, marking it recently used. `Ok(None)` is a miss.
+    pub fn open(&self, kind: ObjectKind, key: &Digest) -> io::Result<Option<File>> {
+        let path = self.path(kind, key);
+        match File::open(&path) {
+            Ok(f) => {
+                if let Ok(w) = File::options().write(true).open(&path) {
+                    let _ = w.set_modified(SystemTime::now());
+                }
+                Ok(Some(f))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A new temporary file beside where the object would be stored (a download in progress;
+    /// removed by the caller, or by eviction if the process dies).
+    pub fn temp_for(&self, kind: ObjectKind, key: &Digest) -> io::Result<(PathBuf, File)> {
+        let target = self.path(kind, key);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let tmp = fsutil::temp_path_for(&target);
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        Ok((tmp, f))
+    }
+
+    /// Moves a verified temporary file (from [`LocalStore::temp_for`]) into place.
+    pub fn adopt(&self, kind: ObjectKind, key: &Digest, tmp: &Path, len: u64) -> io::Result<()> {
+        fs::rename(tmp, self.path(kind, key))?;
+        self.account(len)
+    }
+
     /// Writes an object atomically and evicts if the store grew past its limit.
     pub fn put(&self, kind: ObjectKind, key: &Digest, bytes: &[u8]) -> io::Result<()> {
         fsutil::write_atomic(&self.path(kind, key), bytes)?;

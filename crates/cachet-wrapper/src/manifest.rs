@@ -7,12 +7,21 @@
 //! is recomputed from those verified hashes (never read from the manifest, so a damaged
 //! manifest can cause a miss but never a wrong hit).
 //!
+//! A manifest, wherever it was read from, only *suggests* candidates: before a file it names is
+//! hashed, [`InputPolicy`] checks that it can be an input of this crate — under a directory
+//! this compile can name (its anchors, its out-dir, the sysroot, its `-L` directories; for a
+//! linked crate also the system's toolchain and library directories), a regular file (never a
+//! device or a FIFO, which could be read forever), and of bounded size. A server can therefore
+//! not make the wrapper read `/dev/zero`, a huge file, or files outside the build to learn
+//! their contents from the requests that follow.
+//!
 //! On a manifest miss cachet compiles directly rather than running a dep-info pass first: the
 //! pass would only find entries whose manifest was lost, and would add a macro-expansion pass
 //! to every true miss (every crate of a cold build).
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use cachet_core::Digest;
 use serde::{Deserialize, Serialize};
@@ -42,6 +51,145 @@ pub struct Manifest {
     pub version: u32,
     /// Newest first.
     pub candidates: Vec<Candidate>,
+}
+
+/// Largest source file a candidate may name (under the workspace or `CARGO_HOME`, or a system
+/// file): a hand-written input is never this large, and hashing it costs every lookup.
+pub const MAX_SOURCE_INPUT: u64 = 64 << 20;
+/// Largest file a candidate may name under the target directory, the out-dir or the sysroot
+/// (libraries this build or the toolchain produced).
+pub const MAX_BUILT_INPUT: u64 = 4 << 30;
+
+/// System directories a link may read (the C runtime, `libc.so`, the driver's programs).
+const SYSTEM_LINK_ROOTS: &[&str] = &["/usr", "/lib", "/lib32", "/lib64", "/opt", "/nix/store"];
+
+/// Which files a manifest candidate may name for one compile (see the module docs).
+#[derive(Clone, Debug, Default)]
+pub struct InputPolicy {
+    /// Where relative paths start (rustc's working directory).
+    cwd: PathBuf,
+    /// To turn `{WORKSPACE}/…` back into this build's paths.
+    anchors: Anchors,
+    /// Directories whose files are sources: at most [`MAX_SOURCE_INPUT`] bytes.
+    source_roots: Vec<PathBuf>,
+    /// Directories whose files were built: at most [`MAX_BUILT_INPUT`] bytes.
+    built_roots: Vec<PathBuf>,
+    /// Both lists with symbolic links resolved, made on the first path with `..` (a linker's
+    /// search probes, `/usr/lib/gcc/…/../../lib`), which is checked where the kernel finds it.
+    real_roots: OnceCell<(Vec<PathBuf>, Vec<PathBuf>)>,
+}
+
+/// Why a path cannot be an input.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unsuitable {
+    /// Outside every directory this compile can name, or not a plain absolute path.
+    Outside,
+    /// A device, a FIFO, a socket or a directory.
+    NotAFile,
+    /// Larger than the bound for its directory.
+    TooLarge,
+}
+
+/// A lexically clean absolute path: `None` if it has `..` or is relative (a path with `..` is
+/// resolved by the filesystem instead: lexically, `..` after a symbolic link goes elsewhere).
+fn clean(path: &Path) -> Option<PathBuf> {
+    if !path.is_absolute() {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir => out.push("/"),
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+impl InputPolicy {
+    /// The policy of a compile: `sources` are the workspace and `CARGO_HOME` (and the working
+    /// directory), `built` the target directory, the out-dir, the sysroot and `-L`
+    /// directories; `links` adds the system's toolchain and library directories.
+    pub fn new(
+        cwd: &Path,
+        anchors: &Anchors,
+        sources: &[PathBuf],
+        built: &[PathBuf],
+        links: bool,
+    ) -> InputPolicy {
+        let mut source_roots: Vec<PathBuf> = sources.iter().filter_map(|p| clean(p)).collect();
+        if links {
+            source_roots.extend(SYSTEM_LINK_ROOTS.iter().map(PathBuf::from));
+        }
+        InputPolicy {
+            cwd: cwd.to_path_buf(),
+            anchors: anchors.clone(),
+            source_roots,
+            built_roots: built.iter().filter_map(|p| clean(p)).collect(),
+            real_roots: OnceCell::new(),
+        }
+    }
+
+    /// The file a candidate's path names in this build.
+    pub fn resolve(&self, stored: &str) -> PathBuf {
+        self.cwd.join(self.anchors.denormalize(stored))
+    }
+
+    /// Checks `path` (absolute, as it would be hashed) without reading it. A path that does
+    /// not exist is suitable: candidates record absent files too.
+    pub fn check(&self, path: &Path) -> Result<(), Unsuitable> {
+        let (path, (sources, built)) = match clean(path) {
+            Some(p) => (p, (&self.source_roots, &self.built_roots)),
+            None if !path.is_absolute() => return Err(Unsuitable::Outside),
+            None => match std::fs::canonicalize(path) {
+                Ok(real) => {
+                    let (s, b) = self.real_roots.get_or_init(|| {
+                        let real = |roots: &[PathBuf]| -> Vec<PathBuf> {
+                            let resolved =
+                                roots.iter().filter_map(|r| std::fs::canonicalize(r).ok());
+                            roots.iter().cloned().chain(resolved).collect()
+                        };
+                        (real(&self.source_roots), real(&self.built_roots))
+                    });
+                    (real, (s, b))
+                }
+                // Nothing there: hashing it reads nothing (it is recorded as absent).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(_) => return Err(Unsuitable::Outside),
+            },
+        };
+        let under = |roots: &[PathBuf]| roots.iter().any(|r| path.starts_with(r));
+        let limit = if under(built) {
+            MAX_BUILT_INPUT
+        } else if under(sources) {
+            MAX_SOURCE_INPUT
+        } else {
+            return Err(Unsuitable::Outside);
+        };
+        match std::fs::metadata(&path) {
+            Ok(m) if !m.is_file() => Err(Unsuitable::NotAFile),
+            Ok(m) if m.len() > limit => Err(Unsuitable::TooLarge),
+            _ => Ok(()),
+        }
+    }
+
+    /// Drops the candidates of `m` that name an unsuitable file; returns the first such
+    /// file, as the manifest wrote it, when any was dropped.
+    pub fn retain_suitable(&self, m: &mut Manifest) -> Option<String> {
+        let mut refused = None;
+        let unsuitable = |p: &str| self.check(&self.resolve(p)).is_err();
+        m.candidates
+            .retain(|c| match c.files.iter().find(|(p, _)| unsuitable(p)) {
+                Some((p, _)) => {
+                    refused.get_or_insert_with(|| p.clone());
+                    false
+                }
+                None => true,
+            });
+        refused
+    }
 }
 
 impl Manifest {
@@ -81,10 +229,10 @@ impl Manifest {
     /// Paths are stored relative to the anchors (see `paths.rs`); a variable's value matches
     /// when it is equal as stored, or equal once anchored (stored anchored only when the value
     /// was not baked into the outputs).
+    /// Files `policy` refuses are never read: their candidate does not match.
     pub fn find_match<'a>(
         &'a self,
-        cwd: &Path,
-        anchors: &Anchors,
+        policy: &InputPolicy,
         hasher: &FileHasher,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Option<&'a Candidate> {
@@ -92,10 +240,13 @@ impl Manifest {
         self.candidates.iter().find(|c| {
             c.env.iter().all(|(name, stored)| {
                 let current = env(name);
-                current == *stored || current.map(|v| anchors.normalize(&v)) == *stored
+                current == *stored || current.map(|v| policy.anchors.normalize(&v)) == *stored
             }) && c.files.iter().all(|(path, digest)| {
                 let current = *seen.entry(path.as_str()).or_insert_with(|| {
-                    let file = cwd.join(anchors.denormalize(path));
+                    let file = policy.resolve(path);
+                    if policy.check(&file).is_err() {
+                        return None;
+                    }
                     match hasher.hash(&file) {
                         Ok(d) => Some(d),
                         // A search probe of the linker that found nothing must still find
@@ -119,6 +270,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.rs"), "fn a() {}").unwrap();
         let hasher = FileHasher::new(None, None);
+        let policy = InputPolicy::new(
+            dir.path(),
+            &Anchors::default(),
+            &[dir.path().to_path_buf()],
+            &[],
+            false,
+        );
         let good = Candidate {
             files: vec![("a.rs".into(), Digest::of(b"fn a() {}"))],
             env: vec![("X".into(), Some("1".into()))],
@@ -131,19 +289,61 @@ mod tests {
         m.add(good.clone());
         let x1 = |n: &str| (n == "X").then(|| "1".to_string());
         let x2 = |n: &str| (n == "X").then(|| "2".to_string());
-        assert_eq!(
-            m.find_match(dir.path(), &Anchors::default(), &hasher, &x1),
-            Some(&good)
-        );
-        assert_eq!(
-            m.find_match(dir.path(), &Anchors::default(), &hasher, &x2),
-            None
-        );
+        assert_eq!(m.find_match(&policy, &hasher, &x1), Some(&good));
+        assert_eq!(m.find_match(&policy, &hasher, &x2), None);
         std::fs::remove_file(dir.path().join("a.rs")).unwrap();
+        assert_eq!(m.find_match(&policy, &hasher, &x1), None);
+    }
+
+    #[test]
+    fn only_regular_bounded_files_under_the_roots_are_inputs() {
+        // What broke: a server's manifest naming /dev/zero hung the build hashing it forever.
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        std::fs::write(ws.join("a.rs"), "x").unwrap();
+        std::fs::write(dir.path().join("secret"), "x").unwrap();
+        let big = std::fs::File::create(ws.join("big.txt")).unwrap();
+        big.set_len(MAX_SOURCE_INPUT + 1).unwrap();
+        let fifo = ws.join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let anchors = Anchors::default();
+        let policy = InputPolicy::new(&ws, &anchors, std::slice::from_ref(&ws), &[], false);
+        assert_eq!(policy.check(&ws.join("a.rs")), Ok(()));
+        assert_eq!(policy.check(&ws.join("gone.rs")), Ok(()));
         assert_eq!(
-            m.find_match(dir.path(), &Anchors::default(), &hasher, &x1),
-            None
+            policy.check(Path::new("/dev/zero")),
+            Err(Unsuitable::Outside)
         );
+        assert_eq!(
+            policy.check(&dir.path().join("secret")),
+            Err(Unsuitable::Outside)
+        );
+        assert_eq!(
+            policy.check(&ws.join("../secret")),
+            Err(Unsuitable::Outside)
+        );
+        assert_eq!(policy.check(&fifo), Err(Unsuitable::NotAFile));
+        assert_eq!(policy.check(&ws.join("big.txt")), Err(Unsuitable::TooLarge));
+        let dev = InputPolicy::new(&ws, &anchors, &[PathBuf::from("/dev")], &[], false);
+        assert_eq!(dev.check(Path::new("/dev/zero")), Err(Unsuitable::NotAFile));
+
+        let mut m = Manifest::default();
+        m.add(Candidate {
+            files: vec![("/dev/zero".into(), Digest::of(b""))],
+            env: vec![],
+        });
+        let good = Candidate {
+            files: vec![(ws.join("a.rs").display().to_string(), Digest::of(b"x"))],
+            env: vec![],
+        };
+        m.add(good.clone());
+        assert_eq!(policy.retain_suitable(&mut m).as_deref(), Some("/dev/zero"));
+        assert_eq!(m.candidates, vec![good]);
     }
 
     #[test]

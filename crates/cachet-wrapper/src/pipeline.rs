@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cachet_core::entry::{Entry, EntryError, EntryMeta, EntryWriter, Within};
+use cachet_core::entry::{EntryError, EntryMeta, EntryWriter, Within};
 use cachet_core::Digest;
 use tracing::{debug, info, warn};
 
@@ -23,11 +23,11 @@ use crate::file_hash::{now_ns, FileHasher, Fingerprint};
 use crate::invocation::CachePlan;
 use crate::journal;
 use crate::key::{self, KeyContext};
-use crate::manifest::Candidate;
+use crate::manifest::{Candidate, InputPolicy};
 use crate::notice;
 use crate::paths::Anchors;
 use crate::stats::{Delta, Stats};
-use crate::tiers::{Source, Tiers};
+use crate::tiers::{Found, Source, Tiers};
 
 /// On a filesystem without a clock marker, an input changed less than this before the compile
 /// started cannot be proven unchanged during it: file timestamps come from the kernel's coarse
@@ -192,31 +192,33 @@ pub fn serve(
         let started = Instant::now();
         let found = lookup(&call, &pre, delta);
         debug!(krate = %plan.crate_name, lookup_us = started.elapsed().as_micros() as u64, "lookup");
-        if let Some((entry, size, source)) = found {
+        if let Some(found) = found {
             match crate::restore::write_outputs(
-                &entry,
+                &found,
                 &call.out_dir,
                 &plan.dep_info,
                 &call.anchors,
             ) {
-                Ok(_) => {
+                Ok((stdout, stderr)) => {
+                    let meta = &found.head.meta;
                     crate::mark_output_started();
-                    let _ = crate::restore::replay(&entry, &call.out_dir, &call.anchors);
+                    let texts = (&stdout[..], &stderr[..]);
+                    let _ = crate::restore::replay(meta, texts, &call.out_dir, &call.anchors);
                     // rustc's incremental directory is left as it is: see docs/design.md,
                     // "Incremental compilation".
                     if let Some(unit) = &unit {
                         unit.hit();
                     }
                     let millis = started.elapsed().as_millis() as u64;
-                    match source {
+                    match found.source {
                         Source::Local => delta.hits_local += 1,
                         Source::Remote => delta.hits_remote += 1,
                     }
-                    delta.bytes_read += size;
+                    delta.bytes_read += found.head.len;
                     delta.hit_millis += millis;
-                    delta.saved_millis += entry.meta.compile_millis.saturating_sub(millis);
+                    delta.saved_millis += meta.compile_millis.saturating_sub(millis);
                     debug!(krate = %plan.crate_name, millis, "hit");
-                    report.outcome = match source {
+                    report.outcome = match found.source {
                         Source::Local => journal::Outcome::HitLocal,
                         Source::Remote => journal::Outcome::HitRemote,
                     };
@@ -250,31 +252,45 @@ fn key_error_label(e: &key::KeyError) -> &'static str {
     }
 }
 
-/// Finds and decodes the entry for the current inputs, if any: L1's manifest first, the
-/// server's only when L1 has no matching candidate.
-fn lookup(call: &Call<'_>, pre: &Digest, delta: &mut Delta) -> Option<(Entry, u64, Source)> {
-    let env = |name: &str| std::env::var(name).ok();
-    let find = |m: &crate::manifest::Manifest| {
-        m.find_match(&call.cwd, &call.anchors, &call.hasher, &env)
-            .cloned()
+/// Which files a manifest candidate may name for this call (see `manifest.rs`).
+fn input_policy(call: &Call<'_>) -> InputPolicy {
+    let anchored = |name: &str| -> Vec<PathBuf> {
+        let named = call.anchors.0.iter().filter(|a| a.name == name);
+        named.map(|a| PathBuf::from(&a.path)).collect()
     };
-    let candidate = match find(&call.tiers.manifest(pre, false, delta)) {
+    let mut sources = anchored("WORKSPACE");
+    sources.extend(anchored("CARGO_HOME"));
+    sources.push(call.cwd.clone());
+    let mut built = anchored("TARGET");
+    built.push(call.out_dir.clone());
+    built.push(call.compiler.sysroot.clone());
+    built.extend(call.plan.args.sysroot.iter().map(|s| call.cwd.join(s)));
+    built.extend(
+        call.plan
+            .args
+            .search_paths
+            .iter()
+            .map(|s| call.cwd.join(&s.path)),
+    );
+    built.extend(std::env::var_os("OUT_DIR").map(PathBuf::from));
+    InputPolicy::new(&call.cwd, &call.anchors, &sources, &built, call.plan.links)
+}
+
+/// Finds the entry for the current inputs, if any: L1's manifest first, the server's only
+/// when L1 has no matching candidate. An entry holding a file this compile would not write,
+/// or lacking one it would, is refused (see `tiers.rs`).
+fn lookup(call: &Call<'_>, pre: &Digest, delta: &mut Delta) -> Option<Found> {
+    let env = |name: &str| std::env::var(name).ok();
+    let policy = input_policy(call);
+    let find = |m: &crate::manifest::Manifest| m.find_match(&policy, &call.hasher, &env).cloned();
+    let candidate = match find(&call.tiers.manifest(pre, false, &policy, delta)) {
         Some(c) => c,
-        None if call.tiers.has_remote() => find(&call.tiers.manifest(pre, true, delta))?,
+        None if call.tiers.has_remote() => find(&call.tiers.manifest(pre, true, &policy, delta))?,
         None => return None,
     };
     let entry_key = key::entry_key(pre, &candidate.files, &candidate.env);
-    let (entry, size, source) = call.tiers.entry(&entry_key, delta)?;
-    let complete = call
-        .plan
-        .outputs
-        .iter()
-        .all(|o| entry.meta.files.iter().any(|f| &f.name == o));
-    if !complete {
-        Stats::bump(&mut delta.errors, "entry lacks an output");
-        return None;
-    }
-    Some((entry, size, source))
+    let found = call.tiers.entry(&entry_key, &call.plan.outputs, delta)?;
+    Some(found)
 }
 
 /// Compiles, and stores the result when `store` is set (unset: the crate is being edited, see
@@ -353,7 +369,7 @@ fn compile_and_store(
                 pre,
                 &key,
                 |file| {
-                    let result = write_entry(file, meta, &compiled, &mut outputs, config);
+                    let result = write_entry(file, &key, meta, &compiled, &mut outputs, config);
                     if let Err(StoreError::Refused(reason)) = &result {
                         refused = Some(*reason);
                     }
@@ -639,6 +655,7 @@ fn rmeta_within_rlib(outputs: &[Output], rmeta: &Output) -> Option<(usize, u64, 
 /// (never whole in memory), then the metadata. An output that changes meanwhile abandons it.
 fn write_entry(
     file: &mut fs::File,
+    key: &Digest,
     meta: EntryMeta,
     compiled: &compile::Compiled,
     outputs: &mut [Output],
@@ -652,6 +669,7 @@ fn write_entry(
     };
     let mut writer = EntryWriter::new(
         file,
+        key,
         config.compression_level,
         &compiled.stdout,
         &compiled.stderr,

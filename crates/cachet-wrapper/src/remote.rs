@@ -6,11 +6,19 @@
 //! or rejects the token, the failure is written to `remote-down` in the cache directory and
 //! later calls skip the server for [`BREAKER`], so a build against a dead server waits once,
 //! not once per crate. A read-only token is remembered the same way for uploads only.
+//!
+//! Nothing the server sends is trusted to be small or quick. Every request has one overall
+//! deadline (connect, headers and body together, `CACHET_SERVER_TIMEOUT`), and all the
+//! requests of one wrapper call share a budget of twice that, so a server that drips one byte
+//! every few seconds, or goes silent after its headers, costs one bounded wait and trips the
+//! breaker. Entries are streamed to a file, never held whole, and refused beyond
+//! `CACHET_MAX_DOWNLOAD` (and beyond the length the server announced); uploads stream from
+//! the entry file.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cachet_core::wire;
 use ureq::Agent;
@@ -19,8 +27,12 @@ use crate::fsutil;
 
 /// How long a failure makes later calls skip the server.
 pub const BREAKER: Duration = Duration::from_secs(30);
-/// Largest object accepted from the server.
-const MAX_DOWNLOAD: u64 = 4 << 30;
+/// Default overall deadline of one request (`CACHET_SERVER_TIMEOUT`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default largest entry accepted from the server (`CACHET_MAX_DOWNLOAD`).
+pub const DEFAULT_MAX_DOWNLOAD: u64 = 2 << 30;
+/// Largest manifest or other small answer accepted (they are read into memory).
+const MAX_SMALL_ANSWER: u64 = 16 << 20;
 
 /// Where the server is and how to talk to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +45,10 @@ pub struct RemoteConfig {
     pub ca_cert: Option<PathBuf>,
     /// Namespace for this client's objects.
     pub namespace: String,
+    /// Overall deadline of one request; the requests of one call share twice this.
+    pub timeout: Duration,
+    /// Largest entry accepted.
+    pub max_download: u64,
 }
 
 /// Why a request failed.
@@ -70,6 +86,16 @@ pub enum RemoteError {
         /// The status code.
         status: u16,
     },
+    /// The server announced or sent an object larger than allowed.
+    #[error(
+        "the cache server at {url} sent an object larger than CACHET_MAX_DOWNLOAD ({limit} bytes)"
+    )]
+    TooLarge {
+        /// The server.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
     /// The configuration cannot be used (a bad CA file).
     #[error("{0}")]
     Config(String),
@@ -82,6 +108,7 @@ impl RemoteError {
             self,
             RemoteError::Unreachable { .. }
                 | RemoteError::Unauthorized { .. }
+                | RemoteError::TooLarge { .. }
                 | RemoteError::Config(_)
         ) || matches!(self, RemoteError::Status { status, .. } if *status >= 500)
     }
@@ -93,6 +120,7 @@ impl RemoteError {
             RemoteError::Unauthorized { .. } => "server rejected the token",
             RemoteError::Forbidden { .. } => "server refused (no permission)",
             RemoteError::Status { .. } => "server error",
+            RemoteError::TooLarge { .. } => "server sent an oversized object",
             RemoteError::Config(_) => "server configuration",
         }
     }
@@ -102,6 +130,9 @@ impl RemoteError {
 pub struct Remote {
     agent: Agent,
     config: RemoteConfig,
+    /// When the requests of this call must all be done: a slow server costs each call a
+    /// bounded wait however many requests it makes.
+    deadline: Instant,
 }
 
 fn load_roots(extra: Option<&Path>) -> Result<ureq::tls::RootCerts, RemoteError> {
@@ -155,12 +186,18 @@ impl Remote {
             .timeout_recv_response(Some(Duration::from_secs(5)))
             .timeout_per_read(Some(Duration::from_secs(10)))
             .timeout_per_write(Some(Duration::from_secs(10)))
+            .timeout_global(Some(config.timeout))
             .max_redirects(0)
             .user_agent(format!("cachet/{}", env!("CARGO_PKG_VERSION")))
             .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
             .build()
             .into();
-        Ok(Remote { agent, config })
+        let deadline = Instant::now() + config.timeout * 2;
+        Ok(Remote {
+            agent,
+            config,
+            deadline,
+        })
     }
 
     /// The configuration.
@@ -200,34 +237,128 @@ impl Remote {
         }
     }
 
-    /// Fetches an object; `Ok(None)` is a miss.
-    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RemoteError> {
-        debug_assert!(wire::is_valid_key(key));
-        let mut req = self.agent.get(&self.url(key));
+    /// What is left of this call's budget, at most one request's deadline.
+    fn budget(&self) -> Result<Duration, RemoteError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.unreachable(format!(
+                "no answer within {}s (CACHET_SERVER_TIMEOUT)",
+                self.config.timeout.as_secs()
+            )));
+        }
+        Ok(left.min(self.config.timeout))
+    }
+
+    fn request_error(&self, e: ureq::Error) -> RemoteError {
+        match e {
+            ureq::Error::Timeout(_) => self.unreachable(format!(
+                "no complete answer within {}s (CACHET_SERVER_TIMEOUT)",
+                self.config.timeout.as_secs()
+            )),
+            ureq::Error::BodyExceedsLimit(_) => RemoteError::TooLarge {
+                url: self.config.url.clone(),
+                limit: self.config.max_download,
+            },
+            e => self.unreachable(e),
+        }
+    }
+
+    fn call_get(&self, url: &str) -> Result<ureq::http::Response<ureq::Body>, RemoteError> {
+        let mut req = self
+            .agent
+            .get(url)
+            .config()
+            .timeout_global(Some(self.budget()?))
+            .build();
         if let Some(a) = self.auth() {
             req = req.header("Authorization", a);
         }
-        let mut resp = req.call().map_err(|e| self.unreachable(e))?;
+        req.call().map_err(|e| self.request_error(e))
+    }
+
+    /// Fetches a small object (a manifest) into memory; `Ok(None)` is a miss.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+        debug_assert!(wire::is_valid_key(key));
+        let mut resp = self.call_get(&self.url(key))?;
         match resp.status().as_u16() {
             200 => resp
                 .body_mut()
                 .with_config()
-                .limit(MAX_DOWNLOAD)
+                .limit(MAX_SMALL_ANSWER)
                 .read_to_vec()
                 .map(Some)
-                .map_err(|e| self.unreachable(e)),
+                .map_err(|e| self.request_error(e)),
             404 => Ok(None),
             s => Err(self.status_error(s, "read")),
         }
     }
 
-    /// Stores an object.
-    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<(), RemoteError> {
-        let mut req = self.agent.put(&self.url(key));
+    /// Streams an object into `out` (never whole in memory), refusing more than
+    /// `max_download` bytes or than the server announced. `Ok(None)` is a miss; `Ok(Some(n))`
+    /// the bytes written.
+    pub fn get_to(&self, key: &str, out: &mut impl io::Write) -> Result<Option<u64>, RemoteError> {
+        debug_assert!(wire::is_valid_key(key));
+        let mut resp = self.call_get(&self.url(key))?;
+        match resp.status().as_u16() {
+            200 => {
+                let limit = self.config.max_download;
+                let too_large = || RemoteError::TooLarge {
+                    url: self.config.url.clone(),
+                    limit,
+                };
+                let announced = resp.body().content_length();
+                if announced.is_some_and(|n| n > limit) {
+                    return Err(too_large());
+                }
+                let mut body = resp
+                    .body_mut()
+                    .with_config()
+                    .limit(announced.unwrap_or(limit))
+                    .reader();
+                let n = io::copy(&mut body, out).map_err(|e| {
+                    match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+                        Some(Ok(e)) => self.request_error(*e),
+                        Some(Err(e)) => self.unreachable(e),
+                        None => self.unreachable("the transfer broke off"),
+                    }
+                })?;
+                Ok(Some(n))
+            }
+            404 => Ok(None),
+            s => Err(self.status_error(s, "read")),
+        }
+    }
+
+    /// Stores an object read from `file` (streamed from disk, with its length announced).
+    pub fn put_file(&self, key: &str, file: &fs::File) -> Result<(), RemoteError> {
+        let mut req = self
+            .agent
+            .put(&self.url(key))
+            .config()
+            .timeout_global(Some(self.budget()?))
+            .build();
         if let Some(a) = self.auth() {
             req = req.header("Authorization", a);
         }
-        let resp = req.send(bytes).map_err(|e| self.unreachable(e))?;
+        let resp = req.send(file).map_err(|e| self.request_error(e))?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            s => Err(self.status_error(s, "write")),
+        }
+    }
+
+    /// Stores a small object (a manifest).
+    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<(), RemoteError> {
+        let mut req = self
+            .agent
+            .put(&self.url(key))
+            .config()
+            .timeout_global(Some(self.budget()?))
+            .build();
+        if let Some(a) = self.auth() {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send(bytes).map_err(|e| self.request_error(e))?;
         match resp.status().as_u16() {
             200..=299 => Ok(()),
             s => Err(self.status_error(s, "write")),
@@ -236,18 +367,14 @@ impl Remote {
 
     /// GETs a server path outside the namespace (`/healthz`, `/stats`, `/_whoami`).
     pub fn get_path(&self, path: &str) -> Result<(u16, Vec<u8>), RemoteError> {
-        let mut req = self.agent.get(&format!("{}{path}", self.config.url));
-        if let Some(a) = self.auth() {
-            req = req.header("Authorization", a);
-        }
-        let mut resp = req.call().map_err(|e| self.unreachable(e))?;
+        let mut resp = self.call_get(&format!("{}{path}", self.config.url))?;
         let status = resp.status().as_u16();
         let body = resp
             .body_mut()
             .with_config()
-            .limit(16 << 20)
+            .limit(MAX_SMALL_ANSWER)
             .read_to_vec()
-            .map_err(|e| self.unreachable(e))?;
+            .map_err(|e| self.request_error(e))?;
         Ok((status, body))
     }
 }

@@ -9,41 +9,151 @@
 //! file and cargo's `{"artifact": ...}` notifications on stderr. Everything else is replayed
 //! byte for byte, so cached crates show their warnings exactly as a compile would.
 
-use std::io::{self, Write};
-use std::path::Path;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
-use cachet_core::entry::Entry;
+use cachet_core::entry::{
+    is_safe_file_name, EntryError, EntryFile, EntryMeta, PayloadSink, Within,
+};
+use cachet_core::Digest;
 
 use crate::dep_info;
 use crate::fsutil;
 use crate::paths::{replace_path, Anchors};
+use crate::tiers::Found;
 
-/// Writes every file of `entry` into `out_dir`, rewriting the dep-info file's targets.
-/// Files are written before any output is replayed, so an artifact notification never names a
-/// file that is not there yet.
+/// Largest dep-info file restored (it is rewritten in memory).
+const MAX_DEP_INFO: u64 = 64 << 20;
+
+/// Where each file of an entry is being written: temporary files in the out-dir, renamed into
+/// place only once every file has been written and has matched its hash.
+struct ToOutDir<'a> {
+    out_dir: &'a Path,
+    dep_info_name: &'a str,
+    /// Per file of the entry: its temporary path and open file.
+    temps: Vec<Option<(PathBuf, File)>>,
+    /// The dep-info file's bytes, rewritten before it is written.
+    dep_info: Option<(usize, Vec<u8>)>,
+}
+
+impl ToOutDir<'_> {
+    fn create(&mut self, index: usize, name: &str) -> io::Result<&mut File> {
+        if !is_safe_file_name(name) {
+            return Err(io::Error::other(format!("unsafe file name {name:?}")));
+        }
+        let tmp = fsutil::temp_path_for(&self.out_dir.join(name));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        self.temps[index] = Some((tmp, file));
+        Ok(&mut self.temps[index].as_mut().expect("just set").1)
+    }
+
+    fn remove_temps(&mut self) {
+        for (tmp, _) in self.temps.iter_mut().filter_map(Option::take) {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+impl PayloadSink for ToOutDir<'_> {
+    fn file(&mut self, index: usize, file: &EntryFile, contents: &mut dyn Read) -> io::Result<()> {
+        if file.name == self.dep_info_name {
+            let mut bytes = Vec::new();
+            contents.take(MAX_DEP_INFO + 1).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > MAX_DEP_INFO {
+                return Err(io::Error::other("dep-info file larger than the limit"));
+            }
+            self.dep_info = Some((index, bytes));
+            return Ok(());
+        }
+        let out = self.create(index, &file.name)?;
+        io::copy(contents, out)?;
+        Ok(())
+    }
+
+    fn copy(&mut self, index: usize, file: &EntryFile, within: Within) -> io::Result<Digest> {
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; (256 << 10).min(file.size as usize)];
+        self.create(index, &file.name)?;
+        let mut done = 0u64;
+        while done < file.size {
+            let want = (file.size - done).min(buf.len() as u64) as usize;
+            let at = within.offset + done;
+            match (&self.dep_info, &self.temps[within.file]) {
+                (Some((i, bytes)), _) if *i == within.file => {
+                    buf[..want].copy_from_slice(&bytes[at as usize..at as usize + want])
+                }
+                (_, Some((_, holder))) => holder.read_exact_at(&mut buf[..want], at)?,
+                _ => return Err(io::Error::other("a copy of a file not restored")),
+            }
+            hasher.update(&buf[..want]);
+            let (_, out) = self.temps[index].as_mut().expect("created above");
+            out.write_all(&buf[..want])?;
+            done += want as u64;
+        }
+        Ok(Digest(*hasher.finalize().as_bytes()))
+    }
+}
+
+/// Writes every file of the entry `found` into `out_dir`, rewriting the dep-info file's
+/// targets, and returns the recorded stdout and stderr. Each file is streamed to a temporary
+/// name and checked against its hash; only when all are whole are they renamed into place, so
+/// a bad entry leaves the out-dir as it was. Files are written before any output is replayed,
+/// so an artifact notification never names a file that is not there yet.
 pub fn write_outputs(
-    entry: &Entry,
+    found: &Found,
     out_dir: &Path,
     dep_info_name: &str,
     anchors: &Anchors,
-) -> io::Result<u64> {
-    let new_dir = out_dir.to_string_lossy();
-    let moves = anchors.moves_from(&entry.meta.anchors);
-    let mut written = 0;
-    for (file, bytes) in entry.meta.files.iter().zip(&entry.contents) {
-        let target = out_dir.join(&file.name);
-        if file.name == dep_info_name {
-            let text = String::from_utf8_lossy(bytes);
-            let rewritten = dep_info::rewrite_targets(&text, &entry.meta.out_dir, &new_dir);
-            // Sources under the recorded build's anchors are this build's files.
-            let rewritten = dep_info::move_paths(&rewritten, &moves);
-            fsutil::write_atomic_with_mode(&target, rewritten.as_bytes(), Some(file.mode))?;
-        } else {
-            fsutil::write_atomic_with_mode(&target, bytes, Some(file.mode))?;
-        }
-        written += file.size;
+) -> Result<(Vec<u8>, Vec<u8>), EntryError> {
+    let meta = &found.head.meta;
+    let mut sink = ToOutDir {
+        out_dir,
+        dep_info_name,
+        temps: (0..meta.files.len()).map(|_| None).collect(),
+        dep_info: None,
+    };
+    let result = found
+        .head
+        .read_payload(found.data.source(), &mut sink)
+        .and_then(|texts| {
+            finish(&mut sink, meta, anchors).map_err(EntryError::Restore)?;
+            Ok(texts)
+        });
+    sink.remove_temps();
+    result
+}
+
+/// Sets modes, writes the rewritten dep-info file and renames every file into place.
+fn finish(sink: &mut ToOutDir<'_>, meta: &EntryMeta, anchors: &Anchors) -> io::Result<()> {
+    if let Some((index, bytes)) = sink.dep_info.take() {
+        let new_dir = sink.out_dir.to_string_lossy();
+        let text = String::from_utf8_lossy(&bytes);
+        let rewritten = dep_info::rewrite_targets(&text, &meta.out_dir, &new_dir);
+        // Sources under the recorded build's anchors are this build's files.
+        let rewritten = dep_info::move_paths(&rewritten, &anchors.moves_from(&meta.anchors));
+        sink.create(index, &meta.files[index].name)?
+            .write_all(rewritten.as_bytes())?;
     }
-    Ok(written)
+    for (file, temp) in meta.files.iter().zip(&sink.temps) {
+        if let Some((_, f)) = temp {
+            f.set_permissions(fs::Permissions::from_mode(file.mode))?;
+        }
+    }
+    for (file, temp) in meta.files.iter().zip(sink.temps.iter_mut()) {
+        if let Some((tmp, _)) = temp.take() {
+            if let Err(e) = fs::rename(&tmp, sink.out_dir.join(&file.name)) {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites cargo's artifact notifications that name `old_dir` so they name `new_dir`.
@@ -70,15 +180,16 @@ pub fn rewrite_artifacts(stderr: &[u8], old_dir: &str, new_dir: &str) -> Vec<u8>
     out
 }
 
-/// Replays the recorded stdout and stderr. Paths of the recorded build under its anchors are
-/// moved to this build's.
-pub fn replay(entry: &Entry, out_dir: &Path, anchors: &Anchors) -> io::Result<()> {
-    let mut stderr = rewrite_artifacts(
-        &entry.stderr,
-        &entry.meta.out_dir,
-        &out_dir.to_string_lossy(),
-    );
-    let moves = anchors.moves_from(&entry.meta.anchors);
+/// Replays the recorded stdout and stderr of an entry with metadata `meta`. Paths of the
+/// recorded build under its anchors are moved to this build's.
+pub fn replay(
+    meta: &EntryMeta,
+    (stdout, stderr): (&[u8], &[u8]),
+    out_dir: &Path,
+    anchors: &Anchors,
+) -> io::Result<()> {
+    let mut stderr = rewrite_artifacts(stderr, &meta.out_dir, &out_dir.to_string_lossy());
+    let moves = anchors.moves_from(&meta.anchors);
     if !moves.is_empty() {
         let json = |s: &str| {
             let q = serde_json::to_string(s).unwrap_or_default();
@@ -91,7 +202,7 @@ pub fn replay(entry: &Entry, out_dir: &Path, anchors: &Anchors) -> io::Result<()
         stderr = text.into_bytes();
     }
     let mut out = io::stdout().lock();
-    out.write_all(&entry.stdout)?;
+    out.write_all(stdout)?;
     out.flush()?;
     let mut err = io::stderr().lock();
     err.write_all(&stderr)?;
@@ -101,6 +212,7 @@ pub fn replay(entry: &Entry, out_dir: &Path, anchors: &Anchors) -> io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cachet_core::entry::Entry;
 
     /// rustc hard-links an incremental session's `.rmeta` into the out-dir; a restore that
     /// wrote into that file would change the session, and rustc would later reuse the wrong
@@ -126,7 +238,14 @@ mod tests {
             ],
         );
         let anchors = Anchors::discover(dir.path(), Some(&out_dir), |_| None);
-        write_outputs(&entry, &out_dir, "r.d", &anchors).unwrap();
+        let key = Digest([1; 32]);
+        let bytes = entry.encode(&key, 1).unwrap();
+        let found = Found {
+            head: cachet_core::entry::EntryHead::read(&bytes[..], &key).unwrap(),
+            data: crate::tiers::EntryData::Memory(bytes),
+            source: crate::tiers::Source::Local,
+        };
+        write_outputs(&found, &out_dir, "r.d", &anchors).unwrap();
         assert_eq!(
             std::fs::read(out_dir.join("libr.rmeta")).unwrap(),
             b"restored metadata"

@@ -37,6 +37,10 @@ enum Command {
     /// Run the cache server in Docker: build the image, start, stop, status, purge, logs.
     #[command(subcommand)]
     Docker(commands::docker::DockerCommand),
+    /// Make, show and rotate the ed25519 keys that sign entries (CACHET_SIGNING_KEY,
+    /// CACHET_TRUSTED_KEYS).
+    #[command(subcommand)]
+    Key(commands::key::KeyCommand),
     /// Probe a local server's /healthz (the container image's health check); exit 0 or 1.
     Healthcheck(commands::healthcheck::HealthcheckArgs),
     /// Send cargo builds through cachet, their C/C++/assembly too (writes cargo's config).
@@ -55,6 +59,7 @@ pub const SUBCOMMANDS: &[&str] = &[
     "docker",
     "healthcheck",
     "setup",
+    "key",
     "help",
 ];
 
@@ -92,6 +97,7 @@ pub fn run() -> ExitCode {
         Command::Docker(cmd) => commands::docker::run(cmd),
         Command::Healthcheck(args) => commands::healthcheck::run(&args),
         Command::Setup(args) => commands::setup::run(&args),
+        Command::Key(cmd) => commands::key::run(cmd),
     };
     match result {
         Ok(code) => code,

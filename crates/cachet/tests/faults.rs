@@ -139,7 +139,8 @@ fn full_cache_filesystem_still_builds_and_warns_once() {
     // Whatever did get written is never half an entry.
     if p.cache.join("v1/entries").is_dir() {
         for f in entry_files(&p.cache) {
-            cachet_core::entry::Entry::decode(&fs::read(&f).unwrap()).unwrap();
+            let key = f.file_name().unwrap().to_string_lossy().parse().unwrap();
+            cachet_core::entry::Entry::decode(&fs::read(&f).unwrap(), &key).unwrap();
         }
     }
 }

@@ -7,6 +7,7 @@ mod commands;
 mod docker;
 mod faults;
 mod hits;
+mod hostile;
 mod incremental;
 mod native;
 mod paths;

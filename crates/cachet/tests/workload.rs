@@ -63,7 +63,8 @@ fn check_entries(cache: &Path) -> usize {
                 continue;
             }
             let bytes = std::fs::read(f.path()).unwrap();
-            Entry::decode(&bytes)
+            let key = f.file_name().to_string_lossy().parse().unwrap();
+            Entry::decode(&bytes, &key)
                 .unwrap_or_else(|e| panic!("corrupt entry {}: {e}", f.path().display()));
             n += 1;
         }

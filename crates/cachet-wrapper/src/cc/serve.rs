@@ -23,6 +23,7 @@ use crate::dep_info;
 use crate::file_hash::{now_ns, FileHasher, Fingerprint};
 use crate::journal;
 use crate::key::{self, KeyInputs};
+use crate::manifest::InputPolicy;
 use crate::notice;
 use crate::paths::{replace_path, Anchors};
 use crate::pipeline::{exit_code, Outcome, Report};
@@ -189,26 +190,48 @@ fn settled_marker(out_dir: &Path, source: &Path) -> Option<ClockMarker> {
     Some(marker)
 }
 
+/// Largest C entry decoded (it is held in memory: an object file, its dependency file).
+const MAX_ENTRY_PAYLOAD: u64 = 512 << 20;
+
+/// Which files a manifest candidate may name for this compile (see `manifest.rs`): the
+/// checkout, `CARGO_HOME`, the target directory and the system's headers and libraries.
+fn input_policy(call: &Call<'_>) -> InputPolicy {
+    let anchored = |name: &str| -> Vec<PathBuf> {
+        let named = call.anchors.0.iter().filter(|a| a.name == name);
+        named.map(|a| PathBuf::from(&a.path)).collect()
+    };
+    let mut sources = anchored("WORKSPACE");
+    sources.extend(anchored("CARGO_HOME"));
+    sources.push(call.cwd.clone());
+    let mut built = anchored("TARGET");
+    built.extend(std::env::var_os("OUT_DIR").map(PathBuf::from));
+    InputPolicy::new(&call.cwd, &call.anchors, &sources, &built, true)
+}
+
 /// The entry for the current inputs: L1's manifest first, the server's when L1 has none.
 fn lookup(call: &Call<'_>, pre: &Digest, delta: &mut Delta) -> Option<(Entry, u64, Source)> {
     let env = |name: &str| inputs::anchor_value(&call.anchors, name);
-    let find = |m: &crate::manifest::Manifest| {
-        m.find_match(&call.cwd, &call.anchors, &call.hasher, &env)
-            .cloned()
-    };
-    let candidate = match find(&call.tiers.manifest(pre, false, delta)) {
+    let policy = input_policy(call);
+    let find = |m: &crate::manifest::Manifest| m.find_match(&policy, &call.hasher, &env).cloned();
+    let candidate = match find(&call.tiers.manifest(pre, false, &policy, delta)) {
         Some(c) => c,
-        None if call.tiers.has_remote() => find(&call.tiers.manifest(pre, true, delta))?,
+        None if call.tiers.has_remote() => find(&call.tiers.manifest(pre, true, &policy, delta))?,
         None => return None,
     };
     let entry_key = key::entry_key(pre, &candidate.files, &candidate.env);
-    let (entry, size, source) = call.tiers.entry(&entry_key, delta)?;
-    let has = |n: &str| entry.meta.files.iter().any(|f| f.name == n);
-    if !has(OBJECT) || (call.plan.user_depfile.is_some() && !has(DEPFILE)) {
-        Stats::bump(&mut delta.errors, "entry lacks an output");
-        return None;
+    let mut expected = vec![OBJECT.to_string()];
+    if call.plan.user_depfile.is_some() {
+        expected.push(DEPFILE.to_string());
     }
-    Some((entry, size, source))
+    let found = call.tiers.entry(&entry_key, &expected, delta)?;
+    match found.head.read_all(found.data.source(), MAX_ENTRY_PAYLOAD) {
+        Ok(entry) => Some((entry, found.head.len, found.source)),
+        Err(e) => {
+            warn!(source = %call.name, error = %e, "an entry could not be decoded");
+            Stats::bump(&mut delta.errors, "restore failed");
+            None
+        }
+    }
 }
 
 /// Writes the object (and the user's dependency file, moved to this checkout's paths).
@@ -425,8 +448,15 @@ fn store(
             other => std::io::Error::other(other.to_string()),
         };
         let payload = object.len() as u64;
-        let mut w = EntryWriter::new(file, level, &compiled.stdout, &compiled.stderr, payload)
-            .map_err(to_io)?;
+        let mut w = EntryWriter::new(
+            file,
+            &key,
+            level,
+            &compiled.stdout,
+            &compiled.stderr,
+            payload,
+        )
+        .map_err(to_io)?;
         w.add_file(OBJECT, mode, &mut &object[..]).map_err(to_io)?;
         if let Some(d) = user_depfile {
             w.add_file(DEPFILE, 0o644, &mut &d[..]).map_err(to_io)?;

@@ -4,6 +4,7 @@ pub mod docker;
 pub mod explain;
 pub mod flush;
 pub mod healthcheck;
+pub mod key;
 pub mod server;
 pub mod setup;
 pub mod stats;
