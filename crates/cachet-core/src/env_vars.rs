@@ -27,7 +27,7 @@ pub const CACHET_CA_CERT: &str = "CACHET_CA_CERT";
 /// Namespace used on the shared server. Default `cachet`.
 pub const CACHET_NAMESPACE: &str = "CACHET_NAMESPACE";
 /// Overall deadline of one request to the shared server (connect, headers and body), e.g.
-/// `30s`; the requests of one rustc call share twice this. Default `30s`.
+/// `30s`; the requests of one lookup, or of one round of uploads, share twice this. Default `30s`.
 pub const CACHET_SERVER_TIMEOUT: &str = "CACHET_SERVER_TIMEOUT";
 /// Largest entry accepted from the shared server, with K/M/G suffixes. Default `2G`.
 pub const CACHET_MAX_DOWNLOAD: &str = "CACHET_MAX_DOWNLOAD";

@@ -8,13 +8,14 @@
 //! not once per crate. A read-only token is remembered the same way for uploads only.
 //!
 //! Nothing the server sends is trusted to be small or quick. Every request has one overall
-//! deadline (connect, headers and body together, `CACHET_SERVER_TIMEOUT`), and all the
-//! requests of one wrapper call share a budget of twice that, so a server that drips one byte
-//! every few seconds, or goes silent after its headers, costs one bounded wait and trips the
-//! breaker. Entries are streamed to a file, never held whole, and refused beyond
+//! deadline (connect, headers and body together, `CACHET_SERVER_TIMEOUT`), and the requests
+//! of one phase of a wrapper call (its lookup; its uploads) share a budget of twice that, so a
+//! server that drips one byte every few seconds, or goes silent after its headers, costs one
+//! bounded wait and trips the breaker. Entries are streamed to a file, never held whole, and refused beyond
 //! `CACHET_MAX_DOWNLOAD` (and beyond the length the server announced); uploads stream from
 //! the entry file.
 
+use std::cell::Cell;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ pub struct RemoteConfig {
     pub ca_cert: Option<PathBuf>,
     /// Namespace for this client's objects.
     pub namespace: String,
-    /// Overall deadline of one request; the requests of one call share twice this.
+    /// Overall deadline of one request; the requests of one phase of a call share twice this.
     pub timeout: Duration,
     /// Largest entry accepted.
     pub max_download: u64,
@@ -130,9 +131,10 @@ impl RemoteError {
 pub struct Remote {
     agent: Agent,
     config: RemoteConfig,
-    /// When the requests of this call must all be done: a slow server costs each call a
-    /// bounded wait however many requests it makes.
-    deadline: Instant,
+    /// When the requests of this phase of the call (the lookup, or the uploads after the
+    /// compile) must all be done: a slow server costs each a bounded wait however many
+    /// requests it makes, and the compile in between never counts.
+    deadline: Cell<Instant>,
 }
 
 fn load_roots(extra: Option<&Path>) -> Result<ureq::tls::RootCerts, RemoteError> {
@@ -192,7 +194,7 @@ impl Remote {
             .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
             .build()
             .into();
-        let deadline = Instant::now() + config.timeout * 2;
+        let deadline = Cell::new(Instant::now() + config.timeout * 2);
         Ok(Remote {
             agent,
             config,
@@ -237,9 +239,17 @@ impl Remote {
         }
     }
 
-    /// What is left of this call's budget, at most one request's deadline.
+    /// Starts a new phase of the call (the uploads after a compile) with a fresh budget.
+    pub fn new_phase(&self) {
+        self.deadline.set(Instant::now() + self.config.timeout * 2);
+    }
+
+    /// What is left of this phase's budget, at most one request's deadline.
     fn budget(&self) -> Result<Duration, RemoteError> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
+        let left = self
+            .deadline
+            .get()
+            .saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(self.unreachable(format!(
                 "no answer within {}s (CACHET_SERVER_TIMEOUT)",

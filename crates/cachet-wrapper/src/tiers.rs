@@ -468,6 +468,8 @@ impl<'a> Tiers<'a> {
             }
             return;
         };
+        // The compile since the lookup does not count against the server's budget.
+        remote.new_phase();
         for (i, (kind, digest, body)) in objects.iter().enumerate() {
             match body.put(remote, &key_of(*kind, digest)) {
                 Ok(len) => {
