@@ -194,7 +194,8 @@ fn settled_marker(out_dir: &Path, source: &Path) -> Option<ClockMarker> {
 const MAX_ENTRY_PAYLOAD: u64 = 512 << 20;
 
 /// Which files a manifest candidate may name for this compile (see `manifest.rs`): the
-/// checkout, `CARGO_HOME`, the target directory and the system's headers and libraries.
+/// checkout, `CARGO_HOME`, the target directory, the source's directory and the include
+/// directories the command names, and the system's headers and libraries.
 fn input_policy(call: &Call<'_>) -> InputPolicy {
     let anchored = |name: &str| -> Vec<PathBuf> {
         let named = call.anchors.0.iter().filter(|a| a.name == name);
@@ -203,6 +204,9 @@ fn input_policy(call: &Call<'_>) -> InputPolicy {
     let mut sources = anchored("WORKSPACE");
     sources.extend(anchored("CARGO_HOME"));
     sources.push(call.cwd.clone());
+    let source = call.cwd.join(&call.plan.source);
+    sources.extend(source.parent().map(Path::to_path_buf));
+    sources.extend(call.plan.include_dirs.iter().map(|(_, d)| call.cwd.join(d)));
     let mut built = anchored("TARGET");
     built.extend(std::env::var_os("OUT_DIR").map(PathBuf::from));
     InputPolicy::new(&call.cwd, &call.anchors, &sources, &built, true)
