@@ -392,3 +392,34 @@ fn c_compile_through_an_unreachable_server_succeeds() {
     let records = cachet_wrapper::journal::read(&tmp.path().join("cache"));
     assert_eq!(records.last().map(|r| r.outcome), Some(Outcome::Miss));
 }
+
+/// A compile that fails is replayed as it is (exit code, the compiler's error) and never
+/// stored: the next call compiles again and fails again.
+#[test]
+fn c_compile_failure_is_replayed_and_never_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("bad.c"), "int bad(void) { return nope; }\n").unwrap();
+    let cache = tmp.path().join("cache");
+    for _ in 0..2 {
+        let out = Command::new(cachet_bin())
+            .args(["cc", "-c", "bad.c", "-o", "bad.o"])
+            .current_dir(tmp.path())
+            .env("CACHET_DIR", &cache)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("nope"),
+            "{out:?}"
+        );
+        assert!(!tmp.path().join("bad.o").exists());
+    }
+    let outcomes: Vec<Outcome> = cachet_wrapper::journal::read(&cache)
+        .iter()
+        .map(|r| r.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![Outcome::CompileFailed, Outcome::CompileFailed]
+    );
+}
