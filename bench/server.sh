@@ -4,6 +4,7 @@
 #
 #   bench/server.sh                 # default: 10 s per scenario
 #   SECONDS_PER_RUN=5 bench/server.sh
+#   SCENARIOS="get 1M 64;put 16M 8" bench/server.sh   # a subset
 #
 # Each scenario starts a fresh server (so peak RSS belongs to that scenario alone) and runs the
 # load generator (crates/cachet-server/examples/loadgen.rs). Needs nginx-light
@@ -69,13 +70,18 @@ CONF
 
 stop_all() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; PIDS=(); }
 
-scenarios=(
-  "get 10K 64"
-  "get 1M 64"
-  "put 1M 64"
-  "get 50M 16"
-  "put 50M 64"
-)
+# Every operation at 1, 8 and 64 clients and 4 KiB, 1 MiB and 16 MiB objects
+# (SCENARIOS="get 1M 64;put 16M 8" runs only those).
+scenarios=()
+if [ -n "${SCENARIOS:-}" ]; then
+  IFS=';' read -r -a scenarios <<<"$SCENARIOS"
+else
+  for op in get put; do
+    for size in 4K 1M 16M; do
+      for clients in 1 8 64; do scenarios+=("$op $size $clients"); done
+    done
+  done
+fi
 echo "# cachet server vs nginx WebDAV, loopback, ${SECS}s per run, $(nproc) cores"
 echo "# reproduce: SECONDS_PER_RUN=$SECS bench/server.sh"
 for s in "${scenarios[@]}"; do
