@@ -2,13 +2,16 @@
 //!
 //! Output is forwarded chunk by chunk, not at exit: cargo starts dependent crates as soon as
 //! it reads the `.rmeta` artifact notification (pipelining), which rustc prints long before it
-//! finishes code generation.
+//! finishes code generation. stderr is forwarded line by line with the path remapping taken
+//! back out of file names (see `messages.rs`), and recorded as rustc wrote it.
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
+
+use crate::messages::{LineRewriter, Unmap};
 
 /// A finished rustc run.
 pub struct Compiled {
@@ -22,8 +25,9 @@ pub struct Compiled {
     pub millis: u64,
 }
 
-fn pump(mut from: impl Read, mut to: impl Write) -> io::Result<Vec<u8>> {
+fn pump(mut from: impl Read, mut to: impl Write, unmap: Option<&Unmap>) -> io::Result<Vec<u8>> {
     let mut recorded = Vec::new();
+    let mut lines = unmap.map(LineRewriter::new);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match from.read(&mut buf) {
@@ -33,14 +37,24 @@ fn pump(mut from: impl Read, mut to: impl Write) -> io::Result<Vec<u8>> {
             Err(e) => return Err(e),
         };
         recorded.extend_from_slice(&buf[..n]);
+        let shown = match &mut lines {
+            Some(lines) => std::borrow::Cow::Owned(lines.push(&buf[..n])),
+            None => std::borrow::Cow::Borrowed(&buf[..n]),
+        };
         // If cargo stopped reading, keep draining rustc so it is not blocked.
-        let _ = to.write_all(&buf[..n]).and_then(|()| to.flush());
+        if !shown.is_empty() {
+            let _ = to.write_all(&shown).and_then(|()| to.flush());
+        }
+    }
+    if let Some(lines) = &mut lines {
+        let _ = to.write_all(&lines.finish()).and_then(|()| to.flush());
     }
     Ok(recorded)
 }
 
-/// Runs `rustc args` in the current directory, streaming and recording its output.
-pub fn run(rustc: &Path, args: &[OsString]) -> io::Result<Compiled> {
+/// Runs `rustc args` in the current directory, streaming and recording its output; file names
+/// in what is shown of stderr are mapped back with `unmap`.
+pub fn run(rustc: &Path, args: &[OsString], unmap: &Unmap) -> io::Result<Compiled> {
     let start = Instant::now();
     let mut child = Command::new(rustc)
         .args(args)
@@ -56,8 +70,8 @@ pub fn run(rustc: &Path, args: &[OsString]) -> io::Result<Compiled> {
         .stderr
         .take()
         .ok_or_else(|| io::Error::other("no stderr pipe"))?;
-    let out_thread = std::thread::spawn(move || pump(stdout, io::stdout()));
-    let err_result = pump(stderr, io::stderr());
+    let out_thread = std::thread::spawn(move || pump(stdout, io::stdout(), None));
+    let err_result = pump(stderr, io::stderr(), Some(unmap));
     let out_result = out_thread
         .join()
         .map_err(|_| io::Error::other("stdout reader panicked"))?;

@@ -161,7 +161,12 @@ pub fn identify(
     let mut binary = resolve(rustc);
     if is_rustup_proxy(&binary) {
         let sysroot = run_text(&binary, &["--print", "sysroot"])?;
-        binary = Path::new(sysroot.trim()).join("bin").join("rustc");
+        // The proxy's own name: `rustc`, or `clippy-driver` for a workspace wrapper.
+        let name = binary
+            .file_name()
+            .unwrap_or(OsStr::new("rustc"))
+            .to_os_string();
+        binary = Path::new(sysroot.trim()).join("bin").join(name);
     }
     let record_path = records.map(|dir| {
         dir.join(format!(

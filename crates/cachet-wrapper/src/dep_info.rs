@@ -107,49 +107,75 @@ fn unescape_env(v: &str) -> String {
     out
 }
 
-/// Rewrites the targets of a dep-info file recorded in `old_dir` so they name `new_dir`.
-/// Dependencies (sources) are left alone: they are part of the key, so they are this build's.
-pub fn rewrite_targets(text: &str, old_dir: &str, new_dir: &str) -> String {
-    if old_dir == new_dir {
-        return text.to_string();
-    }
-    let old_prefix = format!("{}/", escape_path(old_dir.trim_end_matches('/')));
-    let new_prefix = format!("{}/", escape_path(new_dir.trim_end_matches('/')));
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        match line.strip_prefix(old_prefix.as_str()) {
-            Some(rest) if !line.starts_with('#') => {
-                out.push_str(&new_prefix);
-                out.push_str(rest);
-            }
-            _ => out.push_str(line),
+/// Moves a dep-info file recorded by another build to this one: its targets from the recorded
+/// out-dir `old_dir` to `new_dir`, and the paths under the recorded build's anchors to this
+/// build's (`moves`: `(old, new)`, longest old first).
+///
+/// rustc writes one rule per output, `OUT_DIR/NAME: deps`, at the start of a line, with the
+/// target path as it is (spaces and newlines not escaped; `names` are the outputs' file names);
+/// dependencies escape spaces as `\ ` but not newlines; the `# env-dep:` lines after the rules
+/// escape newlines and backslashes. A path may therefore span lines, so the rules are
+/// rewritten as one text, not line by line.
+pub fn relocate(
+    text: &str,
+    (old_dir, new_dir): (&str, &str),
+    names: &[&str],
+    moves: &[(String, String)],
+) -> String {
+    let (old_dir, new_dir) = (old_dir.trim_end_matches('/'), new_dir.trim_end_matches('/'));
+    // The comments (`# env-dep:`, `# checksum:`) come after every rule.
+    let comments_at = if text.starts_with('#') {
+        0
+    } else {
+        text.find("\n#").map_or(text.len(), |i| i + 1)
+    };
+    let (rules, comments) = text.split_at(comments_at);
+    // A leading newline makes "at the start of a line" one pattern for every rule.
+    let rules = format!("\n{rules}");
+    let mut targets: Vec<(usize, usize, &str)> = Vec::new();
+    for name in names {
+        let pattern = format!("\n{old_dir}/{name}:");
+        for (at, _) in rules.match_indices(&pattern) {
+            targets.push((at, at + pattern.len(), name));
         }
     }
-    out
-}
-
-/// Moves paths from old directories to new ones (`(old, new)`, longest old first): escaped as
-/// Makefile paths in rules, as env values in `# env-dep:` lines.
-pub fn move_paths(text: &str, moves: &[(String, String)]) -> String {
-    if moves.is_empty() {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let mut line = line.to_string();
+    targets.sort();
+    let move_deps = |part: &str| {
+        let mut part = part.to_string();
         for (old, new) in moves {
-            line = if line.starts_with("# env-dep:") {
-                let esc = |p: &str| p.replace('\\', "\\\\").replace('\n', "\\n");
-                crate::paths::replace_path(&line, &esc(old), &esc(new))
-            } else if line.starts_with('#') {
-                line
-            } else {
-                crate::paths::replace_path(&line, &escape_path(old), &escape_path(new))
-            };
+            part = crate::paths::replace_path(&part, &escape_path(old), &escape_path(new));
+        }
+        part
+    };
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut done = 0;
+    for (start, end, name) in targets {
+        if start < done {
+            continue;
+        }
+        out.push_str(&move_deps(&rules[done..start]));
+        out.push_str(&format!("\n{new_dir}/{name}:"));
+        done = end;
+    }
+    out.push_str(&move_deps(&rules[done..]));
+    out.remove(0);
+    for line in comments.split_inclusive('\n') {
+        let mut line = line.to_string();
+        if line.starts_with("# env-dep:") {
+            let esc = |p: &str| p.replace('\\', "\\\\").replace('\n', "\\n");
+            for (old, new) in moves {
+                line = crate::paths::replace_path(&line, &esc(old), &esc(new));
+            }
         }
         out.push_str(&line);
     }
     out
+}
+
+/// Moves paths from old directories to new ones (`(old, new)`, longest old first) in a
+/// Makefile-style dependency file, its targets included: [`relocate`] without an out-dir.
+pub fn move_paths(text: &str, moves: &[(String, String)]) -> String {
+    relocate(text, ("", ""), &[], moves)
 }
 
 fn escape_path(p: &str) -> String {
@@ -189,46 +215,67 @@ mod tests {
     }
 
     #[test]
-    fn rewrites_only_targets() {
-        let r = rewrite_targets(SAMPLE, "/t/deps", "/u/x y/deps");
-        assert!(r.starts_with("/u/x\\ y/deps/depa-c1.d: /src/depa/src/lib.rs"));
-        assert!(r.contains("/u/x\\ y/deps/libdepa-c1.rlib: "));
-        assert_eq!(parse(&r).files, parse(SAMPLE).files);
-        assert_eq!(rewrite_targets(SAMPLE, "/t/deps", "/t/deps"), SAMPLE);
+    fn relocates_targets_as_rustc_writes_them() {
+        let names = ["depa-c1.d", "libdepa-c1.rlib"];
+        let r = relocate(SAMPLE, ("/t/deps", "/u/x y/deps"), &names, &[]);
+        // rustc does not escape the targets' spaces.
+        assert!(r.starts_with("/u/x y/deps/depa-c1.d: /src/depa/src/lib.rs"));
+        assert!(r.contains("\n/u/x y/deps/libdepa-c1.rlib: "));
+        assert_eq!(
+            relocate(SAMPLE, ("/t/deps", "/t/deps"), &names, &[]),
+            SAMPLE
+        );
+        // Back again, through a directory with a newline.
+        let odd = relocate(&r, ("/u/x y/deps", "/v/new\nline/deps"), &names, &[]);
+        assert!(odd.starts_with("/v/new\nline/deps/depa-c1.d: /src/depa/src/lib.rs"));
+        assert_eq!(
+            relocate(&odd, ("/v/new\nline/deps", "/t/deps"), &names, &[]),
+            SAMPLE
+        );
+        assert_eq!(parse(&odd).files, parse(SAMPLE).files);
     }
 
     #[test]
     fn moves_rules_and_env_values_with_their_own_escaping() {
-        let text = "/old dir/t/x.d: /old dir/src/lib.rs\n\n/old dir/src/lib.rs:\n\n# env-dep:OUT_DIR=/old dir/t/out\n";
-        let moved = move_paths(text, &[("/old dir".into(), "/new place".into())]);
-        // Rules escape spaces; env values do not.
-        let text = text
-            .replace(
-                "/old dir/t/x.d: /old dir/src",
-                "/old\\ dir/t/x.d: /old\\ dir/src",
-            )
-            .replace("\n/old dir/src/lib.rs:", "\n/old\\ dir/src/lib.rs:");
-        let moved2 = move_paths(&text, &[("/old dir".into(), "/new place".into())]);
-        assert!(
-            moved2.starts_with("/new\\ place/t/x.d: /new\\ place/src/lib.rs"),
-            "{moved2}"
-        );
-        assert!(
-            moved2.contains("# env-dep:OUT_DIR=/new place/t/out"),
-            "{moved2}"
+        let text = "/old dir/t/x.d: /old\\ dir/src/lib.rs\n\n/old\\ dir/src/lib.rs:\n\n\
+# env-dep:OUT_DIR=/old dir/t/out\n";
+        let moves = [("/old dir".to_string(), "/new place".to_string())];
+        let moved = relocate(text, ("/old dir/t", "/new place/t"), &["x.d"], &moves);
+        assert_eq!(
+            moved,
+            "/new place/t/x.d: /new\\ place/src/lib.rs\n\n/new\\ place/src/lib.rs:\n\n\
+# env-dep:OUT_DIR=/new place/t/out\n"
         );
         assert_eq!(
-            parse(&moved2).env,
+            parse(&moved).env,
             vec![("OUT_DIR".to_string(), Some("/new place/t/out".to_string()))]
         );
-        assert!(moved.contains("# env-dep:OUT_DIR=/new place/t/out"));
+    }
+
+    #[test]
+    fn moves_paths_that_hold_newlines() {
+        // As rustc writes them: targets and dependencies raw, spaces escaped in dependencies,
+        // a newline escaped in env values.
+        let text = "/old\nt/d/x.d: /old\nt/b/out/gen\\ 1.rs\n\n/old\nt/b/out/gen\\ 1.rs:\n\n\
+# env-dep:OUT_DIR=/old\\nt/b/out\n";
+        let moves = [("/old\nt".to_string(), "/new dir".to_string())];
+        let moved = relocate(text, ("/old\nt/d", "/new dir/d"), &["x.d"], &moves);
+        assert_eq!(
+            moved,
+            "/new dir/d/x.d: /new\\ dir/b/out/gen\\ 1.rs\n\n/new\\ dir/b/out/gen\\ 1.rs:\n\n\
+# env-dep:OUT_DIR=/new dir/b/out\n"
+        );
+        assert_eq!(
+            parse(&moved).files,
+            vec!["/new dir/b/out/gen 1.rs".to_string()]
+        );
     }
 
     proptest! {
         #[test]
         fn parser_never_panics(text in "(?s).{0,400}") {
             let _ = parse(&text);
-            let _ = rewrite_targets(&text, "/a", "/b");
+            let _ = relocate(&text, ("/a", "/b"), &["x.d"], &[("/a".into(), "/b".into())]);
         }
 
         #[test]

@@ -26,13 +26,15 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with_mode(target, bytes, None)
 }
 
-/// Writes `bytes` to `target` atomically with the given permission bits.
+/// Writes `bytes` to `target` atomically, created with the given permission bits as a
+/// program creates a file: the process umask takes bits away.
 pub fn write_atomic_with_mode(target: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
     write_atomic_with(target, mode, |f| f.write_all(bytes))
 }
 
 /// Creates `target` atomically from what `write` writes into a temporary file beside it: the
-/// file appears complete under its name or not at all, and is removed if `write` fails.
+/// file appears complete under its name or not at all, and is removed if `write` fails. `mode`
+/// is the mode asked for at creation (default `0o666`), which the umask restricts.
 pub fn write_atomic_with<T>(
     target: &Path,
     mode: Option<u32>,
@@ -43,18 +45,16 @@ pub fn write_atomic_with<T>(
     }
     let tmp = temp_path_for(target);
     let result = (|| {
+        use std::os::unix::fs::OpenOptionsExt;
         // Readable too: a writer may read back what it wrote (an entry's checksum, to sign it).
         let mut f = File::options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(mode.unwrap_or(0o666))
             .open(&tmp)?;
         let value = write(&mut f)?;
-        if let Some(mode) = mode {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(fs::Permissions::from_mode(mode))?;
-        }
         drop(f);
         fs::rename(&tmp, target)?;
         Ok(value)

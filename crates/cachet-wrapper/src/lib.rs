@@ -17,6 +17,7 @@ pub mod compile;
 pub mod compiler;
 pub mod config;
 pub mod dep_info;
+pub mod driver;
 pub mod edit_loop;
 pub mod explain;
 pub mod file_hash;
@@ -28,6 +29,7 @@ pub mod link;
 pub mod local_store;
 mod logging;
 pub mod manifest;
+pub mod messages;
 pub mod notice;
 pub mod paths;
 pub mod pipeline;
@@ -37,7 +39,7 @@ pub mod signing;
 pub mod stats;
 pub mod tiers;
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,16 +57,18 @@ pub(crate) fn mark_output_started() {
     OUTPUT_STARTED.store(true, Ordering::SeqCst);
 }
 
-/// Runs one wrapped rustc invocation: `argv` is `[cachet, rustc, args...]`.
+/// Runs one wrapped rustc invocation: `argv` is `[cachet, rustc, args...]`, or
+/// `[cachet, driver, rustc, args...]` for a workspace member when cargo has a workspace
+/// wrapper (`cargo clippy`; see `driver.rs`).
 pub fn run(argv: &[OsString]) -> ExitCode {
     if cc::is_c_compiler(&argv[1]) {
         return cc::run(argv);
     }
-    let rustc = argv[1].as_os_str();
-    let args = &argv[2..];
+    let programs = driver::Programs::split(argv);
+    let args = programs.args;
     let config = Config::from_env();
     if config.disable {
-        return exec(rustc, args);
+        return exec(&programs, args);
     }
     logging::init(&config);
     let mut delta = Delta {
@@ -100,7 +104,7 @@ pub fn run(argv: &[OsString]) -> ExitCode {
             krate = Some(plan.crate_name.clone());
             remap_linked = plan.links;
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                pipeline::serve(&config, rustc, args, &plan, &mut delta, &mut report)
+                pipeline::serve(&config, &programs, &plan, &mut delta, &mut report)
             }));
             match result {
                 Ok(o) => o,
@@ -133,24 +137,45 @@ pub fn run(argv: &[OsString]) -> ExitCode {
     }
     match outcome {
         Outcome::Exit(code) => ExitCode::from(code),
-        Outcome::RunUnchanged if remap_linked => exec_remapped(rustc, args),
-        Outcome::RunUnchanged => exec(rustc, args),
+        Outcome::RunUnchanged if remap_linked => exec_remapped(&programs),
+        Outcome::RunUnchanged => exec(&programs, args),
     }
 }
 
 /// Runs a linked crate that cachet does not cache (a binary, build script or proc-macro) with
 /// the same path remapping as cached crates, so that a proc-macro built in two checkouts is
-/// the same file, and crates using it can share entries (see `paths.rs`).
-fn exec_remapped(rustc: &OsStr, args: &[OsString]) -> ExitCode {
+/// the same file, and crates using it can share entries (see `paths.rs`). rustc runs as a
+/// child rather than in this process, so its messages can name real files (`messages.rs`).
+fn exec_remapped(programs: &driver::Programs<'_>) -> ExitCode {
+    let args = programs.args;
     let Ok(cwd) = std::env::current_dir() else {
-        return exec(rustc, args);
+        return exec(programs, args);
     };
     let parsed = invocation::RustcArgs::parse(args);
-    let anchors =
+    let mut anchors =
         paths::Anchors::discover(&cwd, parsed.out_dir.as_deref(), |k| std::env::var(k).ok());
+    if let [input] = parsed.inputs.as_slice() {
+        anchors = anchors.for_input(&cwd, input);
+    }
     let mut all = anchors.remap_args();
     all.extend_from_slice(args);
-    exec(rustc, &all)
+    let (program, prefix) = programs.command_prefix();
+    mark_output_started();
+    let unmap = messages::Unmap::new(&anchors);
+    match compile::run(
+        std::path::Path::new(program),
+        &[prefix, all].concat(),
+        &unmap,
+    ) {
+        Ok(compiled) => ExitCode::from(pipeline::exit_code(&compiled.status)),
+        Err(e) => {
+            eprintln!(
+                "error: cachet: failed to run {}: {e}",
+                program.to_string_lossy()
+            );
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// The `--crate-name` of an invocation that is not cached, for the journal.
@@ -159,12 +184,13 @@ fn crate_name_of(args: &[OsString]) -> Option<String> {
     args.get(pos + 1)?.to_str().map(str::to_string)
 }
 
-/// Replaces this process with `rustc args`.
-fn exec(rustc: &OsStr, args: &[OsString]) -> ExitCode {
-    let err = Command::new(rustc).args(args).exec();
+/// Replaces this process with `rustc args` (or `driver rustc args`).
+fn exec(programs: &driver::Programs<'_>, args: &[OsString]) -> ExitCode {
+    let (program, prefix) = programs.command_prefix();
+    let err = Command::new(program).args(prefix).args(args).exec();
     eprintln!(
         "error: cachet: failed to run {}: {err}",
-        rustc.to_string_lossy()
+        program.to_string_lossy()
     );
     ExitCode::from(1)
 }

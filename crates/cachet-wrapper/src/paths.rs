@@ -4,7 +4,8 @@
 //! CI runner in `/builds/runner-7/proj` with another `CARGO_HOME` (sccache issues #35, #2652).
 //! Three anchors are found for each call: the workspace (rustc's working directory, unless it
 //! is a package under `CARGO_HOME`), `CARGO_HOME`, and the target directory (the ancestor of
-//! the out-dir holding cargo's `CACHEDIR.TAG`). Inside the key every path under an anchor is
+//! the out-dir holding cargo's `CACHEDIR.TAG`; for a `--target` build, where cargo tags both
+//! `target/` and `target/<triple>/`, the outer one). Inside the key every path under an anchor is
 //! written relative to it (`{WORKSPACE}`, `{CARGO_HOME}`, `{TARGET}`); file contents are still
 //! hashed, so checkouts whose files differ never share an entry.
 //!
@@ -102,7 +103,13 @@ impl Anchors {
                     .map(Path::to_path_buf)
                     .collect::<Vec<_>>()
             })
-            .find(|d| d.join("CACHEDIR.TAG").is_file() && !d.ends_with("registry"));
+            .find(|d| d.join("CACHEDIR.TAG").is_file() && !d.ends_with("registry"))
+            // With `--target`, cargo tags `target/<triple>` too: the target dir is its parent,
+            // so host paths (`-L dependency=target/debug/deps`) are anchored as well.
+            .map(|d| match d.parent() {
+                Some(p) if p.join("CACHEDIR.TAG").is_file() => p.to_path_buf(),
+                _ => d,
+            });
         if let Some(target) = target {
             list.push(Anchor {
                 name: "TARGET",
@@ -141,6 +148,15 @@ impl Anchors {
         out
     }
 
+    /// What rustc writes instead of an anchor's path (see [`Anchors::remap_args`]).
+    pub fn remapped_name(name: &str) -> &'static str {
+        match name {
+            "WORKSPACE" => ".",
+            "CARGO_HOME" => "$CARGO_HOME",
+            _ => "$TARGET",
+        }
+    }
+
     /// `--remap-path-prefix` arguments, shortest path first so that the more specific mapping
     /// (given later) wins in rustc.
     pub fn remap_args(&self) -> Vec<OsString> {
@@ -148,14 +164,25 @@ impl Anchors {
         list.sort_by_key(|a| a.path.len());
         list.iter()
             .map(|a| {
-                let to = match a.name {
-                    "WORKSPACE" => ".",
-                    "CARGO_HOME" => "$CARGO_HOME",
-                    _ => "$TARGET",
-                };
+                let to = Self::remapped_name(a.name);
                 OsString::from(format!("--remap-path-prefix={}={to}", a.path))
             })
             .collect()
+    }
+
+    /// The anchors of a call compiling `input` in `cwd`. cargo gives a workspace crate's
+    /// sources relative to the workspace root it runs rustc in, and a path dependency outside
+    /// the workspace by absolute path, run in its own directory. The working directory is no
+    /// anchor for the latter: its files would be named `./src/lib.rs` in its metadata, which
+    /// its dependents, compiled in the workspace root, would print as a workspace file (see
+    /// `messages.rs`). Such a crate keys its paths literally and is compiled per checkout.
+    pub fn for_input(mut self, cwd: &Path, input: &str) -> Anchors {
+        let absolute_under_cwd =
+            Path::new(input).is_absolute() && Path::new(input).starts_with(cwd);
+        if absolute_under_cwd {
+            self.0.retain(|a| a.name != "WORKSPACE");
+        }
+        self
     }
 
     /// `(name, path)` pairs, as recorded in an entry.
@@ -257,6 +284,18 @@ mod tests {
             names.contains(&"TARGET")
                 && names.contains(&"CARGO_HOME")
                 && names.contains(&"WORKSPACE")
+        );
+        // A cross build: cargo tags target/<triple> as well; the anchor is still target/.
+        std::fs::create_dir_all(ws.join("target/x86_64-unknown-linux-musl/debug/deps")).unwrap();
+        std::fs::write(ws.join("target/x86_64-unknown-linux-musl/CACHEDIR.TAG"), "").unwrap();
+        let c = Anchors::discover(
+            &ws,
+            Some(Path::new("target/x86_64-unknown-linux-musl/debug/deps")),
+            env,
+        );
+        assert_eq!(
+            c.normalize(&format!("{}/target/debug/deps", ws.display())),
+            "{TARGET}/debug/deps"
         );
         // A registry package's directory is not a workspace anchor.
         let pkg = home.join(".cargo/registry/src/idx/serde-1.0.0");

@@ -4,7 +4,7 @@
 //! [`Outcome::RunUnchanged`] before rustc has produced anything, or the real rustc exit code
 //! after, and the problem is counted in the statistics and logged.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ use crate::compile;
 use crate::compiler::{self, Compiler};
 use crate::config::Config;
 use crate::dep_info;
+use crate::driver::{DriverError, Programs};
 use crate::file_hash::{now_ns, FileHasher, Fingerprint};
 use crate::invocation::CachePlan;
 use crate::journal;
@@ -96,7 +97,8 @@ impl Report {
 struct Call<'a> {
     config: &'a Config,
     plan: &'a CachePlan,
-    rustc: &'a OsStr,
+    /// What cargo asked to run: rustc, or a workspace wrapper and rustc.
+    programs: &'a Programs<'a>,
     args: &'a [OsString],
     /// The compiler's identity.
     compiler: &'a Compiler,
@@ -115,8 +117,7 @@ struct Call<'a> {
 /// Serves one cacheable invocation.
 pub fn serve(
     config: &Config,
-    rustc: &OsStr,
-    args: &[OsString],
+    programs: &Programs<'_>,
     plan: &CachePlan,
     delta: &mut Delta,
     report: &mut Report,
@@ -133,6 +134,7 @@ pub fn serve(
     let marker = ClockMarker::after_generated_files(&out_dir);
     let hasher = FileHasher::new(Some(tiers.local.hash_records()), marker);
     let compiler_records = tiers.local.compiler_records();
+    let (rustc, args) = (programs.rustc, programs.args);
     let compiler = match compiler::identify(rustc, Some(&compiler_records), &hasher) {
         Ok(c) => c,
         Err(e) => {
@@ -145,16 +147,34 @@ pub fn serve(
             return Outcome::RunUnchanged;
         }
     };
+    // A workspace wrapper (clippy-driver) compiles instead of rustc; only a known one is cached.
+    let driver = match programs.driver {
+        None => None,
+        Some(d) => match crate::driver::identify(d, Some(&compiler_records), &hasher) {
+            Ok(driver) => Some(driver),
+            Err(e) => {
+                let reason = match e {
+                    DriverError::Unsupported(_) => "workspace wrapper not clippy-driver",
+                    DriverError::Identity(_) => "workspace wrapper identification failed",
+                };
+                info!(error = %e, "workspace wrapper runs uncached");
+                Stats::bump(&mut delta.pass_through, reason);
+                report.set(journal::Outcome::PassThrough, reason);
+                return Outcome::RunUnchanged;
+            }
+        },
+    };
     let call = Call {
         config,
         plan,
-        rustc,
+        programs,
         args,
         compiler: &compiler,
         hasher,
         tiers,
         marker,
-        anchors: Anchors::discover(&cwd, Some(&out_dir), |k| std::env::var(k).ok()),
+        anchors: Anchors::discover(&cwd, Some(&out_dir), |k| std::env::var(k).ok())
+            .for_input(&cwd, &plan.input),
         cwd,
         out_dir,
     };
@@ -169,7 +189,12 @@ pub fn serve(
         compiler_records: Some(&compiler_records),
         anchors: &call.anchors,
     };
-    let pre_inputs = match key::pre_key(plan, &ctx) {
+    let pre_inputs = match key::pre_key(plan, &ctx).and_then(|mut inputs| {
+        if let Some(driver) = &driver {
+            inputs.0.extend(driver_key(driver, &call, &env)?);
+        }
+        Ok(inputs)
+    }) {
         Ok(inputs) => inputs,
         Err(e) => {
             info!(krate = %plan.crate_name, error = %e, "not cacheable");
@@ -244,6 +269,32 @@ pub fn serve(
     outcome
 }
 
+/// The key lines of a workspace wrapper: its identity, configuration files and variables.
+fn driver_key(
+    driver: &crate::driver::Driver,
+    call: &Call<'_>,
+    env: &[(String, String)],
+) -> Result<Vec<(String, String)>, key::KeyError> {
+    let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let shown = |p: &str| call.anchors.normalize(p);
+    let mut lines = crate::driver::key_lines(driver, &call.cwd, var, &call.hasher, shown).map_err(
+        |source| key::KeyError::Unreadable {
+            path: call.cwd.clone(),
+            source,
+        },
+    )?;
+    let mut vars: Vec<&(String, String)> = env
+        .iter()
+        .filter(|(k, _)| crate::driver::is_driver_env(k))
+        .collect();
+    vars.sort();
+    lines.extend(
+        vars.into_iter()
+            .map(|(k, v)| (format!("env {k}"), call.anchors.normalize(v))),
+    );
+    Ok(lines)
+}
+
 fn key_error_label(e: &key::KeyError) -> &'static str {
     match e {
         key::KeyError::Unreadable { .. } => "unreadable input",
@@ -313,7 +364,9 @@ fn compile_and_store(
         args.push(crate::link::print_arg(file));
     }
     args.extend_from_slice(call.args);
-    let compiled = compile::run(Path::new(call.rustc), &args);
+    let (program, prefix) = call.programs.command_prefix();
+    let unmap = crate::messages::Unmap::new(&call.anchors);
+    let compiled = compile::run(Path::new(program), &[prefix, args].concat(), &unmap);
     let link_command = link_args.as_ref().and_then(|file| {
         let text = fs::read_to_string(file).ok();
         let _ = fs::remove_file(file);
@@ -324,7 +377,7 @@ fn compile_and_store(
         Err(e) => {
             eprintln!(
                 "error: cachet: failed to run {}: {e}",
-                Path::new(call.rustc).display()
+                Path::new(program).display()
             );
             return Outcome::Exit(1);
         }

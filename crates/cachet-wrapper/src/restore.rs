@@ -11,7 +11,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use cachet_core::entry::{
@@ -21,6 +21,7 @@ use cachet_core::Digest;
 
 use crate::dep_info;
 use crate::fsutil;
+use crate::messages::Unmap;
 use crate::paths::{replace_path, Anchors};
 use crate::tiers::Found;
 
@@ -39,7 +40,9 @@ struct ToOutDir<'a> {
 }
 
 impl ToOutDir<'_> {
-    fn create(&mut self, index: usize, name: &str) -> io::Result<&mut File> {
+    /// Creates the temporary file for file `index` of the entry, named `name`, with the mode
+    /// rustc would create it with (see [`creation_mode`]): this build's umask applies.
+    fn create(&mut self, index: usize, name: &str, recorded_mode: u32) -> io::Result<&mut File> {
         if !is_safe_file_name(name) {
             return Err(io::Error::other(format!("unsafe file name {name:?}")));
         }
@@ -48,6 +51,7 @@ impl ToOutDir<'_> {
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(creation_mode(recorded_mode))
             .open(&tmp)?;
         self.temps[index] = Some((tmp, file));
         Ok(&mut self.temps[index].as_mut().expect("just set").1)
@@ -71,7 +75,7 @@ impl PayloadSink for ToOutDir<'_> {
             self.dep_info = Some((index, bytes));
             return Ok(());
         }
-        let out = self.create(index, &file.name)?;
+        let out = self.create(index, &file.name, file.mode)?;
         io::copy(contents, out)?;
         Ok(())
     }
@@ -79,7 +83,7 @@ impl PayloadSink for ToOutDir<'_> {
     fn copy(&mut self, index: usize, file: &EntryFile, within: Within) -> io::Result<Digest> {
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; (256 << 10).min(file.size as usize)];
-        self.create(index, &file.name)?;
+        self.create(index, &file.name, file.mode)?;
         let mut done = 0u64;
         while done < file.size {
             let want = (file.size - done).min(buf.len() as u64) as usize;
@@ -129,21 +133,30 @@ pub fn write_outputs(
     result
 }
 
-/// Sets modes, writes the rewritten dep-info file and renames every file into place.
+/// The mode rustc and the linker ask for when they create an output: `0o777` for an
+/// executable, `0o666` otherwise. The umask of this build removes bits from it, as it does
+/// for a plain build; the recorded bits only say whether the file was executable (they carry
+/// the umask of the build that stored them).
+fn creation_mode(recorded: u32) -> u32 {
+    if recorded & 0o111 != 0 {
+        0o777
+    } else {
+        0o666
+    }
+}
+
+/// Writes the rewritten dep-info file and renames every file into place.
 fn finish(sink: &mut ToOutDir<'_>, meta: &EntryMeta, anchors: &Anchors) -> io::Result<()> {
     if let Some((index, bytes)) = sink.dep_info.take() {
         let new_dir = sink.out_dir.to_string_lossy();
         let text = String::from_utf8_lossy(&bytes);
-        let rewritten = dep_info::rewrite_targets(&text, &meta.out_dir, &new_dir);
-        // Sources under the recorded build's anchors are this build's files.
-        let rewritten = dep_info::move_paths(&rewritten, &anchors.moves_from(&meta.anchors));
-        sink.create(index, &meta.files[index].name)?
+        let names: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
+        // Targets name this out-dir, sources under the recorded anchors this build's files.
+        let moves = anchors.moves_from(&meta.anchors);
+        let rewritten = dep_info::relocate(&text, (&meta.out_dir, &new_dir), &names, &moves);
+        let file = &meta.files[index];
+        sink.create(index, &file.name, file.mode)?
             .write_all(rewritten.as_bytes())?;
-    }
-    for (file, temp) in meta.files.iter().zip(&sink.temps) {
-        if let Some((_, f)) = temp {
-            f.set_permissions(fs::Permissions::from_mode(file.mode))?;
-        }
     }
     for (file, temp) in meta.files.iter().zip(sink.temps.iter_mut()) {
         if let Some((tmp, _)) = temp.take() {
@@ -181,7 +194,8 @@ pub fn rewrite_artifacts(stderr: &[u8], old_dir: &str, new_dir: &str) -> Vec<u8>
 }
 
 /// Replays the recorded stdout and stderr of an entry with metadata `meta`. Paths of the
-/// recorded build under its anchors are moved to this build's.
+/// recorded build under its anchors are moved to this build's, and remapped file names are
+/// mapped back to this build's files (see `messages.rs`).
 pub fn replay(
     meta: &EntryMeta,
     (stdout, stderr): (&[u8], &[u8]),
@@ -201,6 +215,7 @@ pub fn replay(
         }
         stderr = text.into_bytes();
     }
+    let stderr = Unmap::new(anchors).text(&stderr);
     let mut out = io::stdout().lock();
     out.write_all(stdout)?;
     out.flush()?;

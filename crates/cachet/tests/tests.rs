@@ -3,15 +3,18 @@
 
 mod util;
 
+mod clippy;
 mod commands;
 mod docker;
 mod faults;
 mod hits;
 mod hostile;
 mod incremental;
+mod messages;
 mod native;
 mod paths;
 mod remote;
+mod restored;
 mod soundness;
 mod tiers;
 mod workload;

@@ -75,7 +75,13 @@ impl Project {
 
     /// A cargo command in the project with a clean, predictable environment.
     pub fn cargo_command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("cargo");
+        self.command_for("cargo", args)
+    }
+
+    /// `program` (cargo, or a cargo subcommand's binary) in the project with the environment
+    /// of [`Project::cargo_command`].
+    pub fn command_for(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
         cmd.args(args).current_dir(&self.root);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();

@@ -327,7 +327,7 @@ fn compile_and_store(
     if let Some(t) = &temp_depfile {
         args.extend(["-MD".into(), "-MF".into(), t.clone().into_os_string()]);
     }
-    let compiled = match compile::run(&call.path, &args) {
+    let compiled = match compile::run(&call.path, &args, &crate::messages::Unmap::default()) {
         Ok(c) => c,
         Err(e) => {
             if let Some(t) = &temp_depfile {
