@@ -112,11 +112,34 @@ impl Unmap {
         }
         for marker in LOCATION_MARKERS {
             for (i, _) in text.match_indices(marker) {
-                consider(skip_ansi(text, i + marker.len()));
+                if starts_a_line(text, i) {
+                    consider(skip_ansi(text, i + marker.len()));
+                }
             }
         }
         best
     }
+}
+
+/// Whether only spaces and ANSI escapes stand between the start of a line and `at` (a line
+/// starts the text, follows a newline, raw or JSON-escaped, or opens a `rendered` string).
+fn starts_a_line(text: &str, at: usize) -> bool {
+    let mut before = &text[..at];
+    loop {
+        before = before.trim_end_matches(' ');
+        let Some(body) = before.strip_suffix('m') else {
+            break;
+        };
+        let digits = body.trim_end_matches(|c: char| c.is_ascii_digit() || c == ';');
+        match ANSI_STARTS.iter().find_map(|s| digits.strip_suffix(s)) {
+            Some(rest) => before = rest,
+            None => break,
+        }
+    }
+    before.is_empty()
+        || before.ends_with('\n')
+        || (before.ends_with("\\n") && !before.ends_with("\\\\n"))
+        || before.ends_with("\"rendered\":\"")
 }
 
 /// The position after any ANSI escapes (`ESC [ ... m`, raw or JSON-escaped) at `at`.

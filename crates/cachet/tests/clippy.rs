@@ -13,16 +13,19 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::util::{cachet_bin, real_rustc, run_ok, workload_service, write_script, Project};
 
-/// Logging shims for rustc and clippy-driver, and the log they write (one line per compile).
+/// Logging shims for rustc and clippy-driver, and the log they write (one line per compile;
+/// cargo's target-info query, `--crate-name ___`, is not a compile).
 struct Compilers {
     _dir: tempfile::TempDir,
     bin: PathBuf,
     rustc: PathBuf,
     log: PathBuf,
+    /// The toolchain's `lib/`: the copied cargo-clippy finds librustc_driver there.
+    lib: PathBuf,
 }
 
 impl Compilers {
@@ -43,7 +46,7 @@ impl Compilers {
             write_script(
                 &bin.join(name),
                 &format!(
-                    "#!/bin/sh\ncase \" $* \" in *\" --crate-name \"*) echo \"{name} $*\" >> '{}';; esac\nexec '{}' \"$@\"\n",
+                    "#!/bin/sh\ncase \" $* \" in *\" ___ \"*) ;; *\" --crate-name \"*) echo \"{name} $*\" >> '{}';; esac\nexec '{}' \"$@\"\n",
                     log.display(),
                     real.display()
                 ),
@@ -56,6 +59,7 @@ impl Compilers {
             bin,
             rustc,
             log,
+            lib: sysroot.join("lib"),
         }
     }
 
@@ -72,7 +76,8 @@ impl Compilers {
         cmd.args(args)
             .env("RUSTC_WRAPPER", cachet_bin())
             .env("CACHET_DIR", &p.cache)
-            .env("RUSTC", &self.rustc);
+            .env("RUSTC", &self.rustc)
+            .env("LD_LIBRARY_PATH", &self.lib);
         run_ok(cmd)
     }
 
@@ -141,7 +146,7 @@ fn clippy_and_check_of_a_bin_with_a_build_script_replay_without_compiling() {
     let compiled = c.runs();
     assert!(compiled >= 3, "expected real compiles, log has {compiled}");
 
-    p.cachet_cargo(&["clean"]);
+    p.cachet_cargo(&["clean"], &[]);
     let again = c.clippy(&p, &[]);
     assert_eq!(diagnostics(&again), shown);
     assert_eq!(c.runs(), compiled, "a compiler ran after `cargo clean`");
@@ -149,6 +154,7 @@ fn clippy_and_check_of_a_bin_with_a_build_script_replay_without_compiling() {
     // A clippy.toml where there was none: clippy reads it (`disallowed-names`), so the
     // workspace crates miss and its lint shows.
     fs::write(p.root.join("clippy.toml"), "disallowed-names = [\"x\"]\n").unwrap();
+    p.cachet_cargo(&["clean"], &[]);
     let configured = c.clippy(&p, &[]);
     assert!(c.runs() > compiled, "clippy.toml did not cause a compile");
     assert!(
@@ -157,21 +163,22 @@ fn clippy_and_check_of_a_bin_with_a_build_script_replay_without_compiling() {
         diagnostics(&configured)
     );
     // A lint flag after `--` (CLIPPY_ARGS): a miss, and the lint is gone.
-    p.cachet_cargo(&["clean"]);
+    p.cachet_cargo(&["clean"], &[]);
     let before = c.runs();
     let allowed = c.clippy(&p, &["--", "-A", "clippy::ptr_arg"]);
     assert!(c.runs() > before, "a lint flag did not cause a compile");
     assert!(!diagnostics(&allowed).contains("clippy::ptr_arg"));
     // And back: the first configuration's entries are still there.
-    p.cachet_cargo(&["clean"]);
+    p.cachet_cargo(&["clean"], &[]);
     let before = c.runs();
+    let journal = p.journal().len();
     let back = c.clippy(&p, &[]);
-    assert_eq!(c.runs(), before);
+    assert_eq!(c.runs(), before, "{:#?}", &p.journal()[journal..]);
     assert_eq!(diagnostics(&back), diagnostics(&configured));
 
     // `cargo check` and `cargo build` through cachet: plain rustc, cached as well.
     c.cargo(&p, &["check"]);
-    p.cachet_cargo(&["clean"]);
+    p.cachet_cargo(&["clean"], &[]);
     let before = c.runs();
     c.cargo(&p, &["check"]);
     assert_eq!(
@@ -187,10 +194,10 @@ fn clippy_and_check_of_a_bin_with_a_build_script_replay_without_compiling() {
 fn clippy_and_check_of_the_workload_replay_without_compiling() {
     let c = Compilers::new();
     let p = Project::copy_of(&workload_service());
-    p.cachet_cargo(&["fetch", "--locked"]);
+    p.cachet_cargo(&["fetch", "--locked"], &[]);
     let locked = ["--locked", "--offline"];
     c.cargo(&p, &["check", "--locked", "--offline"]);
-    p.cachet_cargo(&["clean"]);
+    p.cachet_cargo(&["clean"], &[]);
     let before = c.runs();
     c.cargo(&p, &["check", "--locked", "--offline"]);
     assert_eq!(
@@ -204,7 +211,7 @@ fn clippy_and_check_of_the_workload_replay_without_compiling() {
     let first = c.clippy(&p, &[&locked[..], &pedantic[..]].concat());
     let shown = diagnostics(&first);
     assert!(shown.contains("clippy::"), "{shown}");
-    p.cachet_cargo(&["clean"]);
+    p.cachet_cargo(&["clean"], &[]);
     let compiled = c.runs();
     let again = c.clippy(&p, &[&locked[..], &pedantic[..]].concat());
     assert_eq!(
