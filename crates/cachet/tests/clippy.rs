@@ -34,12 +34,7 @@ impl Compilers {
         let bin = dir.path().join("bin");
         fs::create_dir_all(&bin).unwrap();
         let log = dir.path().join("compiles.log");
-        let sysroot = real_rustc()
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .to_path_buf();
+        let sysroot = real_rustc().parent().unwrap().parent().unwrap().to_path_buf();
         // cargo-clippy runs the clippy-driver beside it (its own executable's directory).
         fs::copy(sysroot.join("bin/cargo-clippy"), bin.join("cargo-clippy")).unwrap();
         let shim = |name: &str, real: &Path| {
@@ -63,11 +58,22 @@ impl Compilers {
         }
     }
 
-    /// Compiles run so far.
+    /// Compiles of the build's crates run so far (into `debug/deps`). Build scripts run again
+    /// after `cargo clean`, as in any build, and the rustc probes they run are theirs.
     fn runs(&self) -> usize {
-        fs::read_to_string(&self.log)
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
+        self.compiles().len()
+    }
+
+    fn compiles(&self) -> Vec<String> {
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines()
+            .filter(|l| {
+                l.split_once("--out-dir ")
+                    .and_then(|(_, rest)| rest.split(' ').next())
+                    .is_some_and(|dir| dir.ends_with("/debug/deps"))
+            })
+            .map(str::to_string)
+            .collect()
     }
 
     /// Runs `cargo clippy ARGS` (as cargo would: `cargo-clippy clippy ARGS`) through cachet.
@@ -93,16 +99,9 @@ fn diagnostics(out: &Output) -> String {
         .lines()
         .filter(|l| {
             let t = l.trim_start();
-            ![
-                "Compiling ",
-                "Checking ",
-                "Finished ",
-                "Blocking ",
-                "Running ",
-                "Removed ",
-            ]
-            .iter()
-            .any(|p| t.starts_with(p))
+            !["Compiling ", "Checking ", "Finished ", "Blocking ", "Running ", "Removed "]
+                .iter()
+                .any(|p| t.starts_with(p))
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -181,11 +180,7 @@ fn clippy_and_check_of_a_bin_with_a_build_script_replay_without_compiling() {
     p.cachet_cargo(&["clean"], &[]);
     let before = c.runs();
     c.cargo(&p, &["check"]);
-    assert_eq!(
-        c.runs(),
-        before,
-        "a compiler ran for `cargo check` after clean"
-    );
+    assert_eq!(c.runs(), before, "a compiler ran for `cargo check` after clean");
     c.cargo(&p, &["build"]);
     assert_eq!(p.run_program("target", "debug", "tool"), "4\n");
 }
@@ -203,7 +198,8 @@ fn clippy_and_check_of_the_workload_replay_without_compiling() {
     assert_eq!(
         c.runs(),
         before,
-        "a compiler ran for `cargo check` after clean"
+        "a compiler ran for `cargo check` after clean: {:#?}",
+        &c.compiles()[before..]
     );
 
     // Dependencies are the check build's entries; the workspace crates are clippy's own.
@@ -217,7 +213,8 @@ fn clippy_and_check_of_the_workload_replay_without_compiling() {
     assert_eq!(
         c.runs(),
         compiled,
-        "a compiler ran for `cargo clippy` after clean"
+        "a compiler ran for `cargo clippy` after clean: {:#?}",
+        &c.compiles()[compiled..]
     );
     assert_eq!(diagnostics(&again), shown);
 }

@@ -10,7 +10,7 @@ use std::process::Output;
 
 use cachet_wrapper::journal::Outcome;
 
-use crate::util::{cacheable, cachet_bin, copy_tree, run_ok, Project};
+use crate::util::{cachet_bin, cacheable, copy_tree, run_ok, Project};
 
 /// A workspace with a library, a program using it, and a build script generating code that
 /// the program includes from `OUT_DIR`.
@@ -152,8 +152,9 @@ fn dep_info_names_this_target_dir_with_spaces_and_newlines() {
 const MUSL: &str = "x86_64-unknown-linux-musl";
 
 /// Regression: with `--target`, cargo also tags `target/<triple>/` as a cache directory; the
-/// target anchor stopped there, the host `-L dependency=.../target/debug/deps` stayed literal,
-/// and a cross build in a second checkout missed for every crate built for the target.
+/// target anchor stopped there, the host `-L dependency=TARGET/debug/deps` stayed literal
+/// (when the target dir is not inside the workspace), and a cross build in a second checkout
+/// with another target dir missed for every crate built for the target.
 #[test]
 fn cross_builds_are_restored_in_another_checkout() {
     let installed = std::process::Command::new("rustup")
@@ -166,10 +167,17 @@ fn cross_builds_are_restored_in_another_checkout() {
             .any(|l| l == MUSL),
         "the {MUSL} target is missing: run `rustup target add {MUSL}` (scripts/setup.sh does)"
     );
+    let run = |target: &Path| {
+        let exe = target.join(MUSL).join("debug/app");
+        let out = std::process::Command::new(&exe).output().unwrap();
+        assert!(out.status.success(), "{}", exe.display());
+        String::from_utf8(out.stdout).unwrap()
+    };
     let p = small_workspace();
-    p.cachet_cargo(&["build", "--target", MUSL], &[]);
-    let output = p.run_program(&format!("target/{MUSL}"), "debug", "app");
-    assert_eq!(output, "42\n");
+    let first_target = p.tmp.path().join("targets/first");
+    let env = [("CARGO_TARGET_DIR", first_target.to_str().unwrap())];
+    p.cachet_cargo(&["build", "--target", MUSL], &env);
+    assert_eq!(run(&first_target), "42\n");
 
     let root = p.tmp.path().join("a/deeper/second checkout");
     copy_tree(&p.root, &root);
@@ -178,15 +186,14 @@ fn cross_builds_are_restored_in_another_checkout() {
         root,
         cache: p.cache.clone(),
     };
+    let second_target = q.tmp.path().join("elsewhere/target dir");
+    let env = [("CARGO_TARGET_DIR", second_target.to_str().unwrap())];
     let before = q.journal().len();
-    q.cachet_cargo(&["build", "--target", MUSL], &[]);
+    q.cachet_cargo(&["build", "--target", MUSL], &env);
     let records = q.journal().split_off(before);
     for krate in ["helper", "app", "build_script_build"] {
         let outcomes = crate::util::outcomes_for(&records, krate);
         assert_eq!(outcomes, vec![Outcome::HitLocal], "{krate}: {records:#?}");
     }
-    assert_eq!(
-        q.run_program(&format!("target/{MUSL}"), "debug", "app"),
-        output
-    );
+    assert_eq!(run(&second_target), "42\n");
 }
