@@ -58,7 +58,7 @@ impl Compilers {
         }
     }
 
-    /// Compiles of the build's crates run so far (into `debug/deps`). Build scripts run again
+    /// Compiles of the build's crates and build scripts run so far. Build scripts run again
     /// after `cargo clean`, as in any build, and the rustc probes they run are theirs.
     fn runs(&self) -> usize {
         self.compiles().len()
@@ -70,7 +70,12 @@ impl Compilers {
             .filter(|l| {
                 l.split_once("--out-dir ")
                     .and_then(|(_, rest)| rest.split(' ').next())
-                    .is_some_and(|dir| dir.ends_with("/debug/deps"))
+                    .map(Path::new)
+                    .is_some_and(|dir| {
+                        // A crate (`debug/deps`) or a build script (`debug/build/PKG-HASH`).
+                        dir.ends_with("debug/deps")
+                            || dir.parent().is_some_and(|p| p.ends_with("debug/build"))
+                    })
             })
             .map(str::to_string)
             .collect()
