@@ -34,7 +34,12 @@ impl Compilers {
         let bin = dir.path().join("bin");
         fs::create_dir_all(&bin).unwrap();
         let log = dir.path().join("compiles.log");
-        let sysroot = real_rustc().parent().unwrap().parent().unwrap().to_path_buf();
+        let sysroot = real_rustc()
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf();
         // cargo-clippy runs the clippy-driver beside it (its own executable's directory).
         fs::copy(sysroot.join("bin/cargo-clippy"), bin.join("cargo-clippy")).unwrap();
         let shim = |name: &str, real: &Path| {
@@ -104,9 +109,16 @@ fn diagnostics(out: &Output) -> String {
         .lines()
         .filter(|l| {
             let t = l.trim_start();
-            !["Compiling ", "Checking ", "Finished ", "Blocking ", "Running ", "Removed "]
-                .iter()
-                .any(|p| t.starts_with(p))
+            ![
+                "Compiling ",
+                "Checking ",
+                "Finished ",
+                "Blocking ",
+                "Running ",
+                "Removed ",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p))
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -185,7 +197,11 @@ fn clippy_and_check_of_a_bin_with_a_build_script_replay_without_compiling() {
     p.cachet_cargo(&["clean"], &[]);
     let before = c.runs();
     c.cargo(&p, &["check"]);
-    assert_eq!(c.runs(), before, "a compiler ran for `cargo check` after clean");
+    assert_eq!(
+        c.runs(),
+        before,
+        "a compiler ran for `cargo check` after clean"
+    );
     c.cargo(&p, &["build"]);
     assert_eq!(p.run_program("target", "debug", "tool"), "4\n");
 }

@@ -10,7 +10,7 @@ use std::process::Output;
 
 use cachet_wrapper::journal::Outcome;
 
-use crate::util::{cachet_bin, cacheable, copy_tree, run_ok, Project};
+use crate::util::{cacheable, cachet_bin, copy_tree, run_ok, Project};
 
 /// A workspace with a library, a program using it, and a build script generating code that
 /// the program includes from `OUT_DIR`.
@@ -184,7 +184,7 @@ fn cross_builds_are_restored_in_another_checkout() {
     let q = Project {
         tmp: tempfile::tempdir().unwrap(),
         root,
-        cache: p.cache.clone(),
+        cache: p.cache,
     };
     let second_target = q.tmp.path().join("elsewhere/target dir");
     let env = [("CARGO_TARGET_DIR", second_target.to_str().unwrap())];
