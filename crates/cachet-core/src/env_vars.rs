@@ -16,6 +16,12 @@ pub const CACHET_LOG_FILE: &str = "CACHET_LOG_FILE";
 pub const CACHET_RECACHE: &str = "CACHET_RECACHE";
 /// `1`: the wrapper runs rustc unchanged and records nothing.
 pub const CACHET_DISABLE: &str = "CACHET_DISABLE";
+/// Extra environment variables in the key, for proc-macros that read them without telling
+/// rustc: a comma-separated list of `NAME` (every crate) or `CRATE:NAME` (one crate).
+pub const CACHET_KEY_ENV: &str = "CACHET_KEY_ENV";
+/// Extra files in the key, by content: a comma-separated list of `GLOB` (every crate) or
+/// `CRATE:GLOB` (one crate); a relative glob is relative to the crate's `CARGO_MANIFEST_DIR`.
+pub const CACHET_KEY_FILES: &str = "CACHET_KEY_FILES";
 /// zstd level used to compress new entries (1–19). Default 1.
 pub const CACHET_COMPRESSION_LEVEL: &str = "CACHET_COMPRESSION_LEVEL";
 /// URL of a shared cachet server (the L2), e.g. `http://cache.internal:4226`.
@@ -98,6 +104,14 @@ pub const ALL: &[(&str, &str)] = &[
         "wrapper log file (default: CACHET_DIR/cachet.log)",
     ),
     (CACHET_RECACHE, "1 = compile and overwrite entries"),
+    (
+        CACHET_KEY_ENV,
+        "extra variables in the key: NAME or CRATE:NAME, comma-separated",
+    ),
+    (
+        CACHET_KEY_FILES,
+        "extra files in the key: GLOB or CRATE:GLOB, comma-separated",
+    ),
     (CACHET_DISABLE, "1 = run rustc unchanged"),
     (
         CACHET_COMPRESSION_LEVEL,

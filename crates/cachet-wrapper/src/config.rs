@@ -45,8 +45,65 @@ pub struct Config {
     pub trusted_keys: Vec<(String, [u8; 32])>,
     /// This writer's secret key file, to sign what it stores.
     pub signing_key: Option<PathBuf>,
+    /// Inputs the user adds to keys (`CACHET_KEY_ENV`, `CACHET_KEY_FILES`).
+    pub extra_key: ExtraKey,
     /// Problems found while reading the settings, to report to the user.
     pub warnings: Vec<String>,
+}
+
+/// Inputs a user adds to the key because a proc-macro reads them without telling rustc
+/// (sqlx's `query!` reads `DATABASE_URL` and `.sqlx/`; template engines read files by path).
+/// Every compiler cache is blind to those reads; this is the lever (see docs/design.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExtraKey {
+    /// Environment variables, keyed by value (or "unset").
+    pub env: Vec<Scoped>,
+    /// File globs; every matching file is keyed by path and content.
+    pub files: Vec<Scoped>,
+}
+
+/// A setting for every crate, or for one crate (`CRATE:VALUE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scoped {
+    /// The crate it applies to (`-` written as `_`, as rustc's `--crate-name`), or every crate.
+    pub krate: Option<String>,
+    /// The variable name or the glob.
+    pub value: String,
+}
+
+impl Scoped {
+    /// Reads `CRATE:VALUE` or `VALUE`.
+    fn parse(item: &str) -> Option<Scoped> {
+        let item = item.trim();
+        if item.is_empty() {
+            return None;
+        }
+        let scoped = item.split_once(':').filter(|(c, v)| {
+            !c.is_empty()
+                && !v.is_empty()
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+        });
+        Some(match scoped {
+            Some((krate, value)) => Scoped {
+                krate: Some(krate.replace('-', "_")),
+                value: value.to_string(),
+            },
+            None => Scoped {
+                krate: None,
+                value: item.to_string(),
+            },
+        })
+    }
+
+    /// True when it applies to the crate named `crate_name`.
+    pub fn applies_to(&self, crate_name: &str) -> bool {
+        self.krate.as_deref().is_none_or(|k| k == crate_name)
+    }
+}
+
+fn scoped_list(text: &str) -> Vec<Scoped> {
+    text.split(',').filter_map(Scoped::parse).collect()
 }
 
 /// The user's configuration file: `~/.config/cachet/config.toml`.
@@ -66,6 +123,10 @@ pub struct FileConfig {
     pub ca_cert: Option<PathBuf>,
     /// Namespace on the server, as `CACHET_NAMESPACE`.
     pub namespace: Option<String>,
+    /// Extra variables in the key, as `CACHET_KEY_ENV` (`NAME` or `CRATE:NAME`).
+    pub key_env: Option<Vec<String>>,
+    /// Extra file globs in the key, as `CACHET_KEY_FILES` (`GLOB` or `CRATE:GLOB`).
+    pub key_files: Option<Vec<String>>,
 }
 
 fn read_file_config(warnings: &mut Vec<String>) -> FileConfig {
@@ -184,6 +245,22 @@ impl Config {
             &mut warnings,
         )
         .unwrap_or_else(|| dir.join("cachet.log"));
+        let from_file = |list: &Option<Vec<String>>| -> Vec<Scoped> {
+            list.iter()
+                .flatten()
+                .filter_map(|i| Scoped::parse(i))
+                .collect()
+        };
+        let extra_key = ExtraKey {
+            env: get
+                .get(ev::CACHET_KEY_ENV)
+                .map(|v| scoped_list(v))
+                .unwrap_or_else(|| from_file(&file.key_env)),
+            files: get
+                .get(ev::CACHET_KEY_FILES)
+                .map(|v| scoped_list(v))
+                .unwrap_or_else(|| from_file(&file.key_files)),
+        };
         let remote = remote_config(&get, file, &mut warnings);
         let trusted_keys = match get.get(ev::CACHET_TRUSTED_KEYS) {
             None => Vec::new(),
@@ -201,6 +278,7 @@ impl Config {
         Config {
             trusted_keys,
             signing_key,
+            extra_key,
             remote,
             dir,
             cache_size,
@@ -331,6 +409,29 @@ mod tests {
         let c = cfg(&[("CACHET_SERVER", "cache:4226")]);
         assert!(c.remote.is_none());
         assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn extra_key_inputs_are_read_for_every_crate_or_one() {
+        let c = cfg(&[
+            ("CACHET_KEY_ENV", "DATABASE_URL, my-app:TEMPLATE_DIR,"),
+            ("CACHET_KEY_FILES", ".sqlx/*.json,web:templates/**/*.html"),
+        ]);
+        let e = &c.extra_key;
+        assert_eq!(e.env.len(), 2);
+        assert!(e.env[0].applies_to("anything"));
+        assert_eq!(e.env[1].krate.as_deref(), Some("my_app"));
+        assert_eq!(e.env[1].value, "TEMPLATE_DIR");
+        assert!(!e.env[1].applies_to("other"));
+        assert_eq!(e.files[0].value, ".sqlx/*.json");
+        assert_eq!(e.files[1].value, "templates/**/*.html");
+        // The environment replaces the file's lists.
+        let file = FileConfig {
+            key_env: Some(vec!["FROM_FILE".into()]),
+            ..FileConfig::default()
+        };
+        let c = Config::from_sources(std::iter::empty(), file, Vec::new());
+        assert_eq!(c.extra_key.env[0].value, "FROM_FILE");
     }
 
     #[test]

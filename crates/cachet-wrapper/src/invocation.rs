@@ -628,6 +628,20 @@ impl RustcArgs {
         self.key_args.push(format!("{flag}={value}"));
     }
 
+    /// True when the crate can load crates other than the standard library's: an `--extern`
+    /// with a file, one without (found by search) other than the sysroot's, or a directory
+    /// `extern crate` may search (`-L crate=`, `-L all=`).
+    pub fn loads_crates(&self) -> bool {
+        const SYSROOT: &[&str] = &["std", "core", "alloc", "proc_macro", "test"];
+        self.externs
+            .iter()
+            .any(|e| e.path.is_some() || !SYSROOT.contains(&e.name.as_str()))
+            || self
+                .search_paths
+                .iter()
+                .any(|s| matches!(s.kind.as_str(), "all" | "crate"))
+    }
+
     /// The value of the last `-C key=...`, if any.
     pub fn codegen_value(&self, key: &str) -> Option<&str> {
         self.codegen

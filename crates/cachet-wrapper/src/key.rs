@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use cachet_core::{Digest, Hasher};
 
 use crate::compiler::{self, Compiler};
+use crate::config::ExtraKey;
 use crate::file_hash::FileHasher;
 use crate::invocation::CachePlan;
 use crate::link;
@@ -104,6 +105,20 @@ pub enum KeyError {
         /// `-C linker` or `cc`.
         name: String,
     },
+    /// A `CACHET_KEY_FILES` glob is not a valid pattern.
+    #[error("CACHET_KEY_FILES pattern {glob:?} is not valid: {message}")]
+    BadGlob {
+        /// The pattern as given.
+        glob: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A GNU thin archive in a native search directory: its members are other files.
+    #[error("thin archive {path} in a native search directory")]
+    ThinArchive {
+        /// The archive.
+        path: PathBuf,
+    },
     /// A bundled native library was not found in the `-L` directories.
     #[error("native library {name} not found in the -L search paths")]
     NativeLibNotFound {
@@ -126,6 +141,8 @@ pub struct KeyContext<'a> {
     pub compiler_records: Option<&'a Path>,
     /// Directories written relative in the key (see `paths.rs`).
     pub anchors: &'a Anchors,
+    /// Inputs the user adds (`CACHET_KEY_ENV`, `CACHET_KEY_FILES`).
+    pub extra: &'a ExtraKey,
 }
 
 fn hash_file(ctx: &KeyContext<'_>, path: &Path) -> Result<Digest, KeyError> {
@@ -195,6 +212,12 @@ pub fn pre_key(plan: &CachePlan, ctx: &KeyContext<'_>) -> Result<KeyInputs, KeyE
             hash_file(ctx, &file)?.to_hex(),
         );
     }
+    for (path, digest) in searched_files(plan, ctx)? {
+        k.push(
+            format!("searched {}", norm(&path.to_string_lossy())),
+            digest.to_hex(),
+        );
+    }
     if plan.links {
         // What the link reads beyond rustc's inputs; the rest is learnt from the compile.
         let linker = linker_of(plan, ctx)?;
@@ -210,6 +233,7 @@ pub fn pre_key(plan: &CachePlan, ctx: &KeyContext<'_>) -> Result<KeyInputs, KeyE
                 })?;
         k.push("link-tools", tools.to_hex());
     }
+    extra_inputs(&mut k, plan, ctx)?;
     let mut env: Vec<&(String, String)> = ctx
         .env
         .iter()
@@ -220,6 +244,62 @@ pub fn pre_key(plan: &CachePlan, ctx: &KeyContext<'_>) -> Result<KeyInputs, KeyE
         k.push(format!("env {name}"), norm(value));
     }
     Ok(k)
+}
+
+/// The inputs the user adds to the key of this crate: variables by value, and the files
+/// matching each glob (relative to the crate's `CARGO_MANIFEST_DIR`) by path and content. The
+/// glob itself is keyed too, so a glob that matches nothing still separates the entries.
+fn extra_inputs(k: &mut KeyInputs, plan: &CachePlan, ctx: &KeyContext<'_>) -> Result<(), KeyError> {
+    let var = |name: &str| {
+        ctx.env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    for item in ctx
+        .extra
+        .env
+        .iter()
+        .filter(|s| s.applies_to(&plan.crate_name))
+    {
+        let value = match var(&item.value) {
+            Some(v) => format!("set {v}"),
+            None => "unset".to_string(),
+        };
+        k.push(format!("key-env {}", item.value), value);
+    }
+    let base = var("CARGO_MANIFEST_DIR")
+        .map(|d| ctx.cwd.join(d))
+        .unwrap_or_else(|| ctx.cwd.to_path_buf());
+    for item in ctx
+        .extra
+        .files
+        .iter()
+        .filter(|s| s.applies_to(&plan.crate_name))
+    {
+        k.push("key-glob", &item.value);
+        let pattern = base.join(&item.value);
+        let mut found: Vec<PathBuf> = glob::glob(&pattern.to_string_lossy())
+            .map_err(|e| KeyError::BadGlob {
+                glob: item.value.clone(),
+                message: e.msg.to_string(),
+            })?
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        for path in found {
+            let digest = hash_file(ctx, &path)?;
+            k.push(
+                format!(
+                    "key-file {}",
+                    ctx.anchors.normalize(&path.to_string_lossy())
+                ),
+                digest.to_hex(),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The linker program of a linked crate, as rustc will find it.
@@ -238,6 +318,65 @@ pub fn linker_of(plan: &CachePlan, ctx: &KeyContext<'_>) -> Result<PathBuf, KeyE
                 .to_string(),
         }
     })
+}
+
+/// Files rustc may find by searching `-L` directories itself, with their content hashes; a
+/// file added to, changed in or removed from such a directory changes the key.
+///
+/// - **Crates** named by `extern crate foo;` without `--extern` are searched in `-L crate=` and
+///   `-L all=` (`-L DIR` given in `RUSTFLAGS`): every `lib*.rlib`, `lib*.rmeta` and `lib*.so`
+///   there. (`-L dependency=` directories, cargo's, hold only the transitive dependencies of
+///   `--extern` crates, which rustc accepts only with the exact hash their dependents record.)
+/// - **Static libraries** bundled into a Rust library by a `#[link(name = "foo", kind =
+///   "static")]` attribute in its source (the `-sys` crate pattern), which no argument names:
+///   every archive in `-L native=` and `-L all=`, by name (`.a`, `.lib`) or by its `!<arch>`
+///   magic (a `+verbatim` name can be any file name).
+fn searched_files(
+    plan: &CachePlan,
+    ctx: &KeyContext<'_>,
+) -> Result<Vec<(PathBuf, Digest)>, KeyError> {
+    use crate::invocation::{CrateType, EmitKind};
+    let a = &plan.args;
+    let bundles = a.emits(EmitKind::Link)
+        && a.crate_types
+            .iter()
+            .any(|t| matches!(t, CrateType::Lib | CrateType::Rlib | CrateType::Staticlib));
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for sp in &a.search_paths {
+        let crates = matches!(sp.kind.as_str(), "all" | "crate");
+        let archives = bundles && matches!(sp.kind.as_str(), "all" | "native");
+        if !crates && !archives {
+            continue;
+        }
+        let dir = ctx.cwd.join(&sp.path);
+        for (name, _) in compiler::list_files(&dir) {
+            let path = dir.join(&name);
+            let is_crate = crates
+                && name.starts_with("lib")
+                && [".rlib", ".rmeta", ".so"].iter().any(|e| name.ends_with(e));
+            let is_archive = archives && is_archive(&path, &name)?;
+            if (is_crate || is_archive) && seen.insert(path.clone()) {
+                let digest = hash_file(ctx, &path)?;
+                out.push((path, digest));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// True for a static archive rustc could bundle: named `*.a` or `*.lib`, or starting with the
+/// archive magic. A thin archive (members stored as paths) cannot be keyed by its content.
+fn is_archive(path: &Path, name: &str) -> Result<bool, KeyError> {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic));
+    if read.is_ok() && &magic == b"!<thin>\n" {
+        return Err(KeyError::ThinArchive {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(name.ends_with(".a") || name.ends_with(".lib") || (read.is_ok() && &magic == b"!<arch>\n"))
 }
 
 /// The file of a bundled static library, searched as rustc does in `-L native=`/`-L all=`.

@@ -39,6 +39,7 @@ use crate::compiler::{self, Compiler};
 use crate::file_hash::FileHasher;
 use crate::fsutil;
 use crate::invocation::RustcArgs;
+use crate::link_args::{self, LibMode, LinkWords};
 use crate::paths::Anchors;
 
 /// The digest recorded for a path that must not exist (a library search probe that found
@@ -73,7 +74,7 @@ const DRIVER_FILES: &[&str] = &[
 const DRIVER_PROGRAMS: &[&str] = &["collect2", "ld"];
 
 /// Version of [`DriverInfo`] records.
-const DRIVER_RECORD_VERSION: u32 = 1;
+const DRIVER_RECORD_VERSION: u32 = 2;
 
 /// The directories rustc puts in front of `PATH` when it runs the linker.
 fn tool_dirs(compiler: &Compiler) -> Vec<PathBuf> {
@@ -140,6 +141,9 @@ struct DriverInfo {
     files: Vec<PathBuf>,
     /// `-print-prog-name=` answers (absolute paths, or names looked up in `PATH`).
     programs: Vec<String>,
+    /// `-print-search-dirs`' `programs:` line: where the driver looks for a program by name
+    /// before `PATH`.
+    program_dirs: Vec<PathBuf>,
 }
 
 fn driver_output(driver: &Path, env: &[(String, String)], arg: &str) -> Option<String> {
@@ -181,6 +185,11 @@ fn driver_info(
         .find_map(|l| l.strip_prefix("libraries: "))?
         .trim_start_matches('=');
     let search_dirs = std::env::split_paths(libraries).collect();
+    let program_dirs = dirs
+        .lines()
+        .find_map(|l| l.strip_prefix("programs: "))
+        .map(|p| std::env::split_paths(p.trim_start_matches('=')).collect())
+        .unwrap_or_default();
     let files = DRIVER_FILES
         .iter()
         .filter_map(|f| driver_output(driver, env, &format!("-print-file-name={f}")))
@@ -196,6 +205,7 @@ fn driver_info(
         search_dirs,
         files,
         programs,
+        program_dirs,
     };
     if let (Some(r), Ok(bytes)) = (&record, serde_json::to_vec(&info)) {
         let _ = fsutil::write_atomic(r, &bytes);
@@ -310,13 +320,6 @@ pub struct LinkContext<'a> {
     pub hasher: &'a FileHasher,
     /// Where driver records live.
     pub records: Option<&'a Path>,
-}
-
-/// How a `-l` library may be satisfied.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum LibMode {
-    Dynamic,
-    Static,
 }
 
 /// Collects link inputs as `(path as stored, digest)`, [`ABSENT`] for probes that found
@@ -462,6 +465,45 @@ impl Collector<'_> {
         Err("native library not found")
     }
 
+    /// A program the driver runs (`collect2`, `ld`), as `-print-prog-name` answered: an
+    /// absolute path, or a bare name the driver looks up in its own program directories and
+    /// then `PATH`. Every directory probed before the one holding it is recorded as absent, so
+    /// a program that later appears earlier (another `ld` in `PATH`) is a miss.
+    fn program(
+        &mut self,
+        name: &str,
+        program_dirs: &[PathBuf],
+        path_env: Option<&str>,
+    ) -> Result<bool, &'static str> {
+        if name.contains('/') {
+            let p = Path::new(name);
+            return if p.is_file() {
+                self.file(p).map(|()| true)
+            } else {
+                Ok(false)
+            };
+        }
+        let dirs: Vec<PathBuf> = program_dirs
+            .iter()
+            .cloned()
+            .chain(
+                path_env
+                    .map(|p| std::env::split_paths(p).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            )
+            .collect();
+        for dir in dirs {
+            let dir = self.ctx.cwd.join(dir);
+            let p = dir.join(name);
+            if p.is_file() {
+                return self.file(&p).map(|()| true);
+            }
+            self.absent(&p);
+        }
+        // Not found at all: the driver did not run it, and it must stay absent.
+        Ok(false)
+    }
+
     /// Resolves `-l name` as the linker does, recording the probes that found nothing.
     fn library(&mut self, name: &str, mode: LibMode) -> Result<(), &'static str> {
         let candidates: Vec<String> = match (name.strip_prefix(':'), mode) {
@@ -523,6 +565,17 @@ fn script_inputs(text: &str) -> Vec<String> {
     out
 }
 
+/// True when a path the linker writes into the output (an rpath, the dynamic linker) depends
+/// on where the checkout is: it names a directory under an anchor, or is relative to the
+/// output's own location (`$ORIGIN`), which moves with the out-dir.
+fn embeds_location(value: &str, anchors: &Anchors) -> bool {
+    value.split(':').any(|part| {
+        part.contains("$ORIGIN")
+            || part.contains("${ORIGIN}")
+            || (Path::new(part).is_absolute() && anchors.normalize(part) != part)
+    })
+}
+
 /// Resolves a program name as the driver's `PATH` lookup would.
 fn in_path(name: &str, path_env: Option<&str>) -> Option<PathBuf> {
     if name.contains('/') {
@@ -533,11 +586,21 @@ fn in_path(name: &str, path_env: Option<&str>) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// What a link read, and whether its output depends on the checkout's location.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LinkInputs {
+    /// Files as stored (anchored path, digest), [`ABSENT`] for probes that found nothing.
+    pub files: Vec<(String, Digest)>,
+    /// The linker writes a path that depends on where the checkout is (see [`embeds_location`]):
+    /// the result may be reused only at the same location.
+    pub location_dependent: bool,
+}
+
 /// The inputs of the link rustc printed as `command`.
 pub fn link_inputs(
     command: &LinkCommand,
     ctx: &LinkContext<'_>,
-) -> Result<Vec<(String, Digest)>, &'static str> {
+) -> Result<LinkInputs, &'static str> {
     let path_env = command
         .env
         .iter()
@@ -555,81 +618,20 @@ pub fn link_inputs(
         .map_err(|_| "linker unreadable")?;
     let info = driver_info(ctx.linker, &driver_digest, &command.env, ctx.records)
         .ok_or("linker is not a C compiler driver")?;
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut search: Vec<PathBuf> = Vec::new();
-    let mut libs: Vec<(String, LibMode)> = Vec::new();
-    let mut prefixes: Vec<PathBuf> = Vec::new();
-    let mut fuse_ld: Option<String> = None;
-    let mut scripts: Vec<String> = Vec::new();
-    let mut mode = LibMode::Dynamic;
-    let mut all_static = false;
-    let mut args = command.args.iter();
-    while let Some(arg) = args.next() {
-        let a = arg.as_str();
-        let linker_words: Option<Vec<String>> = if let Some(w) = a.strip_prefix("-Wl,") {
-            Some(w.split(',').map(str::to_string).collect())
-        } else if a == "-Xlinker" {
-            Some(vec![args.next().ok_or("link command truncated")?.clone()])
-        } else {
-            None
-        };
-        if let Some(words) = linker_words {
-            let mut words = words.into_iter();
-            while let Some(w) = words.next() {
-                match w.as_str() {
-                    "-Bstatic" | "-dn" | "-non_shared" | "-static" => mode = LibMode::Static,
-                    "-Bdynamic" | "-dy" | "-call_shared" => mode = LibMode::Dynamic,
-                    "-T" | "--script" => {
-                        scripts.push(words.next().ok_or("link command truncated")?)
-                    }
-                    "--sysroot" => return Err("linker --sysroot"),
-                    _ => {
-                        if let Some(f) = w
-                            .strip_prefix("--version-script=")
-                            .or_else(|| w.strip_prefix("--dynamic-list="))
-                            .or_else(|| w.strip_prefix('@'))
-                        {
-                            files.push(PathBuf::from(f));
-                        } else if ["-Ttext", "-Tdata", "-Tbss"]
-                            .iter()
-                            .any(|t| w.starts_with(t))
-                        {
-                            // Section addresses, not scripts.
-                        } else if let Some(s) =
-                            w.strip_prefix("--script=").or_else(|| w.strip_prefix("-T"))
-                        {
-                            scripts.push(s.to_string());
-                        } else if w.starts_with("--sysroot=") {
-                            return Err("linker --sysroot");
-                        } else if let Some(l) = w.strip_prefix("-l") {
-                            libs.push((l.to_string(), mode));
-                        } else if let Some(d) = w.strip_prefix("-L") {
-                            search.push(PathBuf::from(d));
-                        }
-                    }
-                }
-            }
-            continue;
-        }
-        match a {
-            "-o" => {
-                args.next();
-            }
-            "-L" => search.push(PathBuf::from(args.next().ok_or("link command truncated")?)),
-            "-l" => libs.push((args.next().ok_or("link command truncated")?.clone(), mode)),
-            "-static" | "-static-pie" => all_static = true,
-            _ if a.starts_with("--sysroot") || a.starts_with("-specs") => {
-                return Err("linker option names files cachet does not follow")
-            }
-            _ if a.starts_with("-L") => search.push(PathBuf::from(&a[2..])),
-            _ if a.starts_with("-l") => libs.push((a[2..].to_string(), mode)),
-            _ if a.starts_with("-B") => prefixes.push(PathBuf::from(&a[2..])),
-            _ if a.starts_with("-fuse-ld=") => fuse_ld = Some(a["-fuse-ld=".len()..].to_string()),
-            _ if a.starts_with('@') => files.push(PathBuf::from(&a[1..])),
-            _ if a.starts_with('-') => {}
-            _ => files.push(PathBuf::from(a)),
-        }
-    }
+    let words = link_args::classify(&command.args, ctx.cwd)?;
+    let LinkWords {
+        files,
+        search,
+        libs,
+        prefixes,
+        fuse_ld,
+        scripts,
+        embedded_paths,
+        all_static,
+    } = words;
+    let location_dependent = embedded_paths
+        .iter()
+        .any(|v| embeds_location(v, ctx.anchors));
     let mut dirs = search;
     dirs.extend(info.search_dirs.iter().cloned());
     let mut c = Collector {
@@ -657,20 +659,27 @@ pub fn link_inputs(
     }
     if let Some(ld) = fuse_ld {
         let name = format!("ld.{ld}");
-        let found = prefixes
+        if !prefixes
             .iter()
-            .map(|d| ctx.cwd.join(d).join(&name))
-            .find(|p| p.is_file())
-            .or_else(|| {
-                driver_output(
-                    ctx.linker,
-                    &command.env,
-                    &format!("-print-prog-name={name}"),
-                )
-                .and_then(|p| in_path(&p, path_env))
-            })
+            .any(|d| ctx.cwd.join(d).join(&name).is_file())
+        {
+            let answer = driver_output(
+                ctx.linker,
+                &command.env,
+                &format!("-print-prog-name={name}"),
+            )
             .ok_or("linker program not found")?;
-        c.file(&found)?;
+            if !c.program(&answer, &info.program_dirs, path_env)? {
+                return Err("linker program not found");
+            }
+        }
+    }
+    // `-R FILE` reads a file's symbols (`-R DIR` is an rpath).
+    for value in &embedded_paths {
+        let p = ctx.cwd.join(value);
+        if p.is_file() {
+            c.file(&p)?;
+        }
     }
     for script in scripts {
         let found = std::iter::once(ctx.cwd.to_path_buf())
@@ -693,11 +702,13 @@ pub fn link_inputs(
         }
     }
     for p in &info.programs {
-        if let Some(found) = in_path(p, path_env) {
-            c.file(&found)?;
-        }
+        // `collect2` finds `ld` itself; a program found nowhere was not run.
+        c.program(p, &info.program_dirs, path_env)?;
     }
-    Ok(c.inputs)
+    Ok(LinkInputs {
+        files: c.inputs,
+        location_dependent,
+    })
 }
 
 /// The `--print link-args=FILE` argument that makes rustc write its link command to `file`.
@@ -794,7 +805,8 @@ mod tests {
                 ]),
                 ctx,
             )
-            .unwrap();
+            .unwrap()
+            .files;
             let get = |p: &Path| {
                 inputs
                     .iter()
@@ -822,7 +834,7 @@ mod tests {
             );
             assert_eq!(
                 link_inputs(&command(&["-Wl,--sysroot=/elsewhere"]), ctx),
-                Err("linker --sysroot")
+                Err("linker option names files cachet does not follow")
             );
             assert_eq!(
                 link_inputs(&command(&["-lno_such_library_anywhere"]), ctx),

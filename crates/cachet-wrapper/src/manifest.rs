@@ -35,6 +35,13 @@ pub const MANIFEST_VERSION: u32 = 1;
 /// Candidates kept per pre-key (newest first); older ones are dropped.
 pub const MAX_CANDIDATES: usize = 16;
 
+/// The name, among a candidate's variables, of the location its outputs depend on (the
+/// out-dir and the anchors' real paths): set when the compile wrote a path of this checkout
+/// into its outputs (an rpath under the target directory), so that the entry is reused only
+/// at the same location. Not a valid name for `env!`-read variables to collide with in
+/// practice, and matched against the current location, never against the environment.
+pub const LOCATION: &str = "cachet:location";
+
 /// A file set and environment seen by one earlier compile.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Candidate {

@@ -13,8 +13,9 @@
 //! the workspace becomes `.`, `CARGO_HOME` becomes `$CARGO_HOME`, the target directory
 //! `$TARGET` (as cargo's `trim-paths` does). Backtraces and `file!()` then show
 //! `./src/lib.rs` or `$CARGO_HOME/registry/src/...`; see docs/design.md for debuggers.
-//! Values read through `env!` that contain an anchor stay literal in the key whenever the
-//! outputs contain them (they were baked into the code), so such crates remain per-checkout.
+//! Values read through `env!` that contain an anchor stay literal in the key unless every read
+//! is proven to be an `include!` of a file (see `env_proof.rs`), so such crates remain
+//! per-checkout.
 
 use std::ffi::OsString;
 use std::path::Path;

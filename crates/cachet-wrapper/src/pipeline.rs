@@ -188,6 +188,7 @@ pub fn serve(
         hasher: &call.hasher,
         compiler_records: Some(&compiler_records),
         anchors: &call.anchors,
+        extra: &config.extra_key,
     };
     let pre_inputs = match key::pre_key(plan, &ctx).and_then(|mut inputs| {
         if let Some(driver) = &driver {
@@ -299,8 +300,21 @@ fn key_error_label(e: &key::KeyError) -> &'static str {
     match e {
         key::KeyError::Unreadable { .. } => "unreadable input",
         key::KeyError::NativeLibNotFound { .. } => "native library not found",
+        key::KeyError::BadGlob { .. } => "CACHET_KEY_FILES pattern not valid",
+        key::KeyError::ThinArchive { .. } => "thin archive in a native search directory",
         key::KeyError::LinkerNotFound { .. } => "linker not found",
     }
+}
+
+/// Where this call's outputs go and its anchors are, as one value: a candidate whose outputs
+/// embed the checkout's location records it under [`crate::manifest::LOCATION`], and matches
+/// only where it is the same.
+fn location(anchors: &Anchors, out_dir: &Path) -> String {
+    let mut s = format!("out-dir={}", out_dir.display());
+    for (name, path) in anchors.pairs() {
+        s.push_str(&format!("\n{name}={path}"));
+    }
+    s
 }
 
 /// Which files a manifest candidate may name for this call (see `manifest.rs`).
@@ -331,7 +345,14 @@ fn input_policy(call: &Call<'_>) -> InputPolicy {
 /// when L1 has no matching candidate. An entry holding a file this compile would not write,
 /// or lacking one it would, is refused (see `tiers.rs`).
 fn lookup(call: &Call<'_>, pre: &Digest, delta: &mut Delta) -> Option<Found> {
-    let env = |name: &str| std::env::var(name).ok();
+    let here = location(&call.anchors, &call.out_dir);
+    let env = |name: &str| {
+        if name == crate::manifest::LOCATION {
+            Some(here.clone())
+        } else {
+            std::env::var(name).ok()
+        }
+    };
     let policy = input_policy(call);
     let find = |m: &crate::manifest::Manifest| m.find_match(&policy, &call.hasher, &env).cloned();
     let candidate = match find(&call.tiers.manifest(pre, false, &policy, delta)) {
@@ -491,7 +512,7 @@ pub fn exit_code(status: &std::process::ExitStatus) -> u8 {
 fn link_inputs(
     call: &Call<'_>,
     link_command: Option<&str>,
-) -> Result<Vec<(String, Digest)>, &'static str> {
+) -> Result<crate::link::LinkInputs, &'static str> {
     let command = crate::link::parse_command(link_command.ok_or("link command unknown")?)
         .ok_or("link command unreadable")?;
     let path_env = std::env::var("PATH").ok();
@@ -583,8 +604,11 @@ fn collect(
         }
         files.push((call.anchors.normalize(f), digest));
     }
+    let mut location_dependent = false;
     if plan.links {
-        for (shown, digest) in link_inputs(call, link_command)? {
+        let inputs = link_inputs(call, link_command)?;
+        location_dependent = inputs.location_dependent;
+        for (shown, digest) in inputs.files {
             if digest != crate::link::ABSENT {
                 let path = cwd.join(call.anchors.denormalize(&shown));
                 let meta = fs::metadata(&path).map_err(|_| "link input vanished")?;
@@ -607,34 +631,49 @@ fn collect(
         });
     }
     // A variable read by `env!` whose value holds an anchored path is keyed relative to the
-    // anchor only if the outputs do not contain the value (it was not baked into the code).
-    let mut env = Vec::with_capacity(deps.env.len());
-    for (name, value) in deps.env {
-        let value = match value {
-            Some(v) => {
-                let anchored = call.anchors.normalize(&v);
-                let mut baked = false;
-                if anchored != v {
-                    // The dep-info file lists paths by design; only compiled outputs count.
-                    for o in outputs.iter().filter(|o| o.name != plan.dep_info) {
-                        if contains(&o.file, v.as_bytes()).map_err(|_| "output unreadable")? {
-                            baked = true;
-                            break;
-                        }
-                    }
-                }
-                Some(if baked { v } else { anchored })
+    // anchor only when every read of it is proven to be an `include!` of a file (see
+    // env_proof.rs); otherwise its literal value is keyed and the crate is compiled per
+    // checkout.
+    let anchored: Vec<&str> = deps
+        .env
+        .iter()
+        .filter(|(_, v)| v.as_ref().is_some_and(|v| call.anchors.normalize(v) != *v))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let proven = !anchored.is_empty()
+        && {
+            let paths: Vec<PathBuf> = deps.files.iter().map(|f| cwd.join(f)).collect();
+            let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            let verdict =
+                crate::env_proof::prove_only_included(&refs, &anchored, plan.args.loads_crates());
+            if let Err(why) = verdict {
+                info!(krate = %plan.crate_name, vars = ?anchored, why, "path-valued env! keyed literally");
             }
-            None => None,
+            verdict.is_ok()
         };
-        env.push((name, value));
+    let env: Vec<(String, Option<String>)> = deps
+        .env
+        .into_iter()
+        .map(|(name, value)| {
+            let value = value.map(|v| {
+                if proven {
+                    call.anchors.normalize(&v)
+                } else {
+                    v
+                }
+            });
+            (name, value)
+        })
+        .collect();
+    let mut env = env;
+    if location_dependent {
+        // The outputs name this checkout's directories: reuse them only here.
+        env.push((
+            crate::manifest::LOCATION.to_string(),
+            Some(location(&call.anchors, out_dir)),
+        ));
     }
     Ok((Candidate { files, env }, outputs))
-}
-
-/// Whether `file` contains `needle`, read in chunks (outputs can be hundreds of megabytes).
-fn contains(file: &fs::File, needle: &[u8]) -> std::io::Result<bool> {
-    Ok(find(file, needle)?.is_some())
 }
 
 /// The offset of the first `needle` in `file`, read in chunks.
@@ -800,7 +839,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn contains_finds_a_value_across_chunk_boundaries() {
+    fn find_locates_a_value_across_chunk_boundaries() {
         let dir = tempfile::tempdir().unwrap();
         let needle = b"/home/dev/project/src";
         // Place the needle across the first and second 1 MiB boundaries, at the very end, and
@@ -811,15 +850,19 @@ mod tests {
             let path = dir.path().join(format!("out-{at}"));
             fs::write(&path, &bytes).unwrap();
             let file = fs::File::open(&path).unwrap();
-            assert!(contains(&file, needle).unwrap());
+            assert!(find(&file, needle).unwrap().is_some());
             assert_eq!(find(&file, needle).unwrap(), Some(at as u64));
             assert!(holds_at(&file, at as u64, needle).unwrap());
             assert!(!holds_at(&file, at as u64 + 1, needle).unwrap());
         }
         let path = dir.path().join("none");
         fs::write(&path, vec![b'x'; 3 << 20]).unwrap();
-        assert!(!contains(&fs::File::open(&path).unwrap(), needle).unwrap());
+        assert!(find(&fs::File::open(&path).unwrap(), needle)
+            .unwrap()
+            .is_none());
         fs::write(&path, b"").unwrap();
-        assert!(!contains(&fs::File::open(&path).unwrap(), needle).unwrap());
+        assert!(find(&fs::File::open(&path).unwrap(), needle)
+            .unwrap()
+            .is_none());
     }
 }

@@ -41,12 +41,36 @@ fn another_path_and_cargo_home_restore_every_crate_of_the_workload() {
     let before = q.journal().len();
     q.cachet_cargo(&["build", "--locked", "--offline"], &home_env);
     let records = q.journal().split_off(before);
-    let missed: Vec<_> = cacheable(&records)
-        .into_iter()
+    let calls = cacheable(&records);
+    let missed: Vec<_> = calls
+        .iter()
         .filter(|r| !matches!(r.outcome, Outcome::HitLocal | Outcome::CompileFailed))
         .collect();
-    assert!(missed.is_empty(), "the second checkout missed: {missed:#?}");
-    for krate in &stored {
+    // A crate whose `env!` path value is not proven to be only `include!`d is keyed with the
+    // literal value and compiled per checkout (docs/design.md): that, and nothing else, may
+    // make it miss here.
+    for r in &missed {
+        let changes = r.changes.as_deref().unwrap_or_default();
+        assert!(
+            !changes.is_empty()
+                && changes.iter().all(|c| c.kind == "env! variable"
+                    && matches!(c.name.as_str(), "OUT_DIR" | "CARGO_MANIFEST_DIR")),
+            "the second checkout missed for another reason: {r:#?}"
+        );
+    }
+    let per_checkout: Vec<_> = missed.iter().filter_map(|r| r.krate.clone()).collect();
+    let restored = calls.len() - missed.len();
+    eprintln!(
+        "second checkout: {restored} of {} cacheable calls restored; compiled per checkout: \
+         {per_checkout:?}",
+        calls.len()
+    );
+    assert!(
+        restored * 100 >= calls.len() * 95,
+        "only {restored} of {} restored: {per_checkout:?}",
+        calls.len()
+    );
+    for krate in stored.iter().filter(|k| !per_checkout.contains(k)) {
         assert!(
             outcomes_for(&records, krate).contains(&Outcome::HitLocal),
             "{krate} was not restored"

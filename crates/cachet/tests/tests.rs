@@ -5,6 +5,7 @@ mod util;
 
 mod clippy;
 mod commands;
+mod differential;
 mod docker;
 mod faults;
 mod hits;

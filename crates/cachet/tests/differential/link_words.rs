@@ -1,0 +1,118 @@
+//! Every word of the link command that names a file. The link-command parser used to follow
+//! only a few spellings; a file named any other way could change and cachet restored the old
+//! link. Each form below links one object (or list) whose change the program shows.
+
+use super::{check, replace, Case, Step};
+
+const BUILD_RS: &str = r#"
+use std::process::Command;
+fn object(out: &str, name: &str) -> String {
+    let o = format!("{out}/{name}.o");
+    let src = format!("c/{name}.c");
+    assert!(Command::new("cc").args(["-c", "-fPIC", &src, "-o", &o]).status().unwrap().success());
+    o
+}
+fn arg(a: &str) { println!("cargo:rustc-link-arg-bins={a}"); }
+fn main() {
+    let out = std::env::var("OUT_DIR").unwrap();
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    println!("cargo:rerun-if-changed=c");
+    println!("cargo:rerun-if-changed=dyn.list");
+    // A bare file inside -Wl,
+    arg(&format!("-Wl,{}", object(&out, "a")));
+    // -Xlinker FILE
+    arg("-Xlinker");
+    arg(&object(&out, "b"));
+    // Long options with = in a comma list
+    std::fs::create_dir_all(format!("{out}/lib")).unwrap();
+    let c = object(&out, "c");
+    let lib = format!("{out}/lib/libcee.a");
+    let _ = std::fs::remove_file(&lib);
+    assert!(Command::new("ar").args(["crs", &lib, &c]).status().unwrap().success());
+    arg(&format!("-Wl,--library-path={out}/lib,--library=cee"));
+    // A response file to the driver, and one to the linker
+    std::fs::write(format!("{out}/driver.rsp"), format!("'{}'\n", object(&out, "d"))).unwrap();
+    arg(&format!("@{out}/driver.rsp"));
+    std::fs::write(format!("{out}/linker.rsp"), format!("\"{}\"\n", object(&out, "e"))).unwrap();
+    arg(&format!("-Wl,@{out}/linker.rsp"));
+    // The driver's -T script naming an input
+    std::fs::write(format!("{out}/inputs.ld"), format!("INPUT({})\n", object(&out, "f"))).unwrap();
+    arg("-T");
+    arg(&format!("{out}/inputs.ld"));
+    // An option's file as the next word of the same -Wl, list
+    arg(&format!("-Wl,--dynamic-list,{dir}/dyn.list"));
+}
+"#;
+
+const MAIN_RS: &str = r#"
+use std::ffi::c_void;
+extern "C" {
+    fn a_value() -> i32; fn b_value() -> i32; fn c_value() -> i32;
+    fn d_value() -> i32; fn e_value() -> i32; fn f_value() -> i32;
+    fn dlsym(handle: *mut c_void, symbol: *const std::ffi::c_char) -> *mut c_void;
+}
+fn main() {
+    unsafe {
+        println!("{} {} {} {} {} {}", a_value(), b_value(), c_value(), d_value(), e_value(), f_value());
+        println!("exported: {}", !dlsym(std::ptr::null_mut(), c"f_value".as_ptr()).is_null());
+    }
+}
+"#;
+
+const CASE: Case = Case {
+    name: "files named by link-command words",
+    files: &[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\nbuild = \"build.rs\"\n",
+        ),
+        ("build.rs", BUILD_RS),
+        ("src/main.rs", MAIN_RS),
+        ("c/a.c", "int a_value(void) { return 1; }\n"),
+        ("c/b.c", "int b_value(void) { return 2; }\n"),
+        ("c/c.c", "int c_value(void) { return 3; }\n"),
+        ("c/d.c", "int d_value(void) { return 4; }\n"),
+        ("c/e.c", "int e_value(void) { return 5; }\n"),
+        ("c/f.c", "int f_value(void) { return 6; }\n"),
+        ("dyn.list", "{ f_value; };\n"),
+    ],
+    setup: None,
+    bin: "app",
+    env: &[],
+    steps: &[
+        Step {
+            name: "an object named by a bare word inside -Wl,",
+            edit: |r| replace(r, "c/a.c", "return 1;", "return 11;"),
+        },
+        Step {
+            name: "an object named after -Xlinker",
+            edit: |r| replace(r, "c/b.c", "return 2;", "return 12;"),
+        },
+        Step {
+            name: "a library named by -Wl,--library-path=D,--library=x",
+            edit: |r| replace(r, "c/c.c", "return 3;", "return 13;"),
+        },
+        Step {
+            name: "an object named in a driver response file",
+            edit: |r| replace(r, "c/d.c", "return 4;", "return 14;"),
+        },
+        Step {
+            name: "an object named in a linker response file (-Wl,@FILE)",
+            edit: |r| replace(r, "c/e.c", "return 5;", "return 15;"),
+        },
+        Step {
+            name: "an object named by the driver's -T script",
+            edit: |r| replace(r, "c/f.c", "return 6;", "return 16;"),
+        },
+        Step {
+            name: "the list given as -Wl,--dynamic-list,FILE",
+            edit: |r| replace(r, "dyn.list", "f_value", "a_value"),
+        },
+    ],
+    reproducible: true,
+};
+
+#[test]
+fn every_file_the_link_command_names_is_keyed() {
+    check(&CASE);
+}
