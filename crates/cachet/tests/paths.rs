@@ -129,7 +129,10 @@ fn backtraces_and_gdb_show_the_current_checkout() {
     q.cachet_cargo(&["build"], &[]);
     let records = q.journal().split_off(before);
     assert_eq!(outcomes_for(&records, "dep_lib"), vec![Outcome::HitLocal]);
-    assert_eq!(outcomes_for(&records, "core_lib"), vec![Outcome::HitLocal]);
+    // core_lib `include!`s from OUT_DIR and invokes a proc-macro, which could expand to a read
+    // of OUT_DIR the scan cannot see: its OUT_DIR is keyed literally, and it compiles here
+    // (docs/design.md, "Path-valued env! variables").
+    assert_eq!(outcomes_for(&records, "core_lib"), vec![Outcome::Miss]);
     // The first checkout is gone: nothing may point there.
     let first = p.root.to_string_lossy().into_owned();
     fs::remove_dir_all(&p.root).unwrap();

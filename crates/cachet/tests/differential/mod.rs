@@ -22,6 +22,7 @@
 
 mod bundled;
 mod driver_path;
+mod env_paths;
 mod key_lever;
 mod link_paths;
 mod link_words;

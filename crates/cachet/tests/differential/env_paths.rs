@@ -1,0 +1,94 @@
+//! Path-valued variables read through `env!`/`option_env!` (`CARGO_MANIFEST_DIR`, `OUT_DIR`).
+//! Before the fix such a value was keyed relative to its anchor whenever its bytes were not
+//! found in the outputs, which proves nothing: a transform of the value (`.len()`) or LTO
+//! bitcode hides them, and a second checkout received the first one's value. Now the value is
+//! keyed literally unless every read is proven to be an `include!` of a file (env_proof.rs);
+//! that form still hits in the second checkout.
+
+use cachet_wrapper::journal::Outcome;
+
+use super::{check, Case};
+use crate::util::outcomes_for;
+
+fn package(name: &str, build: bool) -> String {
+    let build = if build { "build = \"build.rs\"\n" } else { "" };
+    format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n{build}")
+}
+
+const GEN_BUILD_RS: &str = r#"
+fn main() {
+    let out = std::env::var("OUT_DIR").unwrap();
+    std::fs::write(format!("{out}/gen.rs"), "pub const GENERATED: u32 = 7;\n").unwrap();
+}
+"#;
+
+#[test]
+fn path_values_are_keyed_literally_unless_only_included() {
+    let workspace = "[workspace]\nmembers = [\"lenlib\", \"bitcode\", \"runtime\", \"included\", \"app\"]\nresolver = \"2\"\n\n[profile.dev]\nlto = true\n";
+    let files: Vec<(String, String)> = vec![
+        ("Cargo.toml".into(), workspace.into()),
+        ("lenlib/Cargo.toml".into(), package("lenlib", false)),
+        (
+            "lenlib/src/lib.rs".into(),
+            "pub const LEN: usize = env!(\"CARGO_MANIFEST_DIR\").len();\n".into(),
+        ),
+        ("bitcode/Cargo.toml".into(), package("bitcode", false)),
+        (
+            "bitcode/src/lib.rs".into(),
+            "pub fn dir() -> &'static str { env!(\"CARGO_MANIFEST_DIR\") }\n".into(),
+        ),
+        ("runtime/Cargo.toml".into(), package("runtime", true)),
+        ("runtime/build.rs".into(), "fn main() {}\n".into()),
+        (
+            "runtime/src/lib.rs".into(),
+            "pub fn out_dir() -> Option<&'static str> { option_env!(\"OUT_DIR\") }\n".into(),
+        ),
+        ("included/Cargo.toml".into(), package("included", true)),
+        ("included/build.rs".into(), GEN_BUILD_RS.into()),
+        (
+            "included/src/lib.rs".into(),
+            "include!(concat!(env!(\"OUT_DIR\"), \"/gen.rs\"));\n".into(),
+        ),
+        (
+            "app/Cargo.toml".into(),
+            format!(
+                "{}\n[dependencies]\nlenlib = {{ path = \"../lenlib\" }}\nbitcode = {{ path = \"../bitcode\" }}\nruntime = {{ path = \"../runtime\" }}\nincluded = {{ path = \"../included\" }}\n",
+                package("app", false)
+            ),
+        ),
+        (
+            "app/src/main.rs".into(),
+            "fn main() {\n    println!(\"len={}\", lenlib::LEN);\n    println!(\"dir={}\", bitcode::dir());\n    println!(\"out={:?}\", runtime::out_dir());\n    println!(\"generated={}\", included::GENERATED);\n}\n".into(),
+        ),
+    ];
+    // The harness takes static files; leak these few for the test's duration.
+    let files: &'static [(&'static str, &'static str)] = Box::leak(
+        files
+            .into_iter()
+            .map(|(p, t)| (&*p.leak(), &*t.leak()))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    let records = check(&Case {
+        name: "path-valued env! variables",
+        files,
+        setup: None,
+        bin: "app",
+        env: &[],
+        steps: &[],
+        reproducible: false,
+    });
+    // The include! form is proven: restored in the second checkout.
+    assert_eq!(
+        outcomes_for(&records, "included"),
+        vec![Outcome::HitLocal],
+        "{records:#?}"
+    );
+    for krate in ["lenlib", "bitcode", "runtime"] {
+        assert_eq!(
+            outcomes_for(&records, krate),
+            vec![Outcome::Miss],
+            "{krate}"
+        );
+    }
+}
