@@ -187,16 +187,22 @@ impl InputPolicy {
     pub fn retain_suitable(&self, m: &mut Manifest) -> Option<String> {
         let mut refused = None;
         let unsuitable = |p: &str| self.check(&self.resolve(p)).is_err();
-        m.candidates
-            .retain(|c| match c.files.iter().find(|(p, _)| unsuitable(p)) {
+        m.candidates.retain(|c| {
+            match c.files.iter().find(|(p, d)| *d != ABSENT && unsuitable(p)) {
                 Some((p, _)) => {
                     refused.get_or_insert_with(|| p.clone());
                     false
                 }
                 None => true,
-            });
+            }
+        });
         refused
     }
+}
+
+/// True when nothing is at `path` (a dangling link counts as nothing, as for the linker).
+fn absent_now(path: &Path) -> bool {
+    matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 impl Manifest {
@@ -249,6 +255,11 @@ impl Manifest {
                 let current = env(name);
                 current == *stored || current.map(|v| policy.anchors.normalize(&v)) == *stored
             }) && c.files.iter().all(|(path, digest)| {
+                if *digest == ABSENT {
+                    // A search probe that found nothing (see link.rs): only whether something
+                    // is there now is asked, never its contents, so any path may be probed.
+                    return absent_now(&policy.resolve(path));
+                }
                 let current = *seen.entry(path.as_str()).or_insert_with(|| {
                     let file = policy.resolve(path);
                     if policy.check(&file).is_err() {
