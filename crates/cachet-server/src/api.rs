@@ -336,8 +336,14 @@ async fn put(
             return Err(ApiError::Busy);
         }
     };
-    let mut upload = state.store.put(id).await?;
     let mut body = req.into_body();
+    let mut upload = match state.store.put(id).await {
+        Ok(upload) => upload,
+        Err(e) => {
+            discard_rest(&mut body, state.body_timeout, limit).await;
+            return Err(e.into());
+        }
+    };
     let mut received = 0u64;
     loop {
         let frame = tokio::time::timeout(state.body_timeout, body.frame())
@@ -352,11 +358,28 @@ async fn put(
         if received > limit {
             return Err(ApiError::TooLarge { limit });
         }
-        upload.write(data).await?;
+        if let Err(e) = upload.write(data).await {
+            discard_rest(&mut body, state.body_timeout, limit - received).await;
+            return Err(e.into());
+        }
     }
     upload.commit().await?;
     state.metrics.bytes_in(received);
     Ok(status_only(StatusCode::CREATED))
+}
+
+/// Reads and drops what is left of a refused upload's body (a full disk, the size cap), at most
+/// `budget` bytes and within `timeout` per frame. A client still sending when the server answers
+/// and closes gets a reset connection instead of the answer (a broken pipe, not the 507 that
+/// says what to do); this is the bounded form of the "discard the body" that nginx does.
+async fn discard_rest(body: &mut Incoming, timeout: Duration, mut budget: u64) {
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(timeout, body.frame()).await {
+        let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+        if len > budget {
+            break;
+        }
+        budget -= len;
+    }
 }
 
 /// `/metrics` (Prometheus text) or `/stats` (JSON).
