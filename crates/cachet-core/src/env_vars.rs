@@ -43,6 +43,10 @@ pub const CACHET_TRUSTED_KEYS: &str = "CACHET_TRUSTED_KEYS";
 /// File holding this writer's secret signing key (`cachet key generate`); when set, every
 /// entry stored and manifest uploaded is signed with it.
 pub const CACHET_SIGNING_KEY: &str = "CACHET_SIGNING_KEY";
+/// This client's name in the server's dashboard. Default: the host name.
+pub const CACHET_CLIENT_NAME: &str = "CACHET_CLIENT_NAME";
+/// `0` = send no call reports to the server's dashboard. Default `1` (on when a server is set).
+pub const CACHET_REPORTS: &str = "CACHET_REPORTS";
 /// Server: address to listen on. Default `127.0.0.1:4226`.
 pub const CACHET_LISTEN: &str = "CACHET_LISTEN";
 /// Server: storage, `dir:PATH` or `ephemeral`.
@@ -142,6 +146,14 @@ pub const ALL: &[(&str, &str)] = &[
     (
         CACHET_SIGNING_KEY,
         "secret key file: sign entries and manifests this machine writes",
+    ),
+    (
+        CACHET_CLIENT_NAME,
+        "this client's name in the server's dashboard (default: host name)",
+    ),
+    (
+        CACHET_REPORTS,
+        "0 = send no call reports to the server's dashboard (default 1)",
     ),
     (
         CACHET_LISTEN,
