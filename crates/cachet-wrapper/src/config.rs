@@ -127,13 +127,22 @@ pub struct FileConfig {
     pub key_env: Option<Vec<String>>,
     /// Extra file globs in the key, as `CACHET_KEY_FILES` (`GLOB` or `CRATE:GLOB`).
     pub key_files: Option<Vec<String>>,
+    /// Public keys (`NAME:BASE64`) whose signatures objects from the server must carry, as
+    /// `CACHET_TRUSTED_KEYS`.
+    pub trusted_keys: Option<Vec<String>>,
+    /// This writer's secret key file, as `CACHET_SIGNING_KEY` (relative: to this file).
+    pub signing_key: Option<PathBuf>,
 }
 
 fn read_file_config(warnings: &mut Vec<String>) -> FileConfig {
-    let Some(path) = config_file() else {
-        return FileConfig::default();
-    };
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    match config_file() {
+        Some(path) => parse_file_config(&path, warnings),
+        None => FileConfig::default(),
+    }
+}
+
+fn parse_file_config(path: &std::path::Path, warnings: &mut Vec<String>) -> FileConfig {
+    let Ok(text) = std::fs::read_to_string(path) else {
         return FileConfig::default();
     };
     let mut file: FileConfig = toml::from_str(&text).unwrap_or_else(|e| {
@@ -141,8 +150,12 @@ fn read_file_config(warnings: &mut Vec<String>) -> FileConfig {
         FileConfig::default()
     });
     // A relative path in the file means relative to the file, wherever rustc runs.
-    if let (Some(ca), Some(base)) = (&file.ca_cert, path.parent()) {
-        file.ca_cert = Some(base.join(ca));
+    if let Some(base) = path.parent() {
+        for setting in [&mut file.ca_cert, &mut file.signing_key] {
+            if let Some(p) = setting.as_mut() {
+                *p = base.join(&*p);
+            }
+        }
     }
     file
 }
@@ -261,20 +274,34 @@ impl Config {
                 .map(|v| scoped_list(v))
                 .unwrap_or_else(|| from_file(&file.key_files)),
         };
-        let remote = remote_config(&get, file, &mut warnings);
-        let trusted_keys = match get.get(ev::CACHET_TRUSTED_KEYS) {
+        // An empty variable does not turn checking off when the file turns it on: only a
+        // list can be trusted, never the absence of one.
+        let trusted_text = match (get.get(ev::CACHET_TRUSTED_KEYS), &file.trusted_keys) {
+            (Some(v), _) if !v.trim().is_empty() => Some((ev::CACHET_TRUSTED_KEYS, v.clone())),
+            (_, Some(list)) => Some(("trusted_keys in the config file", list.join(","))),
+            (Some(_), None) | (None, None) => None,
+        };
+        let trusted_keys = match trusted_text {
             None => Vec::new(),
-            Some(v) => crate::signing::parse_trusted(v).unwrap_or_else(|e| {
+            Some((origin, v)) => crate::signing::parse_trusted(&v).unwrap_or_else(|e| {
                 // Refusing everything is the safe reading of a list that cannot be parsed.
                 warnings.push(format!(
-                    "{}: {e}; no entry from the server will be trusted",
-                    ev::CACHET_TRUSTED_KEYS
+                    "{origin}: {e}; no entry from the server will be trusted"
                 ));
                 vec![("invalid".to_string(), [0; 32])]
             }),
         };
         let signing_key =
-            absolute_setting(&get, ev::CACHET_SIGNING_KEY, "no signing", &mut warnings);
+            absolute_setting(&get, ev::CACHET_SIGNING_KEY, "no signing", &mut warnings).or_else(
+                || {
+                    // Set but refused: the fallback the warning names, not the file's key.
+                    let refused = get
+                        .get(ev::CACHET_SIGNING_KEY)
+                        .is_some_and(|v| !v.is_empty());
+                    (!refused).then(|| file.signing_key.clone()).flatten()
+                },
+            );
+        let remote = remote_config(&get, file, &mut warnings);
         Config {
             trusted_keys,
             signing_key,
@@ -456,6 +483,67 @@ mod tests {
         assert!(!c.disable);
         assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
         assert!(c.warnings.iter().any(|w| w.contains("CACHET_DIRR")));
+    }
+
+    #[test]
+    fn signing_keys_come_from_the_file_unless_the_environment_sets_them() {
+        let a = crate::signing::SecretKey::generate("a")
+            .unwrap()
+            .public_text();
+        let b = crate::signing::SecretKey::generate("b")
+            .unwrap()
+            .public_text();
+        let file = || FileConfig {
+            trusted_keys: Some(vec![a.clone()]),
+            signing_key: Some(PathBuf::from("/etc/cachet/ci.key")),
+            ..FileConfig::default()
+        };
+        let c = Config::from_sources(std::iter::empty(), file(), Vec::new());
+        assert_eq!(c.trusted_keys.len(), 1);
+        assert_eq!(c.trusted_keys[0].0, "a");
+        assert_eq!(c.signing_key, Some(PathBuf::from("/etc/cachet/ci.key")));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let vars = [
+            ("CACHET_TRUSTED_KEYS".to_string(), b.clone()),
+            ("CACHET_SIGNING_KEY".to_string(), "/other.key".to_string()),
+        ];
+        let c = Config::from_sources(vars.into_iter(), file(), Vec::new());
+        assert_eq!(c.trusted_keys[0].0, "b");
+        assert_eq!(c.signing_key, Some(PathBuf::from("/other.key")));
+        // An empty variable does not switch off the checking the file asks for.
+        let vars = [("CACHET_TRUSTED_KEYS".to_string(), String::new())];
+        let c = Config::from_sources(vars.into_iter(), file(), Vec::new());
+        assert_eq!(c.trusted_keys[0].0, "a");
+        // A relative key in the environment is refused, and the file's key is not used instead.
+        let vars = [("CACHET_SIGNING_KEY".to_string(), "ci.key".to_string())];
+        let c = Config::from_sources(vars.into_iter(), file(), Vec::new());
+        assert_eq!(c.signing_key, None);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        // A list that cannot be read refuses everything, and says where it came from.
+        let bad = FileConfig {
+            trusted_keys: Some(vec!["nocolon".into()]),
+            ..FileConfig::default()
+        };
+        let c = Config::from_sources(std::iter::empty(), bad, Vec::new());
+        assert_eq!(c.trusted_keys.len(), 1);
+        assert!(c.warnings[0].starts_with("trusted_keys in the config file"));
+    }
+
+    #[test]
+    fn a_config_file_reads_signing_keys_relative_to_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "trusted_keys = [\"ci-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"]\nsigning_key = \"ci.key\"\n",
+        )
+        .unwrap();
+        let mut warnings = Vec::new();
+        let file = parse_file_config(&path, &mut warnings);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(file.signing_key, Some(dir.path().join("ci.key")));
+        let c = Config::from_sources(std::iter::empty(), file, warnings);
+        assert_eq!(c.trusted_keys[0], ("ci-1".to_string(), [0; 32]));
     }
 
     #[test]
