@@ -504,7 +504,7 @@ mod tests {
         assert_eq!(c.signing_key, Some(PathBuf::from("/etc/cachet/ci.key")));
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         let vars = [
-            ("CACHET_TRUSTED_KEYS".to_string(), b.clone()),
+            ("CACHET_TRUSTED_KEYS".to_string(), b),
             ("CACHET_SIGNING_KEY".to_string(), "/other.key".to_string()),
         ];
         let c = Config::from_sources(vars.into_iter(), file(), Vec::new());
