@@ -41,6 +41,8 @@ pub struct AppState {
     /// Bytes of upload buffers that may be held across all connections: each upload takes
     /// what it may buffer (up to [`UPLOAD_BUFFER`]) before it reads its body.
     pub upload_memory: Arc<tokio::sync::Semaphore>,
+    /// The dashboard's history: clients' call reports and what this server saw.
+    pub history: Arc<crate::history::History>,
 }
 
 /// What one upload may hold in memory: the disk store's write buffer (a chunk arriving from
@@ -245,6 +247,9 @@ async fn dispatch(
             Ok(status_only(StatusCode::NO_CONTENT))
         }
         Route::Root if method.as_str() == "PROPFIND" => Ok(multistatus(webdav::collection("/"))),
+        Route::Reports(ns) => crate::dashboard::reports(state, &ns, req).await,
+        Route::DashboardApi(endpoint) => crate::dashboard::api(state, &endpoint, &req),
+        Route::Ui(page) => crate::ui::page(state, &page, req).await,
         Route::Collection { namespace } => {
             let scope = method_scope(&method).ok_or(ApiError::MethodNotAllowed)?;
             authorize(&state.tokens(), &req, scope, Some(&namespace))?;
@@ -285,9 +290,13 @@ async fn dispatch(
 async fn get(state: &AppState, id: &ObjectId) -> ApiResult {
     let Some(object) = state.store.get(id).await? else {
         state.metrics.miss();
+        state.history.server_get(&id.namespace, false, 0);
         return Err(ApiError::NotFound);
     };
     state.metrics.hit();
+    state
+        .history
+        .server_get(&id.namespace, true, object.meta.size);
     state.metrics.bytes_out(object.meta.size);
     let body = match object.body {
         ObjectBody::Full(bytes) => full(bytes),

@@ -11,7 +11,9 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod dashboard;
 pub mod error;
+pub mod history;
 pub mod http_util;
 pub mod metrics;
 pub mod route;
@@ -19,6 +21,7 @@ pub mod server;
 pub mod stall;
 pub mod storage;
 pub mod tls;
+pub mod ui;
 pub mod webdav;
 
 use anyhow::Context as _;

@@ -45,6 +45,12 @@ pub enum Route {
     },
     /// `/`: the root collection.
     Root,
+    /// `/_reports/<ns>`: a batch of call reports for the dashboard (POST).
+    Reports(String),
+    /// `/_api/v1/<rest>`: the dashboard's JSON API (`rest` may be empty or contain `/`).
+    DashboardApi(String),
+    /// `/ui` and `/ui/<rest>`: the dashboard's pages (`rest` without the leading `/`).
+    Ui(String),
 }
 
 /// Why a path was refused (the message is safe to show the client).
@@ -65,6 +71,9 @@ pub enum RouteError {
     /// No such admin route.
     #[error("no such admin route")]
     UnknownAdmin,
+    /// No such dashboard API endpoint (wrong version or name).
+    #[error("no such dashboard API endpoint: the API is at /_api/v1/")]
+    UnknownApi,
 }
 
 impl Route {
@@ -81,9 +90,15 @@ impl Route {
             Route::Collection { .. } => "/{namespace}/",
             Route::Object { .. } => "/{namespace}/{key}",
             Route::Root => "/",
+            Route::Reports(_) => "/_reports/{namespace}",
+            Route::DashboardApi(_) => "/_api/v1/{endpoint}",
+            Route::Ui(_) => "/ui/{page}",
         }
     }
 }
+
+/// The first path segment of the dashboard's pages; not usable as a namespace.
+pub const UI_SEGMENT: &str = "ui";
 
 /// The template label for requests whose path could not be parsed.
 pub const INVALID_TEMPLATE: &str = "invalid";
@@ -98,7 +113,20 @@ pub fn parse(raw: &str) -> Result<Route, RouteError> {
         "/_whoami" => return Ok(Route::Whoami),
         // `*` is the target of `OPTIONS *` (the server as a whole).
         "" | "/" | "*" => return Ok(Route::Root),
+        "/ui" | "/ui/" => return Ok(Route::Ui(String::new())),
         _ => {}
+    }
+    // The dashboard's pages take the first path segment `ui`: that namespace is reserved too.
+    if let Some(page) = raw.strip_prefix("/ui/") {
+        return if page
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-%".contains(&b))
+            && !page.contains("..")
+        {
+            Ok(Route::Ui(page.to_string()))
+        } else {
+            Err(RouteError::Key)
+        };
     }
     let decoded = percent_decode_str(raw)
         .decode_utf8()
@@ -118,10 +146,24 @@ pub fn parse(raw: &str) -> Result<Route, RouteError> {
             _ => Err(RouteError::UnknownAdmin),
         };
     }
+    if namespace == cachet_core::report::REPORTS_SEGMENT {
+        return if is_valid_namespace(key) && !key.starts_with('_') && key != UI_SEGMENT {
+            Ok(Route::Reports(key.to_string()))
+        } else {
+            Err(RouteError::Namespace)
+        };
+    }
+    if let Some(rest) = decoded.strip_prefix(cachet_core::report::API_PREFIX) {
+        return match rest.strip_prefix('/') {
+            Some(rest) if !rest.contains("..") => Ok(Route::DashboardApi(rest.to_string())),
+            _ if rest.is_empty() => Ok(Route::DashboardApi(String::new())),
+            _ => Err(RouteError::UnknownApi),
+        };
+    }
     if !is_valid_namespace(namespace) {
         return Err(RouteError::Namespace);
     }
-    if namespace.starts_with('_') {
+    if namespace.starts_with('_') || namespace == UI_SEGMENT {
         return Err(RouteError::Reserved);
     }
     let namespace = namespace.to_string();
@@ -177,6 +219,17 @@ mod tests {
             Ok(Route::AdminNamespace("ccache".into()))
         );
         assert_eq!(parse("/_admin/stats"), Ok(Route::AdminStats));
+        assert_eq!(parse("/_reports/ns"), Ok(Route::Reports("ns".into())));
+        assert_eq!(
+            parse("/_api/v1/summary"),
+            Ok(Route::DashboardApi("summary".into()))
+        );
+        assert_eq!(parse("/ui"), Ok(Route::Ui(String::new())));
+        assert_eq!(parse("/ui/crates"), Ok(Route::Ui("crates".into())));
+        assert!(parse("/_reports/_x").is_err());
+        assert!(parse("/_reports/a/b").is_err());
+        assert!(parse("/_api/v2/summary").is_err());
+        assert!(parse("/ui/../x").is_err());
     }
 
     #[test]

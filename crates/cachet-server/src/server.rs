@@ -96,6 +96,7 @@ pub async fn run_with_reload(
     );
     let metrics = Arc::new(Metrics::default());
     metrics.set_max_connections(max_connections);
+    let history = Arc::new(open_history(&config));
     let state = Arc::new(AppState {
         store,
         metrics: metrics.clone(),
@@ -108,7 +109,9 @@ pub async fn run_with_reload(
                 .unwrap_or(usize::MAX)
                 .min(tokio::sync::Semaphore::MAX_PERMITS),
         )),
+        history: history.clone(),
     });
+    let history_task = tokio::spawn(history_loop(history.clone(), state.store.clone()));
     let pruner = config
         .max_age
         .map(|age| tokio::spawn(prune_loop(state.store.clone(), age)));
@@ -218,6 +221,8 @@ pub async fn run_with_reload(
     if let Some(p) = pruner {
         p.abort();
     }
+    history_task.abort();
+    let _ = tokio::task::spawn_blocking(move || history.save_if_dirty()).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -354,6 +359,49 @@ impl Connection {
         if let Err(err) = result {
             tracing::debug!(%peer, cause = %err, "connection ended with an error");
         }
+    }
+}
+
+/// The dashboard's history: beside the objects of a `dir:` store (also as the local tier of a
+/// tiered one), else in memory (see `docs/dashboard.md`).
+fn open_history(config: &Config) -> crate::history::History {
+    use crate::config::StorageSpec;
+    use crate::history::{History, Limits, FILE_NAME};
+    let dir = match &config.storage {
+        StorageSpec::Dir(d) => Some(d),
+        StorageSpec::Tiered { local, .. } => match local.as_ref() {
+            StorageSpec::Dir(d) => Some(d),
+            _ => None,
+        },
+        _ => None,
+    };
+    match dir {
+        Some(d) => History::open(d.join(FILE_NAME), Limits::default()),
+        None => History::in_memory(Limits::default()),
+    }
+}
+
+/// Adds the disk store's evictions to the history, folds old hours into days, and saves the
+/// history when it changed, every [`crate::history::SAVE_PERIOD`].
+async fn history_loop(history: Arc<crate::history::History>, store: Arc<dyn Store>) {
+    let mut tick = tokio::time::interval(crate::history::SAVE_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = store.usage();
+    loop {
+        tick.tick().await;
+        let now = store.usage();
+        history.evicted(crate::history::Evictions {
+            count: now.evictions.saturating_sub(last.evictions),
+            bytes: now.evicted_bytes.saturating_sub(last.evicted_bytes),
+            age_ms_total: now.evicted_age_ms.saturating_sub(last.evicted_age_ms),
+        });
+        last = now;
+        let h = history.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            h.maintain();
+            h.save_if_dirty();
+        })
+        .await;
     }
 }
 

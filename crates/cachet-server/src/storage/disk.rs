@@ -142,6 +142,10 @@ struct Index {
     total: u64,
     /// Bytes reserved by uploads in progress (written to `tmp/` or about to be).
     reserved: u64,
+    /// Bytes of objects evicted for size (for the dashboard).
+    evicted_bytes: u64,
+    /// Sum of the ages since last use of objects evicted for size, in ms (for the dashboard).
+    evicted_age_ms: u64,
 }
 
 /// What [`Index::reserve`] decided.
@@ -192,6 +196,14 @@ impl Index {
         }
     }
 
+    /// [`Index::remove`] for an eviction: counts its bytes and age for the dashboard.
+    fn evict(&mut self, slot: &Slot) -> Option<Meta> {
+        let meta = self.remove(slot)?;
+        self.evicted_bytes += meta.size;
+        self.evicted_age_ms += now_millis().saturating_sub(meta.stamp.0);
+        Some(meta)
+    }
+
     fn remove(&mut self, slot: &Slot) -> Option<Meta> {
         let meta = self.map.remove(slot)?;
         self.lru.remove(&meta.stamp);
@@ -210,7 +222,7 @@ impl Index {
             let Some((_, slot)) = self.oldest() else {
                 break;
             };
-            self.remove(&slot);
+            self.evict(&slot);
             victims.push(slot);
         }
         self.reserved += n;
@@ -232,7 +244,7 @@ impl Index {
             let Some((_, slot)) = self.oldest() else {
                 break;
             };
-            freed += self.remove(&slot).map_or(0, |m| m.size);
+            freed += self.evict(&slot).map_or(0, |m| m.size);
             victims.push(slot);
         }
         victims
@@ -245,7 +257,7 @@ impl Index {
             let Some((_, slot)) = self.oldest() else {
                 break;
             };
-            self.remove(&slot);
+            self.evict(&slot);
             victims.push(slot);
         }
         victims
@@ -1004,15 +1016,22 @@ impl Store for DiskStore {
     }
 
     fn usage(&self) -> Usage {
-        let (stored_bytes, objects) = {
+        let (stored_bytes, objects, evicted_bytes, evicted_age_ms) = {
             let idx = self.inner.lock_index();
-            (idx.total, idx.map.len() as u64)
+            (
+                idx.total,
+                idx.map.len() as u64,
+                idx.evicted_bytes,
+                idx.evicted_age_ms,
+            )
         };
         Usage {
             stored_bytes,
             objects,
             max_size: self.inner.max_size,
             evictions: self.inner.evictions.load(Ordering::Relaxed),
+            evicted_bytes,
+            evicted_age_ms,
             pruned: self.inner.pruned.load(Ordering::Relaxed),
             index_ready: self.inner.index_ready.load(Ordering::Acquire),
         }

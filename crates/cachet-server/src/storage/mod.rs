@@ -84,6 +84,10 @@ pub struct Usage {
     pub max_size: u64,
     /// Objects evicted to stay under the size limit.
     pub evictions: u64,
+    /// Bytes of those objects.
+    pub evicted_bytes: u64,
+    /// Sum of their ages since last use at eviction, in milliseconds (for the dashboard).
+    pub evicted_age_ms: u64,
     /// Objects pruned for exceeding the maximum age.
     pub pruned: u64,
     /// True once the start-up scan of existing objects has finished.

@@ -9,6 +9,7 @@ mod bad_input;
 mod ccache;
 mod concurrency;
 mod connections;
+mod dashboard;
 mod durability;
 mod eviction;
 mod full_disk;

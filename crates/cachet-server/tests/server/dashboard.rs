@@ -1,0 +1,230 @@
+//! The dashboard's server side: call reports in, the JSON API out, token scopes, a bounded
+//! history that survives a restart, and what the server itself sees of unmodified clients.
+//! Data arrives as real `CallReport` batches POSTed to a real server.
+
+use cachet_core::report::{reports_path, CallKind, CallReport, MissCause, Outcome, REPORT_VERSION};
+use cachet_server::auth::Tokens;
+use serde_json::Value;
+
+use crate::util::{ephemeral, in_dir, send, start};
+
+pub fn report(krate: &str, client: &str, outcome: Outcome, cause: Option<MissCause>) -> CallReport {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    CallReport {
+        v: REPORT_VERSION,
+        time_ms: now,
+        client: client.into(),
+        build: "build-1".into(),
+        krate: krate.into(),
+        version: Some("1.0.0".into()),
+        kind: CallKind::Lib,
+        outcome,
+        reason: (outcome == Outcome::PassThrough).then(|| "crate-type bin".to_string()),
+        cause,
+        compile_ms: if outcome.is_hit() { 0 } else { 2000 },
+        restore_ms: if outcome.is_hit() { 50 } else { 0 },
+        stored_compile_ms: if outcome.is_hit() { 1500 } else { 0 },
+        bytes: 1000,
+    }
+}
+
+pub fn batch(reports: &[CallReport]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in reports {
+        out.extend(serde_json::to_vec(r).unwrap());
+        out.push(b'\n');
+    }
+    out
+}
+
+pub fn post(base: &str, ns: &str, body: &[u8], auth: Option<&str>) -> crate::util::Resp {
+    send(
+        "POST",
+        &format!("{base}{}", reports_path(ns)),
+        Some(body),
+        auth,
+    )
+}
+
+pub fn api(base: &str, path: &str, auth: Option<&str>) -> (u16, Value) {
+    let r = send("GET", &format!("{base}/_api/v1/{path}"), None, auth);
+    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status, v)
+}
+
+#[test]
+fn reports_add_up_in_the_summary_and_bad_lines_are_skipped() {
+    let server = start(ephemeral());
+    let base = server.url("");
+    let mut body = batch(&[
+        report("serde", "alice", Outcome::HitRemote, None),
+        report("serde", "bob", Outcome::HitLocal, None),
+        report("app", "bob", Outcome::Miss, Some(MissCause::SourceFile)),
+        report("build-script-build", "bob", Outcome::PassThrough, None),
+    ]);
+    body.extend(b"not json\n{\"v\":99}\n");
+    let r = post(&base, "team", &body, None);
+    assert_eq!(r.status, 204);
+    assert_eq!(r.headers["x-cachet-accepted"], "4");
+    assert_eq!(r.headers["x-cachet-skipped"], "2");
+
+    let (status, s) = api(&base, "summary", None);
+    assert_eq!(status, 200);
+    let t = &s["namespaces"][0];
+    assert_eq!(t["namespace"], "team");
+    assert_eq!(t["calls"], 4);
+    assert_eq!(t["hits_remote"], 1);
+    assert_eq!(t["hits_local"], 1);
+    assert_eq!(t["misses"], 1);
+    assert_eq!(t["pass_through"], 1);
+    assert_eq!(t["clients"], 2);
+    // Two hits of 1500 ms stored compile time, 50 ms to restore each.
+    assert_eq!(t["saved_ms"], 2900);
+    assert_eq!(t["lost_ms"], 2000);
+    assert_eq!(t["hit_rate"].as_f64(), Some(0.6667));
+    assert_eq!(t["causes"][0]["cause"], "source-file");
+    assert_eq!(t["causes"][0]["description"], "a source file changed");
+    assert_eq!(t["pass_through_reasons"][0]["reason"], "crate-type bin");
+    assert_eq!(s["total"]["calls"], 4);
+    assert_eq!(s["history"]["skipped"], 2);
+
+    let (_, crates) = api(&base, "crates", None);
+    assert_eq!(crates["crates"][0]["crate"], "app", "most time lost first");
+    let (_, one) = api(&base, "crates/app", None);
+    assert_eq!(one["calls"][0]["cause"], "source-file");
+    assert_eq!(one["calls"][0]["client"], "bob");
+    let (_, clients) = api(&base, "clients", None);
+    assert_eq!(clients["clients"][0]["client"], "bob");
+    assert_eq!(clients["clients"][0]["calls"], 3);
+
+    // Over the batch limit: 413, nothing counted.
+    let big = vec![b' '; cachet_core::report::MAX_BATCH_BYTES + 1];
+    assert_eq!(post(&base, "team", &big, None).status, 413);
+    // Reserved and invalid namespaces are refused.
+    assert_eq!(post(&base, "_x", b"", None).status, 400);
+}
+
+#[test]
+fn the_server_counts_object_gets_of_unmodified_clients() {
+    let server = start(ephemeral());
+    let base = server.url("");
+    assert_eq!(
+        send("PUT", &server.url("/sccache/a/b"), Some(b"x"), None).status,
+        201
+    );
+    assert_eq!(
+        send("GET", &server.url("/sccache/a/b"), None, None).status,
+        200
+    );
+    assert_eq!(
+        send("GET", &server.url("/sccache/a/c"), None, None).status,
+        404
+    );
+    let (_, s) = api(&base, "summary", None);
+    let ns = &s["namespaces"][0];
+    assert_eq!(ns["namespace"], "sccache");
+    assert_eq!(ns["server"]["hits"], 1);
+    assert_eq!(ns["server"]["misses"], 1);
+    assert_eq!(ns["calls"], 0);
+}
+
+#[test]
+fn a_read_token_sees_only_its_namespaces() {
+    let mut config = ephemeral();
+    config.tokens = Tokens::parse(
+        "team-a-token read team-a\nteam-b-token read,write team-b\nadmin-token admin *",
+        "test",
+    )
+    .unwrap();
+    let server = start(config);
+    let base = server.url("");
+    let a = Some("Bearer team-a-token");
+    let b = Some("Bearer team-b-token");
+    let admin = Some("Bearer admin-token");
+    let ra = batch(&[report(
+        "crate-a",
+        "client-a",
+        Outcome::Miss,
+        Some(MissCause::Argument),
+    )]);
+    let rb = batch(&[report(
+        "crate-b",
+        "client-b",
+        Outcome::Miss,
+        Some(MissCause::Argument),
+    )]);
+    assert_eq!(post(&base, "team-a", &ra, None).status, 401);
+    assert_eq!(post(&base, "team-b", &ra, a).status, 403);
+    assert_eq!(post(&base, "team-a", &ra, a).status, 204);
+    assert_eq!(post(&base, "team-b", &rb, b).status, 204);
+
+    assert_eq!(api(&base, "summary", None).0, 401);
+    assert_eq!(api(&base, "summary", Some("Bearer wrong")).0, 401);
+    let (status, crates) = api(&base, "crates", a);
+    assert_eq!(status, 200);
+    let text = crates.to_string();
+    assert!(
+        text.contains("crate-a") && !text.contains("crate-b"),
+        "{text}"
+    );
+    let (_, clients) = api(&base, "clients", a);
+    let text = clients.to_string();
+    assert!(
+        text.contains("client-a") && !text.contains("client-b"),
+        "{text}"
+    );
+    assert_eq!(api(&base, "crates?namespace=team-b", a).0, 403);
+    assert_eq!(
+        api(&base, "crates/crate-b", a).1["calls"],
+        Value::Array(vec![])
+    );
+    let (_, all) = api(&base, "summary", admin);
+    assert_eq!(all["total"]["calls"], 2);
+    assert_eq!(all["namespaces"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_flood_of_records_stays_within_the_cap_and_the_history_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(in_dir(dir.path()));
+    let base = server.url("");
+    let cap = cachet_server::history::Limits::default().max_records;
+    // A client in a loop: more misses than the cap, each of a made-up crate.
+    let mut sent = 0;
+    while sent < cap + cap / 4 {
+        let reports: Vec<_> = (0..2500)
+            .map(|i| {
+                report(
+                    &format!("c{}", sent + i),
+                    "looper",
+                    Outcome::Miss,
+                    Some(MissCause::Other),
+                )
+            })
+            .collect();
+        let r = post(&base, "flood", &batch(&reports), None);
+        assert_eq!(r.status, 204);
+        sent += reports.len();
+    }
+    let (_, s) = api(&base, "summary", None);
+    assert_eq!(s["total"]["calls"], sent as u64, "every call is counted");
+    assert_eq!(s["history"]["records"], cap as u64, "detail is capped");
+    let (_, crates) = api(&base, "crates", None);
+    let names = crates["crates"].as_array().unwrap().len();
+    let max_names = cachet_server::history::Limits::default().max_names;
+    assert!(names <= max_names + 1, "{names} crate rows");
+    server.stop();
+
+    let file = dir.path().join(cachet_server::history::FILE_NAME);
+    let size = std::fs::metadata(&file)
+        .expect("history saved at shutdown")
+        .len();
+    assert!(size < 16 << 20, "history file of {size} bytes");
+    let server = start(in_dir(dir.path()));
+    let (_, again) = api(&server.url(""), "summary", None);
+    assert_eq!(again["total"]["calls"], sent as u64);
+    assert_eq!(again["history"]["records"], cap as u64);
+}
