@@ -97,6 +97,17 @@ pub enum Unsuitable {
     TooLarge,
 }
 
+impl Unsuitable {
+    /// Why a compile that read such a file is not stored, as `cachet stats` counts it.
+    pub fn not_stored_reason(self) -> &'static str {
+        match self {
+            Unsuitable::Outside => "input outside the build's directories",
+            Unsuitable::NotAFile => "input is not a file",
+            Unsuitable::TooLarge => "input larger than the lookup limit",
+        }
+    }
+}
+
 /// A lexically clean absolute path: `None` if it has `..` or is relative (a path with `..` is
 /// resolved by the filesystem instead: lexically, `..` after a symbolic link goes elsewhere).
 fn clean(path: &Path) -> Option<PathBuf> {

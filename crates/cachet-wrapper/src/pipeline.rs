@@ -619,6 +619,16 @@ fn collect(
             files.push((shown, digest));
         }
     }
+    // A lookup hashes only files the input policy accepts (see manifest.rs): an entry naming
+    // another one (`include_str!("/etc/…")`) could never be hit, only stored again.
+    let policy = input_policy(call);
+    for (shown, digest) in &files {
+        if *digest != crate::link::ABSENT {
+            policy
+                .check(&policy.resolve(shown))
+                .map_err(crate::manifest::Unsuitable::not_stored_reason)?;
+        }
+    }
     let mut outputs = Vec::with_capacity(plan.outputs.len());
     for name in &plan.outputs {
         let file = fs::File::open(out_dir.join(name)).map_err(|_| "expected output missing")?;

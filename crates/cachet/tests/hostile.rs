@@ -460,6 +460,45 @@ fn a_manifest_naming_devices_fifos_outside_or_huge_files_is_ignored() {
 }
 
 #[test]
+fn a_crate_reading_a_file_outside_the_build_is_compiled_and_counted_not_stored() {
+    // What broke: a lookup refuses to hash a file outside the build's directories (a server's
+    // manifest could otherwise make it read anything), so a crate that really reads one
+    // (`include_str!` of an absolute path) was stored on every build and never hit.
+    let p = project("v1");
+    let outside = p.tmp.path().join("outside.txt");
+    std::fs::write(&outside, "from outside").unwrap();
+    std::fs::write(
+        p.root.join("victim/src/lib.rs"),
+        format!(
+            "pub fn version() -> &'static str {{ include_str!({:?}) }}\n",
+            outside.display().to_string()
+        ),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        p.cachet_cargo(&["clean"], &[]);
+        p.cachet_cargo(&["build"], &[]);
+        assert_eq!(p.run_program("target", "debug", "app"), "from outside\n");
+    }
+    let records = p.journal();
+    assert_eq!(
+        outcomes_for(&records, "victim"),
+        vec![Outcome::MissNotStored, Outcome::MissNotStored]
+    );
+    let reason = "input outside the build's directories";
+    assert!(records
+        .iter()
+        .filter(|r| r.krate.as_deref() == Some("victim"))
+        .all(|r| r.reason.as_deref() == Some(reason)));
+    assert_eq!(p.stats().not_stored.get(reason).copied(), Some(2));
+    // The other crate still hits.
+    assert_eq!(
+        outcomes_for(&records, "app"),
+        vec![Outcome::Miss, Outcome::HitLocal]
+    );
+}
+
+#[test]
 fn an_entry_with_files_the_compile_would_not_write_is_refused() {
     // What broke: every file of an entry was written out, so a forged entry could overwrite
     // other crates' artifacts.
