@@ -42,7 +42,7 @@ pub fn credentials<B>(req: &Request<B>) -> Option<Vec<u8>> {
     if let Some(h) = req.headers().get(header::AUTHORIZATION) {
         return Some(h.as_bytes().to_vec());
     }
-    let token = cookie(req, COOKIE)?;
+    let token = decode(&cookie(req, COOKIE)?);
     Some(format!("Bearer {token}").into_bytes())
 }
 
@@ -269,7 +269,7 @@ pub fn total(range: &history::Range) -> NsBucket {
 
 /// `GET /_api/v1/summary`.
 pub fn summary(state: &AppState, q: &Query) -> Value {
-    let range = state.history.range(q);
+    let range = state.history.range_with(q, false);
     let namespaces: Vec<Value> = range
         .namespaces
         .iter()
@@ -421,7 +421,7 @@ pub fn api(state: &AppState, endpoint: &str, req: &Request<Incoming>) -> ApiResu
         }
         "summary" => summary(state, &q),
         "timeline" => {
-            let range = state.history.range(&q);
+            let range = state.history.range_with(&q, false);
             let points: Vec<Value> = series(&range, &q)
                 .iter()
                 .map(|p| {
@@ -444,7 +444,7 @@ pub fn api(state: &AppState, endpoint: &str, req: &Request<Incoming>) -> ApiResu
             json!({"api": 1, "since_ms": q.since_ms, "clients": rows_json(&client_rows(&range), "client")})
         }
         "evictions" => {
-            let range = state.history.range(&q);
+            let range = state.history.range_with(&q, false);
             let points: Vec<Value> = series(&range, &q)
                 .iter()
                 .filter(|p| p.evictions.count > 0)
@@ -455,7 +455,7 @@ pub fn api(state: &AppState, endpoint: &str, req: &Request<Incoming>) -> ApiResu
             v
         }
         "storage" => {
-            let range = state.history.range(&q);
+            let range = state.history.range_with(&q, false);
             storage(state, &range)
         }
         other => {

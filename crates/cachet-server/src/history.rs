@@ -184,7 +184,12 @@ impl Stats {
             mine.compile_ms += c.compile_ms;
         }
         for (reason, n) in &other.reasons {
-            *self.reasons.entry(reason.clone()).or_default() += n;
+            match self.reasons.get_mut(reason) {
+                Some(mine) => *mine += n,
+                None => {
+                    self.reasons.insert(reason.clone(), *n);
+                }
+            }
         }
     }
 }
@@ -247,16 +252,37 @@ impl NsBucket {
 
     /// Adds `other` into `self`.
     pub fn merge(&mut self, other: &NsBucket) {
+        self.merge_with(other, true);
+    }
+
+    /// Adds `other` into `self`; without `names`, crates are skipped and clients only named
+    /// (a page that shows totals needs no more, and a year of crates is most of the work).
+    pub fn merge_with(&mut self, other: &NsBucket, names: bool) {
         self.total.merge(&other.total);
-        for (k, s) in &other.crates {
-            self.crates.entry(k.clone()).or_default().merge(s);
-        }
-        for (k, s) in &other.clients {
-            self.clients.entry(k.clone()).or_default().merge(s);
+        if names {
+            merge_named(&mut self.crates, &other.crates);
+            merge_named(&mut self.clients, &other.clients);
+        } else {
+            for k in other.clients.keys() {
+                if !self.clients.contains_key(k) {
+                    self.clients.insert(k.clone(), Stats::default());
+                }
+            }
         }
         self.server.hits += other.server.hits;
         self.server.misses += other.server.misses;
         self.server.bytes_out += other.server.bytes_out;
+    }
+}
+
+fn merge_named(mine: &mut BTreeMap<String, Stats>, other: &BTreeMap<String, Stats>) {
+    for (k, s) in other {
+        match mine.get_mut(k) {
+            Some(m) => m.merge(s),
+            None => {
+                mine.insert(k.clone(), s.clone());
+            }
+        }
     }
 }
 
@@ -546,6 +572,12 @@ impl History {
 
     /// The numbers of a range: buckets that overlap it (a day bucket counts whole).
     pub fn range(&self, q: &Query) -> Range {
+        self.range_with(q, true)
+    }
+
+    /// [`History::range`]; without `names`, per-crate numbers are left out and clients are
+    /// only named.
+    pub fn range_with(&self, q: &Query, names: bool) -> Range {
         self.with_data(|d| {
             let mut out = Range::default();
             let buckets = d
@@ -563,7 +595,10 @@ impl History {
                     if !q.wants(ns) {
                         continue;
                     }
-                    out.namespaces.entry(ns.clone()).or_default().merge(nb);
+                    out.namespaces
+                        .entry(ns.clone())
+                        .or_default()
+                        .merge_with(nb, names);
                     totals.insert(ns.clone(), nb.total.clone());
                 }
                 out.evictions.merge(&bucket.evictions);

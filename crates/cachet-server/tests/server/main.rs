@@ -20,5 +20,6 @@ mod s3_auth;
 mod sccache;
 mod tiers;
 mod tls;
+mod ui;
 mod util;
 mod webdav_props;
