@@ -552,7 +552,7 @@ fn causes_table(s: &Stats, id: &str) -> String {
     if causes.is_empty() {
         return "<p class=\"muted\">No misses.</p>".into();
     }
-    causes.sort_by(|a, b| b.1.compile_ms.cmp(&a.1.compile_ms));
+    causes.sort_by_key(|c| std::cmp::Reverse(c.1.compile_ms));
     let mut out = format!("<table id=\"{id}\"><tr><th>cause</th><th class=\"n\">misses</th><th class=\"n\">compile time</th></tr>");
     for (cause, n) in causes {
         let _ = write!(
@@ -570,7 +570,7 @@ fn causes_table(s: &Stats, id: &str) -> String {
 
 fn top_causes(s: &Stats) -> String {
     let mut causes: Vec<_> = s.causes.iter().filter(|(_, c)| c.count > 0).collect();
-    causes.sort_by(|a, b| b.1.compile_ms.cmp(&a.1.compile_ms));
+    causes.sort_by_key(|c| std::cmp::Reverse(c.1.compile_ms));
     causes
         .iter()
         .take(3)
@@ -652,8 +652,8 @@ fn crates(history: &History, q: &Query, params: &Params) -> String {
 fn sort_rows(rows: &mut [CrateRow], sort: &str) {
     match sort {
         "name" => rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.namespace.cmp(&b.namespace))),
-        "calls" => rows.sort_by(|a, b| b.stats.calls.cmp(&a.stats.calls)),
-        "saved" => rows.sort_by(|a, b| b.stats.saved_ms.cmp(&a.stats.saved_ms)),
+        "calls" => rows.sort_by_key(|r| std::cmp::Reverse(r.stats.calls)),
+        "saved" => rows.sort_by_key(|r| std::cmp::Reverse(r.stats.saved_ms)),
         "hit_rate" => rows.sort_by(|a, b| {
             let ra = a.stats.hit_rate().unwrap_or(-1.0);
             let rb = b.stats.hit_rate().unwrap_or(-1.0);
