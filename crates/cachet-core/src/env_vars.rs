@@ -22,6 +22,12 @@ pub const CACHET_KEY_ENV: &str = "CACHET_KEY_ENV";
 /// Extra files in the key, by content: a comma-separated list of `GLOB` (every crate) or
 /// `CRATE:GLOB` (one crate); a relative glob is relative to the crate's `CARGO_MANIFEST_DIR`.
 pub const CACHET_KEY_FILES: &str = "CACHET_KEY_FILES";
+/// Misses in a row of a crate compiled incrementally (the one being edited) whose results are
+/// stored: a number, or `all`. Default 1.
+pub const CACHET_EDIT_STORE: &str = "CACHET_EDIT_STORE";
+/// A crate's miss more than this long after its previous miss starts a new streak (a new edit
+/// session), e.g. `10m`. Default `10m`.
+pub const CACHET_EDIT_PAUSE: &str = "CACHET_EDIT_PAUSE";
 /// zstd level used to compress new entries (1–19). Default 1.
 pub const CACHET_COMPRESSION_LEVEL: &str = "CACHET_COMPRESSION_LEVEL";
 /// URL of a shared cachet server (the L2), e.g. `http://cache.internal:4226`.
@@ -117,6 +123,14 @@ pub const ALL: &[(&str, &str)] = &[
         "extra files in the key: GLOB or CRATE:GLOB, comma-separated",
     ),
     (CACHET_DISABLE, "1 = run rustc unchanged"),
+    (
+        CACHET_EDIT_STORE,
+        "misses in a row stored of a crate being edited: N or all (default 1)",
+    ),
+    (
+        CACHET_EDIT_PAUSE,
+        "a pause between misses that starts a new edit session (default 10m)",
+    ),
     (
         CACHET_COMPRESSION_LEVEL,
         "zstd level for new entries, 1-19 (default 1)",

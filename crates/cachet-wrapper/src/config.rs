@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use cachet_core::env_vars as ev;
 use serde::Deserialize;
 
+use crate::edit_loop::Policy;
 use crate::remote::{RemoteConfig, DEFAULT_MAX_DOWNLOAD, DEFAULT_TIMEOUT};
 
 /// Default size limit of the local cache.
@@ -47,6 +48,9 @@ pub struct Config {
     pub signing_key: Option<PathBuf>,
     /// Inputs the user adds to keys (`CACHET_KEY_ENV`, `CACHET_KEY_FILES`).
     pub extra_key: ExtraKey,
+    /// How much of a crate's streak of incremental misses is stored (`CACHET_EDIT_STORE`,
+    /// `CACHET_EDIT_PAUSE`; see `edit_loop.rs`).
+    pub edit_loop: Policy,
     /// Problems found while reading the settings, to report to the user.
     pub warnings: Vec<String>,
 }
@@ -132,6 +136,30 @@ pub struct FileConfig {
     pub trusted_keys: Option<Vec<String>>,
     /// This writer's secret key file, as `CACHET_SIGNING_KEY` (relative: to this file).
     pub signing_key: Option<PathBuf>,
+    /// Misses in a row stored of a crate being edited, as `CACHET_EDIT_STORE` (`3` or `"all"`).
+    pub edit_store: Option<TextOrNumber>,
+    /// The pause that starts a new edit session, as `CACHET_EDIT_PAUSE` (`"10m"`).
+    pub edit_pause: Option<String>,
+}
+
+/// A file value that may be written as a number or as text (`edit_store = 3`,
+/// `edit_store = "all"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TextOrNumber {
+    /// `3`
+    Number(i64),
+    /// `"all"`, or `"3"`
+    Text(String),
+}
+
+impl TextOrNumber {
+    fn text(&self) -> String {
+        match self {
+            TextOrNumber::Number(n) => n.to_string(),
+            TextOrNumber::Text(t) => t.clone(),
+        }
+    }
 }
 
 fn read_file_config(warnings: &mut Vec<String>) -> FileConfig {
@@ -274,6 +302,7 @@ impl Config {
                 .map(|v| scoped_list(v))
                 .unwrap_or_else(|| from_file(&file.key_files)),
         };
+        let edit_loop = edit_loop_policy(&get, &file, &mut warnings);
         // An empty variable does not turn checking off when the file turns it on: only a
         // list can be trusted, never the absence of one.
         let trusted_text = match (get.get(ev::CACHET_TRUSTED_KEYS), &file.trusted_keys) {
@@ -306,6 +335,7 @@ impl Config {
             trusted_keys,
             signing_key,
             extra_key,
+            edit_loop,
             remote,
             dir,
             cache_size,
@@ -336,6 +366,49 @@ fn absolute_setting(
         "{name}={value:?} is a relative path, which would mean another directory for every crate; using {fallback} (set an absolute path)"
     ));
     None
+}
+
+/// The edit-loop settings: the environment wins over the file, and a bad value is reported
+/// and replaced by the default.
+fn edit_loop_policy(
+    get: &std::collections::HashMap<String, String>,
+    file: &FileConfig,
+    warnings: &mut Vec<String>,
+) -> Policy {
+    let default = Policy::default();
+    let stored = match get
+        .get(ev::CACHET_EDIT_STORE)
+        .map(|v| (ev::CACHET_EDIT_STORE, v.clone()))
+        .or_else(|| file.edit_store.as_ref().map(|v| ("edit_store", v.text())))
+    {
+        None => default.stored_in_a_row,
+        Some((name, v)) => Policy::parse_stored(&v).unwrap_or_else(|| {
+            warnings.push(format!(
+                "{name}={v:?} is not a number of misses (1 or more) or `all`; storing the first miss of each streak"
+            ));
+            default.stored_in_a_row
+        }),
+    };
+    let pause_ms = match get
+        .get(ev::CACHET_EDIT_PAUSE)
+        .map(|v| (ev::CACHET_EDIT_PAUSE, v.clone()))
+        .or_else(|| file.edit_pause.clone().map(|v| ("edit_pause", v)))
+    {
+        None => default.pause_ms,
+        Some((name, v)) => match humantime::parse_duration(v.trim()) {
+            Ok(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            Err(_) => {
+                warnings.push(format!(
+                    "{name}={v:?} is not a duration such as 10m; using 10m"
+                ));
+                default.pause_ms
+            }
+        },
+    };
+    Policy {
+        stored_in_a_row: stored,
+        pause_ms,
+    }
 }
 
 fn remote_config(
@@ -459,6 +532,45 @@ mod tests {
         };
         let c = Config::from_sources(std::iter::empty(), file, Vec::new());
         assert_eq!(c.extra_key.env[0].value, "FROM_FILE");
+    }
+
+    #[test]
+    fn edit_loop_settings_come_from_the_environment_or_the_file() {
+        assert_eq!(cfg(&[]).edit_loop, Policy::default());
+        let c = cfg(&[("CACHET_EDIT_STORE", "all"), ("CACHET_EDIT_PAUSE", "90s")]);
+        assert_eq!(
+            c.edit_loop,
+            Policy {
+                stored_in_a_row: u32::MAX,
+                pause_ms: 90_000
+            }
+        );
+        let file: FileConfig = toml::from_str("edit_store = 3\nedit_pause = \"1h\"\n").unwrap();
+        let c = Config::from_sources(std::iter::empty(), file, Vec::new());
+        assert_eq!(
+            c.edit_loop,
+            Policy {
+                stored_in_a_row: 3,
+                pause_ms: 3_600_000
+            }
+        );
+        // The environment wins over the file.
+        let file: FileConfig = toml::from_str("edit_store = \"all\"\n").unwrap();
+        let vars = [("CACHET_EDIT_STORE".to_string(), "2".to_string())];
+        let c = Config::from_sources(vars.into_iter(), file, Vec::new());
+        assert_eq!(c.edit_loop.stored_in_a_row, 2);
+        // Bad values: one warning each, and the defaults.
+        let c = cfg(&[("CACHET_EDIT_STORE", "0"), ("CACHET_EDIT_PAUSE", "soon")]);
+        assert_eq!(c.edit_loop, Policy::default());
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("CACHET_EDIT_STORE=\"0\""));
+        let file: FileConfig = toml::from_str("edit_store = -1\n").unwrap();
+        let c = Config::from_sources(std::iter::empty(), file, Vec::new());
+        assert!(
+            c.warnings[0].starts_with("edit_store=\"-1\""),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

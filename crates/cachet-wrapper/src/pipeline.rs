@@ -209,11 +209,9 @@ pub fn serve(
     report.pre_key = Some(pre);
     debug!(krate = %plan.crate_name, key_us = t0.elapsed().as_micros() as u64, "pre-key");
     // A crate compiled incrementally may be the one being edited (see edit_loop.rs).
-    let unit = plan
-        .args
-        .incremental
-        .is_some()
-        .then(|| crate::edit_loop::Unit::new(&config.dir, &call.out_dir, &plan.outputs));
+    let unit = plan.args.incremental.is_some().then(|| {
+        crate::edit_loop::Unit::new(&config.dir, &call.out_dir, &plan.outputs, config.edit_loop)
+    });
     if !config.recache {
         let started = Instant::now();
         let found = lookup(&call, &pre, delta);
@@ -261,8 +259,7 @@ pub fn serve(
             delta.misses_remote += 1;
         }
     }
-    let streak = unit.map(|u| u.miss(journal::now_ms()));
-    let store = streak.is_none_or(|s| s.stores());
+    let store = unit.is_none_or(|u| u.miss(journal::now_ms()));
     let outcome = compile_and_store(&call, (&pre, &pre_inputs), store, delta, report);
     if config.recache && report.reason.is_none() && report.outcome == journal::Outcome::Miss {
         report.reason = Some("CACHET_RECACHE".into());
