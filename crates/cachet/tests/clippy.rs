@@ -104,7 +104,7 @@ impl Compilers {
 }
 
 /// The diagnostics of a cargo run: its stderr without cargo's progress lines.
-fn diagnostics(out: &Output) -> String {
+pub(crate) fn diagnostics(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr)
         .lines()
         .filter(|l| {

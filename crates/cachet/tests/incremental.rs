@@ -3,12 +3,14 @@
 //! almost every developer machine, and counts the compiles that really ran with a logging
 //! rustc (`RUSTC=shim`), not with cachet's own counters.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use cachet_wrapper::journal::{Outcome, Record};
 
+use crate::clippy::diagnostics;
 use crate::util::{
     cachet_bin, copy_tree, fixture, outcomes_for, real_rustc, run_ok, workload_service,
     write_script, Project, ServerProcess,
@@ -27,10 +29,11 @@ const MEMBERS: [&str; 6] = [
 
 /// A rustc that logs each call's arguments (one line per call) to `$SHIM_LOG` and runs the
 /// real one. Its content does not depend on the test, so every checkout sees the same
-/// compiler.
+/// compiler. It is named `rustc`: clippy-driver takes its first argument for the rustc cargo
+/// would have run only when it is named so.
 fn logging_rustc(dir: &Path) -> PathBuf {
     write_script(
-        &dir.join("rustc-logging"),
+        &dir.join("rustc"),
         &format!(
             "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$SHIM_LOG\"\nexec {} \"$@\"\n",
             real_rustc().display()
@@ -56,7 +59,17 @@ impl DevProject {
     }
 
     fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut cmd = self.p.cargo_command(args);
+        self.command_for("cargo", args, env)
+    }
+
+    /// `program` (cargo, or `cargo-clippy`) in the default dev profile with the logging rustc.
+    fn command_for(
+        &self,
+        program: impl AsRef<OsStr>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Command {
+        let mut cmd = self.p.command_for(program, args);
         cmd.env_remove("CARGO_INCREMENTAL")
             .env("RUSTC", &self.shim)
             .env("SHIM_LOG", &self.log)
@@ -86,6 +99,23 @@ impl DevProject {
         run_ok(cmd)
     }
 
+    /// Runs `cargo clippy` (as cargo would: `cargo-clippy clippy`) with the logging
+    /// clippy-driver, through cachet, or without it into `target-plain`; returns the crates
+    /// really compiled and cargo's output.
+    fn clippy(&self, clippy: &Clippy, through_cachet: bool) -> (Vec<String>, Output) {
+        let mut cmd = self.command_for(clippy.bin.join("cargo-clippy"), &["clippy"], &[]);
+        cmd.env("LD_LIBRARY_PATH", &clippy.lib);
+        if through_cachet {
+            cmd.env("RUSTC_WRAPPER", cachet_bin())
+                .env("CACHET_DIR", &self.p.cache);
+        } else {
+            cmd.env("CARGO_TARGET_DIR", self.p.root.join("target-plain"));
+        }
+        let calls = self.compiled().len();
+        let out = run_ok(cmd);
+        (self.compiled().split_off(calls), out)
+    }
+
     /// The crate of every compile the shim saw so far, in order, with `+incremental` appended
     /// when it was an incremental compile. Queries (`-vV`, `--print`) are not compiles.
     fn compiled(&self) -> Vec<String> {
@@ -112,6 +142,42 @@ impl DevProject {
 
     fn program(&self, target: &str) -> String {
         self.p.run_program(target, "debug", "app")
+    }
+}
+
+/// A copy of the toolchain's `cargo-clippy` with a logging `clippy-driver` beside it (cargo-clippy
+/// runs the driver beside its own executable), which logs to the same `$SHIM_LOG` as the
+/// logging rustc.
+struct Clippy {
+    _dir: tempfile::TempDir,
+    bin: PathBuf,
+    /// The toolchain's `lib/`: the copied cargo-clippy finds librustc_driver there.
+    lib: PathBuf,
+}
+
+impl Clippy {
+    fn new() -> Clippy {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().to_path_buf();
+        let sysroot = real_rustc()
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        fs::copy(sysroot.join("bin/cargo-clippy"), bin.join("cargo-clippy")).unwrap();
+        write_script(
+            &bin.join("clippy-driver"),
+            &format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$SHIM_LOG\"\nexec {} \"$@\"\n",
+                sysroot.join("bin/clippy-driver").display()
+            ),
+        );
+        Clippy {
+            _dir: dir,
+            bin,
+            lib: sysroot.join("lib"),
+        }
     }
 }
 
@@ -271,12 +337,15 @@ fn edit_loop_from_restored_members(b: &DevProject) {
     assert_eq!(cached, b.program("target-plain"));
 }
 
-/// `cargo check` and `cargo test` in the default profile: their members (metadata-only
-/// compiles, test harnesses) are restored after `cargo clean` too, and the tests still run.
+/// `cargo check`, `cargo test` and `cargo clippy` in the default profile: their members
+/// (metadata-only compiles, test harnesses, clippy's own) are restored after `cargo clean` too,
+/// the tests still run, and clippy shows the same warnings as without cachet. An edit after the
+/// restore shows its new warning: clippy-driver's incremental compile beside restored outputs.
 #[test]
-fn check_and_test_members_are_restored_after_clean() {
+fn check_test_and_clippy_members_are_restored_after_clean() {
     let shim_dir = tempfile::tempdir().unwrap();
     let shim = logging_rustc(shim_dir.path());
+    let clippy = Clippy::new();
     let d = DevProject::new(Project::copy_of(&fixture("members")), &shim);
     let (cold_check, _) = d.cachet(&["check"], &[]);
     let (cold_test, _) = d.cachet(&["test", "--workspace", "--no-run"], &[]);
@@ -285,6 +354,25 @@ fn check_and_test_members_are_restored_after_clean() {
             && !members_compiled_incrementally(&cold_test).is_empty(),
         "{cold_check:?} {cold_test:?}"
     );
+    let (cold_clippy, out) = d.clippy(&clippy, true);
+    // The proc-macro twice: checked for its own lints, and built for report to run.
+    let mut members = members_compiled_incrementally(&cold_clippy);
+    members.sort();
+    members.dedup();
+    assert_eq!(
+        members.len(),
+        MEMBERS.len(),
+        "clippy compiles every member incrementally: {cold_clippy:?}"
+    );
+    let shown = diagnostics(&out);
+    assert!(shown.contains("clippy::single_element_loop"), "{shown}");
+    let (_, plain) = d.clippy(&clippy, false);
+    assert_eq!(
+        shown,
+        diagnostics(&plain),
+        "clippy through cachet and without"
+    );
+
     d.p.cachet_cargo(&["clean"], &[]);
     let (check, records) = d.cachet(&["check"], &[]);
     assert_eq!(check, Vec::<String>::new(), "cargo check compiles nothing");
@@ -296,6 +384,42 @@ fn check_and_test_members_are_restored_after_clean() {
         .env("CACHET_DIR", &d.p.cache);
     let out = String::from_utf8(run_ok(cmd).stdout).unwrap();
     assert!(out.contains("test tests::square_area ... ok"), "{out}");
+    let before = d.p.journal().len();
+    let (compiled, out) = d.clippy(&clippy, true);
+    assert_eq!(
+        compiled,
+        Vec::<String>::new(),
+        "cargo clippy compiles nothing"
+    );
+    for krate in MEMBERS {
+        let outcomes = outcomes_for(&d.p.journal()[before..], krate);
+        assert!(
+            !outcomes.is_empty() && outcomes.iter().all(|o| *o == Outcome::HitLocal),
+            "{krate}: {outcomes:?}"
+        );
+    }
+    assert_eq!(diagnostics(&out), shown, "replayed warnings");
+
+    // An edit that adds a warning: report is compiled, and both warnings show, as without
+    // cachet.
+    replace(
+        &d.p.root,
+        "report/src/lib.rs",
+        "let mut out = vec![",
+        "let _empty = EDIT.len() == 0;\n    let mut out = vec![",
+    );
+    let (compiled, out) = d.clippy(&clippy, true);
+    assert!(
+        compiled.contains(&"report+incremental".to_string()),
+        "{compiled:?}"
+    );
+    let edited = diagnostics(&out);
+    assert!(
+        edited.contains("clippy::len_zero") && edited.contains("clippy::single_element_loop"),
+        "{edited}"
+    );
+    let (_, plain) = d.clippy(&clippy, false);
+    assert_eq!(edited, diagnostics(&plain), "after the edit");
 }
 
 /// The pinned workload in the default dev profile: after `cargo clean`, its member (and every
@@ -334,8 +458,10 @@ struct Mutation {
     edit: fn(&Path),
     args: &'static [&'static str],
     env: &'static [(&'static str, &'static str)],
-    /// `cargo clean -p` this package first, because cargo itself would not notice the edit.
-    clean: Option<&'static str>,
+    /// `cargo clean` (with these arguments) first, because cargo itself would not notice.
+    clean: Option<&'static [&'static str]>,
+    /// The compiler cargo runs for this build.
+    compiler: Compiler,
     /// A line the program must print afterwards.
     expect: &'static str,
     /// Members that must not be restored in this build.
@@ -344,6 +470,20 @@ struct Mutation {
 
 fn no_edit(_: &Path) {}
 
+/// The compilers the mutations use (all of them log their calls, see [`logging_rustc`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Compiler {
+    /// The real rustc.
+    Rustc,
+    /// A different rustc with the same `-vV`: a script that adds `--cfg members_cfg` to every
+    /// compile. Its results must not be shared with the real one's.
+    Other,
+    /// The real rustc, but the build first runs once through a script that edits report's
+    /// source right after rustc compiled it: what it compiled is the old text, so it must not
+    /// be stored under the new one.
+    EditsReportWhileCompiling,
+}
+
 const MUTATIONS: &[Mutation] = &[
     Mutation {
         name: "a source line",
@@ -351,6 +491,7 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "edit=edit 1",
         must_compile: &["report", "app"],
     },
@@ -360,6 +501,7 @@ const MUTATIONS: &[Mutation] = &[
         args: &["--features", "report/fancy"],
         env: &[],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "fancy=true",
         must_compile: &["shapes", "report", "app"],
     },
@@ -369,6 +511,7 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[("RUSTFLAGS", "--cfg members_cfg")],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "cfg=true",
         must_compile: &["shapes", "words", "report", "app"],
     },
@@ -378,6 +521,7 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[("MEMBERS_MOOD", "sunny")],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "mood=sunny",
         must_compile: &["report", "app"],
     },
@@ -387,6 +531,7 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[("CARGO_PROFILE_DEV_DEBUG_ASSERTIONS", "false")],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "debug_assertions=false",
         must_compile: &["shapes", "words", "report", "app"],
     },
@@ -396,6 +541,7 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "dep=shapes dep 2",
         must_compile: &["shapes", "report", "app"],
     },
@@ -405,6 +551,7 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "words=2 words [echo foxtrot] top o3,t2,c1",
         must_compile: &["words", "report", "app"],
     },
@@ -414,6 +561,7 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "tally=40",
         must_compile: &["tally_macros", "report", "app"],
     },
@@ -423,6 +571,7 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "extra=extra 2",
         must_compile: &["report", "app"],
     },
@@ -432,6 +581,7 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "greeting=hello again",
         must_compile: &["report", "app"],
     },
@@ -441,8 +591,20 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[],
         // cargo trusts mtimes, so it would not even call rustc; make it.
-        clean: Some("report"),
+        clean: Some(&["-p", "report"]),
+        compiler: Compiler::Rustc,
         expect: "edit=edit 7",
+        must_compile: &["report", "app"],
+    },
+    Mutation {
+        name: "a source edited while rustc compiles it",
+        // Makes cargo compile report; the compiler then edits "edit 7" to "edit 8".
+        edit: |r| replace(r, "report/src/extra.rs", "extra 2", "extra 3"),
+        args: &[],
+        env: &[],
+        clean: None,
+        compiler: Compiler::EditsReportWhileCompiling,
+        expect: "edit=edit 8",
         must_compile: &["report", "app"],
     },
     Mutation {
@@ -451,6 +613,7 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[("WORDS_EXTRA", "golf")],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "words=3 words [echo foxtrot golf] top o4,f2,t2",
         must_compile: &["words", "report", "app"],
     },
@@ -467,6 +630,7 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "words=2 words [ECHO FOXTROT] top O3,T2,C1",
         must_compile: &["build_script_build", "words", "report", "app"],
     },
@@ -483,8 +647,57 @@ const MUTATIONS: &[Mutation] = &[
         args: &[],
         env: &[],
         clean: None,
+        compiler: Compiler::Rustc,
         expect: "shapes_version=0.1.1",
         must_compile: &["shapes", "report", "app"],
+    },
+    Mutation {
+        name: "the edition",
+        edit: |r| {
+            replace(
+                r,
+                "shapes/Cargo.toml",
+                "edition = \"2021\"",
+                "edition = \"2018\"",
+            )
+        },
+        args: &[],
+        env: &[],
+        clean: None,
+        compiler: Compiler::Rustc,
+        expect: "edition_item=&i32",
+        must_compile: &["shapes", "report", "app"],
+    },
+    Mutation {
+        name: "a native static library built by cc (read by the linker only)",
+        edit: |r| replace(r, "words/c/native.c", "return 42;", "return 43;"),
+        args: &[],
+        env: &[],
+        clean: None,
+        compiler: Compiler::Rustc,
+        expect: "native=43",
+        // words' rlib does not contain the library (`-bundle`): only the link reads it.
+        must_compile: &["app"],
+    },
+    // Last, and after a build without extra variables: every crate's current state was just
+    // stored by the real rustc, so a key blind to the compiler would restore all of them.
+    Mutation {
+        name: "a different rustc with the same version",
+        edit: no_edit,
+        args: &[],
+        env: &[],
+        // The same `-vV`, so cargo's fingerprints do not change: clean to make it call rustc.
+        clean: Some(&[]),
+        compiler: Compiler::Other,
+        expect: "cfg=true",
+        must_compile: &[
+            "shapes",
+            "words",
+            "build_script_build",
+            "tally_macros",
+            "report",
+            "app",
+        ],
     },
 ];
 
@@ -508,26 +721,69 @@ fn keep_size_and_mtime_edit(root: &Path) {
 /// Soundness under incremental compilation: one input changed at a time, each build compared
 /// with a plain (also incremental) build of the same state; no changed crate is restored.
 /// Then the original sources again: restored, beside incremental state of later compiles.
+///
+/// Every miss is stored here (`CACHET_EDIT_STORE=all`), so that every state is in the cache
+/// and a key blind to a change would restore it; with the default setting, the crate being
+/// edited would be stored for its first miss only (see the edit-loop test), which would hide
+/// such a key.
 #[test]
 fn each_input_change_under_incremental_matches_a_plain_build() {
     let shim_dir = tempfile::tempdir().unwrap();
     let shim = logging_rustc(shim_dir.path());
+    let other = other_rustc(shim_dir.path(), &shim);
     let d = DevProject::new(Project::copy_of(&fixture("members")), &shim);
-    d.cachet(&["build"], &[]);
+    let editing = rustc_editing_report(shim_dir.path(), &shim, &d.p.root);
+    let store_all = ("CACHET_EDIT_STORE", "all");
+    d.cachet(&["build"], &[store_all]);
     d.plain(&["build"], &[]);
     let original = d.program("target");
     assert_eq!(original, d.program("target-plain"));
 
+    let mut report_outcomes = Vec::new();
     for m in MUTATIONS {
         (m.edit)(&d.p.root);
-        if let Some(package) = m.clean {
-            d.p.cachet_cargo(&["clean", "-p", package], &[]);
-            d.plain(&["clean", "-p", package], &[]);
+        if let Some(clean) = m.clean {
+            let args = [&["clean"], clean].concat();
+            d.p.cachet_cargo(&args, &[]);
+            d.plain(&args, &[]);
         }
         let mut args = vec!["build"];
         args.extend_from_slice(m.args);
-        let (compiled, records) = d.cachet(&args, m.env);
-        d.plain(&args, m.env);
+        let mut env = vec![store_all];
+        env.extend_from_slice(m.env);
+        let rustc = match m.compiler {
+            Compiler::Rustc => &shim,
+            Compiler::Other => &other,
+            Compiler::EditsReportWhileCompiling => {
+                let mut editing_env = env.clone();
+                editing_env.push(("RUSTC", editing.to_str().unwrap()));
+                let (_, records) = d.cachet(&args, &editing_env);
+                let report = records
+                    .iter()
+                    .find(|r| r.krate.as_deref() == Some("report"))
+                    .expect("report compiled");
+                assert_eq!(
+                    (report.outcome, report.reason.as_deref()),
+                    (
+                        Outcome::MissNotStored,
+                        Some("input modified during compile")
+                    ),
+                    "changing {}",
+                    m.name
+                );
+                let shown = d.program("target");
+                assert!(
+                    shown.contains("edit=edit 7") && shown.contains("extra=extra 3"),
+                    "changing {}: the program shows what rustc compiled\n{shown}",
+                    m.name
+                );
+                &shim
+            }
+        };
+        let rustc = ("RUSTC", rustc.to_str().unwrap());
+        env.push(rustc);
+        let (compiled, records) = d.cachet(&args, &env);
+        d.plain(&args, &env);
         for krate in m.must_compile {
             assert!(
                 compiled.contains(&format!("{krate}+incremental")),
@@ -541,6 +797,7 @@ fn each_input_change_under_incremental_matches_a_plain_build() {
                 m.name
             );
         }
+        report_outcomes.extend(outcomes_for(&records, "report"));
         let cached = d.program("target");
         assert_eq!(
             cached,
@@ -555,6 +812,11 @@ fn each_input_change_under_incremental_matches_a_plain_build() {
             m.expect
         );
     }
+    // The setting at work: report missed again and again, and every result was stored.
+    assert!(
+        report_outcomes.len() > 5 && report_outcomes.iter().all(|o| *o == Outcome::Miss),
+        "with CACHET_EDIT_STORE=all every miss is stored: {report_outcomes:?}"
+    );
 
     // The original sources again: every member was stored by the first build and is restored
     // now, although rustc's incremental directories hold the state of the last mutations.
@@ -565,4 +827,35 @@ fn each_input_change_under_incremental_matches_a_plain_build() {
     let (compiled, _) = d.cachet(&["build"], &[]);
     assert_eq!(compiled, Vec::<String>::new());
     assert_eq!(d.program("target"), original);
+}
+
+/// A rustc with the same `-vV` as the real one that compiles differently: every compile gets
+/// `--cfg members_cfg` (queries are passed through unchanged, so cargo sees the same compiler).
+fn other_rustc(dir: &Path, logging: &Path) -> PathBuf {
+    write_script(
+        &dir.join("rustc-with-cfg"),
+        &format!(
+            "#!/bin/sh\n\
+             for a in \"$@\"; do case \"$a\" in -vV|-V|--version|--print*|-) exec {logging} \"$@\";; esac; done\n\
+             exec {logging} \"$@\" --cfg members_cfg\n",
+            logging = logging.display()
+        ),
+    )
+}
+
+/// A rustc that, the first time it compiles `report`, changes `"edit 7"` to `"edit 8"` in
+/// report's source once rustc has read it (after the compile, before cachet stores).
+fn rustc_editing_report(dir: &Path, logging: &Path, root: &Path) -> PathBuf {
+    write_script(
+        &dir.join("rustc-then-edit"),
+        &format!(
+            "#!/bin/sh\n{logging} \"$@\"\nstatus=$?\n\
+             case \" $* \" in *\" --crate-name report \"*)\n\
+               if [ ! -e {flag} ]; then touch {flag}; sed -i 's/edit 7/edit 8/' {src}; fi;;\n\
+             esac\nexit $status\n",
+            logging = logging.display(),
+            flag = dir.join("edited").display(),
+            src = root.join("report/src/lib.rs").display()
+        ),
+    )
 }
