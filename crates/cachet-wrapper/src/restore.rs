@@ -1,4 +1,5 @@
-//! Restoring a hit: writing its files into this invocation's out-dir and replaying output.
+//! Restoring a hit: writing its files into this invocation's out-dir (or, for a C compile,
+//! to the paths its command names) and replaying output.
 //!
 //! Files are written atomically (temporary name, rename), so a cargo that reads an output
 //! while another build restores it sees the old or the new file, never half of one. Renaming
@@ -28,31 +29,43 @@ use crate::tiers::Found;
 /// Largest dep-info file restored (it is rewritten in memory).
 const MAX_DEP_INFO: u64 = 64 << 20;
 
-/// Where each file of an entry is being written: temporary files in the out-dir, renamed into
-/// place only once every file has been written and has matched its hash.
-struct ToOutDir<'a> {
-    out_dir: &'a Path,
-    dep_info_name: &'a str,
+/// Where each file of an entry is being written: temporary files beside their destinations,
+/// renamed into place only once every file has been written and has matched its hash.
+struct ToFiles<'a> {
+    /// Per file of the entry: where it goes.
+    dests: &'a [PathBuf],
+    /// The file held in memory and rewritten before it is written (a dependency file).
+    text_name: Option<&'a str>,
     /// Per file of the entry: its temporary path and open file.
     temps: Vec<Option<(PathBuf, File)>>,
-    /// The dep-info file's bytes, rewritten before it is written.
-    dep_info: Option<(usize, Vec<u8>)>,
+    /// The rewritten file's index and bytes.
+    text: Option<(usize, Vec<u8>)>,
 }
 
-impl ToOutDir<'_> {
+impl ToFiles<'_> {
     /// Creates the temporary file for file `index` of the entry, named `name`, with the mode
-    /// rustc would create it with (see [`creation_mode`]): this build's umask applies.
+    /// the compiler would create it with (see [`creation_mode`]): this build's umask applies.
     fn create(&mut self, index: usize, name: &str, recorded_mode: u32) -> io::Result<&mut File> {
         if !is_safe_file_name(name) {
             return Err(io::Error::other(format!("unsafe file name {name:?}")));
         }
-        let tmp = fsutil::temp_path_for(&self.out_dir.join(name));
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(creation_mode(recorded_mode))
-            .open(&tmp)?;
+        let tmp = fsutil::temp_path_for(&self.dests[index]);
+        let open = || {
+            File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(creation_mode(recorded_mode))
+                .open(&tmp)
+        };
+        let file = match open() {
+            // A C compile's output directory is not always there yet (rustc's out-dir is).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(tmp.parent().unwrap_or(Path::new(".")))?;
+                open()?
+            }
+            other => other?,
+        };
         self.temps[index] = Some((tmp, file));
         Ok(&mut self.temps[index].as_mut().expect("just set").1)
     }
@@ -64,15 +77,15 @@ impl ToOutDir<'_> {
     }
 }
 
-impl PayloadSink for ToOutDir<'_> {
+impl PayloadSink for ToFiles<'_> {
     fn file(&mut self, index: usize, file: &EntryFile, contents: &mut dyn Read) -> io::Result<()> {
-        if file.name == self.dep_info_name {
+        if Some(file.name.as_str()) == self.text_name {
             let mut bytes = Vec::new();
             contents.take(MAX_DEP_INFO + 1).read_to_end(&mut bytes)?;
             if bytes.len() as u64 > MAX_DEP_INFO {
                 return Err(io::Error::other("dep-info file larger than the limit"));
             }
-            self.dep_info = Some((index, bytes));
+            self.text = Some((index, bytes));
             return Ok(());
         }
         let out = self.create(index, &file.name, file.mode)?;
@@ -88,7 +101,7 @@ impl PayloadSink for ToOutDir<'_> {
         while done < file.size {
             let want = (file.size - done).min(buf.len() as u64) as usize;
             let at = within.offset + done;
-            match (&self.dep_info, &self.temps[within.file]) {
+            match (&self.text, &self.temps[within.file]) {
                 (Some((i, bytes)), _) if *i == within.file => {
                     buf[..want].copy_from_slice(&bytes[at as usize..at as usize + want])
                 }
@@ -105,10 +118,8 @@ impl PayloadSink for ToOutDir<'_> {
 }
 
 /// Writes every file of the entry `found` into `out_dir`, rewriting the dep-info file's
-/// targets, and returns the recorded stdout and stderr. Each file is streamed to a temporary
-/// name and checked against its hash; only when all are whole are they renamed into place, so
-/// a bad entry leaves the out-dir as it was. Files are written before any output is replayed,
-/// so an artifact notification never names a file that is not there yet.
+/// targets, and returns the recorded stdout and stderr. Files are written before any output
+/// is replayed, so an artifact notification never names a file that is not there yet.
 pub fn write_outputs(
     found: &Found,
     out_dir: &Path,
@@ -116,27 +127,54 @@ pub fn write_outputs(
     anchors: &Anchors,
 ) -> Result<(Vec<u8>, Vec<u8>), EntryError> {
     let meta = &found.head.meta;
-    let mut sink = ToOutDir {
-        out_dir,
-        dep_info_name,
+    let dests: Vec<PathBuf> = meta.files.iter().map(|f| out_dir.join(&f.name)).collect();
+    write_files(found, &dests, Some(dep_info_name), |bytes| {
+        let new_dir = out_dir.to_string_lossy();
+        let text = String::from_utf8_lossy(bytes);
+        let names: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
+        // Targets name this out-dir, sources under the recorded anchors this build's files.
+        let moves = anchors.moves_from(&meta.anchors);
+        dep_info::relocate(&text, (&meta.out_dir, &new_dir), &names, &moves).into_bytes()
+    })
+}
+
+/// Writes file `i` of the entry `found` to `dests[i]`, the one named `text_name` (if any)
+/// through `rewrite`, and returns the recorded stdout and stderr. Each file is streamed to a
+/// temporary name beside its destination and checked against its hash as it goes, so no
+/// entry is ever held whole; only when all are whole are they renamed into place, so a bad
+/// entry leaves every destination as it was.
+pub fn write_files(
+    found: &Found,
+    dests: &[PathBuf],
+    text_name: Option<&str>,
+    rewrite: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> Result<(Vec<u8>, Vec<u8>), EntryError> {
+    let meta = &found.head.meta;
+    if dests.len() != meta.files.len() {
+        let e = io::Error::other("not one destination per file of the entry");
+        return Err(EntryError::Restore(e));
+    }
+    let mut sink = ToFiles {
+        dests,
+        text_name,
         temps: (0..meta.files.len()).map(|_| None).collect(),
-        dep_info: None,
+        text: None,
     };
     let result = found
         .head
         .read_payload(found.data.source(), &mut sink)
         .and_then(|texts| {
-            finish(&mut sink, meta, anchors).map_err(EntryError::Restore)?;
+            finish(&mut sink, meta, rewrite).map_err(EntryError::Restore)?;
             Ok(texts)
         });
     sink.remove_temps();
     result
 }
 
-/// The mode rustc and the linker ask for when they create an output: `0o777` for an
-/// executable, `0o666` otherwise. The umask of this build removes bits from it, as it does
-/// for a plain build; the recorded bits only say whether the file was executable (they carry
-/// the umask of the build that stored them).
+/// The mode rustc and the linker (and C compilers) ask for when they create an output:
+/// `0o777` for an executable, `0o666` otherwise. The umask of this build removes bits from
+/// it, as it does for a plain build; the recorded bits only say whether the file was
+/// executable (they carry the umask of the build that stored them).
 fn creation_mode(recorded: u32) -> u32 {
     if recorded & 0o111 != 0 {
         0o777
@@ -145,22 +183,21 @@ fn creation_mode(recorded: u32) -> u32 {
     }
 }
 
-/// Writes the rewritten dep-info file and renames every file into place.
-fn finish(sink: &mut ToOutDir<'_>, meta: &EntryMeta, anchors: &Anchors) -> io::Result<()> {
-    if let Some((index, bytes)) = sink.dep_info.take() {
-        let new_dir = sink.out_dir.to_string_lossy();
-        let text = String::from_utf8_lossy(&bytes);
-        let names: Vec<&str> = meta.files.iter().map(|f| f.name.as_str()).collect();
-        // Targets name this out-dir, sources under the recorded anchors this build's files.
-        let moves = anchors.moves_from(&meta.anchors);
-        let rewritten = dep_info::relocate(&text, (&meta.out_dir, &new_dir), &names, &moves);
+/// Writes the rewritten text file and renames every file into place.
+fn finish(
+    sink: &mut ToFiles<'_>,
+    meta: &EntryMeta,
+    rewrite: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> io::Result<()> {
+    if let Some((index, bytes)) = sink.text.take() {
+        let rewritten = rewrite(&bytes);
         let file = &meta.files[index];
         sink.create(index, &file.name, file.mode)?
-            .write_all(rewritten.as_bytes())?;
+            .write_all(&rewritten)?;
     }
-    for (file, temp) in meta.files.iter().zip(sink.temps.iter_mut()) {
+    for (dest, temp) in sink.dests.iter().zip(sink.temps.iter_mut()) {
         if let Some((tmp, _)) = temp.take() {
-            if let Err(e) = fs::rename(&tmp, sink.out_dir.join(&file.name)) {
+            if let Err(e) = fs::rename(&tmp, dest) {
                 let _ = fs::remove_file(&tmp);
                 return Err(e);
             }

@@ -4,6 +4,7 @@
 //! object (`out.o`), the user's dependency file when one was asked for (`out.d`), and the
 //! compiler's stdout and stderr byte for byte, so warnings are replayed exactly; paths of the
 //! recorded checkout are moved to this one's in the dependency file and in the diagnostics.
+//! A hit is streamed from the entry to the output files, as rustc's are (`restore.rs`).
 //! A failed compile is passed through and never stored.
 
 use std::ffi::OsString;
@@ -12,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cachet_core::entry::{Entry, EntryError, EntryMeta, EntryWriter};
+use cachet_core::entry::{EntryError, EntryMeta, EntryWriter};
 use cachet_core::Digest;
 use tracing::{debug, info, warn};
 
@@ -28,7 +29,7 @@ use crate::notice;
 use crate::paths::{replace_path, Anchors};
 use crate::pipeline::{exit_code, Outcome, Report};
 use crate::stats::{Delta, Stats};
-use crate::tiers::{Source, Tiers};
+use crate::tiers::{Found, Source, Tiers};
 
 use super::args::CcPlan;
 use super::identity::{self, CcCompiler};
@@ -134,20 +135,21 @@ pub fn serve(
     debug!(source = %call.name, key_us = t0.elapsed().as_micros() as u64, "c pre-key");
     if !config.recache {
         let started = Instant::now();
-        if let Some((entry, size, source)) = lookup(&call, &pre, delta) {
-            match restore(&call, &entry) {
-                Ok(()) => {
+        if let Some(found) = lookup(&call, &pre, delta) {
+            match restore(&call, &found) {
+                Ok(texts) => {
                     crate::mark_output_started();
-                    let _ = replay(&call, &entry);
+                    let meta = &found.head.meta;
+                    let _ = replay(&call, meta, texts);
                     let millis = started.elapsed().as_millis() as u64;
-                    match source {
+                    match found.source {
                         Source::Local => delta.hits_local += 1,
                         Source::Remote => delta.hits_remote += 1,
                     }
-                    delta.bytes_read += size;
+                    delta.bytes_read += found.head.len;
                     delta.hit_millis += millis;
-                    delta.saved_millis += entry.meta.compile_millis.saturating_sub(millis);
-                    report.outcome = match source {
+                    delta.saved_millis += meta.compile_millis.saturating_sub(millis);
+                    report.outcome = match found.source {
                         Source::Local => journal::Outcome::HitLocal,
                         Source::Remote => journal::Outcome::HitRemote,
                     };
@@ -190,9 +192,6 @@ fn settled_marker(out_dir: &Path, source: &Path) -> Option<ClockMarker> {
     Some(marker)
 }
 
-/// Largest C entry decoded (it is held in memory: an object file, its dependency file).
-const MAX_ENTRY_PAYLOAD: u64 = 512 << 20;
-
 /// Which files a manifest candidate may name for this compile (see `manifest.rs`): the
 /// checkout, `CARGO_HOME`, the target directory, the source's directory and the include
 /// directories the command names, and the system's headers and libraries.
@@ -213,7 +212,7 @@ fn input_policy(call: &Call<'_>) -> InputPolicy {
 }
 
 /// The entry for the current inputs: L1's manifest first, the server's when L1 has none.
-fn lookup(call: &Call<'_>, pre: &Digest, delta: &mut Delta) -> Option<(Entry, u64, Source)> {
+fn lookup(call: &Call<'_>, pre: &Digest, delta: &mut Delta) -> Option<Found> {
     let env = |name: &str| inputs::anchor_value(&call.anchors, name);
     let policy = input_policy(call);
     let find = |m: &crate::manifest::Manifest| m.find_match(&policy, &call.hasher, &env).cloned();
@@ -227,48 +226,43 @@ fn lookup(call: &Call<'_>, pre: &Digest, delta: &mut Delta) -> Option<(Entry, u6
     if call.plan.user_depfile.is_some() {
         expected.push(DEPFILE.to_string());
     }
-    let found = call.tiers.entry(&entry_key, &expected, delta)?;
-    match found.head.read_all(found.data.source(), MAX_ENTRY_PAYLOAD) {
-        Ok(entry) => Some((entry, found.head.len, found.source)),
-        Err(e) => {
-            warn!(source = %call.name, error = %e, "an entry could not be decoded");
-            Stats::bump(&mut delta.errors, "restore failed");
-            None
-        }
-    }
+    call.tiers.entry(&entry_key, &expected, delta)
 }
 
-/// Writes the object (and the user's dependency file, moved to this checkout's paths).
-fn restore(call: &Call<'_>, entry: &Entry) -> std::io::Result<()> {
-    let moves = call.anchors.moves_from(&entry.meta.anchors);
-    for (file, bytes) in entry.meta.files.iter().zip(&entry.contents) {
-        match file.name.as_str() {
-            OBJECT => crate::fsutil::write_atomic_with_mode(
-                &call.cwd.join(&call.plan.output),
-                bytes,
-                Some(file.mode),
-            )?,
-            DEPFILE => {
-                let Some(target) = &call.plan.user_depfile else {
-                    continue;
-                };
-                let text = dep_info::move_paths(&String::from_utf8_lossy(bytes), &moves);
-                crate::fsutil::write_atomic_with_mode(
-                    &call.cwd.join(target),
-                    text.as_bytes(),
-                    Some(file.mode),
-                )?;
+/// Writes the object (and the user's dependency file, moved to this checkout's paths),
+/// streamed from the entry as rustc's outputs are (see `restore.rs`): nothing is held whole.
+/// Returns the recorded stdout and stderr.
+fn restore(call: &Call<'_>, found: &Found) -> Result<(Vec<u8>, Vec<u8>), EntryError> {
+    let meta = &found.head.meta;
+    let mut dests = Vec::with_capacity(meta.files.len());
+    for file in &meta.files {
+        // The tiers checked that the entry holds exactly the files this compile writes.
+        let dest = match (file.name.as_str(), &call.plan.user_depfile) {
+            (OBJECT, _) => &call.plan.output,
+            (DEPFILE, Some(target)) => target,
+            _ => {
+                return Err(EntryError::BadMeta(format!(
+                    "unexpected file {:?}",
+                    file.name
+                )))
             }
-            _ => {}
-        }
+        };
+        dests.push(call.cwd.join(dest));
     }
-    Ok(())
+    let moves = call.anchors.moves_from(&meta.anchors);
+    crate::restore::write_files(found, &dests, Some(DEPFILE), |bytes| {
+        dep_info::move_paths(&String::from_utf8_lossy(bytes), &moves).into_bytes()
+    })
 }
 
 /// Replays the compiler's output, with the recorded checkout's paths moved to this one's.
-fn replay(call: &Call<'_>, entry: &Entry) -> std::io::Result<()> {
-    let moves = call.anchors.moves_from(&entry.meta.anchors);
-    let mut stderr = entry.stderr.clone();
+fn replay(
+    call: &Call<'_>,
+    meta: &EntryMeta,
+    (stdout, stderr): (Vec<u8>, Vec<u8>),
+) -> std::io::Result<()> {
+    let moves = call.anchors.moves_from(&meta.anchors);
+    let mut stderr = stderr;
     if !moves.is_empty() {
         let mut text = String::from_utf8_lossy(&stderr).into_owned();
         for (old, new) in &moves {
@@ -277,7 +271,7 @@ fn replay(call: &Call<'_>, entry: &Entry) -> std::io::Result<()> {
         stderr = text.into_bytes();
     }
     let mut out = std::io::stdout().lock();
-    out.write_all(&entry.stdout)?;
+    out.write_all(&stdout)?;
     out.flush()?;
     let mut err = std::io::stderr().lock();
     err.write_all(&stderr)?;
