@@ -400,6 +400,113 @@ fn an_oversized_body_is_refused_without_holding_it() {
     }
 }
 
+/// Removes a container when dropped, whether the test passed or not.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn a_flooding_server_cannot_exhaust_memory_in_a_512m_cgroup() {
+    // What broke: a 3 GiB body was buffered whole; inside a 1 GiB memory cgroup, where a plain
+    // build succeeds, the wrapper was killed and `cargo build` failed. `prlimit` above bounds
+    // address space; this runs the whole build (cargo, rustc, the wrapper) in a real memory
+    // cgroup, with Docker's `--memory`, smaller than what the server sends and than what the
+    // wrapper may download, so a wrapper holding a download in memory would be killed.
+    let base = std::env::var("CACHET_TEST_CLIENT_BASE")
+        .unwrap_or_else(|_| "cachet-ci/debian-client:bookworm".into());
+    let has_base = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", &base])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        has_base,
+        "Docker or the client base image {base} is missing: run `scripts/setup.sh` (scripts/setup.d/40-docker.sh)"
+    );
+    let writer = project("v1");
+    writer.cachet_cargo(&["build"], &[]);
+    let home = std::env::var("HOME").unwrap();
+    let victim_manifest = objects(&writer.cache, "v1/manifests")
+        .into_values()
+        .find(|m| String::from_utf8_lossy(m).contains("victim/src/lib.rs"))
+        .unwrap();
+    for (case, max_download) in [("announced", "2G"), ("endless", "768M")] {
+        // The toolchain runs from other paths in the container, so pre-keys differ from the
+        // writer's: every manifest request gets the library's manifest, whose candidate
+        // matches, so that the entry is asked for (a server may answer anything).
+        let library = victim_manifest.clone();
+        let url = serve_cache(&writer.cache, move |path, _| {
+            let reply = match case {
+                _ if path.contains("/v1/m/") => Reply::Body(library.clone()),
+                "announced" => Reply::Announce(3 << 30),
+                _ => Reply::Endless,
+            };
+            (path.contains("/v1/e/") || path.contains("/v1/m/")).then_some(reply)
+        });
+        let c = client("v1");
+        let name = format!("cachet-hostile-{}-{case}", std::process::id());
+        let _guard = Container(name.clone());
+        let tmp = c.tmp.path().display().to_string();
+        let volumes = [
+            format!("{home}/.rustup:/root/.rustup:ro"),
+            format!("{home}/.cargo/bin:/root/.cargo/bin:ro"),
+            format!(
+                "{}:/usr/local/bin/cachet:ro",
+                crate::util::cachet_bin().display()
+            ),
+            // The same paths inside as outside: the journal and the program are read here.
+            format!("{tmp}:{tmp}"),
+        ];
+        let mut cmd = std::process::Command::new("timeout");
+        cmd.args(["300", "docker", "run", "--name", &name, "--network", "host"])
+            .args(["--memory", "512m", "--memory-swap", "512m"]);
+        for v in &volumes {
+            cmd.args(["--volume", v]);
+        }
+        for e in [
+            "PATH=/root/.cargo/bin:/usr/local/bin:/usr/bin:/bin".to_string(),
+            "RUSTC_WRAPPER=/usr/local/bin/cachet".to_string(),
+            format!("CACHET_DIR={}", c.cache.display()),
+            format!("CACHET_SERVER={url}"),
+            format!("CACHET_MAX_DOWNLOAD={max_download}"),
+            "CARGO_INCREMENTAL=0".to_string(),
+            "CARGO_TERM_COLOR=never".to_string(),
+        ] {
+            cmd.args(["--env", &e]);
+        }
+        cmd.args(["--workdir", &c.root.display().to_string(), &base])
+            .args([
+                "sh",
+                "-c",
+                "cargo build && cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+            ]);
+        let out = cmd.output().unwrap();
+        let err = stderr_of(&out);
+        assert!(out.status.success(), "{case}: {:?}\n{err}", out.status);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "536870912",
+            "{case}: the build ran in a 512 MiB cgroup"
+        );
+        assert_eq!(warnings(&err), 1, "{case}: {err}");
+        assert!(
+            err.contains("larger than CACHET_MAX_DOWNLOAD"),
+            "{case}: {err}"
+        );
+        assert_eq!(
+            outcomes_for(&c.journal(), "victim"),
+            vec![Outcome::Miss],
+            "{case}"
+        );
+        assert_eq!(c.run_program("target", "debug", "app").trim(), "v1");
+    }
+}
+
 #[test]
 fn a_manifest_naming_devices_fifos_outside_or_huge_files_is_ignored() {
     // What broke: a manifest naming /dev/zero made the wrapper hash it forever, and was kept,
@@ -534,6 +641,112 @@ fn an_entry_with_files_the_compile_would_not_write_is_refused() {
     );
     assert!(!c.root.join("target/debug/deps/libother.rlib").exists());
     assert!(warnings(&err) <= 1, "{err}");
+    assert_right(&c, "v1");
+}
+
+/// `bytes` (a valid entry) with its metadata changed by `edit` and its checksum recomputed, as
+/// a server holding a write token could forge it (layout: see `cachet_core::entry`).
+fn reframe(bytes: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    const HEADER: usize = 96;
+    let frame_len = u64::from_le_bytes(bytes[20..28].try_into().unwrap()) as usize;
+    let meta_len = u32::from_le_bytes(bytes[28..32].try_into().unwrap()) as usize;
+    let frame = &bytes[HEADER..HEADER + frame_len];
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&bytes[HEADER + frame_len..HEADER + frame_len + meta_len]).unwrap();
+    edit(&mut meta);
+    let meta = serde_json::to_vec(&meta).unwrap();
+    let mut header = bytes[..HEADER].to_vec();
+    header[28..32].copy_from_slice(&(meta.len() as u32).to_le_bytes());
+    let checksum = Digest::of(&[frame, &meta, &header[..64]].concat());
+    header[64..].copy_from_slice(&checksum.0);
+    [&header[..], frame, &meta].concat()
+}
+
+#[test]
+fn entry_names_that_escape_the_out_dir_or_follow_symlinks_write_nothing_outside() {
+    // What it guards: a forged entry naming `../`, an absolute path or a path through the
+    // out-dir would write outside it; only unit tests covered the names so far. The entries
+    // below carry valid checksums for their keys (a write token is enough to make them).
+    let writer = project("v1");
+    writer.cachet_cargo(&["build"], &[]);
+    let entries = objects(&writer.cache, "v1/entries");
+    let c = client("v1");
+    let escape_dir = c.tmp.path().join("escape");
+    std::fs::create_dir(&escape_dir).unwrap();
+    let absolute = escape_dir.join("abs.rlib").display().to_string();
+    let mut forged = HashMap::new();
+    let mut names = Vec::new();
+    for (key, bytes) in &entries {
+        let krate = crate_of(key, bytes);
+        let bad = if krate == "victim" {
+            "../../../escape/up.rlib".to_string()
+        } else {
+            absolute.clone()
+        };
+        names.push(bad.clone());
+        let bytes = reframe(bytes, |meta| meta["files"][0]["name"] = bad.clone().into());
+        forged.insert(key.clone(), bytes);
+    }
+    assert_eq!(forged.len(), 2);
+    let url = serve_cache(&writer.cache, move |path, _| {
+        let key = path.rsplit('/').next().unwrap_or("");
+        forged.get(key).map(|b| Reply::Body(b.clone()))
+    });
+    let err = build(&c, &[("CACHET_SERVER", &url)]);
+    assert_eq!(
+        error_count(&c, "corrupt entry from server"),
+        2,
+        "{names:?} {:?}",
+        c.stats()
+    );
+    assert_eq!(warnings(&err), 1, "{err}");
+    assert_eq!(
+        std::fs::read_dir(&escape_dir).unwrap().count(),
+        0,
+        "{names:?}"
+    );
+    assert!(!c.root.join("escape").exists() && !c.root.join("target/escape").exists());
+    assert_right(&c, "v1");
+
+    // The genuine entries, restored into an out-dir whose outputs are symbolic links to files
+    // elsewhere: the links are replaced, never written through.
+    let url = serve_cache(&writer.cache, |_, _| None);
+    let c = client("v1");
+    let deps = c.root.join("target/debug/deps");
+    std::fs::create_dir_all(&deps).unwrap();
+    // cargo tags the target directory only when it creates it: tag it as cargo would, or
+    // `{TARGET}` is not found and the keys differ from the writer's.
+    std::fs::copy(
+        writer.root.join("target/CACHEDIR.TAG"),
+        c.root.join("target/CACHEDIR.TAG"),
+    )
+    .unwrap();
+    let mut planted = Vec::new();
+    for (key, bytes) in &entries {
+        let digest: Digest = key.parse().unwrap();
+        for file in Entry::decode(bytes, &digest).unwrap().meta.files {
+            let target = c.tmp.path().join(format!("outside-{}", file.name));
+            std::fs::write(&target, "outside").unwrap();
+            std::os::unix::fs::symlink(&target, deps.join(&file.name)).unwrap();
+            planted.push((deps.join(&file.name), target));
+        }
+    }
+    build(&c, &[("CACHET_SERVER", &url)]);
+    assert_eq!(
+        outcomes_for(&c.journal(), "victim"),
+        vec![Outcome::HitRemote]
+    );
+    for (link, target) in &planted {
+        assert_eq!(std::fs::read_to_string(target).unwrap(), "outside");
+        assert!(
+            std::fs::symlink_metadata(link)
+                .unwrap()
+                .file_type()
+                .is_file(),
+            "{}",
+            link.display()
+        );
+    }
     assert_right(&c, "v1");
 }
 
