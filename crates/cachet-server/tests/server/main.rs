@@ -18,6 +18,7 @@ mod prometheus;
 mod reload;
 mod s3_auth;
 mod sccache;
+mod soak;
 mod tiers;
 mod tls;
 mod ui;
