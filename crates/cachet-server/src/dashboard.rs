@@ -245,8 +245,56 @@ pub fn stats_json(s: &Stats) -> serde_json::Map<String, Value> {
     }
 }
 
+/// Crates with the most time lost to misses in the summary.
+pub const TOP_CRATES: usize = 10;
+/// Clients with the most calls in the summary.
+pub const TOP_CLIENTS: usize = 20;
+
 fn ns_json(name: Option<&str>, b: &NsBucket) -> Value {
     let mut m = stats_json(&b.total);
+    let mut crates: Vec<(&String, &Stats)> = b.crates.iter().collect();
+    crates.sort_by(|x, y| {
+        y.1.lost_ms
+            .cmp(&x.1.lost_ms)
+            .then(y.1.calls.cmp(&x.1.calls))
+            .then(x.0.cmp(y.0))
+    });
+    let top: Vec<Value> = crates
+        .iter()
+        .take(TOP_CRATES)
+        .map(|(k, s)| {
+            let st = stats_json(s);
+            json!({
+                "krate": k,
+                "calls": s.calls,
+                "hits": s.hits(),
+                "misses": s.misses + s.misses_not_stored,
+                "lost_ms": s.lost_ms,
+                "saved_ms": s.saved_ms,
+                "causes": st["causes"],
+            })
+        })
+        .collect();
+    m.insert("top_crates".into(), json!(top));
+    let mut clients: Vec<(&String, &Stats)> = b.clients.iter().collect();
+    clients.sort_by(|x, y| y.1.calls.cmp(&x.1.calls).then(x.0.cmp(y.0)));
+    let per_client: Vec<Value> = clients
+        .iter()
+        .take(TOP_CLIENTS)
+        .map(|(k, s)| {
+            json!({
+                "client": k,
+                "calls": s.calls,
+                "hits": s.hits(),
+                "misses": s.misses + s.misses_not_stored,
+                "hit_rate": s.hit_rate().map(|r| (r * 10_000.0).round() / 10_000.0),
+                "saved_ms": s.saved_ms,
+                "lost_ms": s.lost_ms,
+                "last_ms": s.last_ms,
+            })
+        })
+        .collect();
+    m.insert("per_client".into(), json!(per_client));
     if let Some(name) = name {
         m.insert("namespace".into(), json!(name));
     }
@@ -269,7 +317,7 @@ pub fn total(range: &history::Range) -> NsBucket {
 
 /// `GET /_api/v1/summary`.
 pub fn summary(state: &AppState, q: &Query) -> Value {
-    let range = state.history.range_with(q, false);
+    let range = state.history.range(q);
     let namespaces: Vec<Value> = range
         .namespaces
         .iter()

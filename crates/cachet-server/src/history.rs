@@ -99,6 +99,9 @@ pub struct Stats {
     pub restore_ms: u64,
     /// Bytes of outputs.
     pub bytes: u64,
+    /// The latest call's time (unix ms).
+    #[serde(default)]
+    pub last_ms: u64,
     /// Misses by cause: count and compile time.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub causes: BTreeMap<MissCause, CauseStats>,
@@ -130,6 +133,7 @@ impl Stats {
 
     fn add_report(&mut self, r: &CallReport, max_names: usize) {
         self.calls += 1;
+        self.last_ms = self.last_ms.max(r.time_ms);
         self.compile_ms += r.compile_ms;
         self.bytes += r.bytes;
         match r.outcome {
@@ -178,6 +182,7 @@ impl Stats {
         self.lost_ms += other.lost_ms;
         self.restore_ms += other.restore_ms;
         self.bytes += other.bytes;
+        self.last_ms = self.last_ms.max(other.last_ms);
         for (cause, c) in &other.causes {
             let mine = self.causes.entry(*cause).or_default();
             mine.count += c.count;

@@ -94,6 +94,13 @@ pub async fn run_with_reload(
         open_file_limit = open_file_limit(),
         "cachet server listening"
     );
+    let shown = if local.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+    } else {
+        local
+    };
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    tracing::info!("dashboard: {scheme}://{shown}/ui");
     let metrics = Arc::new(Metrics::default());
     metrics.set_max_connections(max_connections);
     let history = Arc::new(open_history(&config));

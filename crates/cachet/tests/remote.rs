@@ -308,6 +308,11 @@ fn tokens_wrong_read_only_and_write() {
     assert_eq!(v["server"]["scopes"], serde_json::json!(["read"]));
     assert_eq!(v["server"]["version"], env!("CARGO_PKG_VERSION"));
     assert!(v["server"]["round_trip_ms"].as_f64().unwrap() >= 0.0);
+    // The dashboard's address, to open in a browser.
+    assert_eq!(
+        v["server"]["dashboard"],
+        format!("{}/ui", server.url.trim_end_matches('/'))
+    );
     assert!(!status("nope").0);
 }
 

@@ -89,6 +89,13 @@ fn reports_add_up_in_the_summary_and_bad_lines_are_skipped() {
     assert_eq!(t["causes"][0]["description"], "a source file changed");
     assert_eq!(t["pass_through_reasons"][0]["reason"], "crate-type bin");
     assert_eq!(s["total"]["calls"], 4);
+    assert_eq!(t["top_crates"][0]["krate"], "app");
+    assert_eq!(t["top_crates"][0]["lost_ms"], 2000);
+    assert_eq!(t["top_crates"][0]["causes"][0]["cause"], "source-file");
+    assert_eq!(t["per_client"][0]["client"], "bob");
+    assert_eq!(t["per_client"][0]["calls"], 3);
+    assert!(t["per_client"][0]["last_ms"].as_u64().unwrap() > 0);
+    assert_eq!(s["total"]["top_crates"][0]["krate"], "app");
     assert_eq!(s["history"]["skipped"], 2);
 
     let (_, crates) = api(&base, "crates", None);

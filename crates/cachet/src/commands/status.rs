@@ -39,7 +39,11 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let mut ok = true;
     if let Some(rc) = &config.remote {
-        let mut server = serde_json::json!({ "url": rc.url, "namespace": rc.namespace });
+        let mut server = serde_json::json!({
+            "url": rc.url,
+            "namespace": rc.namespace,
+            "dashboard": format!("{}/ui", rc.url.trim_end_matches('/')),
+        });
         match Remote::new(rc.clone()).and_then(|r| probe(&r)) {
             Ok(probe) => {
                 server["reachable"] = true.into();
@@ -166,6 +170,10 @@ fn render(r: &serde_json::Value) -> String {
                     format!("no: {}", s["error"].as_str().unwrap_or("?")),
                 );
             }
+            line(
+                "  dashboard",
+                s["dashboard"].as_str().unwrap_or("?").to_string(),
+            );
         }
     }
     line("Pending uploads", r["pending_uploads"].to_string());
