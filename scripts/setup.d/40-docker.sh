@@ -16,8 +16,9 @@ if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
       echo "setup: loading $cachet_client_base from $cachet_docker_cache"
       docker load -i "$cachet_docker_cache/debian-client.tar" >/dev/null
     else
-      # The suite and mirror of this machine's own apt sources (deb822 or one-line format).
-      mirror="$( (grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null || true) | sed -n '1{s/ //g;p}')"
+      # The suite and mirror of this machine's own apt sources (Debian or Ubuntu; see
+      # apt_mirror in setup.sh).
+      mirror="$(apt_mirror)"
       suite="$(. /etc/os-release && echo "$VERSION_CODENAME")"
       rootfs="$(mktemp -d)"
       echo "setup: debootstrap $suite client rootfs (a few minutes, once)"
