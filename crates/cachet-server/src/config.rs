@@ -100,6 +100,12 @@ pub struct ServerArgs {
     /// briefly, then get 503 with Retry-After [default: 128M].
     #[arg(long, env = ev::CACHET_UPLOAD_MEMORY, value_name = "SIZE")]
     pub upload_memory: Option<String>,
+    /// Once listening, write the bound port to FILE (written whole, then renamed into place):
+    /// with `--listen 127.0.0.1:0` a script or test learns the port the system picked. The
+    /// address is also logged on stderr at every log level (`cachet server listening on
+    /// http://ADDR`).
+    #[arg(long, value_name = "FILE")]
+    pub port_file: Option<PathBuf>,
     /// Check the configuration, print it, and exit without serving.
     #[arg(long)]
     pub check_config: bool,

@@ -24,6 +24,8 @@ pub mod tls;
 pub mod ui;
 pub mod webdav;
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 
 pub use config::{Config, PruneArgs, ServerAction, ServerArgs, StorageSpec};
@@ -36,7 +38,7 @@ pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
         return prune_from_args(prune);
     }
     if args.print_default_config {
-        print!("{}", config::DEFAULT_CONFIG_TOML);
+        std::io::stdout().write_all(config::DEFAULT_CONFIG_TOML.as_bytes())?;
         return Ok(());
     }
     let config = Config::resolve(&args).context("failed to read the server configuration")?;
@@ -44,37 +46,44 @@ pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
         if let Some(paths) = &config.tls {
             tls::acceptor(paths).context("failed to load the TLS certificate and key")?;
         }
-        println!("configuration is valid:");
-        println!("  listen          {}", config.listen);
-        println!("  storage         {}", config.storage);
-        println!(
+        // Written, not println!-ed: a closed stdout (`--check-config | head`) is an error the
+        // caller treats as the end of the command, not a panic.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "configuration is valid:")?;
+        writeln!(out, "  listen          {}", config.listen)?;
+        writeln!(out, "  storage         {}", config.storage)?;
+        writeln!(
+            out,
             "  max size        {}",
             cachet_core::format_size(config.max_size)
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "  max object size {}",
             cachet_core::format_size(config.max_object_size)
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "  max age         {}",
             config
                 .max_age
                 .map(|d| humantime::format_duration(d).to_string())
                 .unwrap_or_else(|| "none".into())
-        );
-        println!("  tokens          {}", config.tokens.len());
-        println!("  tls             {}", config.tls.is_some());
+        )?;
+        writeln!(out, "  tokens          {}", config.tokens.len())?;
+        writeln!(out, "  tls             {}", config.tls.is_some())?;
         let duration = |d: std::time::Duration| humantime::format_duration(d).to_string();
-        println!("  header timeout  {}", duration(config.header_timeout));
-        println!("  idle timeout    {}", duration(config.idle_timeout));
-        println!("  body timeout    {}", duration(config.body_timeout));
-        println!(
+        writeln!(out, "  header timeout  {}", duration(config.header_timeout))?;
+        writeln!(out, "  idle timeout    {}", duration(config.idle_timeout))?;
+        writeln!(out, "  body timeout    {}", duration(config.body_timeout))?;
+        writeln!(
+            out,
             "  max connections {}",
             config
                 .max_connections
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "from the open-file limit".into())
-        );
+        )?;
         return Ok(());
     }
     init_logging(config.log_format);
@@ -93,11 +102,39 @@ pub fn run_from_args(args: ServerArgs) -> anyhow::Result<()> {
                     config.listen
                 )
             })?;
+        announce(&listener, config.tls.is_some(), args.port_file.as_deref())?;
         let reloads = reload_on_sighup(args.clone())?;
         server::run_with_reload(listener, config, shutdown_signal(), Some(reloads))
             .await
             .context("the server failed")
     })
+}
+
+/// The log target of the line that says where the server listens: always logged, whatever
+/// `CACHET_LOG` says, as scripts and tests read it.
+pub const LISTENING: &str = "cachet_server::listening";
+
+/// Says where the server listens: a log line on stderr whatever the log level
+/// (`... cachet server listening on http://ADDR`, in the JSON format too), and the port in
+/// `port_file` when given. With `--listen 127.0.0.1:0` this is how a test or script learns the
+/// port the system picked, so nothing hands a port that was free a moment ago to the server.
+fn announce(
+    listener: &tokio::net::TcpListener,
+    tls: bool,
+    port_file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let addr = listener
+        .local_addr()
+        .context("failed to read the listening address")?;
+    let scheme = if tls { "https" } else { "http" };
+    tracing::info!(target: LISTENING, "cachet server listening on {scheme}://{addr}");
+    if let Some(path) = port_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{}\n", addr.port()))
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("failed to write the port file {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// `cachet server prune`: removes objects older than `--older-than` from every tier of the
@@ -151,11 +188,12 @@ pub fn prune_from_args(args: &PruneArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("failed to prune {}", config.storage))
     })?;
-    println!(
+    writeln!(
+        std::io::stdout().lock(),
         "pruned {removed} objects older than {} from {}",
         humantime::format_duration(older_than),
         config.storage
-    );
+    )?;
     Ok(())
 }
 
@@ -221,7 +259,12 @@ fn init_logging(format: config::LogFormat) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env(cachet_core::env_vars::CACHET_LOG)
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive(
+            format!("{LISTENING}=info")
+                .parse()
+                .expect("a valid directive"),
+        );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
