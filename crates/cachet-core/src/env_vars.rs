@@ -55,7 +55,9 @@ pub const CACHET_CLIENT_NAME: &str = "CACHET_CLIENT_NAME";
 pub const CACHET_REPORTS: &str = "CACHET_REPORTS";
 /// Server: address to listen on. Default `127.0.0.1:4226`.
 pub const CACHET_LISTEN: &str = "CACHET_LISTEN";
-/// Server: storage, `dir:PATH` or `ephemeral`.
+/// Server: storage. `dir:PATH`, `ephemeral`, `redis://...` (`rediss://`, `redis+cluster://`),
+/// `s3://BUCKET[/PREFIX]`, or a local tier in front of a shared one (`dir:PATH,s3://...`);
+/// `cachet server --help` gives the full syntax. Default: `dir:<platform data dir>/cachet/server`.
 pub const CACHET_STORAGE: &str = "CACHET_STORAGE";
 /// Server: size limit of the store. Default `10G`.
 pub const CACHET_MAX_SIZE: &str = "CACHET_MAX_SIZE";
@@ -173,7 +175,11 @@ pub const ALL: &[(&str, &str)] = &[
         CACHET_LISTEN,
         "server listen address (default 127.0.0.1:4226)",
     ),
-    (CACHET_STORAGE, "server storage: dir:PATH or ephemeral"),
+    (
+        CACHET_STORAGE,
+        "server storage: dir:PATH, ephemeral, redis://..., s3://..., or LOCAL,SHARED \
+         (e.g. dir:/var/cachet,s3://bucket/prefix; see `cachet server --help`)",
+    ),
     (CACHET_MAX_SIZE, "server store size limit (default 10G)"),
     (CACHET_MAX_AGE, "server: prune objects older than this"),
     (CACHET_MAX_OBJECT_SIZE, "server: largest accepted object"),

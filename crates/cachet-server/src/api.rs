@@ -188,7 +188,10 @@ fn authorize(
     match tokens.check(header, scope, namespace) {
         Ok(_) => Ok(()),
         Err(Denied::Unauthenticated) => Err(ApiError::Unauthenticated),
-        Err(Denied::Forbidden) => Err(ApiError::Forbidden),
+        Err(Denied::Forbidden) => Err(ApiError::MissingScope {
+            scope: scope.name(),
+            namespace: namespace.map(str::to_string),
+        }),
     }
 }
 

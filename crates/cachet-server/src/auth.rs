@@ -26,6 +26,17 @@ pub enum Scope {
     Admin,
 }
 
+impl Scope {
+    /// The scope as token files and error messages spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Scopes {
     read: bool,

@@ -28,6 +28,16 @@ pub enum ApiError {
     /// Valid credentials without the needed scope.
     #[error("this token may not do that here")]
     Forbidden,
+    /// Valid credentials without `scope` on `namespace` (`None`: a server-wide request). The
+    /// message names both, so whoever holds the token knows which scope to ask for; it says
+    /// nothing the caller did not send (the namespace comes from the request's path).
+    #[error("{}", missing_scope_message(scope, namespace.as_deref()))]
+    MissingScope {
+        /// `read`, `write` or `admin`.
+        scope: &'static str,
+        /// The namespace of the request.
+        namespace: Option<String>,
+    },
     /// No such object.
     #[error("not found")]
     NotFound,
@@ -63,7 +73,7 @@ impl ApiError {
         match self {
             ApiError::BadPath(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::MissingScope { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -132,6 +142,19 @@ impl ApiError {
         builder
             .body(full(format!("{body}\n")))
             .unwrap_or_else(|_| Response::new(full("")))
+    }
+}
+
+fn missing_scope_message(scope: &str, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) => format!(
+            "this token lacks the {scope} scope on namespace {ns:?}: use a token with {scope} \
+             on {ns:?} (or on every namespace)"
+        ),
+        None => format!(
+            "this token lacks the {scope} scope on every namespace, which this request needs: \
+             use a token with {scope} on every namespace"
+        ),
     }
 }
 

@@ -255,7 +255,7 @@ pub fn serve(
             }
         }
         delta.misses += 1;
-        if call.tiers.has_remote() {
+        if call.tiers.remote_answered() {
             delta.misses_remote += 1;
         }
     }
@@ -404,6 +404,10 @@ fn compile_and_store(
     let after_compile = Instant::now();
     if !compiled.status.success() {
         delta.compile_failures += 1;
+        // Counted as a compile failure, not also as a miss: the journal records it so, and
+        // `cachet stats` agrees with it (build scripts' feature probes fail on purpose).
+        delta.misses = 0;
+        delta.misses_remote = 0;
         report.outcome = journal::Outcome::CompileFailed;
         return Outcome::Exit(exit_code(&compiled.status));
     }

@@ -27,15 +27,18 @@ pub struct Stats {
     pub since_unix: u64,
     /// Every wrapper call.
     pub calls: u64,
-    /// Calls looked up in the cache.
+    /// Calls looked up in the cache: each is a hit, a miss or a compile failure (as in the
+    /// journal: `hit-*`, `miss*`, `compile-failed` among the records with a pre-key).
     pub cacheable_calls: u64,
     /// Hits in the local cache.
     pub hits_local: u64,
     /// Hits on the shared server.
     pub hits_remote: u64,
-    /// Lookups that found nothing.
+    /// Lookups that found nothing, then compiled (a failed compile counts under
+    /// `compile_failures` only).
     pub misses: u64,
-    /// Lookups on the shared server that found nothing.
+    /// Misses that the shared server answered without a usable entry (a skipped or
+    /// unreachable server counts under `errors`, not here).
     pub misses_remote: u64,
     /// Calls run unchanged, by reason.
     pub pass_through: BTreeMap<String, u64>,

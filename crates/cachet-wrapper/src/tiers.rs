@@ -12,7 +12,7 @@
 //! once checked, and a manifest from the server only suggests candidates (see manifest.rs).
 //! Whatever fails a check is a miss, counted, logged, warned about once, and not kept.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::fs;
 use std::io::{self, Read, Seek, Write};
 use std::path::PathBuf;
@@ -116,6 +116,10 @@ pub struct Tiers<'a> {
     breaker: Breaker,
     /// This writer's signing key, read on the first store only.
     signer: OnceCell<Option<SecretKey>>,
+    /// Set when the server answered a lookup (found or not found), so a miss is counted as a
+    /// miss on the server only when the server was asked: a skipped or unreachable server is
+    /// counted as an error, not as a server that lacked the entry.
+    remote_answered: Cell<bool>,
 }
 
 fn key_of(kind: ObjectKind, digest: &Digest) -> String {
@@ -134,6 +138,7 @@ impl<'a> Tiers<'a> {
             client: OnceCell::new(),
             breaker: Breaker::new(&config.dir),
             signer: OnceCell::new(),
+            remote_answered: Cell::new(false),
         }
     }
 
@@ -175,6 +180,12 @@ impl<'a> Tiers<'a> {
     /// True when a server is configured.
     pub fn has_remote(&self) -> bool {
         self.config.remote.is_some()
+    }
+
+    /// True when the server answered a lookup of this call (with the object or without it);
+    /// false when none is configured, it was skipped after a recent failure, or it failed.
+    pub fn remote_answered(&self) -> bool {
+        self.remote_answered.get()
     }
 
     /// The server client, unless none is configured or a recent failure says to skip it.
@@ -265,7 +276,10 @@ impl<'a> Tiers<'a> {
         let Some(remote) = self.remote(delta) else {
             return local;
         };
-        match remote.get(&key_of(ObjectKind::Manifest, pre)) {
+        let answer = remote.get(&key_of(ObjectKind::Manifest, pre));
+        self.remote_answered
+            .set(self.remote_answered.get() || answer.is_ok());
+        match answer {
             Ok(Some(bytes)) => {
                 self.breaker.reset();
                 delta.bytes_downloaded += bytes.len() as u64;
@@ -354,7 +368,10 @@ impl<'a> Tiers<'a> {
                 return None;
             }
         };
-        let found = match remote.get_to(&key_of(ObjectKind::Entry, key), &mut file) {
+        let answer = remote.get_to(&key_of(ObjectKind::Entry, key), &mut file);
+        self.remote_answered
+            .set(self.remote_answered.get() || answer.is_ok());
+        let found = match answer {
             Ok(Some(n)) => {
                 self.breaker.reset();
                 delta.bytes_downloaded += n;

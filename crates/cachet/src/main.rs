@@ -4,6 +4,8 @@
 //! The wrapper check comes first and touches nothing but argv, so a rustc call never pays for
 //! parsing the tool's command line.
 
+#[macro_use]
+mod output;
 mod cli;
 mod commands;
 

@@ -17,5 +17,6 @@ mod paths;
 mod remote;
 mod restored;
 mod soundness;
+mod texts;
 mod tiers;
 mod workload;

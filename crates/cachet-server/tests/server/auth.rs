@@ -129,3 +129,60 @@ fn whoami_reports_version_and_the_tokens_scopes() {
     assert_eq!(scopes("cachet", None).0, 401);
     assert_eq!(scopes("..", None).0, 400);
 }
+
+/// A 403 names the scope the token lacks and the namespace (the issue: "this token may not do
+/// that here" left the user guessing), and still says the same for an existing and a missing
+/// key, so it reveals nothing a reader could not see.
+#[test]
+fn forbidden_names_the_missing_scope_and_the_namespace() {
+    let mut config = ephemeral();
+    config.tokens =
+        Tokens::parse("reader-token read cachet\nwriter-token read,write", "test").expect("tokens");
+    let server = start(config);
+    let reader = bearer("reader-token");
+    let writer = bearer("writer-token");
+    assert_eq!(
+        send("PUT", &server.url("/other/k"), Some(b"x"), Some(&writer)).status,
+        201
+    );
+    let mut bodies = Vec::new();
+    for (what, method, path, auth) in [
+        ("write on cachet", "PUT", "/cachet/k", &reader),
+        ("read on other (existing key)", "GET", "/other/k", &reader),
+        (
+            "read on other (missing key)",
+            "GET",
+            "/other/missing",
+            &reader,
+        ),
+        (
+            "admin on cachet",
+            "DELETE",
+            "/_admin/namespaces/cachet",
+            &writer,
+        ),
+        (
+            "admin on every namespace",
+            "DELETE",
+            "/_admin/stats",
+            &reader,
+        ),
+    ] {
+        let body = (method == "PUT").then_some(&b"data"[..]);
+        let r = send(method, &server.url(path), body, Some(auth));
+        assert_eq!(r.status, 403, "{what}");
+        bodies.push(format!(
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body).trim()
+        ));
+    }
+    assert_eq!(
+        bodies[1].split_once(": ").unwrap().1,
+        bodies[2].split_once(": ").unwrap().1,
+        "existence must not leak"
+    );
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_snapshot!("forbidden_bodies", bodies.join("\n")));
+}

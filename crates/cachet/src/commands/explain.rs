@@ -56,10 +56,10 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     if args.json {
         let out = serde_json::json!({ "parent": last.parent, "calls": selected });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", render(&selected, args.all));
+    out!("{}", render(&selected, args.all))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,7 +19,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         .flush(&mut delta)
         .context("failed to flush pending uploads")?;
     let _ = stats::apply(&config.dir, &delta);
-    println!("uploaded {uploaded} pending objects; {pending} still pending");
+    outln!("uploaded {uploaded} pending objects; {pending} still pending")?;
     Ok(if pending == 0 {
         ExitCode::SUCCESS
     } else {

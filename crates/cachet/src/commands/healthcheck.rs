@@ -36,12 +36,12 @@ pub fn run(args: &HealthcheckArgs) -> anyhow::Result<ExitCode> {
     let timeout: Duration = args.timeout.into();
     if std::env::var_os(env_vars::CACHET_TLS_CERT).is_some() && args.url.is_none() {
         connect(&addr, timeout)?;
-        println!("{addr} accepts connections (TLS: /healthz not probed)");
+        outln!("{addr} accepts connections (TLS: /healthz not probed)")?;
         return Ok(ExitCode::SUCCESS);
     }
     let (status, body) = http_request(&addr, "GET", "/healthz", None, timeout)?;
     if status == 200 {
-        println!("healthy: {addr} answered {}", body.trim());
+        outln!("healthy: {addr} answered {}", body.trim())?;
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("unhealthy: {addr} answered /healthz with status {status}");

@@ -85,11 +85,11 @@ pub fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
                 "secret key written to {} (set CACHET_SIGNING_KEY to its path on trusted writers)",
                 args.out.display()
             );
-            println!("{}", key.public_text());
+            outln!("{}", key.public_text())?;
         }
         KeyCommand::Public { file } => {
             let key = SecretKey::load(&file)?;
-            println!("{}", key.public_text());
+            outln!("{}", key.public_text())?;
         }
         KeyCommand::Rotate(args) => {
             let old = SecretKey::load(&args.old)?;
@@ -98,7 +98,7 @@ pub fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
                 "new secret key written to {}; during the changeover clients trust both:",
                 args.out.display()
             );
-            println!("{},{}", old.public_text(), key.public_text());
+            outln!("{},{}", old.public_text(), key.public_text())?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -167,9 +167,9 @@ fn is_cachet_value(value: &str) -> bool {
 pub fn run(args: &SetupArgs) -> anyhow::Result<ExitCode> {
     let (cachet, env) = settings()?;
     if args.print {
-        println!("[build]\nrustc-wrapper = {cachet:?}\n\n[env]");
+        outln!("[build]\nrustc-wrapper = {cachet:?}\n\n[env]")?;
         for (k, v) in &env {
-            println!("{k} = {v:?}");
+            outln!("{k} = {v:?}")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -221,18 +221,18 @@ pub fn run(args: &SetupArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&path, doc.to_string())
         .with_context(|| format!("failed to write {}", path.display()))?;
     if args.off {
-        println!(
+        outln!(
             "cachet is off for cargo builds ({} updated)",
             path.display()
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "cargo builds now go through cachet, Rust and C/C++/assembly ({} updated; \
              `cachet setup --off` undoes it)",
             path.display()
-        );
+        )?;
         for (k, v) in &env {
-            println!("  {k} = {v}");
+            outln!("  {k} = {v}")?;
         }
     }
     Ok(ExitCode::SUCCESS)

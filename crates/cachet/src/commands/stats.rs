@@ -40,9 +40,9 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
                 "objects": objects,
             },
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
-        print!("{}", render(&s, &config, size, objects));
+        out!("{}", render(&s, &config, size, objects))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -57,22 +57,22 @@ fn server_stats(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let v: serde_json::Value =
         serde_json::from_slice(&body).context("the server's /stats is not JSON")?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else if let Some(map) = v.as_object() {
-        println!(
+        outln!(
             "Server {}",
             config
                 .remote
                 .as_ref()
                 .map(|r| r.url.as_str())
                 .unwrap_or_default()
-        );
+        )?;
         for (k, val) in map {
             let shown = match (k.as_str(), val.as_u64()) {
                 (k, Some(n)) if k.contains("bytes") || k == "max_size" => format_size(n),
                 _ => val.to_string(),
             };
-            println!("  {k:<28}{shown}");
+            outln!("  {k:<28}{shown}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -84,8 +84,8 @@ fn secs(millis: u64) -> String {
 
 /// The statistics as a table for people.
 pub fn render(s: &Stats, config: &Config, size: u64, objects: usize) -> String {
-    let mut out = String::new();
-    let mut line = |label: &str, value: String| out.push_str(&format!("{label:<34}{value}\n"));
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut line = |label: &str, value: String| rows.push((label.to_string(), value));
     line("Cache directory", config.dir.display().to_string());
     if s.since_unix > 0 {
         let since = UNIX_EPOCH + Duration::from_secs(s.since_unix);
@@ -162,5 +162,19 @@ pub fn render(s: &Stats, config: &Config, size: u64, objects: usize) -> String {
             format_size(config.cache_size)
         ),
     );
-    out
+    columns(&rows)
+}
+
+/// `rows` as two columns: the values start two spaces after the longest label (at least at
+/// column 34), so a long reason never runs into its count.
+fn columns(rows: &[(String, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(label, _)| label.chars().count() + 2)
+        .max()
+        .unwrap_or(0)
+        .max(34);
+    rows.iter()
+        .map(|(label, value)| format!("{label:<width$}{value}\n"))
+        .collect()
 }

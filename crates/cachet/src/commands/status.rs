@@ -35,7 +35,8 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         "pending_uploads": tiers.pending_count(),
     });
     for w in &config.warnings {
-        eprintln!("warning: {w}");
+        // The wrapper's prefix (notice.rs), so a user sees one kind of warning from cachet.
+        eprintln!("warning: cachet: {w}");
     }
     let mut ok = true;
     if let Some(rc) = &config.remote {
@@ -63,9 +64,9 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         report["server"] = server;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", render(&report));
+        out!("{}", render(&report))?;
     }
     Ok(if ok {
         ExitCode::SUCCESS

@@ -10,6 +10,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let config = Config::from_env();
     cachet_wrapper::stats::zero(&config.dir)
         .with_context(|| format!("failed to reset the statistics in {}", config.dir.display()))?;
-    println!("statistics reset ({})", config.dir.display());
+    outln!("statistics reset ({})", config.dir.display())?;
     Ok(ExitCode::SUCCESS)
 }

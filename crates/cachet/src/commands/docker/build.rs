@@ -78,7 +78,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     result?;
     let size = super::docker_ok(&["image", "inspect", "--format", "{{.Size}}", &args.tag])?;
     let mib = size.trim().parse::<f64>().unwrap_or(0.0) / (1024.0 * 1024.0);
-    println!("built image {} ({mib:.1} MiB)", args.tag);
+    outln!("built image {} ({mib:.1} MiB)", args.tag)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -61,7 +61,7 @@ pub fn run(args: &LogsArgs) -> anyhow::Result<ExitCode> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    print!("{}", filter(&text, min));
+    out!("{}", filter(&text, min))?;
     Ok(ExitCode::SUCCESS)
 }
 

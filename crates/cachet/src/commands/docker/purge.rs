@@ -63,7 +63,7 @@ pub fn run(args: &PurgeArgs) -> anyhow::Result<ExitCode> {
         namespaces.sort();
         namespaces.dedup();
         if !args.yes && !confirm(dir, &namespaces)? {
-            println!("nothing purged");
+            outln!("nothing purged")?;
             return Ok(ExitCode::FAILURE);
         }
     }
@@ -96,11 +96,11 @@ pub fn run(args: &PurgeArgs) -> anyhow::Result<ExitCode> {
             ),
         }
     }
-    println!(
+    outln!(
         "purged {total} objects from {} namespaces on {}",
         namespaces.len(),
         args.name
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -131,10 +131,12 @@ pub fn run(args: &StartArgs) -> anyhow::Result<ExitCode> {
         docker_ok(&["network", "connect", "--alias", "cachet", net, &args.name])?;
     }
     wait_healthy(&args.name, args.wait.into())?;
-    println!(
+    outln!(
         "cachet server {} is healthy at http://{}:{} (mode {mode})",
-        args.name, args.bind, args.port
-    );
+        args.name,
+        args.bind,
+        args.port
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

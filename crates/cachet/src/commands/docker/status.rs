@@ -19,7 +19,7 @@ pub struct StatusArgs {
 /// Prints the status; exit 1 unless running and healthy.
 pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let Some(state) = inspect(&args.name)? else {
-        println!("container:  {} does not exist", args.name);
+        outln!("container:  {} does not exist", args.name)?;
         eprintln!("start it with `cachet docker start --name {}`", args.name);
         return Ok(ExitCode::FAILURE);
     };
@@ -28,22 +28,22 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     } else {
         &state.health
     };
-    println!("container:  {} ({})", args.name, state.image);
-    println!("state:      {}", state.status);
-    println!("health:     {health}");
+    outln!("container:  {} ({})", args.name, state.image)?;
+    outln!("state:      {}", state.status)?;
+    outln!("health:     {health}")?;
     if state.oom_killed {
-        println!("oom-killed: yes (raise --memory)");
+        outln!("oom-killed: yes (raise --memory)")?;
     }
-    println!(
+    outln!(
         "mode:       {}",
         if state.mode.is_empty() {
             "unknown"
         } else {
             &state.mode
         }
-    );
+    )?;
     if let Some(dir) = &state.data_dir {
-        println!("data dir:   {dir}");
+        outln!("data dir:   {dir}")?;
     }
     let healthy = state.status == "running" && state.health == "healthy";
     if state.status == "running" {
@@ -51,17 +51,17 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             http_request(&addr, "GET", "/stats", None, Duration::from_secs(3)).map(|r| (addr, r))
         }) {
             Ok((addr, (200, body))) => {
-                println!("url:        http://{addr}");
+                outln!("url:        http://{addr}")?;
                 match serde_json::from_str::<serde_json::Value>(&body) {
-                    Ok(stats) => println!(
+                    Ok(stats) => outln!(
                         "stats:      {}",
                         serde_json::to_string_pretty(&stats).unwrap_or(body)
-                    ),
-                    Err(_) => println!("stats:      {}", body.trim()),
+                    )?,
+                    Err(_) => outln!("stats:      {}", body.trim())?,
                 }
             }
-            Ok((addr, (code, _))) => println!("stats:      {addr} answered /stats with {code}"),
-            Err(e) => println!("stats:      unavailable: {e:#}"),
+            Ok((addr, (code, _))) => outln!("stats:      {addr} answered /stats with {code}")?,
+            Err(e) => outln!("stats:      unavailable: {e:#}")?,
         }
     }
     if healthy {

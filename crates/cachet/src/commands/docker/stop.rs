@@ -21,8 +21,8 @@ pub fn run(args: &StopArgs) -> anyhow::Result<ExitCode> {
     docker_ok(&["stop", "--time", "30", &args.name])?;
     docker_ok(&["rm", "--volumes", &args.name])?;
     match state.data_dir {
-        Some(dir) => println!("stopped {}; the store is kept in {dir}", args.name),
-        None => println!("stopped {}; its ephemeral store is removed", args.name),
+        Some(dir) => outln!("stopped {}; the store is kept in {dir}", args.name)?,
+        None => outln!("stopped {}; its ephemeral store is removed", args.name)?,
     }
     Ok(ExitCode::SUCCESS)
 }
