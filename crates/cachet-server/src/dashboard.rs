@@ -463,6 +463,7 @@ pub fn api(state: &AppState, endpoint: &str, req: &Request<Incoming>) -> ApiResu
     }
     let visible = visible(state, req)?;
     let q = query(req, &visible)?;
+    state.history.note_usage(&state.store.usage());
     let body = match endpoint.trim_end_matches('/') {
         "" => {
             json!({"api": 1, "endpoints": ["summary", "timeline", "crates", "crates/{name}", "clients", "evictions", "storage"]})

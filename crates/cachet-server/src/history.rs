@@ -405,6 +405,8 @@ pub struct History {
     limits: Limits,
     /// Set by every change, cleared by a save.
     dirty: AtomicBool,
+    /// The store's eviction counters (count, bytes, age sum) already added to the history.
+    eviction_mark: Mutex<(u64, u64, u64)>,
 }
 
 /// Now, in unix milliseconds.
@@ -426,6 +428,7 @@ impl History {
             path: None,
             limits,
             dirty: AtomicBool::new(false),
+            eviction_mark: Mutex::new((0, 0, 0)),
         }
     }
 
@@ -467,6 +470,7 @@ impl History {
             path: Some(path),
             limits,
             dirty: AtomicBool::new(false),
+            eviction_mark: Mutex::new((0, 0, 0)),
         };
         history.with_data(|d| enforce(d, &history.limits, now_ms()));
         history
@@ -548,7 +552,22 @@ impl History {
         self.dirty.store(true, Ordering::Relaxed);
     }
 
-    /// Adds evictions the disk store made (since the last call).
+    /// Adds what the store's eviction counters (which only grow) gained since the last call:
+    /// called periodically and before any answer that shows evictions, so they are current.
+    pub fn note_usage(&self, usage: &crate::storage::Usage) {
+        let now = (usage.evictions, usage.evicted_bytes, usage.evicted_age_ms);
+        let before = {
+            let mut mark = self.eviction_mark.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *mark, now)
+        };
+        self.evicted(Evictions {
+            count: now.0.saturating_sub(before.0),
+            bytes: now.1.saturating_sub(before.1),
+            age_ms_total: now.2.saturating_sub(before.2),
+        });
+    }
+
+    /// Adds evictions the disk store made.
     pub fn evicted(&self, e: Evictions) {
         if e.count == 0 {
             return;

@@ -393,16 +393,9 @@ fn open_history(config: &Config) -> crate::history::History {
 async fn history_loop(history: Arc<crate::history::History>, store: Arc<dyn Store>) {
     let mut tick = tokio::time::interval(crate::history::SAVE_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = store.usage();
     loop {
         tick.tick().await;
-        let now = store.usage();
-        history.evicted(crate::history::Evictions {
-            count: now.evictions.saturating_sub(last.evictions),
-            bytes: now.evicted_bytes.saturating_sub(last.evicted_bytes),
-            age_ms_total: now.evicted_age_ms.saturating_sub(last.evicted_age_ms),
-        });
-        last = now;
+        history.note_usage(&store.usage());
         let h = history.clone();
         let _ = tokio::task::spawn_blocking(move || {
             h.maintain();

@@ -57,6 +57,7 @@ pub async fn page(state: &AppState, page: &str, req: Request<Incoming>) -> PageR
         Err(e) => return Err(e),
     };
     let q = dashboard::query(&req, &visible)?;
+    state.history.note_usage(&state.store.usage());
     let params = Params::of(&req);
     let body = match page.trim_end_matches('/') {
         "" => overview(&state.history, &q, &params),

@@ -235,3 +235,29 @@ fn a_flood_of_records_stays_within_the_cap_and_the_history_survives_a_restart() 
     assert_eq!(again["total"]["calls"], sent as u64);
     assert_eq!(again["history"]["records"], cap as u64);
 }
+
+#[test]
+fn evictions_by_the_disk_store_are_counted_with_bytes_and_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = in_dir(dir.path());
+    config.max_size = 10_000;
+    let server = start(config);
+    let base = server.url("");
+    // Five objects of 4000 bytes under a 10,000-byte limit: three are evicted.
+    for i in 0..5 {
+        let r = send(
+            "PUT",
+            &server.url(&format!("/cachet/k{i}")),
+            Some(&vec![b'x'; 4000]),
+            None,
+        );
+        assert_eq!(r.status, 201);
+    }
+    let (_, e) = api(&base, "evictions", None);
+    assert_eq!(e["count"], 3, "{e}");
+    assert_eq!(e["bytes"], 12_000);
+    assert!(e["mean_age_ms"].is_u64());
+    assert!(e["seen"].as_str().unwrap().contains("not seen"));
+    let (_, s) = api(&base, "storage", None);
+    assert_eq!(s["evictions"]["count"], 3);
+}
