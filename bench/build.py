@@ -31,13 +31,21 @@ the workload (one member):
   sccache warm   cargo clean, then a build through sccache with its filled cache
   edit N         from a fresh build (cachet: restored after clean; plain: compiled), change one
                  line of one member and rebuild, N = 1..--edits; cachet vs plain
+
+No fixed ports: the cachet server binds 127.0.0.1:0 and writes the port it got to a port file;
+sccache's server gets a port picked free just before. Both are stopped however the benchmark
+ends (an error, Ctrl-C, SIGTERM), so two benchmarks, or a benchmark beside the test suite, can
+run at once.
 """
 
 import argparse
+import atexit
 import json
 import os
 import platform
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +61,75 @@ def sh(cmd, env=None, cwd=None, check=True, quiet=True):
     if check and out.returncode != 0:
         sys.exit(f"command failed: {' '.join(map(str, cmd))}\n{out.stdout}\n{out.stderr}")
     return out
+
+
+def free_port():
+    """A loopback port the system picked a moment ago, for sccache's server, which cannot bind
+    port 0 and say which it got (cachet's server does: see CachetServer). If another process
+    takes it in between, `sccache --start-server` fails loudly; it never measures the wrong
+    server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_on_exit(stop):
+    """Runs `stop` however the benchmark ends: normally, on an error or `sys.exit`, on Ctrl-C
+    (KeyboardInterrupt) and on SIGTERM (turned into an exit so that atexit handlers run)."""
+    atexit.register(stop)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+
+
+class CachetServer:
+    """A `cachet server` on 127.0.0.1:0 with an ephemeral store: it writes the port it bound to
+    a port file, so no port is chosen for it. It runs in its own process group (a Ctrl-C in the
+    terminal reaches the benchmark, which then stops the server) and is stopped at exit."""
+
+    def __init__(self, cachet, scratch, env):
+        port_file = scratch / "server.port"
+        self.log = scratch / "server.log"
+        port_file.unlink(missing_ok=True)
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                [cachet, "server", "--listen", "127.0.0.1:0", "--storage", "ephemeral",
+                 "--port-file", str(port_file)],
+                stdout=subprocess.DEVNULL, stderr=log, env=env, start_new_session=True)
+        stop_on_exit(self.stop)
+        deadline = time.monotonic() + 60
+        while not port_file.exists():
+            if self.proc.poll() is not None:
+                sys.exit(f"cachet server exited ({self.proc.returncode}):\n{self.log.read_text()}")
+            if time.monotonic() > deadline:
+                sys.exit(f"cachet server wrote no port file within 60 s:\n{self.log.read_text()}")
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{int(port_file.read_text())}"
+        for _ in range(600):
+            if sh(["curl", "-sf", f"{self.url}/healthz"], check=False).returncode == 0:
+                return
+            time.sleep(0.05)
+        sys.exit(f"cachet server at {self.url} does not answer /healthz:\n{self.log.read_text()}")
+
+    def stop(self):
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+
+
+def sccache_env_for(env0, sccache, cache_dir):
+    """sccache's environment on a free port; its server is stopped at exit."""
+    env = dict(env0, RUSTC_WRAPPER=sccache, SCCACHE_DIR=str(cache_dir),
+               SCCACHE_SERVER_PORT=str(free_port()), SCCACHE_IDLE_TIMEOUT="0",
+               SCCACHE_CACHE_SIZE="10G")
+    stop_on_exit(lambda: sh([sccache, "--stop-server"], env=env, check=False))
+    return env
 
 
 def timed(cmd, env, cwd):
@@ -107,8 +184,7 @@ def main():
                        f"CXX_{host_u}": f"{args.cachet} c++"})
     program = next(l.split('"')[1] for l in (work / "Cargo.toml").read_text().splitlines()
                    if l.startswith("name"))
-    sccache_env = dict(env0, RUSTC_WRAPPER=args.sccache, SCCACHE_DIR=str(scratch / "sccache-cache"),
-                       SCCACHE_SERVER_PORT="4299", SCCACHE_IDLE_TIMEOUT="0", SCCACHE_CACHE_SIZE="10G")
+    sccache_env = sccache_env_for(env0, args.sccache, scratch / "sccache-cache")
 
     def clean():
         shutil.rmtree(target, ignore_errors=True)
@@ -119,15 +195,8 @@ def main():
     times = {k: [] for k in ["plain cold", "cachet cold", "cachet cold + upload", "cachet warm",
                              "cachet via server",
                              "sccache cold", "sccache warm", "copy limit"]}
-    port = 4298
-    server = subprocess.Popen([args.cachet, "server", "--listen", f"127.0.0.1:{port}",
-                               "--storage", "ephemeral"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env=env0)
-    for _ in range(200):
-        if sh(["curl", "-sf", f"http://127.0.0.1:{port}/healthz"], check=False).returncode == 0:
-            break
-        time.sleep(0.05)
-    cachet_env["CACHET_SERVER"] = f"http://127.0.0.1:{port}"
+    server = CachetServer(args.cachet, scratch, env0)
+    cachet_env["CACHET_SERVER"] = server.url
     per_hit_ms = []
     expected = None
     for run in range(args.runs):
@@ -168,7 +237,7 @@ def main():
                 times["cachet via server"].append(timed(build, remote_env, work))
                 rstats = json.loads(sh([args.cachet, "stats", "--json"], env=remote_env).stdout)["stats"]
                 assert rstats["hits_remote"] == hits, f"expected {hits} remote hits, got {rstats}"
-                sh(["curl", "-sf", "-X", "DELETE", f"http://127.0.0.1:{port}/_admin/namespaces/cachet"])
+                sh(["curl", "-sf", "-X", "DELETE", f"{server.url}/_admin/namespaces/cachet"])
             else:
                 sh([args.sccache, "--stop-server"], env=sccache_env, check=False)
                 shutil.rmtree(sccache_env["SCCACHE_DIR"], ignore_errors=True)
@@ -179,8 +248,7 @@ def main():
                 times["sccache warm"].append(timed(build, sccache_env, work))
                 sh([args.sccache, "--stop-server"], env=sccache_env, check=False)
 
-    server.terminate()
-    server.wait()
+    server.stop()
     med = {k: statistics.median(v) for k, v in times.items()}
     plain = med["plain cold"]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -251,8 +319,7 @@ def dev_profile(args):
 
         cachet_env = dict(env0, RUSTC_WRAPPER=args.cachet, CACHET_DIR=str(scratch / f"cachet-{name}"))
         off_env = dict(cachet_env, CARGO_INCREMENTAL="0")
-        sccache_env = dict(env0, RUSTC_WRAPPER=args.sccache, SCCACHE_DIR=str(scratch / f"sccache-{name}"),
-                           SCCACHE_SERVER_PORT="4299", SCCACHE_IDLE_TIMEOUT="0", SCCACHE_CACHE_SIZE="10G")
+        sccache_env = sccache_env_for(env0, args.sccache, scratch / f"sccache-{name}")
         keys = ["plain rebuild", "cachet warm", "sccache warm"]
         if name == "service":
             keys.insert(2, "cachet warm, CARGO_INCREMENTAL=0")
