@@ -420,7 +420,7 @@ fn compile_and_store(
         return Outcome::Exit(0);
     }
     match collect(call, start_ns, link_command.as_deref()) {
-        Ok((candidate, mut outputs)) => {
+        Ok((candidate, mut outputs, per_checkout)) => {
             let key = key::entry_key(pre, &candidate.files, &candidate.env);
             report.changes = crate::explain::record_and_diff(
                 &config.dir,
@@ -457,6 +457,10 @@ fn compile_and_store(
                 (Ok(len), _) => {
                     delta.entries_written += 1;
                     report.outcome = journal::Outcome::Miss;
+                    if let Some(p) = per_checkout {
+                        Stats::bump(&mut delta.stored_per_checkout, p.label);
+                        report.reason = Some(p.reason);
+                    }
                     delta.bytes_written += len;
                     debug!(
                         krate = %plan.crate_name,
@@ -574,13 +578,24 @@ impl StoreError {
     }
 }
 
+/// Why an entry is stored under a key holding this checkout's location (it then hits only
+/// here): a label counted in the statistics, and the reason shown by `cachet explain`.
+struct PerCheckout {
+    label: &'static str,
+    reason: String,
+}
+
+/// What a compile read (the manifest candidate), what it wrote, and why its entry hits only
+/// in this checkout, if it does.
+type Collected = (Candidate, Vec<Output>, Option<PerCheckout>);
+
 /// Collects what the compile read (the manifest candidate) and opens what it wrote.
 /// `Err` carries the reason the result is not stored.
 fn collect(
     call: &Call<'_>,
     start_ns: i64,
     link_command: Option<&str>,
-) -> Result<(Candidate, Vec<Output>), &'static str> {
+) -> Result<Collected, &'static str> {
     let (plan, cwd, out_dir, hasher) = (call.plan, &call.cwd, &call.out_dir, &call.hasher);
     let marker = call.marker.as_ref();
     let dep_text =
@@ -651,6 +666,7 @@ fn collect(
         .filter(|(_, v)| v.as_ref().is_some_and(|v| call.anchors.normalize(v) != *v))
         .map(|(n, _)| n.as_str())
         .collect();
+    let mut per_checkout = None;
     let proven = !anchored.is_empty()
         && {
             let paths: Vec<PathBuf> = deps.files.iter().map(|f| cwd.join(f)).collect();
@@ -659,6 +675,13 @@ fn collect(
                 crate::env_proof::prove_only_included(&refs, &anchored, plan.args.loads_crates());
             if let Err(why) = verdict {
                 info!(krate = %plan.crate_name, vars = ?anchored, why, "path-valued env! keyed literally");
+                per_checkout = Some(PerCheckout {
+                    label: "path-valued env! keyed literally",
+                    reason: format!(
+                        "env! {} keyed literally (hits only in this checkout): {why}",
+                        anchored.join(", ")
+                    ),
+                });
             }
             verdict.is_ok()
         };
@@ -683,8 +706,14 @@ fn collect(
             crate::manifest::LOCATION.to_string(),
             Some(location(&call.anchors, out_dir)),
         ));
+        per_checkout.get_or_insert(PerCheckout {
+            label: "checkout path in the link output",
+            reason: "the link output names this checkout's directories (rpath): hits only in \
+                     this checkout"
+                .to_string(),
+        });
     }
-    Ok((Candidate { files, env }, outputs))
+    Ok((Candidate { files, env }, outputs, per_checkout))
 }
 
 /// The offset of the first `needle` in `file`, read in chunks.

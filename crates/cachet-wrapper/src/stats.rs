@@ -44,6 +44,9 @@ pub struct Stats {
     pub pass_through: BTreeMap<String, u64>,
     /// Compiles whose result was not stored, by reason.
     pub not_stored: BTreeMap<String, u64>,
+    /// Compiles stored under a key that holds this checkout's location, so that they hit
+    /// only here (an input whose path independence could not be proven), by reason.
+    pub stored_per_checkout: BTreeMap<String, u64>,
     /// rustc exited with an error (nothing stored).
     pub compile_failures: u64,
     /// Problems inside cachet (the build went on), by kind.
@@ -130,6 +133,7 @@ impl Stats {
         for (map, other) in [
             (&mut self.pass_through, &d.pass_through),
             (&mut self.not_stored, &d.not_stored),
+            (&mut self.stored_per_checkout, &d.stored_per_checkout),
             (&mut self.errors, &d.errors),
         ] {
             for (k, v) in other {

@@ -85,4 +85,21 @@ fn second_checkout_elsewhere_restores_every_path_independent_crate() {
     }
     assert_eq!(hits, 3);
     assert_eq!(q.run_program("target", "debug", "app"), output);
+    // Why core_lib compiled here is said where a user looks: `cachet explain` and the stats.
+    let core = records
+        .iter()
+        .find(|r| r.krate.as_deref() == Some("core_lib"))
+        .unwrap();
+    let reason = core.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("env! OUT_DIR keyed literally")
+            && reason.contains("macros of other crates may run"),
+        "{reason:?}"
+    );
+    let explained = String::from_utf8(q.cachet(&["explain", "core_lib"]).stdout).unwrap();
+    assert!(
+        explained.contains("env! OUT_DIR keyed literally"),
+        "{explained}"
+    );
+    assert!(q.stats().stored_per_checkout["path-valued env! keyed literally"] >= 1);
 }

@@ -119,6 +119,15 @@ pub fn render(s: &Stats, config: &Config, size: u64, objects: usize) -> String {
     for (reason, n) in &s.not_stored {
         line(&format!("  {reason}"), n.to_string());
     }
+    if !s.stored_per_checkout.is_empty() {
+        line(
+            "Stored for this checkout only",
+            s.stored_per_checkout.values().sum::<u64>().to_string(),
+        );
+        for (reason, n) in &s.stored_per_checkout {
+            line(&format!("  {reason}"), n.to_string());
+        }
+    }
     line(
         "Errors (build went on)",
         s.errors.values().sum::<u64>().to_string(),
