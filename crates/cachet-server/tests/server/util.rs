@@ -238,6 +238,8 @@ pub fn cachet_bin() -> PathBuf {
 pub struct ServerProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Holds the port file the server wrote (removed on drop).
+    _port_dir: Option<tempfile::TempDir>,
 }
 
 impl ServerProcess {
@@ -288,8 +290,10 @@ fn spawn_server_with(
     unset: &[&str],
     stderr: Stdio,
 ) -> ServerProcess {
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    // Port 0: the server binds a port the system picks and writes it to the port file, so no
+    // port that was free a moment ago is handed to another process.
+    let port_dir = tempfile::tempdir().expect("port file directory");
+    let port_file = port_dir.path().join("port");
     let mut cmd = match prefix {
         [] => Command::new(cachet_bin()),
         [program, rest @ ..] => {
@@ -300,7 +304,9 @@ fn spawn_server_with(
     };
     cmd.arg("server")
         .arg("--listen")
-        .arg(addr.to_string())
+        .arg("127.0.0.1:0")
+        .arg("--port-file")
+        .arg(&port_file)
         .args(args)
         .env_remove("CACHET_CONFIG");
     for var in unset {
@@ -316,7 +322,29 @@ fn spawn_server_with(
         .stderr(stderr)
         .spawn()
         .expect("spawn cachet server");
-    let mut p = ServerProcess { child, addr };
+    let mut p = ServerProcess {
+        child,
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        _port_dir: None,
+    };
+    wait_for(
+        "cachet server to write its port file",
+        Duration::from_secs(60),
+        || {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("cachet server exited early: {status}");
+            }
+            std::fs::read_to_string(&port_file).is_ok_and(|t| t.ends_with('\n'))
+        },
+    );
+    let port: u16 = std::fs::read_to_string(&port_file)
+        .expect("port file")
+        .trim()
+        .parse()
+        .expect("a port number in the port file");
+    p.addr = SocketAddr::from(([127, 0, 0, 1], port));
+    p._port_dir = Some(port_dir);
+    let addr = p.addr;
     wait_for(
         "cachet server to answer /healthz",
         Duration::from_secs(60),
