@@ -251,9 +251,46 @@ pub fn free_port() -> u16 {
 }
 
 impl ServerProcess {
-    /// Starts `cachet server --listen 127.0.0.1:PORT ARGS...` and waits until `/healthz` answers.
+    /// Starts `cachet server --listen 127.0.0.1:0 ARGS...`, reads the port it bound from its
+    /// `--port-file` (no port is handed to it), and waits until it accepts connections.
     pub fn start(args: &[&str]) -> ServerProcess {
-        Self::start_on(free_port(), args)
+        let dir = tempfile::tempdir().unwrap();
+        let port_file = dir.path().join("port");
+        let mut child = Command::new(cachet_bin())
+            .args(["server", "--listen", "127.0.0.1:0", "--port-file"])
+            .arg(&port_file)
+            .args(args)
+            .env_remove("CACHET_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let port: u16 = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("cachet server {args:?} exited before listening: {status}");
+            }
+            match std::fs::read_to_string(&port_file) {
+                Ok(text) if text.ends_with('\n') => break text.trim().parse().unwrap(),
+                _ => {}
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cachet server {args:?} wrote no port file within 60 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let https = args.contains(&"--tls-cert");
+        let scheme = if https { "https" } else { "http" };
+        let server = ServerProcess {
+            child,
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            port,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+        };
+        server.wait_listening();
+        server
     }
 
     /// Starts on a given port.
