@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::http_util::{empty, full, stream, Body};
 use crate::metrics::{method_label, Metrics};
 use crate::route::{self, Route, INVALID_TEMPLATE};
-use crate::storage::{ObjectBody, ObjectId, Store};
+use crate::storage::{ObjectBody, ObjectId, Store, StoreError};
 use crate::webdav;
 
 /// What every request handler shares.
@@ -39,10 +39,13 @@ pub struct AppState {
     /// `/stats` and `/metrics` need a token with `read` on `*` (when tokens are configured).
     pub protect_stats: bool,
     /// Bytes of upload buffers that may be held across all connections: each upload takes
-    /// what it may buffer (up to [`UPLOAD_BUFFER`]) before it reads its body.
+    /// what it may buffer (up to [`UPLOAD_BUFFER`]) before it reads its body, and more as its
+    /// store's buffers grow ([`crate::storage::Upload::buffered`]).
     pub upload_memory: Arc<tokio::sync::Semaphore>,
     /// The dashboard's history: clients' call reports and what this server saw.
     pub history: Arc<crate::history::History>,
+    /// The whole budget (`--upload-memory`): an upload that would buffer more is refused.
+    pub upload_memory_total: u64,
 }
 
 /// What one upload may hold in memory: the disk store's write buffer (a chunk arriving from
@@ -336,19 +339,27 @@ async fn put(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge { limit });
     }
+    let mut body = req.into_body();
+    if let (Some(size), Some((backend, max))) = (declared, state.store.max_upload()) {
+        if size > max {
+            discard_rest(&mut body, state.body_timeout, limit).await;
+            return Err(StoreError::TooLarge {
+                backend,
+                limit: max,
+                size,
+            }
+            .into());
+        }
+    }
     // Room in the upload memory budget before reading a byte of the body.
     let want = declared
         .map_or(UPLOAD_BUFFER, |n| n.min(UPLOAD_BUFFER))
         .max(1) as u32;
-    let budget = state.upload_memory.clone().acquire_many_owned(want);
-    let _budget = match tokio::time::timeout(UPLOAD_MEMORY_WAIT, budget).await {
-        Ok(Ok(permit)) => permit,
-        _ => {
-            state.metrics.upload_busy();
-            return Err(ApiError::Busy);
-        }
+    let Some(mut budget) = take_upload_memory(state, want).await else {
+        state.metrics.upload_busy();
+        return Err(ApiError::Busy);
     };
-    let mut body = req.into_body();
+    let mut held = u64::from(want);
     let mut upload = match state.store.put(id).await {
         Ok(upload) => upload,
         Err(e) => {
@@ -374,10 +385,50 @@ async fn put(
             discard_rest(&mut body, state.body_timeout, limit - received).await;
             return Err(e.into());
         }
+        // Whatever the store buffers counts, not only the disk's write buffer: a Redis value
+        // is assembled whole, an S3 part is kept until it is full.
+        let buffered = upload.buffered();
+        if buffered > held {
+            let refused = if buffered > state.upload_memory_total {
+                Some(ApiError::OverBudget {
+                    budget: state.upload_memory_total,
+                })
+            } else {
+                match take_upload_memory(state, (buffered - held) as u32).await {
+                    Some(more) => {
+                        budget.merge(more);
+                        held = buffered;
+                        None
+                    }
+                    None => {
+                        state.metrics.upload_busy();
+                        Some(ApiError::Busy)
+                    }
+                }
+            };
+            if let Some(err) = refused {
+                drop(upload);
+                drop(budget);
+                discard_rest(&mut body, state.body_timeout, limit - received).await;
+                return Err(err);
+            }
+        }
     }
     upload.commit().await?;
     state.metrics.bytes_in(received);
     Ok(status_only(StatusCode::CREATED))
+}
+
+/// `bytes` of the upload memory budget, waiting at most [`UPLOAD_MEMORY_WAIT`] for them.
+async fn take_upload_memory(
+    state: &AppState,
+    bytes: u32,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let permit = state.upload_memory.clone().acquire_many_owned(bytes.max(1));
+    match tokio::time::timeout(UPLOAD_MEMORY_WAIT, permit).await {
+        Ok(Ok(permit)) => Some(permit),
+        _ => None,
+    }
 }
 
 /// Reads and drops what is left of a refused upload's body (a full disk, the size cap), at most

@@ -62,6 +62,16 @@ pub enum ApiError {
     /// The upload memory budget stayed full for too long.
     #[error("the server is busy with other uploads: retry in a few seconds")]
     Busy,
+    /// The upload needs more memory than the whole budget (a store that holds uploads whole).
+    #[error(
+        "insufficient storage: this upload needs more memory than --upload-memory ({budget} \
+         bytes) allows, as the store holds an upload whole until it is stored: raise \
+         --upload-memory or put a dir: tier in front"
+    )]
+    OverBudget {
+        /// `--upload-memory`.
+        budget: u64,
+    },
     /// The store is not writable (for `/readyz`).
     #[error("the store is not writable")]
     NotReady(#[source] StoreError),
@@ -86,6 +96,7 @@ impl ApiError {
             }
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotReady(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::OverBudget { .. } => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -103,6 +114,7 @@ impl ApiError {
                 tracing::error!(cause = %chain(err), "request failed");
             }
             ApiError::Body(err) => tracing::debug!(cause = %err, "client body failed"),
+            ApiError::OverBudget { .. } => tracing::warn!(cause = %self, "upload refused"),
             _ => {}
         }
         let message = match &self {

@@ -117,6 +117,7 @@ pub async fn run_with_reload(
                 .min(tokio::sync::Semaphore::MAX_PERMITS),
         )),
         history: history.clone(),
+        upload_memory_total: config.upload_memory,
     });
     let history_task = tokio::spawn(history_loop(history.clone(), state.store.clone()));
     let pruner = config

@@ -779,6 +779,10 @@ impl Upload for DiskUpload {
         })
     }
 
+    fn buffered(&self) -> u64 {
+        self.buf.capacity() as u64
+    }
+
     fn commit(mut self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>> {
         Box::pin(async move {
             self.committed = true;

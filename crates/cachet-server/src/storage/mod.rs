@@ -71,6 +71,10 @@ pub trait Upload: Send {
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Makes the object visible, replacing any previous version atomically.
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>>;
+    /// Bytes this upload holds in memory now (the buffers it allocated). The HTTP layer counts
+    /// them against `--upload-memory` after every chunk, so every store's buffering is bounded
+    /// by the same budget: a disk write buffer, a Redis value assembled whole, an S3 part.
+    fn buffered(&self) -> u64;
 }
 
 /// Sizes and counters a store reports for `/metrics` and `/stats`.
@@ -172,6 +176,11 @@ pub trait Store: Send + Sync + 'static {
     /// Adds one report per tier (hits, misses, errors, latency) for `/metrics` and `/stats`.
     /// Only the [`tier::Tier`] wrapper and stores that contain tiers report anything.
     fn tiers(&self, _out: &mut Vec<TierReport>) {}
+    /// The largest object this store takes when it has a limit of its own (Redis's value
+    /// size), with the backend's name: a larger upload is refused before its body is buffered.
+    fn max_upload(&self) -> Option<(&'static str, u64)> {
+        None
+    }
     /// Upload-queue counters of a tiered store, if this is one.
     fn uploads(&self) -> Option<tiered::UploadStats> {
         None

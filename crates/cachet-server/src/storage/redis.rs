@@ -334,6 +334,13 @@ impl Upload for OwnedRedisUpload {
                     size,
                 });
             }
+            let needed = self.value.len() + chunk.len();
+            if needed > self.value.capacity() {
+                // Grow by a quarter, not by doubling: the capacity is what --upload-memory
+                // counts, so doubling would refuse uploads half the budget's size.
+                let target = needed.max(self.value.capacity() + self.value.capacity() / 4);
+                self.value.reserve_exact(target - self.value.len());
+            }
             self.value.extend_from_slice(&chunk);
             Ok(())
         })
@@ -350,8 +357,24 @@ impl Upload for OwnedRedisUpload {
                 ConnHandle::Single(mut m) => cmd.query_async::<()>(&mut m).await,
                 ConnHandle::Cluster(mut c) => cmd.query_async::<()>(&mut c).await,
             }
-            .map_err(backend_err("set"))
+            .map_err(|err| {
+                // `maxmemory` reached under the `noeviction` policy: the store is full, which
+                // the client should hear as such (507), not as an unreachable backend.
+                if err.code() == Some("OOM") {
+                    StoreError::Full {
+                        path: std::path::PathBuf::from("redis"),
+                        reason: "Redis is out of memory (maxmemory reached and its policy \
+                                 evicts nothing)",
+                    }
+                } else {
+                    backend_err("set")(err)
+                }
+            })
         })
+    }
+
+    fn buffered(&self) -> u64 {
+        self.value.capacity() as u64
     }
 }
 
@@ -455,6 +478,10 @@ impl Store for RedisStore {
             let pattern = format!("{}*", glob_escape(&self.root));
             self.sweep(&pattern, Some(older_than.as_secs())).await
         })
+    }
+
+    fn max_upload(&self) -> Option<(&'static str, u64)> {
+        Some(("redis", MAX_VALUE))
     }
 
     fn usage(&self) -> Usage {

@@ -114,6 +114,8 @@ impl S3Store {
 /// An upload streamed to S3 in parts; aborted if dropped before commit.
 struct S3Upload {
     writer: Option<opendal::Writer>,
+    /// Bytes written so far (the writer buffers up to a part of them).
+    written: u64,
 }
 
 impl Drop for S3Upload {
@@ -131,11 +133,17 @@ impl Drop for S3Upload {
 impl Upload for S3Upload {
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
+            self.written += chunk.len() as u64;
             match self.writer.as_mut() {
                 Some(w) => w.write(chunk).await.map_err(backend_err("upload")),
                 None => Ok(()),
             }
         })
+    }
+
+    fn buffered(&self) -> u64 {
+        // The writer keeps what has not filled a part yet; a part is sent when it is full.
+        self.written.min(PART_SIZE as u64)
     }
 
     fn commit(mut self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>> {
@@ -208,6 +216,7 @@ impl Store for S3Store {
                 .map_err(backend_err("start an upload"))?;
             Ok(Box::new(S3Upload {
                 writer: Some(writer),
+                written: 0,
             }) as Box<dyn Upload>)
         })
     }

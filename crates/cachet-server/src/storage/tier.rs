@@ -221,7 +221,8 @@ fn settle<T>(
 ) {
     match result {
         Ok(_) => breaker.success(backend),
-        Err(StoreError::TooLarge { .. }) => {
+        // The backend answered: it is reachable, only full (reads go on).
+        Err(StoreError::TooLarge { .. } | StoreError::Full { .. }) => {
             counters.refused.fetch_add(1, Ordering::Relaxed);
         }
         Err(err) => {
@@ -262,7 +263,7 @@ async fn upload_step<T>(
     match (breaker, &result) {
         (_, Ok(_)) => {}
         (Some(b), Err(_)) => settle(counters, b, backend, &result),
-        (None, Err(StoreError::TooLarge { .. })) => {
+        (None, Err(StoreError::TooLarge { .. } | StoreError::Full { .. })) => {
             counters.refused.fetch_add(1, Ordering::Relaxed);
         }
         (None, Err(_)) => {
@@ -278,6 +279,10 @@ impl Upload for TierUpload {
             let fut = self.inner.write(chunk);
             upload_step(&self.counters, self.breaker.as_deref(), self.backend, fut).await
         })
+    }
+
+    fn buffered(&self) -> u64 {
+        self.inner.buffered()
     }
 
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>> {
@@ -368,6 +373,10 @@ impl Store for Tier {
 
     fn prune(&self, older_than: Duration) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.inner.prune(older_than)
+    }
+
+    fn max_upload(&self) -> Option<(&'static str, u64)> {
+        self.inner.max_upload()
     }
 
     fn usage(&self) -> Usage {

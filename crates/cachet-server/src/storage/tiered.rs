@@ -348,6 +348,10 @@ impl Upload for TieredUpload {
         self.local.write(chunk)
     }
 
+    fn buffered(&self) -> u64 {
+        self.local.buffered()
+    }
+
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>> {
         Box::pin(async move {
             let TieredUpload {
@@ -429,6 +433,11 @@ impl Store for Tiered {
             let shared = self.shared.prune(older_than).await?;
             Ok(local + shared)
         })
+    }
+
+    fn max_upload(&self) -> Option<(&'static str, u64)> {
+        // Uploads go to the local tier; the shared one refuses what it cannot take later.
+        self.local.max_upload()
     }
 
     fn usage(&self) -> Usage {

@@ -139,3 +139,41 @@ fn the_request_log_counts_the_bytes_that_arrived() {
         .expect("request line");
     assert!(line.contains("bytes=1234"), "{line}");
 }
+
+/// A Redis-only store assembles each upload whole in memory (Redis takes a value in one
+/// command): that memory counts against `--upload-memory` like the disk store's write buffer
+/// (it was outside any bound), and a Redis at `maxmemory` answers 507 saying so, where the
+/// client got 503 "storage unavailable" before; reads go on.
+#[test]
+fn redis_uploads_count_against_the_budget_and_a_full_redis_gets_507() {
+    let redis = crate::backends::RedisServer::start();
+    // The default policy, noeviction, refuses writes past maxmemory.
+    redis.cli(&["CONFIG", "SET", "maxmemory", "12mb"]);
+    let server =
+        crate::util::spawn_server(&["--storage", &redis.spec("mem/"), "--upload-memory", "4M"]);
+    let object = |i: u64| bytes(i, 1_300_000);
+    assert_eq!(put(&server.url("/ns/first"), &object(0)).status, 201);
+
+    // More than the whole budget: refused with a body that says what to do.
+    let r = put(&server.url("/ns/big"), &bytes(9, 5 << 20));
+    assert_eq!(r.status, 507);
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.contains("--upload-memory"), "{body}");
+    assert_eq!(get(&server.url("/ns/big")).status, 404);
+
+    // Redis fills up: 507 naming the cause, not 503.
+    let mut refused = None;
+    for i in 1..20 {
+        let r = put(&server.url(&format!("/ns/k{i}")), &object(i));
+        if r.status != 201 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("Redis never filled up past maxmemory");
+    let body = String::from_utf8_lossy(&r.body);
+    assert_eq!(r.status, 507, "{body}");
+    assert!(body.contains("Redis is out of memory"), "{body}");
+    let r = get(&server.url("/ns/first"));
+    assert!(r.status == 200 && r.body == object(0), "reads go on");
+}
