@@ -5,6 +5,7 @@
 #   bench/server.sh                 # default: 10 s per scenario
 #   SECONDS_PER_RUN=5 bench/server.sh
 #   SCENARIOS="get 1M 64;put 16M 8" bench/server.sh   # a subset
+#   CACHET_BIN=/old/cachet TARGETS=cachet bench/server.sh   # another build, without nginx
 #
 # Each scenario starts a fresh server (so peak RSS belongs to that scenario alone) and runs the
 # load generator (crates/cachet-server/examples/loadgen.rs). Needs nginx-light
@@ -13,12 +14,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${SECONDS_PER_RUN:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release -q -p cachet --bin cachet
+[ -n "${CACHET_BIN:-}" ] || cargo build --release -q -p cachet --bin cachet
 cargo build --release -q -p cachet-server --example loadgen
-CACHET="$CARGO_TARGET_DIR/release/cachet"
+CACHET="${CACHET_BIN:-$CARGO_TARGET_DIR/release/cachet}"
+TARGETS="${TARGETS:-cachet nginx}"
 LOADGEN="$CARGO_TARGET_DIR/release/examples/loadgen"
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-[ -x "$NGINX" ] || { echo "nginx is missing: run scripts/setup.sh" >&2; exit 1; }
+case " $TARGETS " in *" nginx "*)
+  [ -x "$NGINX" ] || { echo "nginx is missing: run scripts/setup.sh" >&2; exit 1; } ;;
+esac
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -83,10 +87,10 @@ else
   done
 fi
 echo "# cachet server vs nginx WebDAV, loopback, ${SECS}s per run, $(nproc) cores"
-echo "# reproduce: SECONDS_PER_RUN=$SECS bench/server.sh"
+echo "# reproduce: SECONDS_PER_RUN=$SECS bench/server.sh ($(uptime | sed 's/.*load/load/'))"
 for s in "${scenarios[@]}"; do
   read -r op size clients <<<"$s"
-  for target in cachet nginx; do
+  for target in $TARGETS; do
     "start_$target"
     # shellcheck disable=SC2086
     "$LOADGEN" --url "$URL" --op "$op" --size "$size" --clients "$clients" \

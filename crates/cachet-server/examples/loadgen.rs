@@ -1,6 +1,7 @@
 //! A load generator for any server speaking `GET`/`PUT` of opaque objects (cachet, nginx's
 //! WebDAV module, ...): N concurrent clients, fixed object size, fixed duration; prints
-//! throughput, latency percentiles and the peak RSS of the server processes given by `--pid`.
+//! throughput, latency percentiles, and the peak RSS and CPU time per GiB moved of the server
+//! processes given by `--pid`.
 //!
 //! ```text
 //! cargo run --release -p cachet-server --example loadgen -- \
@@ -121,6 +122,7 @@ async fn run(args: Args, size: usize) -> anyhow::Result<()> {
         }
     }
 
+    let cpu_before: u64 = args.pid.iter().filter_map(|p| cpu_ticks(*p)).sum();
     let stop = Arc::new(AtomicBool::new(false));
     let bytes = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -169,6 +171,7 @@ async fn run(args: Args, size: usize) -> anyhow::Result<()> {
         all.extend(t.await?);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after: u64 = args.pid.iter().filter_map(|p| cpu_ticks(*p)).sum();
     all.sort_unstable();
     let pct = |p: f64| -> f64 {
         if all.is_empty() {
@@ -180,7 +183,7 @@ async fn run(args: Args, size: usize) -> anyhow::Result<()> {
     let total = bytes.load(Ordering::Relaxed) as f64;
     let rss_kib: u64 = args.pid.iter().filter_map(|p| peak_rss_kib(*p)).sum();
     println!(
-        "{:<8} op={:<3} size={:<5} clients={:<3} requests={:<7} errors={:<4} throughput={:>8.1} MiB/s ({:>7.0} req/s) p50={:>8.2} ms p99={:>8.2} ms peak_rss={}",
+        "{:<8} op={:<3} size={:<5} clients={:<3} requests={:<7} errors={:<4} throughput={:>8.1} MiB/s ({:>7.0} req/s) p50={:>8.2} ms p99={:>8.2} ms peak_rss={} server_cpu={}",
         args.label,
         args.op,
         args.size,
@@ -192,8 +195,28 @@ async fn run(args: Args, size: usize) -> anyhow::Result<()> {
         pct(0.50),
         pct(0.99),
         if args.pid.is_empty() { "n/a".to_string() } else { format!("{:.0} MiB", rss_kib as f64 / 1024.0) },
+        // CPU time per GiB moved is what load on a shared machine changes least.
+        if args.pid.is_empty() || total == 0.0 {
+            "n/a".to_string()
+        } else {
+            let seconds = cpu_after.saturating_sub(cpu_before) as f64 / CLOCK_TICKS;
+            format!("{:.2} s/GiB", seconds / (total / (1u64 << 30) as f64))
+        },
     );
     Ok(())
+}
+
+/// Clock ticks per second of `/proc/PID/stat`'s times (USER_HZ, 100 on Linux).
+const CLOCK_TICKS: f64 = 100.0;
+
+/// User plus system CPU time of a process so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 /// VmHWM (peak resident set) of a process, in KiB.
