@@ -609,9 +609,16 @@ fn soak_64_clients_through_kill_9_a_full_disk_and_slowloris() {
         absent <= s["evictions"].as_u64().unwrap_or(0),
         "{absent} acknowledged objects are missing, {s}"
     );
-    assert_eq!(s["objects"].as_u64(), Some(present), "{s}");
-    assert_eq!(s["stored_bytes"].as_u64(), Some(present_bytes), "{s}");
-    assert_eq!(objects_on_disk(&root), (present as usize, present_bytes));
+    let on_disk = objects_on_disk(&root);
+    assert_eq!(
+        (s["objects"].as_u64(), s["stored_bytes"].as_u64(), on_disk),
+        (
+            Some(present),
+            Some(present_bytes),
+            (present as usize, present_bytes)
+        ),
+        "(index objects, index bytes, files on disk) against the objects served; {s}"
+    );
     assert!(
         present_bytes <= 40 << 20,
         "{present_bytes} bytes stored past --max-size"
