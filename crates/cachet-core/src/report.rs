@@ -212,8 +212,8 @@ impl MissCause {
         match kind {
             "source file" | "file" => MissCause::SourceFile,
             "argument" => MissCause::Argument,
-            "environment" => MissCause::Environment,
-            "extern crate" => MissCause::Dependency,
+            "environment" | "env! variable" => MissCause::Environment,
+            "extern crate" | "link input" => MissCause::Dependency,
             "native library" => MissCause::NativeLibrary,
             "compiler" => MissCause::Compiler,
             "standard library" | "target spec" => MissCause::Target,

@@ -51,6 +51,10 @@ pub struct Config {
     /// How much of a crate's streak of incremental misses is stored (`CACHET_EDIT_STORE`,
     /// `CACHET_EDIT_PAUSE`; see `edit_loop.rs`).
     pub edit_loop: Policy,
+    /// Send call reports to the server's dashboard (`CACHET_REPORTS`, default on).
+    pub reports: bool,
+    /// This client's name in the dashboard (`CACHET_CLIENT_NAME`; `None`: the host name).
+    pub client_name: Option<String>,
     /// Problems found while reading the settings, to report to the user.
     pub warnings: Vec<String>,
 }
@@ -136,6 +140,10 @@ pub struct FileConfig {
     pub trusted_keys: Option<Vec<String>>,
     /// This writer's secret key file, as `CACHET_SIGNING_KEY` (relative: to this file).
     pub signing_key: Option<PathBuf>,
+    /// Send call reports to the server's dashboard, as `CACHET_REPORTS` (default true).
+    pub reports: Option<bool>,
+    /// This client's name in the dashboard, as `CACHET_CLIENT_NAME`.
+    pub client_name: Option<String>,
     /// Misses in a row stored of a crate being edited, as `CACHET_EDIT_STORE` (`3` or `"all"`).
     pub edit_store: Option<TextOrNumber>,
     /// The pause that starts a new edit session, as `CACHET_EDIT_PAUSE` (`"10m"`).
@@ -303,6 +311,16 @@ impl Config {
                 .unwrap_or_else(|| from_file(&file.key_files)),
         };
         let edit_loop = edit_loop_policy(&get, &file, &mut warnings);
+        let reports = match get.get(ev::CACHET_REPORTS) {
+            Some(v) => parse_bool(ev::CACHET_REPORTS, v, &mut warnings),
+            None => file.reports.unwrap_or(true),
+        };
+        let client_name = get
+            .get(ev::CACHET_CLIENT_NAME)
+            .cloned()
+            .or_else(|| file.client_name.clone())
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty());
         // An empty variable does not turn checking off when the file turns it on: only a
         // list can be trusted, never the absence of one.
         let trusted_text = match (get.get(ev::CACHET_TRUSTED_KEYS), &file.trusted_keys) {
@@ -344,6 +362,8 @@ impl Config {
             recache,
             disable,
             compression_level,
+            reports,
+            client_name,
             warnings,
         }
     }

@@ -36,6 +36,7 @@ pub mod notice;
 pub mod paths;
 pub mod pipeline;
 pub mod remote;
+pub mod reports;
 pub mod restore;
 pub mod signing;
 pub mod stats;
@@ -89,6 +90,10 @@ pub fn run(argv: &[OsString]) -> ExitCode {
             notice::warn_once(&config.dir, w, w);
         }
     }
+    let kind = reports::enabled(&config).then(|| match &plan {
+        Plan::Cache(plan) => reports::rustc_kind(&plan.args),
+        Plan::PassThrough(_) => reports::rustc_kind(&invocation::RustcArgs::parse(args)),
+    });
     let outcome = match plan {
         Plan::PassThrough(reason) => {
             tracing::debug!(%reason, "pass-through");
@@ -118,18 +123,19 @@ pub fn run(argv: &[OsString]) -> ExitCode {
             }
         }
     };
-    journal::append(
-        &config.dir,
-        &journal::Record {
-            time_ms: journal::now_ms(),
-            parent: std::os::unix::process::parent_id(),
-            krate,
-            outcome: report.outcome,
-            reason: report.reason,
-            pre_key: report.pre_key.map(|k| k.to_hex()),
-            changes: report.changes,
-        },
-    );
+    let record = journal::Record {
+        time_ms: journal::now_ms(),
+        parent: std::os::unix::process::parent_id(),
+        krate,
+        outcome: report.outcome,
+        reason: report.reason,
+        pre_key: report.pre_key.map(|k| k.to_hex()),
+        changes: report.changes,
+    };
+    journal::append(&config.dir, &record);
+    if let Some(kind) = kind.filter(|_| !quiet) {
+        reports::call_done(&config, &reports::CallFacts::of(&record, kind), &mut delta);
+    }
     delta.tally_language("rust");
     if let Err(e) = stats::apply(&config.dir, &delta) {
         tracing::warn!(error = %e, "cannot update statistics");

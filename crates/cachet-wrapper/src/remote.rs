@@ -375,6 +375,34 @@ impl Remote {
         }
     }
 
+    /// POSTs a small body to a server path outside the namespace (the dashboard's reports);
+    /// returns the status.
+    pub fn post_path(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<u16, RemoteError> {
+        let mut req = self
+            .agent
+            .post(&format!("{}{path}", self.config.url))
+            .config()
+            .timeout_global(Some(self.budget()?))
+            .build()
+            .header("Content-Type", content_type);
+        if let Some(a) = self.auth() {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = req.send(body).map_err(|e| self.request_error(e))?;
+        // Read the (small) answer to its end so the connection stays usable.
+        let _ = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_SMALL_ANSWER)
+            .read_to_vec();
+        Ok(resp.status().as_u16())
+    }
+
     /// GETs a server path outside the namespace (`/healthz`, `/stats`, `/_whoami`).
     pub fn get_path(&self, path: &str) -> Result<(u16, Vec<u8>), RemoteError> {
         let mut resp = self.call_get(&format!("{}{path}", self.config.url))?;

@@ -69,8 +69,14 @@ pub struct Stats {
     pub compile_millis: u64,
     /// Milliseconds spent serving hits.
     pub hit_millis: u64,
-    /// Estimated milliseconds saved: recorded compile time minus time to serve, over hits.
+    /// Compile time avoided, in milliseconds: over hits, the compile time recorded when the
+    /// entry was stored minus the time to serve it, summed per crate (not wall-clock time: see
+    /// `docs/dashboard.md`).
     pub saved_millis: u64,
+    /// Call reports delivered to the server's dashboard.
+    pub reports_sent: u64,
+    /// Call reports dropped, by reason (server unreachable too long, spool full, refused).
+    pub reports_dropped: BTreeMap<String, u64>,
     /// The calls again, by language: `rust`, `c`, `c++`, `asm`.
     pub languages: BTreeMap<String, LanguageStats>,
 }
@@ -127,6 +133,7 @@ impl Stats {
         self.compile_millis += d.compile_millis;
         self.hit_millis += d.hit_millis;
         self.saved_millis += d.saved_millis;
+        self.reports_sent += d.reports_sent;
         for (lang, counts) in &d.languages {
             self.languages.entry(lang.clone()).or_default().add(counts);
         }
@@ -135,6 +142,7 @@ impl Stats {
             (&mut self.not_stored, &d.not_stored),
             (&mut self.stored_per_checkout, &d.stored_per_checkout),
             (&mut self.errors, &d.errors),
+            (&mut self.reports_dropped, &d.reports_dropped),
         ] {
             for (k, v) in other {
                 *map.entry(k.clone()).or_default() += v;

@@ -28,8 +28,9 @@ enum Command {
     ZeroStats,
     /// Check the setup: the local cache, and the shared server as this client sees it.
     Status(commands::status::StatusArgs),
-    /// Upload results that could not reach the server when they were compiled.
-    Flush,
+    /// Upload results that could not reach the server when they were compiled, and send the
+    /// call reports waiting for the server's dashboard.
+    Flush(commands::flush::FlushArgs),
     /// Explain the last build's misses and pass-throughs (or the last compile of a crate).
     Explain(commands::explain::ExplainArgs),
     /// Run the shared cache server.
@@ -91,7 +92,7 @@ pub fn run() -> ExitCode {
         Command::Stats(args) => commands::stats::run(&args),
         Command::ZeroStats => commands::zero_stats::run(),
         Command::Status(args) => commands::status::run(&args),
-        Command::Flush => commands::flush::run(),
+        Command::Flush(args) => commands::flush::run(&args),
         Command::Explain(args) => commands::explain::run(&args),
         Command::Server(cmd) => commands::server::run(*cmd),
         Command::Docker(cmd) => commands::docker::run(cmd),

@@ -101,18 +101,17 @@ pub fn run(argv: &[OsString]) -> ExitCode {
             }
         }
     };
-    journal::append(
-        &config.dir,
-        &journal::Record {
-            time_ms: journal::now_ms(),
-            parent: std::os::unix::process::parent_id(),
-            krate: name,
-            outcome: report.outcome,
-            reason: report.reason,
-            pre_key: report.pre_key.map(|k| k.to_hex()),
-            changes: report.changes,
-        },
-    );
+    let record = journal::Record {
+        time_ms: journal::now_ms(),
+        parent: std::os::unix::process::parent_id(),
+        krate: name,
+        outcome: report.outcome,
+        reason: report.reason,
+        pre_key: report.pre_key.map(|k| k.to_hex()),
+        changes: report.changes,
+    };
+    journal::append(&config.dir, &record);
+    crate::reports::cc_call_done(&config, &record, language, &mut delta);
     delta.tally_language(language);
     if let Err(e) = stats::apply(&config.dir, &delta) {
         tracing::warn!(error = %e, "cannot update statistics");

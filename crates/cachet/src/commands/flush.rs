@@ -1,26 +1,86 @@
-//! `cachet flush`: uploads results that could not reach the server when they were compiled.
+//! `cachet flush`: uploads results that could not reach the server when they were compiled,
+//! and sends the call reports waiting for the server's dashboard.
 //!
 //! Run it at the end of a CI job whose server was briefly unreachable, so nothing compiled
-//! there is lost. Exit code 1 when some uploads are still pending.
+//! there is lost, and so the job's last calls show in the dashboard at once. The wrapper also
+//! starts `cachet flush --quiet` in the background when reports have waited too long (a build
+//! that hits the local cache for every crate talks to no server; see `reports.rs`). Exit code
+//! 1 when some uploads or reports are still pending.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use cachet_wrapper::config::Config;
+use cachet_wrapper::reports::{self, Limits};
 use cachet_wrapper::stats::{self, Delta};
 use cachet_wrapper::tiers::Tiers;
 
-/// Uploads every pending object.
-pub fn run() -> anyhow::Result<ExitCode> {
+/// Arguments of `cachet flush`.
+#[derive(Debug, clap::Args)]
+pub struct FlushArgs {
+    /// Print nothing (for the wrapper's background flush); the exit code still tells.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Only send the call reports; leave pending uploads alone (the wrapper's background flush).
+    #[arg(long)]
+    pub reports_only: bool,
+}
+
+/// Uploads every pending object and sends every waiting call report.
+pub fn run(args: &FlushArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_env();
     let tiers = Tiers::new(&config);
     let mut delta = Delta::default();
-    let (uploaded, pending) = tiers
-        .flush(&mut delta)
-        .context("failed to flush pending uploads")?;
+    let uploads = if args.reports_only {
+        Ok((0, 0))
+    } else {
+        tiers.flush(&mut delta)
+    };
+    let sent = match config.remote.as_ref().filter(|_| reports::enabled(&config)) {
+        Some(rc) => Some(reports::drain(
+            &config,
+            &Limits::all(rc.timeout),
+            &mut delta,
+        )),
+        None => None,
+    };
     let _ = stats::apply(&config.dir, &delta);
-    outln!("uploaded {uploaded} pending objects; {pending} still pending")?;
-    Ok(if pending == 0 {
+    let (uploaded, pending) = uploads.context("failed to flush pending uploads")?;
+    let mut ok = pending == 0;
+    if !args.quiet && !args.reports_only {
+        outln!("uploaded {uploaded} pending objects; {pending} still pending")?;
+    }
+    match sent {
+        None => {}
+        Some(Ok(d)) if d.busy => {
+            if !args.quiet {
+                outln!("call reports: another cachet process is sending them now")?;
+            }
+        }
+        Some(Ok(d)) => {
+            ok &= d.left == 0;
+            if !args.quiet {
+                let dropped = if d.dropped > 0 {
+                    format!(" ({} dropped: see `cachet stats`)", d.dropped)
+                } else {
+                    String::new()
+                };
+                outln!(
+                    "sent {} call reports to the dashboard; {} still waiting{dropped}",
+                    d.sent, d.left
+                )?;
+            }
+        }
+        Some(Err(e)) => {
+            ok = false;
+            if !args.quiet {
+                eprintln!(
+                    "warning: cachet: call reports not sent: {e}; they are kept for the next try"
+                );
+            }
+        }
+    }
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
