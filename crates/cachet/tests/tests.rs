@@ -15,6 +15,7 @@ mod messages;
 mod native;
 mod paths;
 mod remote;
+mod reports;
 mod restored;
 mod soundness;
 mod texts;

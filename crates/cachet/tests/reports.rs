@@ -1,0 +1,254 @@
+//! Call reports for the server's dashboard, end to end: real cargo builds through the wrapper,
+//! a real `cachet server`, and its JSON API as the witness of what arrived.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use cachet_wrapper::journal::Outcome;
+use cachet_wrapper::remote::{Remote, RemoteConfig};
+use serde_json::Value;
+
+use crate::util::{cacheable, fixture, Project, ServerProcess, FIXTURE_CRATES};
+
+/// `GET path` on the server's API, as JSON.
+fn api(url: &str, path: &str) -> Value {
+    let remote = Remote::new(RemoteConfig {
+        url: url.to_string(),
+        token: None,
+        ca_cert: None,
+        namespace: "cachet".into(),
+        timeout: Duration::from_secs(10),
+        max_download: 1 << 20,
+    })
+    .unwrap();
+    let (status, body) = remote.get_path(path).unwrap();
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// The calls the server holds for `krate`, as (client, outcome, cause) triples.
+fn calls_of(url: &str, krate: &str) -> Vec<(String, String, Option<String>)> {
+    let v = api(url, &format!("/_api/v1/crates/{krate}?since=1d"));
+    v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["client"].as_str().unwrap().to_string(),
+                c["outcome"].as_str().unwrap().to_string(),
+                c["cause"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// The server's rolled-up numbers of `krate`: (calls, hits_local, misses).
+fn counts_of(url: &str, krate: &str) -> (u64, u64, u64) {
+    let v = api(url, "/_api/v1/crates?since=1d");
+    let row = v["crates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["crate"] == krate)
+        .cloned()
+        .unwrap_or_default();
+    let n = |k: &str| row[k].as_u64().unwrap_or(0);
+    (n("calls"), n("hits_local"), n("misses"))
+}
+
+/// Polls the API until `done` holds (a background flush delivers at its own pace).
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn flush(p: &Project, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(crate::util::cachet_bin());
+    cmd.arg("flush").env("CACHET_DIR", &p.cache);
+    cmd.envs(env.iter().map(|(k, v)| (*k, *v)));
+    cmd.output().unwrap()
+}
+
+fn spool(p: &Project) -> std::path::PathBuf {
+    cachet_wrapper::reports::spool_path(&p.cache)
+}
+
+/// Makes the records waiting in the spool `by` older, as if they had waited that long.
+fn age_spool(p: &Project, by: Duration) {
+    let text = fs::read_to_string(spool(p)).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        let t = v["time_ms"].as_u64().unwrap();
+        v["time_ms"] = (t - by.as_millis() as u64).into();
+        out.push_str(&format!("{v}\n"));
+    }
+    fs::write(spool(p), out).unwrap();
+}
+
+fn outcome_str(o: Outcome) -> &'static str {
+    match o {
+        Outcome::HitLocal => "hit-local",
+        Outcome::HitRemote => "hit-remote",
+        Outcome::Miss => "miss",
+        Outcome::MissNotStored => "miss-not-stored",
+        Outcome::CompileFailed => "compile-failed",
+        Outcome::PassThrough => "pass-through",
+    }
+}
+
+#[test]
+fn every_call_the_journal_records_reaches_the_dashboard_with_its_cause() {
+    let server = ServerProcess::start(&["--storage", "ephemeral"]);
+    let p = Project::copy_of(&fixture("soundness"));
+    let env = [
+        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_CLIENT_NAME", "alice"),
+    ];
+    // A cold build, then `cachet flush`: the server holds each cacheable call the journal
+    // recorded, with the same outcome, and a first build's misses say so.
+    p.cachet_cargo(&["build"], &env);
+    let out = flush(&p, &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("call reports"));
+    let journal = p.journal();
+    for krate in FIXTURE_CRATES {
+        let of = |o: Option<Outcome>| {
+            journal
+                .iter()
+                .filter(|r| r.krate.as_deref() == Some(krate) && o.is_none_or(|o| r.outcome == o))
+                .count() as u64
+        };
+        assert!(of(None) > 0, "{krate} was not in the journal");
+        assert_eq!(
+            counts_of(&server.url, krate),
+            (
+                of(None),
+                of(Some(Outcome::HitLocal)),
+                of(Some(Outcome::Miss))
+            ),
+            "{krate}: (calls, local hits, misses) on the server and in the journal"
+        );
+        // Misses are kept in detail, with their cause: nothing was built here before.
+        for (client, outcome, cause) in calls_of(&server.url, krate) {
+            assert_eq!(client, "alice");
+            if outcome == "miss" {
+                assert_eq!(cause.as_deref(), Some("first-build"), "{krate}");
+            }
+        }
+    }
+    assert!(p.stats().reports_sent >= FIXTURE_CRATES.len() as u64);
+
+    // Every crate hits the local cache: that build talks to no server, so once its records
+    // have waited (aged here instead of slept), a hit starts a background flush that
+    // delivers them without `cachet flush`.
+    p.cachet_cargo(&["clean"], &[]);
+    p.cachet_cargo(&["build"], &env);
+    for r in cacheable(&p.journal()).iter().rev().take(3) {
+        assert_eq!(r.outcome, Outcome::HitLocal, "{r:?}");
+    }
+    age_spool(&p, Duration::from_secs(60));
+    p.cachet_cargo(&["clean"], &[]);
+    p.cachet_cargo(&["build"], &env);
+    wait_until("the background flush to deliver the local hits", || {
+        counts_of(&server.url, "dep_lib").1 >= 1
+    });
+
+    // An edited source file: the crate's miss arrives with the cause "a source file changed".
+    let lib = p.root.join("dep-lib/src/lib.rs");
+    let text = fs::read_to_string(&lib).unwrap();
+    fs::write(
+        &lib,
+        format!("{text}\npub fn added_for_the_dashboard() {{}}\n"),
+    )
+    .unwrap();
+    p.cachet_cargo(&["build"], &env);
+    let out = flush(&p, &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = api(&server.url, "/_api/v1/crates/dep_lib?since=1d");
+    let edited = v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["outcome"] == "miss" && c["cause"] == "source-file")
+        .unwrap_or_else(|| panic!("no source-file miss for dep_lib: {v}"));
+    assert_eq!(edited["cause_description"], "a source file changed");
+    assert!(edited["compile_ms"].as_u64().is_some());
+    // Records carry no absolute path of this machine.
+    let tmp = p.tmp.path().to_string_lossy().into_owned();
+    assert!(!v.to_string().contains(&tmp), "{v}");
+}
+
+#[test]
+fn an_unreachable_server_keeps_then_drops_and_counts_reports_and_reports_off_sends_nothing() {
+    let p = Project::copy_of(&fixture("soundness"));
+    // Nothing listens on this port.
+    let dead = format!("http://127.0.0.1:{}", crate::util::free_port());
+    let env = [("CACHET_SERVER", dead.as_str())];
+    let out = p.cachet_cargo(&["build"], &env);
+    let err = crate::util::stderr_of(&out);
+    // The build succeeded (cachet_cargo checks) and said nothing about reports.
+    assert!(!err.contains("report"), "{err}");
+    let waiting = fs::read_to_string(spool(&p)).unwrap().lines().count();
+    assert!(waiting >= FIXTURE_CRATES.len(), "{waiting} records spooled");
+    // `cachet flush` cannot deliver them: it says so, fails, and keeps them.
+    let out = flush(&p, &env);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("call reports not sent"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Records that waited past the limit are dropped, and counted, when a server answers.
+    fs::rename(p.cache.join("reports/outbox.jsonl"), spool(&p)).unwrap();
+    age_spool(&p, Duration::from_secs(8 * 24 * 3600));
+    let server = ServerProcess::start(&["--storage", "ephemeral"]);
+    let _ = fs::remove_file(p.cache.join("remote-down"));
+    let live = [("CACHET_SERVER", server.url.as_str())];
+    let out = flush(&p, &live);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = p.stats();
+    assert_eq!(stats.reports_sent, 0);
+    assert_eq!(
+        stats.reports_dropped.get("older than 7 days").copied(),
+        Some(waiting as u64),
+        "{stats:?}"
+    );
+    assert_eq!(
+        api(&server.url, "/_api/v1/summary?since=30d")["total"]["calls"],
+        0
+    );
+
+    // CACHET_REPORTS=0: a build through a live server spools and sends nothing.
+    let off = [
+        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_REPORTS", "0"),
+    ];
+    p.cachet_cargo(&["clean"], &[]);
+    p.cachet_cargo(&["build"], &off);
+    assert!(flush(&p, &off).status.success());
+    assert!(!spool(&p).exists());
+    assert_eq!(
+        api(&server.url, "/_api/v1/summary?since=30d")["total"]["calls"],
+        0
+    );
+}
