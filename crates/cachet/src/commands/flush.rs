@@ -67,7 +67,8 @@ pub fn run(args: &FlushArgs) -> anyhow::Result<ExitCode> {
                 };
                 outln!(
                     "sent {} call reports to the dashboard; {} still waiting{dropped}",
-                    d.sent, d.left
+                    d.sent,
+                    d.left
                 )?;
             }
         }
