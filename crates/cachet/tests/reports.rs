@@ -93,17 +93,6 @@ fn age_spool(p: &Project, by: Duration) {
     fs::write(spool(p), out).unwrap();
 }
 
-fn outcome_str(o: Outcome) -> &'static str {
-    match o {
-        Outcome::HitLocal => "hit-local",
-        Outcome::HitRemote => "hit-remote",
-        Outcome::Miss => "miss",
-        Outcome::MissNotStored => "miss-not-stored",
-        Outcome::CompileFailed => "compile-failed",
-        Outcome::PassThrough => "pass-through",
-    }
-}
-
 #[test]
 fn every_call_the_journal_records_reaches_the_dashboard_with_its_cause() {
     let server = ServerProcess::start(&["--storage", "ephemeral"]);

@@ -36,14 +36,11 @@ pub fn run(args: &FlushArgs) -> anyhow::Result<ExitCode> {
     } else {
         tiers.flush(&mut delta)
     };
-    let sent = match config.remote.as_ref().filter(|_| reports::enabled(&config)) {
-        Some(rc) => Some(reports::drain(
-            &config,
-            &Limits::all(rc.timeout),
-            &mut delta,
-        )),
-        None => None,
-    };
+    let sent = config
+        .remote
+        .as_ref()
+        .filter(|_| reports::enabled(&config))
+        .map(|rc| reports::drain(&config, &Limits::all(rc.timeout), &mut delta));
     let _ = stats::apply(&config.dir, &delta);
     let (uploaded, pending) = uploads.context("failed to flush pending uploads")?;
     let mut ok = pending == 0;
@@ -52,10 +49,9 @@ pub fn run(args: &FlushArgs) -> anyhow::Result<ExitCode> {
     }
     match sent {
         None => {}
-        Some(Ok(d)) if d.busy => {
-            if !args.quiet {
-                outln!("call reports: another cachet process is sending them now")?;
-            }
+        // Someone else delivers them: not a failure.
+        Some(Ok(d)) if d.busy && !args.quiet => {
+            outln!("call reports: another cachet process is sending them now")?;
         }
         Some(Ok(d)) => {
             ok &= d.left == 0;
