@@ -11,6 +11,7 @@
 //! [`stats`], logged, and rustc runs as if cachet were not there.
 #![deny(missing_docs)]
 
+pub mod absence;
 pub mod cc;
 pub mod clock;
 pub mod compile;

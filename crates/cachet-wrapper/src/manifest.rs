@@ -26,6 +26,7 @@ use std::path::{Component, Path, PathBuf};
 use cachet_core::Digest;
 use serde::{Deserialize, Serialize};
 
+use crate::absence::AbsenceProbe;
 use crate::file_hash::FileHasher;
 use crate::link::ABSENT;
 use crate::paths::Anchors;
@@ -211,11 +212,6 @@ impl InputPolicy {
     }
 }
 
-/// True when nothing is at `path` (a dangling link counts as nothing, as for the linker).
-fn absent_now(path: &Path) -> bool {
-    matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
-}
-
 impl Manifest {
     /// Reads a manifest; anything unreadable is an empty manifest (a miss, never an error).
     pub fn decode(bytes: &[u8]) -> Manifest {
@@ -261,30 +257,71 @@ impl Manifest {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Option<&'a Candidate> {
         let mut seen: HashMap<&str, Option<Digest>> = HashMap::new();
+        // Places that must stay absent are asked last (a changed file usually decides first)
+        // and shallowest first, so a directory's listing answers for what lies below it.
+        let mut absence = AbsenceProbe::default();
         self.candidates.iter().find(|c| {
-            c.env.iter().all(|(name, stored)| {
+            let env_matches = c.env.iter().all(|(name, stored)| {
                 let current = env(name);
                 current == *stored || current.map(|v| policy.anchors.normalize(&v)) == *stored
-            }) && c.files.iter().all(|(path, digest)| {
-                if *digest == ABSENT {
-                    // A search probe that found nothing (see link.rs): only whether something
-                    // is there now is asked, never its contents, so any path may be probed.
-                    return absent_now(&policy.resolve(path));
-                }
-                let current = *seen.entry(path.as_str()).or_insert_with(|| {
-                    let file = policy.resolve(path);
-                    if policy.check(&file).is_err() {
-                        return None;
-                    }
-                    match hasher.hash(&file) {
-                        Ok(d) => Some(d),
-                        // A search probe of the linker that found nothing must still find
-                        // nothing (see link.rs).
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(ABSENT),
-                        Err(_) => None,
-                    }
-                });
-                current == Some(*digest)
+            });
+            let mut files_match = || {
+                c.files
+                    .iter()
+                    .filter(|(_, d)| *d != ABSENT)
+                    .all(|(path, digest)| {
+                        let current = *seen.entry(path.as_str()).or_insert_with(|| {
+                            let file = policy.resolve(path);
+                            if policy.check(&file).is_err() {
+                                return None;
+                            }
+                            match hasher.hash(&file) {
+                                Ok(d) => Some(d),
+                                // A search probe of the linker that found nothing must still find
+                                // nothing (see link.rs).
+                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(ABSENT),
+                                Err(_) => None,
+                            }
+                        });
+                        current == Some(*digest)
+                    })
+            };
+            if !(env_matches && files_match()) {
+                return false;
+            }
+            // A search probe that found nothing (see link.rs, cc/inputs.rs): only whether
+            // something is there now is asked, never its contents, so any path may be probed.
+            let mut absent: Vec<(usize, PathBuf)> = c
+                .files
+                .iter()
+                .filter(|(_, d)| *d == ABSENT)
+                .map(|(path, _)| {
+                    let p = policy.resolve(path);
+                    (
+                        p.as_os_str()
+                            .as_encoded_bytes()
+                            .iter()
+                            .filter(|&&b| b == b'/')
+                            .count(),
+                        p,
+                    )
+                })
+                .collect();
+            absent.sort_by_key(|(depth, _)| *depth);
+            let parent = |p: &Path| {
+                p.parent()
+                    .unwrap_or(p)
+                    .as_os_str()
+                    .as_encoded_bytes()
+                    .to_vec()
+            };
+            let mut per_dir: HashMap<Vec<u8>, usize> = HashMap::new();
+            for (_, p) in &absent {
+                *per_dir.entry(parent(p)).or_default() += 1;
+            }
+            absent.iter().all(|(_, p)| {
+                let several = per_dir.get(&parent(p)).copied() > Some(2);
+                absence.is_absent(p, several)
             })
         })
     }

@@ -197,8 +197,8 @@ fn native_workload_warm_builds_run_no_c_compile() {
 
 /// Each input of a build script's C compile, changed one at a time, reaches the program
 /// exactly as in a plain build: a header, a `-D` from `CFLAGS`, the compiler itself (a
-/// wrapper script with the same `--version`), an assembly file, a generated header; then a
-/// second checkout at another path restores every C object.
+/// wrapper script with the same `--version`), an assembly file, a generated header, a header
+/// that shadows another; then a second checkout at another path restores every C object.
 #[test]
 fn each_c_input_change_shows_as_in_a_plain_build() {
     let p = Project::copy_of(&fixture("cc-fixture"));
@@ -273,6 +273,16 @@ fn each_c_input_change_shows_as_in_a_plain_build() {
         c.len() == 2 && c.iter().all(|r| r.outcome == Outcome::HitLocal),
         "{c:?}"
     );
+
+    // A header that appears beside the C file shadows the generated one found through `-I`
+    // (the includer's directory is searched first): it must be compiled, not restored.
+    let shadow = p.root.join("c/gen.h");
+    fs::write(&shadow, "#define GEN_VALUE 8\n").unwrap();
+    let shadowed = check(&extra, "config=1 gen=8 define=0 wrapped=0 asm=5");
+    assert!(c_records(&shadowed)
+        .iter()
+        .any(|r| r.outcome == Outcome::Miss));
+    fs::remove_file(&shadow).unwrap();
 
     // A second checkout at another path restores both objects and prints the same.
     let q_root = p.tmp.path().join("another/checkout");

@@ -50,8 +50,8 @@ struct Call<'a> {
     path: PathBuf,
     compiler: CcCompiler,
     tiers: Tiers<'a>,
+    /// Hashes inputs for the lookup (a miss makes its own, with a clock marker).
     hasher: FileHasher,
-    marker: Option<ClockMarker>,
     anchors: Anchors,
     cwd: PathBuf,
     /// What the journal and `explain` call this compile: the source, anchored.
@@ -90,8 +90,9 @@ pub fn serve(
     let tiers = Tiers::new(config);
     let out_path = cwd.join(&plan.output);
     let out_dir = out_path.parent().unwrap_or(&cwd).to_path_buf();
-    let marker = settled_marker(&out_dir, &cwd.join(&plan.source));
-    let hasher = FileHasher::new(Some(tiers.local.hash_records()), marker);
+    // No clock marker yet: a hit needs none (creating one costs a file's creation and
+    // removal); a miss creates it before the compile starts.
+    let hasher = FileHasher::new(Some(tiers.local.hash_records()), None);
     let records = tiers.local.compiler_records();
     let compiler = match identity::identify(&path, Some(&records)) {
         Ok(c) => c,
@@ -112,7 +113,6 @@ pub fn serve(
         compiler,
         tiers,
         hasher,
-        marker,
         anchors,
         cwd,
         name,
@@ -302,6 +302,10 @@ fn compile_and_store(
     report: &mut Report,
 ) -> Outcome {
     let plan = call.plan;
+    let out_dir = call.cwd.join(&plan.output);
+    let out_dir = out_dir.parent().unwrap_or(&call.cwd);
+    let marker = settled_marker(out_dir, &call.cwd.join(&plan.source));
+    let hasher = FileHasher::new(Some(call.tiers.local.hash_records()), marker);
     let start_ns = now_ns();
     crate::mark_output_started();
     let mut args: Vec<OsString> = if call.compiler.prefix_map {
@@ -360,7 +364,7 @@ fn compile_and_store(
         pre_inputs,
         &compiled,
         depfile_text,
-        start_ns,
+        (start_ns, &hasher, marker.as_ref()),
         delta,
     );
     match result {
@@ -385,7 +389,7 @@ fn store(
     pre_inputs: &KeyInputs,
     compiled: &compile::Compiled,
     depfile_text: Option<String>,
-    start_ns: i64,
+    (start_ns, hasher, marker): (i64, &FileHasher, Option<&ClockMarker>),
     delta: &mut Delta,
 ) -> Result<Option<Vec<crate::explain::Change>>, &'static str> {
     let plan = call.plan;
@@ -415,8 +419,8 @@ fn store(
         compiler: &call.compiler,
         cwd: &call.cwd,
         anchors: &call.anchors,
-        hasher: &call.hasher,
-        marker: call.marker.as_ref(),
+        hasher,
+        marker,
         start_ns,
     };
     let candidate = match inputs::collect(&ctx, &deps, &object) {
