@@ -178,6 +178,27 @@ fn every_call_the_journal_records_reaches_the_dashboard_with_its_cause() {
         .unwrap_or_else(|| panic!("no source-file miss for dep_lib: {v}"));
     assert_eq!(edited["cause_description"], "a source file changed");
     assert!(edited["compile_ms"].as_u64().is_some());
+    // `cachet stats --server` prints the same overview, for people.
+    let mut cmd = std::process::Command::new(crate::util::cachet_bin());
+    cmd.args(["stats", "--server"]).env("CACHET_DIR", &p.cache);
+    cmd.envs(env.iter().map(|(k, v)| (*k, *v)));
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shown in [
+        "Hit rate",
+        "Time saved",
+        "a source file changed",
+        "dep_lib",
+        "alice",
+    ] {
+        assert!(text.contains(shown), "missing {shown:?} in\n{text}");
+    }
+    assert!(!text.contains("hits_local"), "raw JSON keys in\n{text}");
     // Records carry no absolute path of this machine.
     let tmp = p.tmp.path().to_string_lossy().into_owned();
     assert!(!v.to_string().contains(&tmp), "{v}");

@@ -16,16 +16,20 @@ pub struct StatsArgs {
     /// Print machine-readable JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Show the shared server's own statistics instead of this client's.
+    /// Show the server's dashboard summary (every client of this namespace) instead of this
+    /// client's statistics.
     #[arg(long)]
     pub server: bool,
+    /// With --server: how far back, e.g. 24h, 7d, 30d.
+    #[arg(long, default_value = "7d", requires = "server")]
+    pub since: String,
 }
 
 /// Prints the statistics of the local cache.
 pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_env();
     if args.server {
-        return server_stats(&config, args.json);
+        return server_stats(&config, args);
     }
     let s = stats::read(&config.dir);
     let store = LocalStore::new(&config.dir, config.cache_size);
@@ -47,35 +51,203 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn server_stats(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+fn server_stats(config: &Config, args: &StatsArgs) -> anyhow::Result<ExitCode> {
     let rc = config.remote.clone().context(
         "no server configured: set CACHET_SERVER (or `server` in ~/.config/cachet/config.toml)",
     )?;
+    humantime::parse_duration(&args.since)
+        .with_context(|| format!("--since {:?} is not a duration such as 7d", args.since))?;
+    let (url, namespace) = (rc.url.clone(), rc.namespace.clone());
     let remote = Remote::new(rc)?;
-    let (status, body) = remote.get_path("/stats")?;
-    anyhow::ensure!(status == 200, "the server answered {status} to GET /stats");
-    let v: serde_json::Value =
-        serde_json::from_slice(&body).context("the server's /stats is not JSON")?;
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&v)?)?;
-    } else if let Some(map) = v.as_object() {
-        outln!(
-            "Server {}",
-            config
-                .remote
-                .as_ref()
-                .map(|r| r.url.as_str())
-                .unwrap_or_default()
-        )?;
-        for (k, val) in map {
-            let shown = match (k.as_str(), val.as_u64()) {
-                (k, Some(n)) if k.contains("bytes") || k == "max_size" => format_size(n),
-                _ => val.to_string(),
-            };
-            outln!("  {k:<28}{shown}")?;
+    let query = format!("?namespace={namespace}&since={}", args.since);
+    let get = |endpoint: &str| -> anyhow::Result<Option<serde_json::Value>> {
+        let path = format!("{}/{endpoint}{query}", cachet_core::report::API_PREFIX);
+        let (status, body) = remote.get_path(&path)?;
+        match status {
+            200 => Ok(Some(
+                serde_json::from_slice(&body)
+                    .with_context(|| format!("the server's {path} is not JSON"))?,
+            )),
+            404 => Ok(None),
+            401 | 403 => anyhow::bail!(
+                "the server refused GET {path} ({status}): the token needs read access to namespace {namespace} (CACHET_TOKEN)"
+            ),
+            s => anyhow::bail!("the server answered {s} to GET {path}"),
         }
+    };
+    let Some(summary) = get("summary")? else {
+        anyhow::bail!(
+            "the server at {url} has no dashboard (GET {}/summary answered 404): it runs an older cachet; upgrade it to see every client's numbers",
+            cachet_core::report::API_PREFIX
+        );
+    };
+    let crates = get("crates")?.unwrap_or_default();
+    let clients = get("clients")?.unwrap_or_default();
+    if args.json {
+        let all = serde_json::json!({"summary": summary, "crates": crates, "clients": clients});
+        outln!("{}", serde_json::to_string_pretty(&all)?)?;
+    } else {
+        out!(
+            "{}",
+            render_server(&url, &namespace, &args.since, &summary, &crates, &clients)
+        )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A duration for people: seconds, minutes or hours, whichever reads best.
+pub fn human_ms(ms: u64) -> String {
+    let s = ms as f64 / 1000.0;
+    if s < 90.0 {
+        format!("{s:.1} s")
+    } else if s < 5400.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}
+
+fn percent(rate: &serde_json::Value) -> String {
+    rate.as_f64()
+        .map(|r| format!("{:.1} %", r * 100.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The dashboard's overview as text: the same numbers as the page at `/ui`.
+pub fn render_server(
+    url: &str,
+    namespace: &str,
+    since: &str,
+    summary: &serde_json::Value,
+    crates: &serde_json::Value,
+    clients: &serde_json::Value,
+) -> String {
+    use serde_json::Value;
+    let mut out = String::new();
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let t = summary
+        .get("namespaces")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find(|ns| ns["namespace"] == namespace))
+        .unwrap_or(&summary["total"]);
+    out.push_str(&format!(
+        "Dashboard of {url}, namespace {namespace}, last {since} ({url}/ui)\n"
+    ));
+    let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<30}{value}\n"));
+    let hits = n(t, "hits_local") + n(t, "hits_remote");
+    let misses = n(t, "misses") + n(t, "misses_not_stored");
+    line(
+        "Calls reported",
+        format!("{} from {} clients", n(t, "calls"), n(t, "clients")),
+    );
+    line(
+        "Hit rate",
+        format!(
+            "{} ({hits} hits: {} local, {} from the server; {misses} misses)",
+            percent(&t["hit_rate"]),
+            n(t, "hits_local"),
+            n(t, "hits_remote")
+        ),
+    );
+    line(
+        "Time saved",
+        format!(
+            "{} (per hit: its recorded compile time minus the time to serve it, summed over crates)",
+            human_ms(n(t, "saved_ms"))
+        ),
+    );
+    line("Time lost to misses", human_ms(n(t, "lost_ms")));
+    line("Passed through", n(t, "pass_through").to_string());
+    let server = &t["server"];
+    if server.is_object() {
+        line(
+            "Object requests seen",
+            format!(
+                "{} hits, {} misses (every client, also those that do not report)",
+                n(server, "hits"),
+                n(server, "misses")
+            ),
+        );
+    }
+    let causes = t["causes"].as_array().cloned().unwrap_or_default();
+    if !causes.is_empty() {
+        out.push_str("Why calls missed\n");
+        for c in &causes {
+            out.push_str(&format!(
+                "  {:<40}{:>6} misses {:>10} compiling\n",
+                c["description"].as_str().unwrap_or("?"),
+                n(c, "count"),
+                human_ms(n(c, "compile_ms"))
+            ));
+        }
+    }
+    let rows = |v: &Value, key: &str| -> Vec<Value> {
+        v[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r["namespace"] == namespace)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let crate_rows: Vec<Value> = rows(crates, "crates")
+        .into_iter()
+        .filter(|r| n(r, "lost_ms") > 0 || n(r, "misses") > 0)
+        .take(10)
+        .collect();
+    if !crate_rows.is_empty() {
+        out.push_str("Crates that lost the most time to misses\n");
+        out.push_str(&format!(
+            "  {:<28}{:>7}{:>7}{:>11}  {}\n",
+            "crate", "hits", "misses", "lost", "top causes"
+        ));
+        for r in &crate_rows {
+            let top: Vec<String> = r["causes"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .take(2)
+                        .map(|c| {
+                            format!(
+                                "{} ({})",
+                                c["description"].as_str().unwrap_or("?"),
+                                n(c, "count")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {:<28}{:>7}{:>7}{:>11}  {}\n",
+                r["crate"].as_str().unwrap_or("?"),
+                n(r, "hits_local") + n(r, "hits_remote"),
+                n(r, "misses") + n(r, "misses_not_stored"),
+                human_ms(n(r, "lost_ms")),
+                top.join(", ")
+            ));
+        }
+    }
+    let client_rows: Vec<Value> = rows(clients, "clients").into_iter().take(20).collect();
+    if !client_rows.is_empty() {
+        out.push_str("Clients\n");
+        out.push_str(&format!(
+            "  {:<28}{:>7}{:>10}{:>11}{:>11}\n",
+            "client", "calls", "hit rate", "saved", "lost"
+        ));
+        for r in &client_rows {
+            out.push_str(&format!(
+                "  {:<28}{:>7}{:>10}{:>11}{:>11}\n",
+                r["client"].as_str().unwrap_or("?"),
+                n(r, "calls"),
+                percent(&r["hit_rate"]),
+                human_ms(n(r, "saved_ms")),
+                human_ms(n(r, "lost_ms"))
+            ));
+        }
+    }
+    out
 }
 
 fn secs(millis: u64) -> String {
@@ -162,6 +334,8 @@ pub fn render(s: &Stats, config: &Config, size: u64, objects: usize) -> String {
     );
     line("Time compiling (misses)", secs(s.compile_millis));
     line("Time serving hits", secs(s.hit_millis));
+    // Summed per crate: cargo compiles several crates at once, so a build's wall-clock time
+    // drops by less than this (see docs/dashboard.md, "Time saved").
     line("Time saved (estimate)", secs(s.saved_millis));
     line(
         "Cache size",
