@@ -478,9 +478,15 @@ fn scan(objects: &Path, inner: &std::sync::Weak<Inner>, stop: &AtomicBool) {
             return false;
         };
         let mut idx = inner.lock_index();
-        for (ns, hash, size, millis) in batch.drain(..) {
+        for (ns, hash, _, millis) in batch.drain(..) {
+            // The file was seen before the lock was taken: since then it may have been evicted
+            // or deleted (both move the file under this lock), and indexing it again would
+            // count an object that is gone. Looked at again under the lock, with its size now.
+            let Ok(meta) = fs::symlink_metadata(inner.path_of(&ns, &hash)) else {
+                continue;
+            };
             let ns = idx.intern(&ns);
-            idx.insert_if_absent(Slot { ns, hash }, size, millis);
+            idx.insert_if_absent(Slot { ns, hash }, meta.len(), millis);
         }
         true
     };
