@@ -14,23 +14,9 @@ use serde::{Deserialize, Serialize};
 /// Size past which the journal is rotated.
 const MAX_JOURNAL: u64 = 8 << 20;
 
-/// What happened to one call.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// Served from the local cache.
-    HitLocal,
-    /// Served from the shared server.
-    HitRemote,
-    /// Compiled and stored.
-    Miss,
-    /// Compiled, not stored (see `reason`).
-    MissNotStored,
-    /// rustc failed.
-    CompileFailed,
-    /// Run unchanged (see `reason`).
-    PassThrough,
-}
+/// What happened to one call: the same outcome the call reports to the server's dashboard,
+/// so the journal and the dashboard can never disagree on names.
+pub use cachet_core::report::Outcome;
 
 /// One journal line.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -29,8 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cachet_core::report::{
-    clamp_field, reports_path, CallKind, CallReport, MissCause, Outcome, MAX_BATCH_BYTES,
-    REPORT_VERSION,
+    clamp_field, reports_path, CallKind, CallReport, MissCause, MAX_BATCH_BYTES, REPORT_VERSION,
 };
 use cachet_core::Digest;
 
@@ -182,23 +181,12 @@ fn rank(c: MissCause) -> u8 {
     }
 }
 
-fn outcome(o: journal::Outcome) -> Outcome {
-    match o {
-        journal::Outcome::HitLocal => Outcome::HitLocal,
-        journal::Outcome::HitRemote => Outcome::HitRemote,
-        journal::Outcome::Miss => Outcome::Miss,
-        journal::Outcome::MissNotStored => Outcome::MissNotStored,
-        journal::Outcome::CompileFailed => Outcome::CompileFailed,
-        journal::Outcome::PassThrough => Outcome::PassThrough,
-    }
-}
-
 /// Builds the record of one call. Times and bytes come from the call's counters: a hit's
 /// stored compile time is what it saved plus what it took (`saved_millis` is the stored
 /// compile time minus the time to serve, floored at zero), so the dashboard's "time saved"
 /// adds up to the local one.
 pub fn build(config: &Config, facts: &CallFacts<'_>, d: &Delta) -> CallReport {
-    let o = outcome(facts.outcome);
+    let o = facts.outcome;
     CallReport {
         v: REPORT_VERSION,
         time_ms: journal::now_ms(),
