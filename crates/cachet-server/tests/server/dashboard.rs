@@ -49,6 +49,23 @@ pub fn post(base: &str, ns: &str, body: &[u8], auth: Option<&str>) -> crate::uti
     )
 }
 
+/// What an unmodified sccache client does through the WebDAV namespace `sccache`: one PUT,
+/// one GET that hits and one that misses.
+pub fn act_as_sccache(server: &crate::util::TestServer) {
+    assert_eq!(
+        send("PUT", &server.url("/sccache/a/b"), Some(b"x"), None).status,
+        201
+    );
+    assert_eq!(
+        send("GET", &server.url("/sccache/a/b"), None, None).status,
+        200
+    );
+    assert_eq!(
+        send("GET", &server.url("/sccache/a/c"), None, None).status,
+        404
+    );
+}
+
 pub fn api(base: &str, path: &str, auth: Option<&str>) -> (u16, Value) {
     let r = send("GET", &format!("{base}/_api/v1/{path}"), None, auth);
     let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
@@ -118,18 +135,7 @@ fn reports_add_up_in_the_summary_and_bad_lines_are_skipped() {
 fn the_server_counts_object_gets_of_unmodified_clients() {
     let server = start(ephemeral());
     let base = server.url("");
-    assert_eq!(
-        send("PUT", &server.url("/sccache/a/b"), Some(b"x"), None).status,
-        201
-    );
-    assert_eq!(
-        send("GET", &server.url("/sccache/a/b"), None, None).status,
-        200
-    );
-    assert_eq!(
-        send("GET", &server.url("/sccache/a/c"), None, None).status,
-        404
-    );
+    act_as_sccache(&server);
     let (_, s) = api(&base, "summary", None);
     let ns = &s["namespaces"][0];
     assert_eq!(ns["namespace"], "sccache");

@@ -14,7 +14,7 @@ use cachet_core::report::{MissCause, Outcome};
 use cachet_server::auth::Tokens;
 use serde_json::{json, Value};
 
-use crate::dashboard::{api, batch, post, report};
+use crate::dashboard::{act_as_sccache, api, batch, post, report};
 use crate::util::{ephemeral, require_tool, send, start, wait_for};
 
 /// A chromedriver process and one browser session; both end on drop.
@@ -228,19 +228,7 @@ fn every_page_loads_clean_and_shows_the_apis_numbers() {
     let server = start(ephemeral());
     let base = server.url("");
     populate(&base, "team", None, "");
-    // What an unmodified sccache client does: a PUT, a GET that hits, one that misses.
-    assert_eq!(
-        send("PUT", &server.url("/sccache/a/b"), Some(b"x"), None).status,
-        201
-    );
-    assert_eq!(
-        send("GET", &server.url("/sccache/a/b"), None, None).status,
-        200
-    );
-    assert_eq!(
-        send("GET", &server.url("/sccache/a/c"), None, None).status,
-        404
-    );
+    act_as_sccache(&server);
     let browser = Browser::start();
 
     browser.goto(&server.url("/ui"));
