@@ -435,7 +435,7 @@ async fn take_upload_memory(
 /// `budget` bytes and within `timeout` per frame. A client still sending when the server answers
 /// and closes gets a reset connection instead of the answer (a broken pipe, not the 507 that
 /// says what to do); this is the bounded form of the "discard the body" that nginx does.
-async fn discard_rest(body: &mut Incoming, timeout: Duration, mut budget: u64) {
+pub(crate) async fn discard_rest(body: &mut Incoming, timeout: Duration, mut budget: u64) {
     while let Ok(Some(Ok(frame))) = tokio::time::timeout(timeout, body.frame()).await {
         let len = frame.data_ref().map_or(0, |d| d.len() as u64);
         if len > budget {

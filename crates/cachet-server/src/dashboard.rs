@@ -159,10 +159,14 @@ pub async fn reports(state: &AppState, namespace: &str, req: Request<Incoming>) 
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut body = req.into_body();
+    // A refused batch's body is read to its end (bounded) before the 413, as a refused upload's
+    // is: a client still sending then reads the answer instead of a broken pipe.
+    let drain_budget = 4 * limit;
     if declared.is_some_and(|n| n > limit) {
+        crate::api::discard_rest(&mut body, state.body_timeout, drain_budget).await;
         return Err(ApiError::TooLarge { limit });
     }
-    let mut body = req.into_body();
     let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
     loop {
         let frame = tokio::time::timeout(state.body_timeout, body.frame())
@@ -173,6 +177,7 @@ pub async fn reports(state: &AppState, namespace: &str, req: Request<Incoming>) 
             continue;
         };
         if buf.len() as u64 + data.len() as u64 > limit {
+            crate::api::discard_rest(&mut body, state.body_timeout, drain_budget).await;
             return Err(ApiError::TooLarge { limit });
         }
         buf.extend_from_slice(&data);
