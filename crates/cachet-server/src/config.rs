@@ -196,6 +196,18 @@ pub enum StorageSpec {
     },
 }
 
+impl StorageSpec {
+    /// The persistent directory of a `dir:` store, also as the local tier of a tiered one: where
+    /// the store's files and the dashboard's history live (`None`: nothing on local disk).
+    pub fn local_dir(&self) -> Option<&PathBuf> {
+        match self {
+            StorageSpec::Dir(d) => Some(d),
+            StorageSpec::Tiered { local, .. } => local.local_dir(),
+            _ => None,
+        }
+    }
+}
+
 /// A Redis node or cluster: `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB][?prefix=P]`,
 /// `rediss://` for TLS, `redis+cluster://` (or `rediss+cluster://`) with comma-separated seed
 /// nodes.

@@ -158,14 +158,7 @@ pub fn prune_from_args(args: &PruneArgs) -> anyhow::Result<()> {
         ..ServerArgs::default()
     };
     let config = Config::resolve(&resolve).context("failed to read the server configuration")?;
-    let dir = match &config.storage {
-        StorageSpec::Dir(d) => Some(d),
-        StorageSpec::Tiered { local, .. } => match local.as_ref() {
-            StorageSpec::Dir(d) => Some(d),
-            _ => None,
-        },
-        _ => None,
-    };
+    let dir = config.storage.local_dir();
     if let Some(dir) = dir.filter(|d| !d.join("VERSION").is_file()) {
         anyhow::bail!(
             "no cachet store at {}: check --storage (a server creates it on first start)",

@@ -373,16 +373,8 @@ impl Connection {
 /// The dashboard's history: beside the objects of a `dir:` store (also as the local tier of a
 /// tiered one), else in memory (see `docs/dashboard.md`).
 fn open_history(config: &Config) -> crate::history::History {
-    use crate::config::StorageSpec;
     use crate::history::{History, Limits, FILE_NAME};
-    let dir = match &config.storage {
-        StorageSpec::Dir(d) => Some(d),
-        StorageSpec::Tiered { local, .. } => match local.as_ref() {
-            StorageSpec::Dir(d) => Some(d),
-            _ => None,
-        },
-        _ => None,
-    };
+    let dir = config.storage.local_dir();
     match dir {
         Some(d) => History::open(d.join(FILE_NAME), Limits::default()),
         None => History::in_memory(Limits::default()),
