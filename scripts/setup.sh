@@ -48,9 +48,18 @@ apt_mirror() {
   echo "${site%/}"
 }
 
+# One set-up at a time per cache: parallel runs (two worktrees, two test shells) would install
+# into the same virtualenv or cargo root at once and break each other. A second run waits.
+exec {cachet_setup_lock}>"$CACHET_CI_CACHE/.setup.lock"
+if ! flock -n "$cachet_setup_lock"; then
+  echo "setup: waiting for another set-up run to finish (lock: $CACHET_CI_CACHE/.setup.lock)"
+  flock "$cachet_setup_lock"
+fi
 for part in scripts/setup.d/*.sh; do
   # shellcheck source=/dev/null
   source "$part"
 done
+flock -u "$cachet_setup_lock"
+exec {cachet_setup_lock}>&-
 cd "$cachet_setup_caller_dir"
 echo "setup: done (cache: $CACHET_CI_CACHE)"
