@@ -12,62 +12,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::auth::{Denied, Scope, Tokens};
 use crate::error::ApiError;
-use crate::http_util::{empty, full, stream, Body};
-use crate::metrics::{method_label, Metrics};
+use crate::http_util::{discard_rest, empty, full, next_chunk, stream, Body};
+use crate::metrics::method_label;
 use crate::route::{self, Route, INVALID_TEMPLATE};
-use crate::storage::{ObjectBody, ObjectId, Store, StoreError};
+use crate::storage::{ObjectBody, ObjectId, StoreError};
 use crate::webdav;
 
-/// What every request handler shares.
-pub struct AppState {
-    /// Where objects live.
-    pub store: Arc<dyn Store>,
-    /// Counters for `/metrics` and `/stats` (shared with the connection registry).
-    pub metrics: Arc<Metrics>,
-    /// Who may do what; replaced whole by a reload (SIGHUP), read once per request.
-    pub tokens: std::sync::RwLock<Arc<Tokens>>,
-    /// Larger uploads get 413.
-    pub max_object_size: u64,
-    /// Longest stall allowed between two chunks of an upload.
-    pub body_timeout: Duration,
-    /// `/stats` and `/metrics` need a token with `read` on `*` (when tokens are configured).
-    pub protect_stats: bool,
-    /// Bytes of upload buffers that may be held across all connections: each upload takes
-    /// what it may buffer (up to [`UPLOAD_BUFFER`]) before it reads its body, and more as its
-    /// store's buffers grow ([`crate::storage::Upload::buffered`]).
-    pub upload_memory: Arc<tokio::sync::Semaphore>,
-    /// The dashboard's history: clients' call reports and what this server saw.
-    pub history: Arc<crate::history::History>,
-    /// The whole budget (`--upload-memory`): an upload that would buffer more is refused.
-    pub upload_memory_total: u64,
-}
+pub use crate::state::{AppState, UPLOAD_BUFFER};
 
-/// What one upload may hold in memory: the disk store's write buffer (a chunk arriving from
-/// the network on top of it is not counted).
-pub const UPLOAD_BUFFER: u64 = crate::storage::disk::WRITE_BUFFER as u64;
 /// How long an upload waits for room in the upload memory budget before it gets 503.
 pub const UPLOAD_MEMORY_WAIT: Duration = Duration::from_secs(2);
-
-impl AppState {
-    /// The tokens in force now.
-    pub fn tokens(&self) -> Arc<Tokens> {
-        self.tokens
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Replaces the tokens: every request from now on is checked against `tokens`.
-    pub fn set_tokens(&self, tokens: Tokens) {
-        *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(tokens);
-    }
-}
 
 type ApiResult = Result<Response<Body>, ApiError>;
 
@@ -368,14 +327,7 @@ async fn put(
         }
     };
     let mut received = 0u64;
-    loop {
-        let frame = tokio::time::timeout(state.body_timeout, body.frame())
-            .await
-            .map_err(|_| ApiError::Timeout)?;
-        let Some(frame) = frame else { break };
-        let Ok(data) = frame.map_err(ApiError::Body)?.into_data() else {
-            continue; // trailers
-        };
+    while let Some(data) = next_chunk(&mut body, state.body_timeout).await? {
         received += data.len() as u64;
         received_so_far.store(received, std::sync::atomic::Ordering::Relaxed);
         if received > limit {
@@ -428,20 +380,6 @@ async fn take_upload_memory(
     match tokio::time::timeout(UPLOAD_MEMORY_WAIT, permit).await {
         Ok(Ok(permit)) => Some(permit),
         _ => None,
-    }
-}
-
-/// Reads and drops what is left of a refused upload's body (a full disk, the size cap), at most
-/// `budget` bytes and within `timeout` per frame. A client still sending when the server answers
-/// and closes gets a reset connection instead of the answer (a broken pipe, not the 507 that
-/// says what to do); this is the bounded form of the "discard the body" that nginx does.
-pub(crate) async fn discard_rest(body: &mut Incoming, timeout: Duration, mut budget: u64) {
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout(timeout, body.frame()).await {
-        let len = frame.data_ref().map_or(0, |d| d.len() as u64);
-        if len > budget {
-            break;
-        }
-        budget -= len;
     }
 }
 

@@ -15,15 +15,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cachet_core::report::{CallReport, MissCause, MAX_BATCH_BYTES, REPORT_VERSION};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use crate::api::AppState;
 use crate::auth::{Denied, Scope};
 use crate::error::ApiError;
 use crate::history::{self, Detail, NsBucket, Query, Stats, DAY_MS, HOUR_MS};
-use crate::http_util::{empty, full, Body};
+use crate::http_util::{empty, full, read_limited, Body};
+use crate::state::AppState;
 
 /// Name of the cookie holding a token for the pages.
 pub const COOKIE: &str = "cachet_token";
@@ -46,7 +45,8 @@ pub fn credentials<B>(req: &Request<B>) -> Option<Vec<u8>> {
     Some(format!("Bearer {token}").into_bytes())
 }
 
-fn cookie<B>(req: &Request<B>, name: &str) -> Option<String> {
+/// A cookie of the request, if set and not empty.
+pub fn cookie<B>(req: &Request<B>, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
@@ -154,34 +154,19 @@ pub async fn reports(state: &AppState, namespace: &str, req: Request<Incoming>) 
         Err(Denied::Unauthenticated) => return Err(ApiError::Unauthenticated),
         Err(Denied::Forbidden) => return Err(ApiError::Forbidden),
     }
-    let limit = MAX_BATCH_BYTES as u64;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let mut body = req.into_body();
-    // A refused batch's body is read to its end (bounded) before the 413, as a refused upload's
-    // is: a client still sending then reads the answer instead of a broken pipe.
-    let drain_budget = 4 * limit;
-    if declared.is_some_and(|n| n > limit) {
-        crate::api::discard_rest(&mut body, state.body_timeout, drain_budget).await;
-        return Err(ApiError::TooLarge { limit });
-    }
-    let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
-    loop {
-        let frame = tokio::time::timeout(state.body_timeout, body.frame())
-            .await
-            .map_err(|_| ApiError::Timeout)?;
-        let Some(frame) = frame else { break };
-        let Ok(data) = frame.map_err(ApiError::Body)?.into_data() else {
-            continue;
-        };
-        if buf.len() as u64 + data.len() as u64 > limit {
-            crate::api::discard_rest(&mut body, state.body_timeout, drain_budget).await;
-            return Err(ApiError::TooLarge { limit });
-        }
-        buf.extend_from_slice(&data);
-    }
+    // A refused batch's body is read to its end (bounded) before the 413, as a refused
+    // upload's is: a client still sending then reads the answer instead of a broken pipe.
+    let buf = read_limited(
+        req.into_body(),
+        declared,
+        state.body_timeout,
+        MAX_BATCH_BYTES as u64,
+    )
+    .await?;
     let (reports, skipped) = parse_batch(&buf);
     let accepted = reports.len();
     state.history.add(namespace, reports, skipped);
@@ -348,19 +333,27 @@ pub struct CrateRow {
     pub stats: Stats,
 }
 
-/// Every crate of the range, most time lost to misses first.
-pub fn crate_rows(range: &history::Range) -> Vec<CrateRow> {
-    let mut rows: Vec<CrateRow> = range
+/// The rows of every namespace's crates or clients (`pick` chooses which).
+fn rows(
+    range: &history::Range,
+    pick: impl Fn(&NsBucket) -> &BTreeMap<String, Stats>,
+) -> Vec<CrateRow> {
+    range
         .namespaces
         .iter()
         .flat_map(|(ns, b)| {
-            b.crates.iter().map(|(name, s)| CrateRow {
+            pick(b).iter().map(|(name, s)| CrateRow {
                 namespace: ns.clone(),
                 name: name.clone(),
                 stats: s.clone(),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Every crate of the range, most time lost to misses first.
+pub fn crate_rows(range: &history::Range) -> Vec<CrateRow> {
+    let mut rows = rows(range, |b| &b.crates);
     rows.sort_by(|a, b| {
         b.stats
             .lost_ms
@@ -373,17 +366,7 @@ pub fn crate_rows(range: &history::Range) -> Vec<CrateRow> {
 
 /// Every client of the range, most calls first.
 pub fn client_rows(range: &history::Range) -> Vec<CrateRow> {
-    let mut rows: Vec<CrateRow> = range
-        .namespaces
-        .iter()
-        .flat_map(|(ns, b)| {
-            b.clients.iter().map(|(name, s)| CrateRow {
-                namespace: ns.clone(),
-                name: name.clone(),
-                stats: s.clone(),
-            })
-        })
-        .collect();
+    let mut rows = rows(range, |b| &b.clients);
     rows.sort_by(|a, b| b.stats.calls.cmp(&a.stats.calls).then(a.name.cmp(&b.name)));
     rows
 }

@@ -9,7 +9,7 @@
 
 use http::{header, Response, StatusCode};
 
-use crate::http_util::{full, Body};
+use crate::http_util::{full, Body, BodyError};
 use crate::route::RouteError;
 use crate::storage::StoreError;
 
@@ -180,4 +180,14 @@ pub fn chain(err: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Timeout => ApiError::Timeout,
+            BodyError::Failed(e) => ApiError::Body(e),
+            BodyError::TooLarge { limit } => ApiError::TooLarge { limit },
+        }
+    }
 }

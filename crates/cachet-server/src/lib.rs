@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod route;
 pub mod server;
 pub mod stall;
+pub mod state;
 pub mod storage;
 pub mod tls;
 pub mod ui;

@@ -103,7 +103,8 @@ pub async fn run_with_reload(
     tracing::info!("dashboard: {scheme}://{shown}/ui");
     let metrics = Arc::new(Metrics::default());
     metrics.set_max_connections(max_connections);
-    let history = Arc::new(open_history(&config));
+    let (history, history_upkeep) =
+        crate::history::shared::start(&config.storage, local, store.clone()).await;
     let state = Arc::new(AppState {
         store,
         metrics: metrics.clone(),
@@ -116,10 +117,10 @@ pub async fn run_with_reload(
                 .unwrap_or(usize::MAX)
                 .min(tokio::sync::Semaphore::MAX_PERMITS),
         )),
-        history: history.clone(),
+        history,
+        secure_cookies: acceptor.is_some(),
         upload_memory_total: config.upload_memory,
     });
-    let history_task = tokio::spawn(history_loop(history.clone(), state.store.clone()));
     let pruner = config
         .max_age
         .map(|age| tokio::spawn(prune_loop(state.store.clone(), age)));
@@ -229,8 +230,7 @@ pub async fn run_with_reload(
     if let Some(p) = pruner {
         p.abort();
     }
-    history_task.abort();
-    let _ = tokio::task::spawn_blocking(move || history.save_if_dirty()).await;
+    history_upkeep.stop().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -367,34 +367,6 @@ impl Connection {
         if let Err(err) = result {
             tracing::debug!(%peer, cause = %err, "connection ended with an error");
         }
-    }
-}
-
-/// The dashboard's history: beside the objects of a `dir:` store (also as the local tier of a
-/// tiered one), else in memory (see `docs/dashboard.md`).
-fn open_history(config: &Config) -> crate::history::History {
-    use crate::history::{History, Limits, FILE_NAME};
-    let dir = config.storage.local_dir();
-    match dir {
-        Some(d) => History::open(d.join(FILE_NAME), Limits::default()),
-        None => History::in_memory(Limits::default()),
-    }
-}
-
-/// Adds the disk store's evictions to the history, folds old hours into days, and saves the
-/// history when it changed, every [`crate::history::SAVE_PERIOD`].
-async fn history_loop(history: Arc<crate::history::History>, store: Arc<dyn Store>) {
-    let mut tick = tokio::time::interval(crate::history::SAVE_PERIOD);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        history.note_usage(&store.usage());
-        let h = history.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            h.maintain();
-            h.save_if_dirty();
-        })
-        .await;
     }
 }
 

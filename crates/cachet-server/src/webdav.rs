@@ -44,21 +44,8 @@ fn multistatus(href: &str, props: &str, modified: SystemTime) -> String {
     )
 }
 
-/// Escapes the five XML special characters.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes the five XML special characters (the same escaping as the dashboard's HTML).
+pub use crate::http_util::escape_markup as escape;
 
 #[cfg(test)]
 mod tests {

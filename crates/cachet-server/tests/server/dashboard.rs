@@ -267,3 +267,99 @@ fn evictions_by_the_disk_store_are_counted_with_bytes_and_age() {
     let (_, s) = api(&base, "storage", None);
     assert_eq!(s["evictions"]["count"], 3);
 }
+
+/// Signing in and out: the cookie is `HttpOnly; SameSite=Strict`, `Secure` only when the server
+/// serves TLS (a browser then never sends it over plain HTTP), and signing out clears it.
+#[test]
+fn sign_in_sets_a_cookie_secure_over_tls_and_sign_out_clears_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = "reader-token read team\n";
+    for tls in [false, true] {
+        let mut config = ephemeral();
+        config.tokens = Tokens::parse(tokens, "test").unwrap();
+        let mut ca = None;
+        if tls {
+            let (paths, ca_der) = crate::util::issue_cert(dir.path(), "ui");
+            config.tls = Some(paths);
+            ca = Some(ca_der);
+        }
+        let server = start(config);
+        let mut builder = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0);
+        if let Some(ca_der) = &ca {
+            let roots = ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                ureq::tls::Certificate::from_der(ca_der).to_owned(),
+            ]));
+            builder = builder.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
+        }
+        let agent: ureq::Agent = builder.build().into();
+        let base = format!(
+            "{}://localhost:{}",
+            if tls { "https" } else { "http" },
+            server.addr.port()
+        );
+        let login = agent
+            .post(&format!("{base}/ui/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send(&b"token=reader-token"[..])
+            .expect("login");
+        assert_eq!(login.status().as_u16(), 303);
+        let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(
+            cookie.starts_with("cachet_token=reader%2Dtoken;"),
+            "{cookie}"
+        );
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        assert_eq!(cookie.contains("Secure"), tls, "{cookie}");
+
+        // Signed in, a page offers "Sign out"; signing out clears the cookie.
+        let mut page = agent
+            .get(&format!("{base}/ui"))
+            .header("cookie", "cachet_token=reader-token")
+            .call()
+            .expect("page");
+        assert_eq!(page.status().as_u16(), 200);
+        let html = page.body_mut().read_to_string().unwrap();
+        assert!(html.contains("action=\"/ui/logout\""), "{html}");
+        let out = agent
+            .post(&format!("{base}/ui/logout"))
+            .header("cookie", "cachet_token=reader-token")
+            .send(&b""[..])
+            .expect("logout");
+        assert_eq!(out.status().as_u16(), 303);
+        assert_eq!(out.headers()["location"], "/ui/login");
+        let cleared = out.headers()["set-cookie"].to_str().unwrap();
+        assert!(cleared.starts_with("cachet_token=;"), "{cleared}");
+        assert!(cleared.contains("Max-Age=0"), "{cleared}");
+        assert_eq!(cleared.contains("Secure"), tls, "{cleared}");
+        // Without the cookie: the login form, no numbers.
+        let mut anon = agent.get(&format!("{base}/ui")).call().expect("page");
+        assert_eq!(anon.status().as_u16(), 401);
+        assert!(!anon.body_mut().read_to_string().unwrap().contains("logout"));
+        server.stop();
+    }
+}
+
+/// `cachet server` prints the dashboard's address at start, and that address serves the page.
+#[test]
+fn the_server_prints_the_dashboard_link_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = crate::util::spawn_server_logged(
+        &["--storage", "ephemeral"],
+        &[("CACHET_LOG", "info")],
+        &[],
+        &log,
+    );
+    let want = format!("dashboard: http://127.0.0.1:{}/ui", server.addr.port());
+    crate::util::wait_for(
+        "the dashboard link in the log",
+        std::time::Duration::from_secs(30),
+        || std::fs::read_to_string(&log).is_ok_and(|l| l.contains(&want)),
+    );
+    let url = format!("http://127.0.0.1:{}/ui", server.addr.port());
+    let page = send("GET", &url, None, None);
+    assert_eq!(page.status, 200);
+    assert!(String::from_utf8_lossy(&page.body).contains("<h1>Overview</h1>"));
+}

@@ -10,6 +10,7 @@ mod ccache;
 mod concurrency;
 mod connections;
 mod dashboard;
+mod dashboard_replicas;
 mod durability;
 mod eviction;
 mod full_disk;
