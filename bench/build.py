@@ -16,6 +16,10 @@ Scenarios (all with CARGO_INCREMENTAL=0, debug profile):
   cachet cold    through cachet with an empty local cache and no server
   cachet cold + upload  the same, also uploading every entry to a `cachet server` on loopback
   cachet warm    through cachet after `cargo clean` (cache filled by the cold run)
+  cachet warm, reports off  the same with CACHET_REPORTS=0: the difference is what appending
+                 each call's dashboard report to the spool costs the hit path
+  cachet warm, server unreachable  the same with CACHET_SERVER pointing at a port that accepts
+                 connections and never answers (the slow way to be unreachable)
   cachet via server  after `cargo clean`, with an empty local cache: every hit comes from a
                  `cachet server` on loopback that the cold run uploaded to
   sccache cold   through sccache with an empty cache (its server restarted)
@@ -123,6 +127,24 @@ class CachetServer:
             pass
 
 
+class Blackhole:
+    """A loopback port that accepts connections into its backlog and never answers: a server
+    that is unreachable the slow way (every request waits for the client's timeout)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+
+def hit_ms(cachet, env):
+    """Milliseconds per hit inside the wrapper since the last zero-stats."""
+    stats = json.loads(sh([cachet, "stats", "--json"], env=env).stdout)["stats"]
+    hits = stats["hits_local"] + stats["hits_remote"]
+    return (stats["hit_millis"] / hits if hits else float("nan")), hits
+
+
 def sccache_env_for(env0, sccache, cache_dir):
     """sccache's environment on a free port; its server is stopped at exit."""
     env = dict(env0, RUSTC_WRAPPER=sccache, SCCACHE_DIR=str(cache_dir),
@@ -192,12 +214,15 @@ def main():
     def program_output():
         return sh([str(target / "debug" / program)]).stdout
 
+    warm_variants = {"cachet warm, reports off": {"CACHET_REPORTS": "0"},
+                     "cachet warm, server unreachable": {"CACHET_SERVER": Blackhole().url}}
     times = {k: [] for k in ["plain cold", "cachet cold", "cachet cold + upload", "cachet warm",
-                             "cachet via server",
+                             *warm_variants, "cachet via server",
                              "sccache cold", "sccache warm", "copy limit"]}
     server = CachetServer(args.cachet, scratch, env0)
     cachet_env["CACHET_SERVER"] = server.url
     per_hit_ms = []
+    variant_hit_ms = {k: [] for k in warm_variants}
     expected = None
     for run in range(args.runs):
         print(f"run {run + 1}/{args.runs}", file=sys.stderr)
@@ -227,10 +252,18 @@ def main():
                 clean()
                 sh([args.cachet, "zero-stats"], env=cachet_env)
                 times["cachet warm"].append(timed(build, cachet_env, work))
-                stats = json.loads(sh([args.cachet, "stats", "--json"], env=cachet_env).stdout)["stats"]
-                hits = stats["hits_local"] + stats["hits_remote"]
-                per_hit_ms.append(stats["hit_millis"] / hits if hits else float("nan"))
+                ms, hits = hit_ms(args.cachet, cachet_env)
+                per_hit_ms.append(ms)
                 assert program_output() == (expected or program_output()), "cachet changed the output"
+                for name, extra in warm_variants.items():
+                    clean()
+                    variant_env = dict(cachet_env, **extra)
+                    sh([args.cachet, "zero-stats"], env=variant_env)
+                    times[name].append(timed(build, variant_env, work))
+                    ms, variant_hits = hit_ms(args.cachet, variant_env)
+                    variant_hit_ms[name].append(ms)
+                    assert variant_hits == hits, f"{name}: {variant_hits} hits, not {hits}"
+                    assert program_output() == (expected or program_output()), name
                 clean()
                 remote_env = dict(cachet_env, CACHET_DIR=str(scratch / "cachet-cache-empty"))
                 shutil.rmtree(remote_env["CACHET_DIR"], ignore_errors=True)
@@ -268,10 +301,15 @@ def main():
     print(f"cachet warm / copy limit:   {med['cachet warm'] / med['copy limit']:.2f}x")
     print(f"cachet via server (empty L1) / cachet warm (L1): {med['cachet via server'] / med['cachet warm']:.2f}x")
     print(f"cachet time per hit (inside the wrapper, median of runs): {statistics.median(per_hit_ms):.1f} ms")
+    for name in warm_variants:
+        print(f"{name} / cachet warm: {med[name] / med['cachet warm']:.3f}x; "
+              f"per hit {statistics.median(variant_hit_ms[name]):.2f} ms "
+              f"(with reports and a live server: {statistics.median(per_hit_ms):.2f} ms)")
     print()
     print("Reproduce: python3 bench/build.py --runs", args.runs)
     if args.json:
-        Path(args.json).write_text(json.dumps({"times": times, "per_hit_ms": per_hit_ms}, indent=2))
+        Path(args.json).write_text(json.dumps({"times": times, "per_hit_ms": per_hit_ms,
+                                               "variant_hit_ms": variant_hit_ms}, indent=2))
 
 
 # The line each edit changes: (file, original text, text with {n}).

@@ -6,6 +6,9 @@
 #   SECONDS_PER_RUN=5 bench/server.sh
 #   SCENARIOS="get 1M 64;put 16M 8" bench/server.sh   # a subset
 #   CACHET_BIN=/old/cachet TARGETS=cachet bench/server.sh   # another build, without nginx
+#   FLOOD=1 TARGETS=cachet SCENARIOS="get 4K 8;put 1M 8" bench/server.sh
+#       # each scenario twice: alone, and beside a flood of dashboard call reports
+#       # (bench/report_flood.py, FLOOD_CLIENTS=4 clients POSTing 500-record batches)
 #
 # Each scenario starts a fresh server (so peak RSS belongs to that scenario alone) and runs the
 # load generator (crates/cachet-server/examples/loadgen.rs). Needs nginx-light
@@ -18,6 +21,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release -q -p cachet-server --example loadgen
 CACHET="${CACHET_BIN:-$CARGO_TARGET_DIR/release/cachet}"
 TARGETS="${TARGETS:-cachet nginx}"
+if [ -n "${FLOOD:-}" ]; then TARGETS="${TARGETS/cachet/cachet cachet+flood}"; fi
 LOADGEN="$CARGO_TARGET_DIR/release/examples/loadgen"
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 case " $TARGETS " in *" nginx "*)
@@ -37,6 +41,17 @@ start_cachet() { # sets URL and SERVER_PIDS
   CACHET_LOG=warn "$CACHET" server --listen "127.0.0.1:$port" --storage "dir:$WORK/cachet" \
     --max-size 40G --max-object-size 100M &
   PIDS+=($!); SERVER_PIDS="--pid $!"; wait_port "$port"; URL="http://127.0.0.1:$port/bench"
+  BASE="http://127.0.0.1:$port"
+}
+
+# `cachet` beside a flood of call reports: the same server, with bench/report_flood.py
+# POSTing records for the whole run (its own line reports the records per second it got in).
+start_cachet+flood() {
+  start_cachet
+  python3 bench/report_flood.py --url "$BASE" --clients "${FLOOD_CLIENTS:-4}" \
+    --seconds "$((SECS + 2))" &
+  FLOOD_PID=$!; PIDS+=($!)
+  sleep 1  # the flood is under way before the measured run starts
 }
 
 start_nginx() {
@@ -72,7 +87,12 @@ CONF
   URL="http://127.0.0.1:$port/bench"
 }
 
-stop_all() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; PIDS=(); }
+stop_all() {
+  # The flood (if any) ends by itself: wait for it so its line is printed, then stop the rest.
+  if [ -n "${FLOOD_PID:-}" ]; then wait "$FLOOD_PID" 2>/dev/null || true; FLOOD_PID=; fi
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true; PIDS=()
+}
 
 # Every operation at 1, 8 and 64 clients and 4 KiB, 1 MiB and 16 MiB objects
 # (SCENARIOS="get 1M 64;put 16M 8" runs only those).
