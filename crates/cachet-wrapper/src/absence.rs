@@ -21,6 +21,12 @@ use std::ffi::OsString;
 use std::io::ErrorKind;
 use std::path::{Component, Path};
 
+use cachet_core::Digest;
+
+/// The digest recorded for a path that must not exist (a library search probe that found
+/// nothing). No file's content hashes to all zeros.
+pub const ABSENT: Digest = Digest([0; 32]);
+
 /// What is known about one directory.
 enum Dir {
     /// It does not exist, so nothing below it does.

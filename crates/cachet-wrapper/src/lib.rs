@@ -28,7 +28,6 @@ pub mod invocation;
 pub mod journal;
 pub mod key;
 pub mod link;
-pub mod link_args;
 pub mod local_store;
 mod logging;
 pub mod manifest;

@@ -26,9 +26,8 @@ use std::path::{Component, Path, PathBuf};
 use cachet_core::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::absence::AbsenceProbe;
+use crate::absence::{AbsenceProbe, ABSENT};
 use crate::file_hash::FileHasher;
-use crate::link::ABSENT;
 use crate::paths::Anchors;
 
 /// Version of the manifest format.
