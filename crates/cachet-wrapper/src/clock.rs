@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::file_hash::Fingerprint;
+use crate::fingerprint::Fingerprint;
 
 /// The filesystem clock just before rustc starts, read from a file created in the out-dir.
 ///

@@ -15,68 +15,16 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cachet_core::{Digest, Hasher};
+use cachet_core::Digest;
 
 use crate::clock::ClockMarker;
+pub use crate::fingerprint::Fingerprint;
 
 /// Files smaller than this are simply hashed: reading a record would cost as much.
 const REMEMBER_AT_LEAST: u64 = 256 * 1024;
 /// How long after its last change a file's hash may be remembered.
 const SETTLE: Duration = Duration::from_secs(2);
 const RECORD_LEN: usize = 8 * 6 + 32;
-
-/// Identity of a file's current version, as far as metadata tells.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fingerprint {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i64,
-    ctime_ns: i64,
-}
-
-impl Fingerprint {
-    /// Reads the fingerprint of `meta`.
-    pub fn of(meta: &fs::Metadata) -> Fingerprint {
-        Fingerprint {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-        }
-    }
-
-    /// Adds the fingerprint to a hasher.
-    pub fn feed(&self, h: &mut Hasher, tag: &str) {
-        let mut b = Vec::with_capacity(40);
-        for v in [
-            self.dev,
-            self.ino,
-            self.size,
-            self.mtime_ns as u64,
-            self.ctime_ns as u64,
-        ] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        h.field(tag, &b);
-    }
-
-    /// The device the file is on.
-    pub fn dev(&self) -> u64 {
-        self.dev
-    }
-
-    /// The file's length.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// The latest of mtime and ctime, in nanoseconds since the epoch.
-    pub fn changed_ns(&self) -> i64 {
-        self.mtime_ns.max(self.ctime_ns)
-    }
-}
 
 /// Nanoseconds since the epoch, now.
 pub fn now_ns() -> i64 {
@@ -147,13 +95,7 @@ fn read_record(rec: &Path, fp: &Fingerprint) -> Option<Digest> {
         return None;
     }
     let word = |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-    let stored = Fingerprint {
-        dev: word(0),
-        ino: word(1),
-        size: word(2),
-        mtime_ns: word(3) as i64,
-        ctime_ns: word(4) as i64,
-    };
+    let stored = Fingerprint::from_words([word(0), word(1), word(2), word(3), word(4)]);
     // Whether the file had settled was decided when the record was written.
     if stored != *fp {
         return None;
@@ -165,14 +107,7 @@ fn read_record(rec: &Path, fp: &Fingerprint) -> Option<Digest> {
 
 fn write_record(rec: &Path, fp: &Fingerprint, recorded_ns: i64, digest: &Digest) {
     let mut bytes = Vec::with_capacity(RECORD_LEN);
-    for v in [
-        fp.dev,
-        fp.ino,
-        fp.size,
-        fp.mtime_ns as u64,
-        fp.ctime_ns as u64,
-        recorded_ns as u64,
-    ] {
+    for v in fp.words().into_iter().chain([recorded_ns as u64]) {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
     bytes.extend_from_slice(&digest.0);
@@ -184,20 +119,26 @@ fn write_record(rec: &Path, fp: &Fingerprint, recorded_ns: i64, digest: &Digest)
 mod tests {
     use super::*;
 
+    /// Writes `bytes` to `f` and sets its mtime to `mtime`: after a rewrite of the same size,
+    /// only ctime and the content tell the versions apart.
+    fn rewrite_with_mtime(f: &Path, bytes: &[u8], mtime: SystemTime) {
+        fs::write(f, bytes).unwrap();
+        File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+
     #[test]
     fn same_size_and_mtime_edit_is_not_fooled() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("big.rlib");
         let records = dir.path().join("records");
         let mut bytes = vec![b'a'; REMEMBER_AT_LEAST as usize + 10];
-        fs::write(&f, &bytes).unwrap();
         let old = SystemTime::now() - Duration::from_secs(3600);
-        File::options()
-            .write(true)
-            .open(&f)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        rewrite_with_mtime(&f, &bytes, old);
         // A record is only written once the file's ctime has settled.
         std::thread::sleep(SETTLE + Duration::from_millis(100));
         let hasher = FileHasher::new(Some(records.clone()), None);
@@ -208,13 +149,7 @@ mod tests {
         assert_eq!(hasher.hash(&f).unwrap(), h1, "remembered hash is used");
         // Same size, same mtime, different bytes: only ctime and the content differ.
         bytes[5] = b'b';
-        fs::write(&f, &bytes).unwrap();
-        File::options()
-            .write(true)
-            .open(&f)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        rewrite_with_mtime(&f, &bytes, old);
         let h2 = hasher.hash(&f).unwrap();
         assert_ne!(h1, h2);
         assert_eq!(h2, hash_contents(&f).unwrap());
@@ -253,13 +188,7 @@ mod tests {
         assert!(hasher.record_path(&records, &f).is_file());
         // An edit after the marker, same size and mtime, is still seen.
         bytes[0] = 2;
-        fs::write(&f, &bytes).unwrap();
-        File::options()
-            .write(true)
-            .open(&f)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        rewrite_with_mtime(&f, &bytes, mtime);
         let h2 = hasher.hash(&f).unwrap();
         assert_ne!(h1, h2);
         assert_eq!(h2, hash_contents(&f).unwrap());

@@ -23,6 +23,7 @@ pub mod edit_loop;
 pub mod env_proof;
 pub mod explain;
 pub mod file_hash;
+pub mod fingerprint;
 mod fsutil;
 pub mod invocation;
 pub mod journal;
