@@ -17,7 +17,8 @@ use std::process::Command;
 use cachet_core::{Digest, Hasher};
 use serde::{Deserialize, Serialize};
 
-use crate::file_hash::{FileHasher, Fingerprint};
+use crate::file_hash::FileHasher;
+use crate::fingerprint::Fingerprint;
 use crate::fsutil;
 
 /// Version of the identity computation; bump to re-identify every compiler.
@@ -187,7 +188,7 @@ pub fn identify(
     }
     // The first calls of a build all find no record; let one of them hash the toolchain while
     // the others wait for its record instead of hashing the same 300 MB again.
-    let _guard = records.and_then(|dir| crate::local_store::lock(dir, "identify").ok());
+    let _guard = records.and_then(|dir| fsutil::lock(dir, "identify").ok());
     if let Some(rp) = &record_path {
         if let Ok(rec) = fs::read(rp)
             .map_err(|_| ())
@@ -311,7 +312,7 @@ pub fn dirs_digest(
         return Ok(d);
     }
     // As in `identify`: one process hashes, the others wait for its record.
-    let _guard = records.and_then(|dir| crate::local_store::lock(dir, "target-libs").ok());
+    let _guard = records.and_then(|dir| fsutil::lock(dir, "target-libs").ok());
     if let Some(d) = remembered() {
         return Ok(d);
     }

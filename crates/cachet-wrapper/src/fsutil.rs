@@ -1,8 +1,12 @@
-//! Small filesystem helpers shared by the stores: atomic writes and unique temporary names.
+//! Small filesystem helpers shared by the stores: atomic writes, unique temporary names and
+//! advisory locks.
 //!
 //! Many rustc processes and several cargo builds write the same cache directory at once, so
 //! every file is written under a unique temporary name and renamed into place: a reader sees
-//! the old file, the new file, or nothing, never a half-written one.
+//! the old file, the new file, or nothing, never a half-written one. A lock (a file under
+//! `locks/` of the cache directory) is only held for a short read-modify-write; it lives here,
+//! not in `local_store.rs`, because the compiler identity records and the statistics take it
+//! too, and they must not depend on the store.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -63,4 +67,40 @@ pub fn write_atomic_with<T>(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Holds an advisory lock until dropped.
+pub struct LockGuard(File);
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+fn lock_file(dir: &Path, name: &str) -> io::Result<File> {
+    let locks = dir.join("locks");
+    fs::create_dir_all(&locks)?;
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(locks.join(name))
+}
+
+/// Takes the named lock under `dir/locks`, waiting for it.
+pub fn lock(dir: &Path, name: &str) -> io::Result<LockGuard> {
+    let f = lock_file(dir, name)?;
+    f.lock()?;
+    Ok(LockGuard(f))
+}
+
+/// Takes the named lock under `dir/locks` if nobody holds it (`None` when another process does).
+pub fn try_lock(dir: &Path, name: &str) -> io::Result<Option<LockGuard>> {
+    let f = lock_file(dir, name)?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(LockGuard(f))),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
 }

@@ -27,7 +27,8 @@ use std::time::SystemTime;
 
 use cachet_core::Digest;
 
-use crate::fsutil;
+use crate::fsutil::{self, try_lock};
+pub use crate::fsutil::{lock, LockGuard};
 use crate::manifest::Manifest;
 
 /// The kind of a stored object.
@@ -45,38 +46,20 @@ pub struct LocalStore {
     limit: u64,
 }
 
-/// Holds an advisory lock until dropped.
-pub struct LockGuard(File);
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
+/// Marks the object at `path` recently used (recency is the mtime). Best effort: a read-only
+/// cache still serves hits.
+fn touch(path: &Path) {
+    if let Ok(f) = File::options().write(true).open(path) {
+        let _ = f.set_modified(SystemTime::now());
     }
 }
 
-fn lock_file(dir: &Path, name: &str) -> io::Result<File> {
-    let locks = dir.join("locks");
-    fs::create_dir_all(&locks)?;
-    File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(locks.join(name))
-}
-
-/// Takes the named lock under `dir/locks`, waiting for it.
-pub fn lock(dir: &Path, name: &str) -> io::Result<LockGuard> {
-    let f = lock_file(dir, name)?;
-    f.lock()?;
-    Ok(LockGuard(f))
-}
-
-fn try_lock(dir: &Path, name: &str) -> io::Result<Option<LockGuard>> {
-    let f = lock_file(dir, name)?;
-    match f.try_lock() {
-        Ok(()) => Ok(Some(LockGuard(f))),
-        Err(fs::TryLockError::WouldBlock) => Ok(None),
-        Err(fs::TryLockError::Error(e)) => Err(e),
+/// A read's result with a missing file as `Ok(None)` (a miss, not an error).
+fn found<T>(result: io::Result<T>) -> io::Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -111,32 +94,21 @@ impl LocalStore {
     /// Reads an object, marking it recently used. `Ok(None)` is a miss.
     pub fn get(&self, kind: ObjectKind, key: &Digest) -> io::Result<Option<Vec<u8>>> {
         let path = self.path(kind, key);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                // Best effort: a read-only cache still serves hits.
-                if let Ok(f) = File::options().write(true).open(&path) {
-                    let _ = f.set_modified(SystemTime::now());
-                }
-                Ok(Some(bytes))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        let bytes = found(fs::read(&path))?;
+        if bytes.is_some() {
+            touch(&path);
         }
+        Ok(bytes)
     }
 
     /// Opens an object, marking it recently used. `Ok(None)` is a miss.
     pub fn open(&self, kind: ObjectKind, key: &Digest) -> io::Result<Option<File>> {
         let path = self.path(kind, key);
-        match File::open(&path) {
-            Ok(f) => {
-                if let Ok(w) = File::options().write(true).open(&path) {
-                    let _ = w.set_modified(SystemTime::now());
-                }
-                Ok(Some(f))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        let file = found(File::open(&path))?;
+        if file.is_some() {
+            touch(&path);
         }
+        Ok(file)
     }
 
     /// A new temporary file beside where the object would be stored (a download in progress;
