@@ -204,25 +204,13 @@ impl<'a> LineRewriter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::paths::Anchor;
 
     fn unmap() -> Unmap {
-        let mut list = vec![
-            Anchor {
-                name: "WORKSPACE",
-                path: "/home/dev/proj".into(),
-            },
-            Anchor {
-                name: "TARGET",
-                path: "/home/dev/proj/target".into(),
-            },
-            Anchor {
-                name: "CARGO_HOME",
-                path: "/home/dev/my \"cargo\"".into(),
-            },
-        ];
-        list.sort_by_key(|a| std::cmp::Reverse(a.path.len()));
-        Unmap::new(&Anchors(list))
+        Unmap::new(&Anchors::from_pairs([
+            ("WORKSPACE", "/home/dev/proj"),
+            ("TARGET", "/home/dev/proj/target"),
+            ("CARGO_HOME", "/home/dev/my \"cargo\""),
+        ]))
     }
 
     fn line(u: &Unmap, s: &str) -> String {

@@ -74,6 +74,23 @@ fn trimmed(p: &Path) -> String {
     }
 }
 
+/// `p` made absolute, with `.` and `..` resolved lexically (links are not followed).
+pub fn absolute(p: &Path) -> String {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut parts: Vec<&str> = Vec::new();
+    let s = abs.to_string_lossy().into_owned();
+    for c in s.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 impl Anchors {
     /// Finds the anchors for a call in `cwd` writing to `out_dir`, reading `CARGO_HOME` and
     /// `HOME` through `env`.
@@ -127,8 +144,27 @@ impl Anchors {
                 path: ws,
             });
         }
+        Anchors::sorted(list)
+    }
+
+    /// The anchors in `list`, longest path first, so that a nested anchor (`TARGET` inside
+    /// `WORKSPACE`) is replaced before the one that holds it.
+    pub fn sorted(mut list: Vec<Anchor>) -> Anchors {
         list.sort_by_key(|a| std::cmp::Reverse(a.path.len()));
         Anchors(list)
+    }
+
+    /// The anchors named by `(name, path)` pairs, longest path first.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'static str, &'a str)>) -> Anchors {
+        Anchors::sorted(
+            pairs
+                .into_iter()
+                .map(|(name, path)| Anchor {
+                    name,
+                    path: path.to_string(),
+                })
+                .collect(),
+        )
     }
 
     /// Writes paths under an anchor relative to it (`{NAME}/rest`).
@@ -215,22 +251,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn anchors() -> Anchors {
-        let mut v = vec![
-            Anchor {
-                name: "WORKSPACE",
-                path: "/home/dev/proj".into(),
-            },
-            Anchor {
-                name: "TARGET",
-                path: "/home/dev/proj/target".into(),
-            },
-            Anchor {
-                name: "CARGO_HOME",
-                path: "/home/dev/.cargo".into(),
-            },
-        ];
-        v.sort_by_key(|a| std::cmp::Reverse(a.path.len()));
-        Anchors(v)
+        Anchors::from_pairs([
+            ("WORKSPACE", "/home/dev/proj"),
+            ("TARGET", "/home/dev/proj/target"),
+            ("CARGO_HOME", "/home/dev/.cargo"),
+        ])
     }
 
     #[test]
@@ -316,5 +341,10 @@ mod tests {
                 prop_assert_eq!(a.denormalize(&a.normalize(&s)), s.clone());
             }
         }
+    }
+
+    #[test]
+    fn absolute_is_lexical() {
+        assert_eq!(absolute(Path::new("/a/b/../c/./d.h")), "/a/c/d.h");
     }
 }

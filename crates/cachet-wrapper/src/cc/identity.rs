@@ -217,7 +217,7 @@ fn search_dirs(text: &str) -> Vec<String> {
             // Dependency files name headers through the directory as written, with `..`
             // resolved lexically; keep that form and the canonical one.
             let d = line.trim().trim_end_matches(" (framework directory)");
-            let lexical = super::inputs::absolute(Path::new(d));
+            let lexical = crate::paths::absolute(Path::new(d));
             if let Ok(c) = fs::canonicalize(d) {
                 let c = c.to_string_lossy().into_owned();
                 if c != lexical {

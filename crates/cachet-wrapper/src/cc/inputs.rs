@@ -33,7 +33,7 @@ use crate::dep_info;
 use crate::file_hash::{FileHasher, Fingerprint};
 use crate::link::ABSENT;
 use crate::manifest::Candidate;
-use crate::paths::Anchors;
+use crate::paths::{absolute, Anchors};
 
 use super::args::{CcPlan, Language, SearchKind};
 use super::identity::CcCompiler;
@@ -237,23 +237,6 @@ pub fn anchor_value(anchors: &Anchors, name: &str) -> Option<String> {
         .map(|a| a.path.clone())
 }
 
-/// `p` made absolute, with `.` and `..` resolved lexically (links are not followed).
-pub fn absolute(p: &Path) -> String {
-    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut parts: Vec<&str> = Vec::new();
-    let s = abs.to_string_lossy().into_owned();
-    for c in s.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
 /// Refuses sources whose object depends on more than their dependency file shows.
 fn scan(bytes: &[u8], asm: bool) -> Result<(), &'static str> {
     let has = |n: &str| memchr::memmem::find(bytes, n.as_bytes()).is_some();
@@ -342,10 +325,5 @@ mod tests {
         assert!(scan(b"asm(\".incbin \\\"blob\\\"\");", false).is_err());
         assert!(scan(b".include \"macros.s\"", true).is_err());
         assert!(scan(b"int x; /* see foo.include */", false).is_ok());
-    }
-
-    #[test]
-    fn absolute_is_lexical() {
-        assert_eq!(absolute(Path::new("/a/b/../c/./d.h")), "/a/c/d.h");
     }
 }
