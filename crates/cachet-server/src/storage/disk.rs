@@ -1,4 +1,6 @@
-//! The disk store: one file per object, an in-memory LRU index, atomic writes.
+//! The disk store: one file per object, an in-memory LRU index, atomic writes. The index is
+//! in `index`, the start-up scan in `scan`, uploads in `upload`; this file holds the
+//! store and the file work shared by them.
 //!
 //! Layout under the storage root (versioned, so a future layout never misreads this one):
 //!
@@ -19,10 +21,14 @@
 //!   goes to the file system, not the index. Until the scan ends, eviction only sees objects
 //!   the index already knows. Last use is not written back to disk; after a restart the order
 //!   comes from the files' modification times.
-//! - The index (`Index`) is pure data with reservations: an upload reserves its bytes before
-//!   writing them, so `--max-size` holds with concurrent writers. Its lock is held for map
-//!   updates and renames, never for deleting: victims are renamed into `trash/` under the lock
-//!   (a commit landing meanwhile cannot lose its file to a late delete) and deleted after.
+//! - The index (`index::Index`) is pure data with reservations: an upload reserves its bytes
+//!   before writing them, so `--max-size` holds with concurrent writers. Its lock is held for
+//!   map updates and renames, never for deleting: victims are renamed into `trash/` under the
+//!   lock (a commit landing meanwhile cannot lose its file to a late delete) and deleted after.
+//! - The index counts exactly the files in `objects-v1/`: whatever learns of a file outside the
+//!   lock (the start-up scan, a read of an object not indexed yet) looks at it again under the
+//!   lock before indexing it (`Inner::index_if_present`), since it may have been evicted in
+//!   between. What a killed server leaves behind and what the scan makes of it: `scan`.
 //! - A full disk is an operating condition: a write that finds no space evicts what it needs
 //!   once and retries; if that does not help, other files fill the disk, the store is marked
 //!   full (uploads get [`StoreError::Full`], a 507, without evicting more) until a write
@@ -30,20 +36,27 @@
 //! - Data is not fsynced: a killed process loses nothing (the page cache survives it); a power
 //!   loss may lose recent objects, which a cache can afford.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod index;
+mod scan;
+#[cfg(test)]
+mod tests;
+mod upload;
+
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cachet_core::Digest;
 use futures_util::StreamExt;
 use tokio_util::io::ReaderStream;
 
+use self::index::{now_millis, Index, Reservation, Slot};
+pub use self::upload::WRITE_BUFFER;
+use self::upload::{DiskUpload, TmpFile};
 use super::{
     BoxFuture, Object, ObjectBody, ObjectId, ObjectMeta, Store, StoreError, Upload, Usage,
 };
@@ -54,10 +67,6 @@ const VERSION: &str = "cachet-disk-store 1";
 const FULL_READ_LIMIT: u64 = 1 << 20;
 /// Chunk size when streaming larger objects.
 const STREAM_CHUNK: usize = 256 << 10;
-/// Uploads are buffered up to this size between writes to the temporary file.
-pub const WRITE_BUFFER: usize = 1 << 20;
-/// Index entries inserted per lock acquisition during the start-up scan.
-const SCAN_BATCH: usize = 1024;
 /// Objects pruned per lock acquisition, so reads never wait long behind a prune.
 const PRUNE_BATCH: usize = 1024;
 /// When the disk is full, an upload evicts what its pending write needs plus this much (once;
@@ -110,189 +119,6 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-/// An object's place in the index: its namespace (interned) and the digest of its key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Slot {
-    ns: Arc<str>,
-    hash: [u8; 32],
-}
-
-/// Orders entries by last use: (milliseconds since the epoch, tie-breaking sequence number).
-type Stamp = (u64, u64);
-
-#[derive(Clone, Copy)]
-struct Meta {
-    size: u64,
-    stamp: Stamp,
-}
-
-/// The size and LRU order of every object, and the bytes reserved by uploads in progress:
-/// pure data, no files (the store renames and deletes files around it). Invariant kept by
-/// [`Index::reserve`]: `total + reserved` never exceeds the limit it is given, so the limit
-/// holds with any number of concurrent writers.
-#[derive(Default)]
-struct Index {
-    map: HashMap<Slot, Meta>,
-    lru: BTreeMap<Stamp, Slot>,
-    names: HashSet<Arc<str>>,
-    seq: u64,
-    /// Bytes of the objects in `map`.
-    total: u64,
-    /// Bytes reserved by uploads in progress (written to `tmp/` or about to be).
-    reserved: u64,
-    /// Bytes of objects evicted for size (for the dashboard).
-    evicted_bytes: u64,
-    /// Sum of the ages since last use of objects evicted for size, in ms (for the dashboard).
-    evicted_age_ms: u64,
-}
-
-/// What [`Index::reserve`] decided.
-#[derive(Debug, PartialEq, Eq)]
-enum Reservation {
-    /// Reserved; these objects were removed from the index to make room (their files are the
-    /// caller's to delete).
-    Granted(Vec<Slot>),
-    /// Uploads in progress alone already hold the limit: nothing was evicted.
-    Refused,
-}
-
-impl Index {
-    fn intern(&mut self, ns: &str) -> Arc<str> {
-        if let Some(n) = self.names.get(ns) {
-            return n.clone();
-        }
-        let n: Arc<str> = Arc::from(ns);
-        self.names.insert(n.clone());
-        n
-    }
-
-    fn stamp(&mut self, millis: u64) -> Stamp {
-        self.seq += 1;
-        (millis, self.seq)
-    }
-
-    fn upsert(&mut self, slot: Slot, size: u64, millis: u64) {
-        self.remove(&slot);
-        let stamp = self.stamp(millis);
-        self.lru.insert(stamp, slot.clone());
-        self.map.insert(slot, Meta { size, stamp });
-        self.total += size;
-    }
-
-    fn insert_if_absent(&mut self, slot: Slot, size: u64, millis: u64) {
-        if !self.map.contains_key(&slot) {
-            self.upsert(slot, size, millis);
-        }
-    }
-
-    fn touch(&mut self, slot: &Slot, millis: u64) {
-        let stamp = self.stamp(millis);
-        if let Some(meta) = self.map.get_mut(slot) {
-            self.lru.remove(&meta.stamp);
-            meta.stamp = stamp;
-            self.lru.insert(stamp, slot.clone());
-        }
-    }
-
-    /// [`Index::remove`] for an eviction: counts its bytes and age for the dashboard.
-    fn evict(&mut self, slot: &Slot) -> Option<Meta> {
-        let meta = self.remove(slot)?;
-        self.evicted_bytes += meta.size;
-        self.evicted_age_ms += now_millis().saturating_sub(meta.stamp.0);
-        Some(meta)
-    }
-
-    fn remove(&mut self, slot: &Slot) -> Option<Meta> {
-        let meta = self.map.remove(slot)?;
-        self.lru.remove(&meta.stamp);
-        self.total -= meta.size;
-        Some(meta)
-    }
-
-    /// Reserves `n` bytes for an upload under `limit`, evicting least recently used objects
-    /// as needed; refuses (evicting nothing) when the reservations alone would pass it.
-    fn reserve(&mut self, n: u64, limit: u64) -> Reservation {
-        if self.reserved.saturating_add(n) > limit {
-            return Reservation::Refused;
-        }
-        let mut victims = Vec::new();
-        while self.total + self.reserved + n > limit {
-            let Some((_, slot)) = self.oldest() else {
-                break;
-            };
-            self.evict(&slot);
-            victims.push(slot);
-        }
-        self.reserved += n;
-        Reservation::Granted(victims)
-    }
-
-    /// Gives back `n` reserved bytes (an upload abandoned, or committed: then
-    /// [`Index::upsert`] counts the object).
-    fn release(&mut self, n: u64) {
-        self.reserved = self.reserved.saturating_sub(n);
-    }
-
-    /// Removes least recently used objects until they add up to `bytes` (to free disk space
-    /// that other files took); returns them.
-    fn evict_bytes(&mut self, bytes: u64) -> Vec<Slot> {
-        let mut freed = 0;
-        let mut victims = Vec::new();
-        while freed < bytes {
-            let Some((_, slot)) = self.oldest() else {
-                break;
-            };
-            freed += self.evict(&slot).map_or(0, |m| m.size);
-            victims.push(slot);
-        }
-        victims
-    }
-
-    /// Removes least recently used objects until `total` fits `limit`; returns them.
-    fn evict_over(&mut self, limit: u64) -> Vec<Slot> {
-        let mut victims = Vec::new();
-        while self.total > limit {
-            let Some((_, slot)) = self.oldest() else {
-                break;
-            };
-            self.evict(&slot);
-            victims.push(slot);
-        }
-        victims
-    }
-
-    /// Removes up to `max` objects last used before `cutoff` (ms); returns them.
-    fn take_older_than(&mut self, cutoff: u64, max: usize) -> Vec<Slot> {
-        let mut victims = Vec::new();
-        while victims.len() < max {
-            match self.oldest() {
-                Some(((millis, _), slot)) if millis < cutoff => {
-                    self.remove(&slot);
-                    victims.push(slot);
-                }
-                _ => break,
-            }
-        }
-        victims
-    }
-
-    fn oldest(&self) -> Option<(Stamp, Slot)> {
-        self.lru
-            .first_key_value()
-            .map(|(s, slot)| (*s, slot.clone()))
-    }
-}
-
-fn now_millis() -> u64 {
-    millis_of(SystemTime::now())
-}
-
-fn millis_of(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -372,7 +198,7 @@ impl DiskStore {
             }
         };
         fs::create_dir_all(&root).map_err(io_err("create", &root))?;
-        check_version(&root)?;
+        scan::check_version(&root)?;
         let objects = root.join("objects-v1");
         let tmp = root.join("tmp");
         let trash = root.join("trash");
@@ -380,11 +206,11 @@ impl DiskStore {
         fs::create_dir_all(&trash).map_err(io_err("create", &trash))?;
         // Uploads interrupted by a crash: never objects, set aside for deletion.
         if clean_uploads && tmp.exists() {
-            let dest = trash.join(format!("tmp-{}", now_millis()));
+            let dest = trash.join(format!("tmp-{}-{}", std::process::id(), now_millis()));
             fs::rename(&tmp, &dest).map_err(io_err("move stale uploads from", &tmp))?;
         }
         fs::create_dir_all(&tmp).map_err(io_err("create", &tmp))?;
-        empty_trash_in_background(trash.clone());
+        scan::empty_trash_in_background(trash.clone());
 
         let inner = Arc::new(Inner {
             root,
@@ -406,7 +232,7 @@ impl DiskStore {
         let objects = inner.objects.clone();
         std::thread::Builder::new()
             .name("cachet-index-scan".into())
-            .spawn(move || scan(&objects, &weak, &stop))
+            .spawn(move || scan::scan(&objects, &weak, &stop))
             .map_err(io_err("start the index scan of", &inner.root))?;
         Ok(DiskStore { inner })
     }
@@ -414,126 +240,6 @@ impl DiskStore {
     /// The storage root.
     pub fn root(&self) -> &Path {
         &self.inner.root
-    }
-}
-
-fn check_version(root: &Path) -> Result<(), StoreError> {
-    let version_file = root.join("VERSION");
-    match fs::read_to_string(&version_file) {
-        Ok(v) if v.trim() == VERSION => Ok(()),
-        Ok(v) => Err(StoreError::Io {
-            op: "use the store (unsupported layout) at",
-            path: root.to_path_buf(),
-            source: std::io::Error::other(format!(
-                "found {:?}, this server reads {VERSION:?}: use another directory",
-                v.trim()
-            )),
-        }),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let empty = fs::read_dir(root)
-                .map_err(io_err("list", root))?
-                .next()
-                .is_none();
-            if !empty {
-                return Err(StoreError::Io {
-                    op: "use as a store the non-empty directory",
-                    path: root.to_path_buf(),
-                    source: std::io::Error::other(
-                        "it has no VERSION file: point --storage at an empty or new directory",
-                    ),
-                });
-            }
-            fs::write(&version_file, format!("{VERSION}\n")).map_err(io_err("write", &version_file))
-        }
-        Err(err) => Err(io_err("read", &version_file)(err)),
-    }
-}
-
-fn empty_trash_in_background(trash: PathBuf) {
-    let _ = std::thread::Builder::new()
-        .name("cachet-trash".into())
-        .spawn(move || {
-            if let Ok(entries) = fs::read_dir(&trash) {
-                for entry in entries.flatten() {
-                    let path = entry.path();
-                    let result = if path.is_dir() {
-                        fs::remove_dir_all(&path)
-                    } else {
-                        fs::remove_file(&path)
-                    };
-                    if let Err(err) = result {
-                        tracing::warn!(path = %path.display(), cause = %err, "failed to empty the trash");
-                    }
-                }
-            }
-        });
-}
-
-/// Walks `objects-v1/<ns>/<hh>/<hash>` and feeds the index in batches.
-fn scan(objects: &Path, inner: &std::sync::Weak<Inner>, stop: &AtomicBool) {
-    let started = std::time::Instant::now();
-    let mut batch: Vec<(String, [u8; 32], u64, u64)> = Vec::with_capacity(SCAN_BATCH);
-    let flush = |batch: &mut Vec<(String, [u8; 32], u64, u64)>| -> bool {
-        let Some(inner) = inner.upgrade() else {
-            return false;
-        };
-        let mut idx = inner.lock_index();
-        for (ns, hash, _, millis) in batch.drain(..) {
-            // The file was seen before the lock was taken: since then it may have been evicted
-            // or deleted (both move the file under this lock), and indexing it again would
-            // count an object that is gone. Looked at again under the lock, with its size now.
-            let Ok(meta) = fs::symlink_metadata(inner.path_of(&ns, &hash)) else {
-                continue;
-            };
-            let ns = idx.intern(&ns);
-            idx.insert_if_absent(Slot { ns, hash }, meta.len(), millis);
-        }
-        true
-    };
-    let mut count = 0u64;
-    for ns_entry in fs::read_dir(objects).into_iter().flatten().flatten() {
-        let ns = ns_entry.file_name().to_string_lossy().into_owned();
-        if !cachet_core::wire::is_valid_namespace(&ns) {
-            continue;
-        }
-        for shard in fs::read_dir(ns_entry.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for file in fs::read_dir(shard.path()).into_iter().flatten().flatten() {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let name = file.file_name();
-                let Some(digest) = name.to_str().and_then(|n| Digest::from_str(n).ok()) else {
-                    continue;
-                };
-                let Ok(meta) = file.metadata() else { continue };
-                let millis = meta.modified().map(millis_of).unwrap_or(0);
-                batch.push((ns.clone(), digest.0, meta.len(), millis));
-                count += 1;
-                if batch.len() >= SCAN_BATCH && !flush(&mut batch) {
-                    return;
-                }
-            }
-        }
-    }
-    if !flush(&mut batch) {
-        return;
-    }
-    if let Some(inner) = inner.upgrade() {
-        let retired = {
-            let mut idx = inner.lock_index();
-            inner.evict_over_limit(&mut idx)
-        };
-        delete_files(&retired);
-        inner.index_ready.store(true, Ordering::Release);
-        tracing::info!(
-            objects = count,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "indexed existing objects"
-        );
     }
 }
 
@@ -560,6 +266,34 @@ impl Inner {
         Slot {
             ns: idx.intern(&id.namespace),
             hash: Self::hash(id),
+        }
+    }
+
+    /// Indexes the object `ns`/`hash` if the index does not know it and its file is there now
+    /// (with the file's size now); `idx` is the locked index. For whoever saw the file before
+    /// taking the lock (the start-up scan, a read): since then it may have been evicted,
+    /// pruned or deleted (all move the file under this lock), and indexing it again would
+    /// count an object that is gone, for good (the soak test's count mismatch). A file
+    /// committed meanwhile is already indexed.
+    fn index_if_present(&self, idx: &mut Index, ns: &str, hash: [u8; 32], millis: u64) {
+        let ns = idx.intern(ns);
+        let slot = Slot { ns, hash };
+        if idx.map.contains_key(&slot) {
+            return;
+        }
+        if let Ok(meta) = fs::symlink_metadata(self.path_of(&slot.ns, &hash)) {
+            idx.upsert(slot, meta.len(), millis);
+        }
+    }
+
+    /// Marks the object `id`, just opened for a read, used now; indexes it if the index does
+    /// not know it yet (the scan has not reached it) and it is still there.
+    fn note_read(&self, id: &ObjectId) {
+        let now = now_millis();
+        let mut idx = self.lock_index();
+        let slot = self.slot(&mut idx, id);
+        if !idx.touch(&slot, now) {
+            self.index_if_present(&mut idx, &id.namespace, slot.hash, now);
         }
     }
 
@@ -622,19 +356,6 @@ impl Inner {
         }
     }
 
-    /// Evicts least recently used objects adding up to `bytes` and deletes their files now
-    /// (the disk is full); returns how many objects went.
-    fn free_disk_space(&self, bytes: u64) -> usize {
-        let mut idx = self.lock_index();
-        let victims = idx.evict_bytes(bytes);
-        self.evictions
-            .fetch_add(victims.len() as u64, Ordering::Relaxed);
-        let retired = self.retire(&victims);
-        drop(idx);
-        delete_files(&retired);
-        victims.len()
-    }
-
     /// The error for a write that found no space, marking the store full.
     fn disk_full_error(&self) -> StoreError {
         if !self.disk_full.swap(true, Ordering::Relaxed) {
@@ -650,196 +371,10 @@ impl Inner {
         }
     }
 
-    /// Writes `buf` whole to `file`; when the disk is full, evicts what the rest needs and
-    /// tries again, once per upload (`made_room`).
-    fn write_making_room(
-        &self,
-        file: &mut fs::File,
-        tmp: &Path,
-        mut buf: &[u8],
-        made_room: &mut bool,
-    ) -> Result<(), StoreError> {
-        while !buf.is_empty() {
-            match file.write(buf) {
-                Ok(0) => {
-                    return Err(io_err("write", tmp)(std::io::ErrorKind::WriteZero.into()));
-                }
-                Ok(n) => buf = &buf[n..],
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(err) if is_no_space(&err) => {
-                    if *made_room || self.disk_full.load(Ordering::Relaxed) {
-                        return Err(self.disk_full_error());
-                    }
-                    *made_room = true;
-                    if self.free_disk_space(buf.len() as u64 + NO_SPACE_SLACK) == 0 {
-                        return Err(self.disk_full_error());
-                    }
-                }
-                Err(err) => return Err(io_err("write", tmp)(err)),
-            }
-        }
-        Ok(())
-    }
-
     fn tmp_path(&self) -> PathBuf {
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
         self.tmp
             .join(format!("{}-{n}-{}", std::process::id(), now_millis()))
-    }
-}
-
-struct DiskUpload {
-    inner: Arc<Inner>,
-    id: ObjectId,
-    tmp: PathBuf,
-    /// Created on the first flush; small objects are written whole at commit.
-    file: Option<fs::File>,
-    buf: Vec<u8>,
-    written: u64,
-    committed: bool,
-    /// The bytes of `--max-size` this upload holds (what it wrote to `tmp/`).
-    reserved: Reserved,
-    /// Set once this upload has evicted objects to free disk space: it does not again.
-    made_room: bool,
-}
-
-/// Bytes reserved in the index for an upload; given back on drop unless the commit turned
-/// them into an object.
-struct Reserved {
-    inner: Arc<Inner>,
-    bytes: u64,
-}
-
-impl Drop for Reserved {
-    fn drop(&mut self) {
-        self.inner.release(self.bytes);
-    }
-}
-
-impl Drop for DiskUpload {
-    fn drop(&mut self) {
-        if !self.committed && (self.file.is_some() || self.written > 0) {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-fn write_chunk(
-    inner: &Inner,
-    file: &mut Option<fs::File>,
-    tmp: &Path,
-    buf: &[u8],
-    made_room: &mut bool,
-) -> Result<(), StoreError> {
-    if file.is_none() {
-        *file = Some(fs::File::create(tmp).map_err(store_err(inner, "create", tmp))?);
-    }
-    if let Some(f) = file.as_mut() {
-        inner.write_making_room(f, tmp, buf, made_room)?;
-    }
-    Ok(())
-}
-
-impl DiskUpload {
-    async fn flush(&mut self) -> Result<(), StoreError> {
-        let mut file = self.file.take();
-        let buf = std::mem::take(&mut self.buf);
-        let tmp = self.tmp.clone();
-        // Count the bytes as on their way to disk, so Drop knows to clean up.
-        self.written += buf.len() as u64;
-        let inner = self.inner.clone();
-        let n = buf.len() as u64;
-        let mut made_room = self.made_room;
-        let (file, mut buf, made_room, result) = tokio::task::spawn_blocking(move || {
-            let r = inner
-                .reserve(n)
-                .and_then(|()| write_chunk(&inner, &mut file, &tmp, &buf, &mut made_room));
-            (file, buf, made_room, r)
-        })
-        .await?;
-        self.made_room = made_room;
-        if result.is_ok() {
-            self.reserved.bytes += n;
-        }
-        buf.clear();
-        self.buf = buf;
-        self.file = file;
-        result
-    }
-}
-
-impl Upload for DiskUpload {
-    fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            // Grow to at most WRITE_BUFFER (plus one chunk), not by doubling past it.
-            let needed = self.buf.len() + chunk.len();
-            if needed > self.buf.capacity() {
-                let target = (needed * 2).min(WRITE_BUFFER).max(needed);
-                self.buf.reserve_exact(target - self.buf.len());
-            }
-            self.buf.extend_from_slice(&chunk);
-            if self.buf.len() >= WRITE_BUFFER {
-                self.flush().await?;
-            }
-            Ok(())
-        })
-    }
-
-    fn buffered(&self) -> u64 {
-        self.buf.capacity() as u64
-    }
-
-    fn commit(mut self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>> {
-        Box::pin(async move {
-            self.committed = true;
-            let inner = self.inner.clone();
-            let id = self.id.clone();
-            let tmp = self.tmp.clone();
-            let mut file = self.file.take();
-            let buf = std::mem::take(&mut self.buf);
-            let size = self.written + buf.len() as u64;
-            let mut reserved = Reserved {
-                inner: inner.clone(),
-                bytes: std::mem::take(&mut self.reserved.bytes),
-            };
-            let mut made_room = self.made_room;
-            let result = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-                let cleanup = |e: StoreError| {
-                    let _ = fs::remove_file(&tmp);
-                    e
-                };
-                inner.reserve(buf.len() as u64).map_err(cleanup)?;
-                reserved.bytes += buf.len() as u64;
-                write_chunk(&inner, &mut file, &tmp, &buf, &mut made_room).map_err(cleanup)?;
-                drop(file);
-                let dest = inner.path(&id);
-                let mut idx = inner.lock_index();
-                if let Err(err) = fs::rename(&tmp, &dest) {
-                    if err.kind() != std::io::ErrorKind::NotFound {
-                        return Err(cleanup(io_err("rename into", &dest)(err)));
-                    }
-                    if let Some(parent) = dest.parent() {
-                        fs::create_dir_all(parent)
-                            .map_err(store_err(&inner, "create", parent))
-                            .map_err(cleanup)?;
-                    }
-                    fs::rename(&tmp, &dest)
-                        .map_err(io_err("rename into", &dest))
-                        .map_err(cleanup)?;
-                }
-                // The reservation becomes the object.
-                idx.release(std::mem::take(&mut reserved.bytes));
-                let slot = inner.slot(&mut idx, &id);
-                idx.upsert(slot, size, now_millis());
-                let retired = inner.evict_over_limit(&mut idx);
-                drop(idx);
-                delete_files(&retired);
-                inner.disk_full.store(false, Ordering::Relaxed);
-                Ok(())
-            })
-            .await;
-            result?
-        })
     }
 }
 
@@ -874,17 +409,7 @@ impl Store for DiskStore {
                     size: m.len(),
                     modified: m.modified().unwrap_or(UNIX_EPOCH),
                 };
-                {
-                    let mut idx = inner.lock_index();
-                    let slot = inner.slot(&mut idx, &id);
-                    let now = now_millis();
-                    if idx.map.contains_key(&slot) {
-                        idx.touch(&slot, now);
-                    } else {
-                        // Not scanned yet (or written by a previous run): known from now on.
-                        idx.insert_if_absent(slot, meta.size, now);
-                    }
-                }
+                inner.note_read(&id);
                 if meta.size <= FULL_READ_LIMIT {
                     let mut data = Vec::with_capacity(meta.size as usize);
                     file.read_to_end(&mut data).map_err(io_err("read", &path))?;
@@ -911,20 +436,11 @@ impl Store for DiskStore {
         let upload = DiskUpload {
             inner: self.inner.clone(),
             id: id.clone(),
-            tmp: self.inner.tmp_path(),
-            file: None,
+            tmp: Some(TmpFile::new(self.inner.clone())),
             buf: Vec::new(),
-            written: 0,
-            committed: false,
-            reserved: Reserved {
-                inner: self.inner.clone(),
-                bytes: 0,
-            },
-            made_room: false,
         };
         Box::pin(async move { Ok(Box::new(upload) as Box<dyn Upload>) })
     }
-
     fn delete(&self, id: &ObjectId) -> BoxFuture<'_, Result<bool, StoreError>> {
         let inner = self.inner.clone();
         let id = id.clone();
@@ -964,7 +480,7 @@ impl Store for DiskStore {
                     Err(err) => return Err(io_err("move to the trash", &dir)(err)),
                 }
                 drop(idx);
-                empty_trash_in_background(inner.trash.clone());
+                scan::empty_trash_in_background(inner.trash.clone());
                 Ok(doomed.len() as u64)
             })
             .await?
@@ -1045,144 +561,5 @@ impl Store for DiskStore {
             pruned: self.inner.pruned.load(Ordering::Relaxed),
             index_ready: self.inner.index_ready.load(Ordering::Acquire),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(ns: &str, key: &str) -> ObjectId {
-        ObjectId {
-            namespace: ns.into(),
-            key: key.into(),
-        }
-    }
-
-    async fn put(store: &DiskStore, ns: &str, key: &str, data: &[u8]) {
-        let mut up = store.put(&id(ns, key)).await.expect("put");
-        up.write(Bytes::copy_from_slice(data)).await.expect("write");
-        up.commit().await.expect("commit");
-    }
-
-    fn slot(i: u8) -> Slot {
-        Slot {
-            ns: Arc::from("ns"),
-            hash: [i; 32],
-        }
-    }
-
-    #[test]
-    fn reservations_evict_the_least_recently_used_and_hold_the_limit() {
-        let mut idx = Index::default();
-        for i in 0..4 {
-            idx.upsert(slot(i), 100, u64::from(i));
-        }
-        idx.touch(&slot(0), 10);
-        // 400 stored; 250 more under a limit of 500 evicts the two least recently used.
-        assert_eq!(
-            idx.reserve(250, 500),
-            Reservation::Granted(vec![slot(1), slot(2)])
-        );
-        assert_eq!((idx.total, idx.reserved), (200, 250));
-        // Reservations alone may not pass the limit, and such a refusal evicts nothing.
-        assert_eq!(idx.reserve(300, 500), Reservation::Refused);
-        assert_eq!(idx.map.len(), 2);
-        assert_eq!(
-            idx.reserve(250, 500),
-            Reservation::Granted(vec![slot(3), slot(0)])
-        );
-        assert_eq!(idx.total + idx.reserved, 500);
-        // A commit turns a reservation into an object.
-        idx.release(250);
-        idx.upsert(slot(9), 250, 20);
-        assert_eq!((idx.total, idx.reserved), (250, 250));
-        idx.release(250);
-        assert_eq!(idx.reserved, 0);
-    }
-
-    #[test]
-    fn evicting_for_disk_space_stops_once_enough_is_freed() {
-        let mut idx = Index::default();
-        for i in 0..5 {
-            idx.upsert(slot(i), 100, u64::from(i));
-        }
-        assert_eq!(idx.evict_bytes(150), vec![slot(0), slot(1)]);
-        assert_eq!(idx.total, 300);
-        assert_eq!(idx.take_older_than(4, 10), vec![slot(2), slot(3)]);
-        assert_eq!(idx.take_older_than(100, 0), Vec::<Slot>::new());
-        assert_eq!(idx.evict_over(0), vec![slot(4)]);
-    }
-
-    #[tokio::test]
-    async fn lru_evicts_least_recently_used() {
-        let store = DiskStore::open(None, 1000).expect("open");
-        put(&store, "a", "k1", &[1; 300]).await;
-        put(&store, "a", "k2", &[2; 300]).await;
-        put(&store, "a", "k3", &[3; 300]).await;
-        assert!(store.get(&id("a", "k1")).await.expect("get").is_some());
-        put(&store, "a", "k4", &[4; 300]).await;
-        assert!(store.head(&id("a", "k2")).await.expect("head").is_none());
-        for k in ["k1", "k3", "k4"] {
-            assert!(
-                store.head(&id("a", k)).await.expect("head").is_some(),
-                "{k}"
-            );
-        }
-        assert_eq!(store.usage().evictions, 1);
-        assert_eq!(store.usage().stored_bytes, 900);
-    }
-
-    #[tokio::test]
-    async fn abandoned_uploads_leave_nothing() {
-        let store = DiskStore::open(None, 1 << 30).expect("open");
-        {
-            let mut up = store.put(&id("a", "big")).await.expect("put");
-            up.write(Bytes::from(vec![7u8; 3 << 20]))
-                .await
-                .expect("write");
-        }
-        assert!(store.head(&id("a", "big")).await.expect("head").is_none());
-        let leftovers = fs::read_dir(store.root().join("tmp")).expect("tmp").count();
-        assert_eq!(leftovers, 0);
-    }
-
-    /// Pruning (or evicting) an object while a client streams it must not cut the stream
-    /// short: the reader keeps its open file.
-    #[tokio::test]
-    async fn a_read_in_progress_survives_pruning() {
-        let store = DiskStore::open(None, 1 << 30).expect("open");
-        let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
-        put(&store, "a", "big", &data).await;
-        let object = store
-            .get(&id("a", "big"))
-            .await
-            .expect("get")
-            .expect("found");
-        let ObjectBody::Stream(mut stream) = object.body else {
-            panic!("a 3 MiB object is streamed")
-        };
-        let mut read = stream.next().await.expect("chunk").expect("read").to_vec();
-        // "Older than zero" excludes an object used in this very millisecond.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while store.prune(Duration::ZERO).await.expect("prune") == 0 {
-            assert!(std::time::Instant::now() < deadline, "never pruned");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        assert!(store.head(&id("a", "big")).await.expect("head").is_none());
-        while let Some(chunk) = stream.next().await {
-            read.extend_from_slice(&chunk.expect("read"));
-        }
-        assert!(read == data, "the stream delivered the whole object");
-    }
-
-    #[test]
-    fn refuses_foreign_directories() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        fs::write(dir.path().join("precious.txt"), "x").expect("write");
-        let err = DiskStore::open(Some(dir.path()), 1 << 20)
-            .err()
-            .expect("must refuse");
-        assert!(err.to_string().contains("non-empty"), "{err}");
     }
 }
