@@ -18,7 +18,8 @@
 //! - counters lie: requests, hits, misses, received bytes, objects and stored bytes equal what
 //!   the clients saw and what is on disk.
 //!
-//! Bounded in time: about 30 s of load and a few seconds of checks.
+//! Bounded in time: about 30 s of load and a few seconds of checks. Every wait has a bound and
+//! says what it waited for; a failure inside the load stops the clients (see [`StopOnDrop`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
@@ -262,6 +263,52 @@ fn kill_9(child: &mut Child) {
     child.wait().expect("reap");
 }
 
+/// Client processes, killed when dropped (also when the test fails before it kills them).
+struct Curls(Vec<Child>);
+
+impl Drop for Curls {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Stops the load when dropped, on the way out of the scope whether the test passed or failed.
+/// A scope joins every thread before it lets a panic through: without this, a failed wait or
+/// assertion left 64 clients (and the samplers) looping for ever, so a failure looked like a
+/// hang and never said what it was.
+struct StopOnDrop<'a> {
+    phase: &'a AtomicU32,
+    done: &'a AtomicBool,
+}
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.phase.store(0, Ordering::Relaxed);
+        self.done.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Fills the file system holding `path` to the last byte; fails the test if the server keeps
+/// freeing room for longer than a minute (it should give up evicting and answer 507).
+fn fill_disk(path: &Path) -> std::fs::File {
+    let mut filler = std::fs::File::create(path).expect("filler");
+    let block = vec![0u8; 64 << 10];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for size in [block.len(), 512] {
+        while filler.write_all(&block[..size]).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the disk still had room after writing for 60 s ({} MiB): the store keeps freeing it",
+                filler.metadata().map(|m| m.len() >> 20).unwrap_or(0)
+            );
+        }
+    }
+    filler
+}
+
 /// Sizes of the files under `dir` whose names look like objects (the disk store's layout:
 /// `objects-v1/<ns>/<hh>/<hash>`).
 fn objects_on_disk(root: &Path) -> (usize, u64) {
@@ -273,8 +320,6 @@ fn stats(base: &str) -> serde_json::Value {
 }
 
 #[test]
-#[ignore = "fails intermittently (index count against files on disk after the kill -9 restart, and \
-            one run that did not finish): a real server bug, open in issue 15; run with --ignored"]
 fn soak_64_clients_through_kill_9_a_full_disk_and_slowloris() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root: PathBuf = dir.path().join("store");
@@ -291,6 +336,10 @@ fn soak_64_clients_through_kill_9_a_full_disk_and_slowloris() {
     let mut checks = 0u64;
 
     std::thread::scope(|scope| {
+        let _stop = StopOnDrop {
+            phase: &phase,
+            done: &done,
+        };
         // 64 clients, each with its own keep-alive connection, 60% GET and 40% PUT.
         let clients: Vec<_> = (0..CLIENTS)
             .map(|c| {
@@ -319,20 +368,22 @@ fn soak_64_clients_through_kill_9_a_full_disk_and_slowloris() {
             .collect();
 
         // Life 1: load, client processes killed mid-upload, then the server killed mid-upload.
-        let mut curls: Vec<Child> = (0..4)
-            .map(|i| slow_curl(dir.path(), &server.url(&format!("/soak/curl{i}")), 2 << 20))
-            .collect();
+        let mut curls = Curls(
+            (0..4)
+                .map(|i| slow_curl(dir.path(), &server.url(&format!("/soak/curl{i}")), 2 << 20))
+                .collect(),
+        );
         wait_for(
             "uploads in progress on the first server",
             Duration::from_secs(60),
             || tree_size(&root.join("tmp")).0 >= 4 && target.count(1, "PUT", 201) >= 64,
         );
-        for c in &mut curls[..2] {
+        for c in &mut curls.0[..2] {
             kill_9(c);
         }
         let pid = server.child.id();
         kill_9(&mut server.child);
-        for c in &mut curls[2..] {
+        for c in &mut curls.0[2..] {
             kill_9(c);
         }
         let acked_before_kill = target.seen.lock().expect("lock").acked.clone();
@@ -375,8 +426,11 @@ fn soak_64_clients_through_kill_9_a_full_disk_and_slowloris() {
         let health = scope.spawn(move || {
             while !done.load(Ordering::Relaxed) {
                 let r = (|| {
-                    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+                    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(20))
+                        .map_err(|e| format!("connecting: {e}"))?;
                     s.set_read_timeout(Some(Duration::from_secs(20)))
+                        .map_err(|e| e.to_string())?;
+                    s.set_write_timeout(Some(Duration::from_secs(20)))
                         .map_err(|e| e.to_string())?;
                     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
                         .map_err(|e| e.to_string())?;
@@ -399,7 +453,11 @@ fn soak_64_clients_through_kill_9_a_full_disk_and_slowloris() {
         // send 64 KiB of a declared 1 MiB and then a byte a second (holding upload memory).
         let loris = scope.spawn(move || {
             let mut sockets: Vec<TcpStream> = (0..200)
-                .filter_map(|_| TcpStream::connect(addr).ok())
+                .filter_map(|_| {
+                    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(20)).ok()?;
+                    s.set_write_timeout(Some(Duration::from_secs(20))).ok()?;
+                    Some(s)
+                })
                 .collect();
             let request = b"PUT /soak/loris HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n";
             let start = Instant::now();
@@ -431,7 +489,8 @@ fn soak_64_clients_through_kill_9_a_full_disk_and_slowloris() {
         let slow_bodies = scope.spawn(move || {
             let mut sockets: Vec<TcpStream> = (0..20)
                 .filter_map(|i| {
-                    let mut s = TcpStream::connect(addr).ok()?;
+                    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(20)).ok()?;
+                    s.set_write_timeout(Some(Duration::from_secs(20))).ok()?;
                     write!(
                         s,
                         "PUT /soak/slow{i} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
@@ -450,25 +509,24 @@ fn soak_64_clients_through_kill_9_a_full_disk_and_slowloris() {
         });
 
         // Client processes killed mid-upload on the surviving server too.
-        let mut curls: Vec<Child> = (4..8)
-            .map(|i| slow_curl(dir.path(), &server.url(&format!("/soak/curl{i}")), 2 << 20))
-            .collect();
+        let mut curls = Curls(
+            (4..8)
+                .map(|i| slow_curl(dir.path(), &server.url(&format!("/soak/curl{i}")), 2 << 20))
+                .collect(),
+        );
         wait_for(
             "load on the restarted server",
             Duration::from_secs(60),
             || target.count(2, "PUT", 201) >= 50,
         );
-        for c in &mut curls {
+        for c in &mut curls.0 {
             kill_9(c);
         }
 
         // The disk fills to the last byte with other files; uploads get 507 or make room by
         // evicting, reads go on.
         let filler_path = root.join("filler");
-        let mut filler = std::fs::File::create(&filler_path).expect("filler");
-        let block = vec![0u8; 64 << 10];
-        while filler.write_all(&block).is_ok() {}
-        while filler.write_all(&block[..512]).is_ok() {}
+        let filler = fill_disk(&filler_path);
         // (The cache may shrink to nothing meanwhile: uploads in progress take the room.)
         let reads = || target.count(2, "GET", 200) + target.count(2, "GET", 404);
         let (full_from, reads_from) = (target.count(2, "PUT", 507), reads());
