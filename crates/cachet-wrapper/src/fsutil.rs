@@ -38,12 +38,13 @@ pub fn write_atomic_with_mode(target: &Path, bytes: &[u8], mode: Option<u32>) ->
 
 /// Creates `target` atomically from what `write` writes into a temporary file beside it: the
 /// file appears complete under its name or not at all, and is removed if `write` fails. `mode`
-/// is the mode asked for at creation (default `0o666`), which the umask restricts.
-pub fn write_atomic_with<T>(
+/// is the mode asked for at creation (default `0o666`), which the umask restricts. `write`
+/// may give up with its own error type (a refusal is not an I/O error).
+pub fn write_atomic_with<T, E: From<io::Error>>(
     target: &Path,
     mode: Option<u32>,
-    write: impl FnOnce(&mut File) -> io::Result<T>,
-) -> io::Result<T> {
+    write: impl FnOnce(&mut File) -> Result<T, E>,
+) -> Result<T, E> {
     if let Some(parent) = target.parent() {
         fs::create_dir_all(parent)?;
     }

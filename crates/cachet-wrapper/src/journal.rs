@@ -40,6 +40,14 @@ pub struct Record {
     /// (`None`: there was no earlier entry to compare with).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Vec<crate::explain::Change>>,
+    /// Milliseconds in the compiler, for a call that compiled (a miss or a failed compile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_ms: Option<u64>,
+    /// For a hit: the compile time it avoided, in milliseconds (the compile time recorded with
+    /// the entry minus the time to serve it, at least 0). `cachet stats`' "Compile time
+    /// avoided" is the sum of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_ms: Option<u64>,
 }
 
 /// The journal file in `dir`.

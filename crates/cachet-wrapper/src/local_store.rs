@@ -141,12 +141,12 @@ impl LocalStore {
 
     /// Stores an object written by `write` (which returns its length) without holding it in
     /// memory: entries stream from rustc's outputs straight into the cache.
-    pub fn put_with(
+    pub fn put_with<E: From<io::Error>>(
         &self,
         kind: ObjectKind,
         key: &Digest,
-        write: impl FnOnce(&mut File) -> io::Result<u64>,
-    ) -> io::Result<u64> {
+        write: impl FnOnce(&mut File) -> Result<u64, E>,
+    ) -> Result<u64, E> {
         let len = fsutil::write_atomic_with(&self.path(kind, key), None, write)?;
         self.account(len)?;
         Ok(len)

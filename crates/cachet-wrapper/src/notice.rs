@@ -79,3 +79,11 @@ pub fn warn_cache_unwritable(cache_dir: &Path, err: &std::io::Error) {
         ),
     );
 }
+
+/// Shows a warning a call recorded (see `call.rs`).
+pub fn show(cache_dir: &Path, notice: &crate::call::Notice) {
+    match notice {
+        crate::call::Notice::Once { topic, message } => warn_once(cache_dir, topic, message),
+        crate::call::Notice::CacheUnwritable(err) => warn_cache_unwritable(cache_dir, err),
+    }
+}

@@ -341,24 +341,15 @@ impl Remote {
 
     /// Stores an object read from `file` (streamed from disk, with its length announced).
     pub fn put_file(&self, key: &str, file: &fs::File) -> Result<(), RemoteError> {
-        let mut req = self
-            .agent
-            .put(&self.url(key))
-            .config()
-            .timeout_global(Some(self.budget()?))
-            .build();
-        if let Some(a) = self.auth() {
-            req = req.header("Authorization", a);
-        }
-        let resp = req.send(file).map_err(|e| self.request_error(e))?;
-        match resp.status().as_u16() {
-            200..=299 => Ok(()),
-            s => Err(self.status_error(s, "write")),
-        }
+        self.put_body(key, file)
     }
 
     /// Stores a small object (a manifest).
     pub fn put(&self, key: &str, bytes: &[u8]) -> Result<(), RemoteError> {
+        self.put_body(key, bytes)
+    }
+
+    fn put_body(&self, key: &str, body: impl ureq::AsSendBody) -> Result<(), RemoteError> {
         let mut req = self
             .agent
             .put(&self.url(key))
@@ -368,7 +359,7 @@ impl Remote {
         if let Some(a) = self.auth() {
             req = req.header("Authorization", a);
         }
-        let resp = req.send(bytes).map_err(|e| self.request_error(e))?;
+        let resp = req.send(body).map_err(|e| self.request_error(e))?;
         match resp.status().as_u16() {
             200..=299 => Ok(()),
             s => Err(self.status_error(s, "write")),

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::call::{Lookup, Problem};
 use crate::fsutil;
 use crate::local_store::lock;
 
@@ -70,8 +71,8 @@ pub struct Stats {
     /// Milliseconds spent serving hits.
     pub hit_millis: u64,
     /// Compile time avoided, in milliseconds: over hits, the compile time recorded when the
-    /// entry was stored minus the time to serve it, summed per crate (not wall-clock time: see
-    /// `docs/dashboard.md`).
+    /// entry was stored minus the time to serve it (at least 0), summed per crate: the sum of
+    /// the journal's `saved_ms`. Compiler time, not wall-clock time: see `docs/dashboard.md`.
     pub saved_millis: u64,
     /// Call reports delivered to the server's dashboard.
     pub reports_sent: u64,
@@ -79,6 +80,40 @@ pub struct Stats {
     pub reports_dropped: BTreeMap<String, u64>,
     /// The calls again, by language: `rust`, `c`, `c++`, `asm`.
     pub languages: BTreeMap<String, LanguageStats>,
+}
+
+/// Why call reports were dropped, as counted in `reports_dropped`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    /// The spool reached the spool's cap (`reports.rs`) (the server was unreachable for long).
+    SpoolFull,
+    /// The outbox reached the outbox's cap; the oldest records went.
+    OutboxFull,
+    /// Older than the records' maximum age.
+    TooOld,
+    /// A line that is not a record (a torn write, a newer format).
+    Unreadable,
+    /// The server answered 404: it has no reports endpoint.
+    Unsupported,
+    /// The server answered 401 or 403.
+    Refused,
+    /// The server answered 413 or another 4xx.
+    Rejected,
+}
+
+impl Dropped {
+    /// The key in the statistics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dropped::SpoolFull => "spool full",
+            Dropped::OutboxFull => "undelivered records over the size cap",
+            Dropped::TooOld => "older than 7 days",
+            Dropped::Unreadable => "unreadable record",
+            Dropped::Unsupported => "server has no reports endpoint",
+            Dropped::Refused => "token may not report",
+            Dropped::Rejected => "batch rejected by the server",
+        }
+    }
 }
 
 /// Counts of one language's calls.
@@ -150,9 +185,57 @@ impl Stats {
         }
     }
 
-    /// Counts one occurrence under `key` in `map`.
-    pub fn bump(map: &mut BTreeMap<String, u64>, key: impl Into<String>) {
-        *map.entry(key.into()).or_default() += 1;
+    /// Counts one occurrence under `key` in `map`. Private: each map is reached through the
+    /// method for its kind of reason, so a reason cannot land in the wrong map.
+    fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+        match map.get_mut(key) {
+            Some(n) => *n += 1,
+            None => {
+                map.insert(key.to_string(), 1);
+            }
+        }
+    }
+
+    /// Counts a problem inside cachet (`errors`).
+    pub fn count_problem(&mut self, problem: Problem) {
+        Self::bump(&mut self.errors, problem.as_str());
+    }
+
+    /// Counts a call run unchanged (`pass_through`), by its reason's label.
+    pub fn count_pass_through(&mut self, label: &str) {
+        Self::bump(&mut self.pass_through, label);
+    }
+
+    /// Counts a result not stored, or a call whose key could not be computed (`not_stored`).
+    pub fn count_not_stored(&mut self, reason: &str) {
+        Self::bump(&mut self.not_stored, reason);
+    }
+
+    /// Counts an entry stored for this checkout only (`stored_per_checkout`).
+    pub fn count_per_checkout(&mut self, label: &str) {
+        Self::bump(&mut self.stored_per_checkout, label);
+    }
+
+    /// Counts `n` call reports dropped (`reports_dropped`).
+    pub fn count_dropped(&mut self, why: Dropped, n: u64) {
+        if n > 0 {
+            *self
+                .reports_dropped
+                .entry(why.as_str().to_string())
+                .or_default() += n;
+        }
+    }
+
+    /// Counts a cacheable call that compiled: a miss, unless nothing was looked up
+    /// (`CACHET_RECACHE`), and a miss on the server when the server answered.
+    pub fn count_lookup(&mut self, lookup: &Lookup) {
+        self.cacheable_calls += 1;
+        if lookup.looked_up {
+            self.misses += 1;
+            if lookup.remote_answered {
+                self.misses_remote += 1;
+            }
+        }
     }
 
     /// All hits.
@@ -244,7 +327,7 @@ mod tests {
                             calls: 1,
                             ..Delta::default()
                         };
-                        Stats::bump(&mut delta.pass_through, "x");
+                        delta.count_pass_through("x");
                         apply(&d, &delta).unwrap();
                     }
                 })

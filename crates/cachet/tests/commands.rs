@@ -33,7 +33,7 @@ fn stats_show_hits_misses_and_pass_through_reasons() {
         "hits (local cache)",
         "misses",
         "version or print query",
-        "Time saved (estimate)",
+        "Compile time avoided",
         "Cache size",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
@@ -203,4 +203,50 @@ fn explain_lists_the_last_builds_misses_and_pass_throughs() {
     let none = p.cachet(&["explain", "no_such_crate"]);
     assert!(!none.status.success());
     assert!(String::from_utf8_lossy(&none.stderr).contains("no call for crate no_such_crate"));
+}
+
+/// `cachet stats`' "Compile time avoided" is what the journal's hits add up to: each hit's
+/// `saved_ms` (its entry's recorded compile time minus the time to serve it), never more than
+/// the compile time its own miss recorded; "Time compiling" is the sum of the journal's
+/// `compile_ms`. The text says it is a sum over crates, not wall-clock time.
+#[test]
+fn compile_time_avoided_is_the_sum_of_the_journals_per_hit_times() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[]);
+    p.cachet_cargo(&["clean"], &[]);
+    p.cachet_cargo(&["build"], &[]);
+    let journal = p.journal();
+    let stats = p.stats();
+    let hits: Vec<_> = journal.iter().filter(|r| r.outcome.is_hit()).collect();
+    assert_eq!(hits.len(), 5, "{journal:#?}");
+    assert_eq!(hits.len() as u64, stats.hits());
+    let saved: u64 = hits
+        .iter()
+        .map(|r| r.saved_ms.expect("a hit records saved_ms"))
+        .sum();
+    assert_eq!(saved, stats.saved_millis);
+    let compiled: u64 = journal.iter().filter_map(|r| r.compile_ms).sum();
+    assert_eq!(compiled, stats.compile_millis);
+    for hit in &hits {
+        let miss = journal
+            .iter()
+            .find(|r| r.outcome == Outcome::Miss && r.pre_key == hit.pre_key)
+            .unwrap_or_else(|| panic!("no miss stored the entry of {hit:?}"));
+        let compile_ms = miss.compile_ms.expect("a miss records compile_ms");
+        assert!(
+            hit.saved_ms.unwrap() <= compile_ms,
+            "{hit:?} saved more than {miss:?} compiled"
+        );
+        assert!(hit.compile_ms.is_none() && miss.saved_ms.is_none());
+    }
+    let text = String::from_utf8(p.cachet(&["stats"]).stdout).unwrap();
+    let shown = format!(
+        "{:.1} s (summed over the crates that hit; not wall-clock time)",
+        saved as f64 / 1000.0
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Compile time avoided"))
+        .unwrap_or_else(|| panic!("no compile time line in\n{text}"));
+    assert!(line.ends_with(&shown), "{line:?} should end with {shown:?}");
 }

@@ -262,3 +262,91 @@ fn an_unreachable_server_keeps_then_drops_and_counts_reports_and_reports_off_sen
         0
     );
 }
+
+/// A server that refuses the reports' token stops the sending at once, as an object request's
+/// refusal does: a rejected token (401) trips the breaker and the records wait for a fixed
+/// token; a token that may not report to the namespace (403) drops them, counted, and backs
+/// off automatic sends. Before, each batch was sent and refused in turn.
+#[test]
+fn a_refused_token_stops_the_reports_like_any_auth_failure() {
+    let p = Project::copy_of(&fixture("soundness"));
+    // Records wait in the spool: the build's server is down.
+    let dead = format!("http://127.0.0.1:{}", crate::util::free_port());
+    p.cachet_cargo(&["build"], &[("CACHET_SERVER", dead.as_str())]);
+    let waiting = fs::read_to_string(spool(&p)).unwrap().lines().count();
+    assert!(waiting >= FIXTURE_CRATES.len(), "{waiting} records spooled");
+    let server = ServerProcess::start(&[
+        "--storage",
+        "ephemeral",
+        "--tokens",
+        "writer-token read,write cachet; elsewhere-token read,write other",
+    ]);
+    let down = p.cache.join("remote-down");
+    let _ = fs::remove_file(&down);
+
+    // 401: nothing sent, nothing dropped, the breaker tripped, the records kept.
+    let wrong = [
+        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_TOKEN", "nope"),
+    ];
+    // Reports only: pending uploads would meet the same 401 and trip the breaker themselves.
+    let reports_only = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(crate::util::cachet_bin());
+        cmd.args(["flush", "--reports-only"])
+            .env("CACHET_DIR", &p.cache);
+        cmd.envs(env.iter().map(|(k, v)| (*k, *v)));
+        cmd.output().unwrap()
+    };
+    let out = reports_only(&wrong);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("rejected the token (401)"), "{err}");
+    assert!(err.contains("kept for the next try"), "{err}");
+    assert!(down.exists(), "a 401 trips the breaker");
+    let stats = p.stats();
+    assert_eq!(stats.reports_sent, 0);
+    assert!(stats.reports_dropped.is_empty(), "{stats:?}");
+    let kept = fs::read_to_string(p.cache.join("reports/outbox.jsonl")).unwrap();
+    assert_eq!(kept.lines().count(), waiting);
+
+    // 403: the token may not report to this namespace: stop, drop and count, back off.
+    let _ = fs::remove_file(&down);
+    let elsewhere = [
+        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_TOKEN", "elsewhere-token"),
+    ];
+    let out = reports_only(&elsewhere);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("no read permission on namespace cachet"),
+        "{err}"
+    );
+    assert!(err.contains("dropped"), "{err}");
+    let stats = p.stats();
+    assert_eq!(stats.reports_sent, 0);
+    assert_eq!(
+        stats.reports_dropped.get("token may not report").copied(),
+        Some(waiting as u64),
+        "{stats:?}"
+    );
+    assert!(!p.cache.join("reports/outbox.jsonl").exists());
+    assert!(p.cache.join("reports/refused").exists());
+    // A read-only refusal of reports does not make object requests skip the server.
+    assert!(!down.exists());
+
+    // The right token delivers what is recorded from then on.
+    let good = [
+        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_TOKEN", "writer-token"),
+    ];
+    p.cachet_cargo(&["clean"], &[]);
+    p.cachet_cargo(&["build"], &good);
+    let out = flush(&p, &good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(p.stats().reports_sent >= FIXTURE_CRATES.len() as u64);
+}

@@ -23,12 +23,9 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitCode};
-use std::sync::atomic::Ordering;
 
+use crate::call::{CallResult, CallState, Skip};
 use crate::config::Config;
-use crate::journal;
-use crate::pipeline::{Outcome, Report};
-use crate::stats::{self, Delta, Stats};
 
 /// Compiler drivers cachet wraps, without prefix or version suffix.
 const DRIVERS: &[&str] = &["cc", "c++", "gcc", "g++", "clang", "clang++"];
@@ -52,73 +49,67 @@ pub fn is_c_compiler(name: &std::ffi::OsStr) -> bool {
         .any(|d| base == *d || base.ends_with(&format!("-{d}")))
 }
 
-/// Runs one wrapped compiler call: `argv` is `[cachet, compiler, args...]`.
-pub fn run(argv: &[OsString]) -> ExitCode {
-    let invoked = argv[1].to_string_lossy().into_owned();
-    let raw_args = &argv[2..];
-    let config = Config::from_env();
-    if config.disable {
-        return exec(&invoked, raw_args);
-    }
-    crate::logging::init(&config);
-    let mut delta = Delta {
-        calls: 1,
-        ..Delta::default()
-    };
-    let mut report = Report::default();
-    let args: Option<Vec<String>> = raw_args
-        .iter()
-        .map(|a| a.to_str().map(str::to_string))
-        .collect();
-    let env = |k: &str| std::env::var(k).ok();
-    let plan = match &args {
-        Some(a) => args::plan(&invoked, a, &env),
-        None => Err(args::PassReason::UnknownOption),
-    };
-    let mut language = "c";
-    let mut name = None;
-    let outcome = match plan {
-        Err(reason) => {
-            tracing::debug!(%reason, "pass-through");
-            Stats::bump(&mut delta.pass_through, reason.label());
-            report.reason = Some(reason.label().to_string());
-            Outcome::RunUnchanged
+/// One C, C++ or assembler call, read from `[cachet, compiler, args...]`.
+pub struct CcCall<'a> {
+    /// The compiler as named (argv\[1\]).
+    pub invoked: String,
+    /// Its arguments as given.
+    pub raw_args: &'a [OsString],
+    /// The arguments, when all are UTF-8.
+    args: Option<Vec<String>>,
+    /// What to do: compile through the cache, or run unchanged for this reason.
+    plan: Result<args::CcPlan, args::PassReason>,
+}
+
+impl<'a> CcCall<'a> {
+    /// Reads the call.
+    pub fn read(argv: &'a [OsString]) -> CcCall<'a> {
+        let invoked = argv[1].to_string_lossy().into_owned();
+        let raw_args = &argv[2..];
+        let args: Option<Vec<String>> = raw_args
+            .iter()
+            .map(|a| a.to_str().map(str::to_string))
+            .collect();
+        let env = |k: &str| std::env::var(k).ok();
+        let plan = match &args {
+            Some(a) => args::plan(&invoked, a, &env),
+            None => Err(args::PassReason::UnknownOption),
+        };
+        CcCall {
+            invoked,
+            raw_args,
+            args,
+            plan,
         }
-        Ok(plan) => {
-            language = plan.language.label();
-            name = Some(plan.source.clone());
-            let args = args.as_deref().unwrap_or_default();
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                serve::serve(&config, &invoked, args, &plan, &mut delta, &mut report)
-            }));
-            match result {
-                Ok(o) => o,
-                Err(_) if crate::OUTPUT_STARTED.load(Ordering::SeqCst) => Outcome::Exit(101),
-                Err(_) => {
-                    Stats::bump(&mut delta.errors, "internal error");
-                    Outcome::RunUnchanged
-                }
+    }
+
+    /// The language counted in the statistics (`c` when the call is not cached).
+    pub fn language(&self) -> &'static str {
+        self.plan.as_ref().map_or("c", |p| p.language.label())
+    }
+
+    /// The source file, for the journal (none when the call is not cached).
+    pub fn source(&self) -> Option<String> {
+        self.plan.as_ref().ok().map(|p| p.source.clone())
+    }
+
+    /// Serves the call (see [`serve::serve`]), or says why it runs unchanged.
+    pub fn serve(&self, config: &Config, state: &CallState) -> CallResult {
+        match &self.plan {
+            Err(reason) => {
+                tracing::debug!(%reason, "pass-through");
+                CallResult::PassThrough(Skip::Cc(*reason))
+            }
+            Ok(plan) => {
+                let args = self.args.as_deref().unwrap_or_default();
+                serve::serve(config, &self.invoked, args, plan, state)
             }
         }
-    };
-    let record = journal::Record {
-        time_ms: journal::now_ms(),
-        parent: std::os::unix::process::parent_id(),
-        krate: name,
-        outcome: report.outcome,
-        reason: report.reason,
-        pre_key: report.pre_key.map(|k| k.to_hex()),
-        changes: report.changes,
-    };
-    journal::append(&config.dir, &record);
-    crate::reports::cc_call_done(&config, &record, language, &mut delta);
-    delta.tally_language(language);
-    if let Err(e) = stats::apply(&config.dir, &delta) {
-        tracing::warn!(error = %e, "cannot update statistics");
     }
-    match outcome {
-        Outcome::Exit(code) => ExitCode::from(code),
-        Outcome::RunUnchanged => exec(&invoked, raw_args),
+
+    /// Replaces this process with the compiler, run unchanged.
+    pub fn exec(&self) -> ExitCode {
+        exec(&self.invoked, self.raw_args)
     }
 }
 

@@ -17,6 +17,7 @@ use cachet_core::entry::{EntryError, EntryMeta, EntryWriter};
 use cachet_core::Digest;
 use tracing::{debug, info, warn};
 
+use crate::call::{CallResult, CallState, Lookup, Miss, NotStored, Problem, Skip, Stored};
 use crate::clock::ClockMarker;
 use crate::compile;
 use crate::config::Config;
@@ -25,11 +26,9 @@ use crate::file_hash::{now_ns, FileHasher, Fingerprint};
 use crate::journal;
 use crate::key::{self, KeyInputs};
 use crate::manifest::InputPolicy;
-use crate::notice;
 use crate::paths::{replace_path, Anchors};
-use crate::pipeline::{exit_code, Outcome, Report};
-use crate::stats::{Delta, Stats};
-use crate::tiers::{Found, Source, Tiers};
+use crate::pipeline::exit_code;
+use crate::tiers::{Found, Tiers};
 
 use super::args::CcPlan;
 use super::identity::{self, CcCompiler};
@@ -56,6 +55,8 @@ struct Call<'a> {
     cwd: PathBuf,
     /// What the journal and `explain` call this compile: the source, anchored.
     name: String,
+    /// What the caller holds: output started, the tiers' events.
+    state: &'a CallState,
 }
 
 /// The compiler `invoked` resolved to a file, for running it unchanged.
@@ -69,25 +70,20 @@ pub fn serve(
     invoked: &str,
     args: &[String],
     plan: &CcPlan,
-    delta: &mut Delta,
-    report: &mut Report,
-) -> Outcome {
+    state: &CallState,
+) -> CallResult {
     let t0 = Instant::now();
     let Ok(cwd) = std::env::current_dir() else {
-        Stats::bump(&mut delta.errors, "no working directory");
-        report.reason = Some("no working directory".into());
-        return Outcome::RunUnchanged;
+        return CallResult::PassThrough(Skip::Problem(Problem::NoWorkingDirectory));
     };
     let path = match identity::resolve(invoked) {
         Ok(p) => p,
         Err(e) => {
             warn!(error = %e, "cannot find the C compiler; running it uncached");
-            Stats::bump(&mut delta.errors, "c compiler not found");
-            report.reason = Some("c compiler not found".into());
-            return Outcome::RunUnchanged;
+            return CallResult::PassThrough(Skip::Problem(Problem::CCompilerNotFound));
         }
     };
-    let tiers = Tiers::new(config);
+    let tiers = Tiers::new(config, state);
     let out_path = cwd.join(&plan.output);
     let out_dir = out_path.parent().unwrap_or(&cwd).to_path_buf();
     // No clock marker yet: a hit needs none (creating one costs a file's creation and
@@ -98,9 +94,7 @@ pub fn serve(
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "cannot identify the C compiler; running it uncached");
-            Stats::bump(&mut delta.errors, "compiler identification");
-            report.reason = Some("compiler identification failed".into());
-            return Outcome::RunUnchanged;
+            return CallResult::PassThrough(Skip::Problem(Problem::CompilerIdentification));
         }
     };
     let anchors = Anchors::discover(&cwd, Some(&out_dir), |k| std::env::var(k).ok());
@@ -116,8 +110,8 @@ pub fn serve(
         anchors,
         cwd,
         name,
+        state,
     };
-    report.reason = None;
     let env = |k: &str| std::env::var(k).ok();
     let remap = call.compiler.prefix_map;
     let pre_inputs = pre_key(
@@ -130,48 +124,32 @@ pub fn serve(
         &env,
     );
     let pre = pre_inputs.digest();
-    delta.cacheable_calls += 1;
-    report.pre_key = Some(pre);
     debug!(source = %call.name, key_us = t0.elapsed().as_micros() as u64, "c pre-key");
     if !config.recache {
         let started = Instant::now();
-        if let Some(found) = lookup(&call, &pre, delta) {
+        if let Some(found) = lookup(&call, &pre) {
             match restore(&call, &found) {
                 Ok(texts) => {
-                    crate::mark_output_started();
+                    state.start_output();
                     let meta = &found.head.meta;
                     let _ = replay(&call, meta, texts);
                     let millis = started.elapsed().as_millis() as u64;
-                    match found.source {
-                        Source::Local => delta.hits_local += 1,
-                        Source::Remote => delta.hits_remote += 1,
-                    }
-                    delta.bytes_read += found.head.len;
-                    delta.hit_millis += millis;
-                    delta.saved_millis += meta.compile_millis.saturating_sub(millis);
-                    report.outcome = match found.source {
-                        Source::Local => journal::Outcome::HitLocal,
-                        Source::Remote => journal::Outcome::HitRemote,
-                    };
                     debug!(source = %call.name, millis, "c hit");
-                    return Outcome::Exit(0);
+                    return CallResult::Hit(found.hit(pre, millis));
                 }
                 Err(e) => {
                     warn!(source = %call.name, error = %e, "restoring a hit failed; compiling");
-                    Stats::bump(&mut delta.errors, "restore failed");
+                    state.problem(Problem::RestoreFailed);
                 }
             }
         }
-        delta.misses += 1;
-        if call.tiers.remote_answered() {
-            delta.misses_remote += 1;
-        }
     }
-    let outcome = compile_and_store(&call, (&pre, &pre_inputs), delta, report);
-    if config.recache && report.reason.is_none() && report.outcome == journal::Outcome::Miss {
-        report.reason = Some("CACHET_RECACHE".into());
-    }
-    outcome
+    let lookup = Lookup {
+        pre_key: pre,
+        looked_up: !config.recache,
+        remote_answered: call.tiers.remote_answered(),
+    };
+    compile_and_store(&call, lookup, &pre_inputs)
 }
 
 /// A clock marker in the object's directory, strictly newer than the source: a build script
@@ -212,21 +190,15 @@ fn input_policy(call: &Call<'_>) -> InputPolicy {
 }
 
 /// The entry for the current inputs: L1's manifest first, the server's when L1 has none.
-fn lookup(call: &Call<'_>, pre: &Digest, delta: &mut Delta) -> Option<Found> {
+fn lookup(call: &Call<'_>, pre: &Digest) -> Option<Found> {
     let env = |name: &str| inputs::anchor_value(&call.anchors, name);
     let policy = input_policy(call);
-    let find = |m: &crate::manifest::Manifest| m.find_match(&policy, &call.hasher, &env).cloned();
-    let candidate = match find(&call.tiers.manifest(pre, false, &policy, delta)) {
-        Some(c) => c,
-        None if call.tiers.has_remote() => find(&call.tiers.manifest(pre, true, &policy, delta))?,
-        None => return None,
-    };
-    let entry_key = key::entry_key(pre, &candidate.files, &candidate.env);
+    let pick = |m: &crate::manifest::Manifest| m.find_match(&policy, &call.hasher, &env).cloned();
     let mut expected = vec![OBJECT.to_string()];
     if call.plan.user_depfile.is_some() {
         expected.push(DEPFILE.to_string());
     }
-    call.tiers.entry(&entry_key, &expected, delta)
+    call.tiers.find(pre, &policy, pick, &expected)
 }
 
 /// Writes the object (and the user's dependency file, moved to this checkout's paths),
@@ -295,19 +267,14 @@ fn prefix_map_args(anchors: &Anchors) -> Vec<OsString> {
         .collect()
 }
 
-fn compile_and_store(
-    call: &Call<'_>,
-    (pre, pre_inputs): (&Digest, &KeyInputs),
-    delta: &mut Delta,
-    report: &mut Report,
-) -> Outcome {
+fn compile_and_store(call: &Call<'_>, lookup: Lookup, pre_inputs: &KeyInputs) -> CallResult {
     let plan = call.plan;
     let out_dir = call.cwd.join(&plan.output);
     let out_dir = out_dir.parent().unwrap_or(&call.cwd);
     let marker = settled_marker(out_dir, &call.cwd.join(&plan.source));
     let hasher = FileHasher::new(Some(call.tiers.local.hash_records()), marker);
     let start_ns = now_ns();
-    crate::mark_output_started();
+    call.state.start_output();
     let mut args: Vec<OsString> = if call.compiler.prefix_map {
         prefix_map_args(&call.anchors)
     } else {
@@ -335,11 +302,10 @@ fn compile_and_store(
                 "error: cachet: failed to run {}: {e}",
                 call.path.to_string_lossy()
             );
-            Stats::bump(&mut delta.errors, "compiler failed to start");
-            return Outcome::Exit(1);
+            call.state.problem(Problem::CompilerFailedToStart);
+            return CallResult::NotStarted { lookup };
         }
     };
-    delta.compile_millis += compiled.millis;
     let depfile_text = match (&temp_depfile, &plan.user_depfile) {
         (Some(t), _) => {
             let text = fs::read_to_string(t);
@@ -350,39 +316,40 @@ fn compile_and_store(
         (None, None) => Some(String::new()),
     };
     if !compiled.status.success() {
-        delta.compile_failures += 1;
-        // Counted as a compile failure, not also as a miss: the journal records it so, and
-        // `cachet stats` agrees with it (build scripts' feature probes fail on purpose).
-        delta.misses = 0;
-        delta.misses_remote = 0;
-        report.outcome = journal::Outcome::CompileFailed;
-        return Outcome::Exit(exit_code(&compiled.status));
+        return CallResult::CompileFailed {
+            lookup,
+            compile_ms: compiled.millis,
+            code: exit_code(&compiled.status),
+        };
     }
     let result = store(
         call,
-        pre,
+        &lookup.pre_key,
         pre_inputs,
         &compiled,
         depfile_text,
         (start_ns, &hasher, marker.as_ref()),
-        delta,
     );
-    match result {
-        Ok(changes) => {
-            report.outcome = journal::Outcome::Miss;
-            report.changes = changes;
+    let (stored, changes) = match result {
+        Ok((stored, changes)) => (Ok(stored), changes),
+        Err(e) => {
+            match &e {
+                NotStored::Refused(reason) => info!(source = %call.name, reason, "not stored"),
+                NotStored::CacheWrite(e) => warn!(error = %e, "cannot write the local cache"),
+            }
+            (Err(e), None)
         }
-        Err(reason) => {
-            info!(source = %call.name, reason, "not stored");
-            report.outcome = journal::Outcome::MissNotStored;
-            report.reason = Some(reason.to_string());
-        }
-    }
-    Outcome::Exit(0)
+    };
+    CallResult::Miss(Miss {
+        lookup,
+        compile_ms: compiled.millis,
+        stored,
+        changes,
+    })
 }
 
-/// Keys and stores a successful compile; `Ok` holds what differs from the nearest earlier
-/// entry of the same source (for `explain`), `Err` why it was not stored (already counted).
+/// Keys and stores a successful compile; `Ok` holds the entry written and what differs from
+/// the nearest earlier entry of the same source (for `explain`), `Err` why it was not stored.
 fn store(
     call: &Call<'_>,
     pre: &Digest,
@@ -390,29 +357,25 @@ fn store(
     compiled: &compile::Compiled,
     depfile_text: Option<String>,
     (start_ns, hasher, marker): (i64, &FileHasher, Option<&ClockMarker>),
-    delta: &mut Delta,
-) -> Result<Option<Vec<crate::explain::Change>>, &'static str> {
+) -> Result<(Stored, Option<Vec<crate::explain::Change>>), NotStored> {
     let plan = call.plan;
-    let refuse = |delta: &mut Delta, reason: &'static str| {
-        Stats::bump(&mut delta.not_stored, reason);
-        Err(reason)
-    };
+    let refuse = |reason: &'static str| Err(NotStored::Refused(reason));
     let Some(depfile_text) = depfile_text else {
-        return refuse(delta, "dependency file unreadable");
+        return refuse("dependency file unreadable");
     };
     let deps = inputs::depfile_files(&depfile_text);
     let out_path = call.cwd.join(&plan.output);
     let Ok(before) = fs::metadata(&out_path) else {
-        return refuse(delta, "expected output missing");
+        return refuse("expected output missing");
     };
     let Ok(object) = fs::read(&out_path) else {
-        return refuse(delta, "expected output missing");
+        return refuse("expected output missing");
     };
     let unchanged = fs::metadata(&out_path)
         .map(|m| Fingerprint::of(&m) == Fingerprint::of(&before))
         .unwrap_or(false);
     if !unchanged || object.len() as u64 != before.len() {
-        return refuse(delta, "output modified while stored");
+        return refuse("output modified while stored");
     }
     let ctx = inputs::Context {
         plan,
@@ -425,7 +388,7 @@ fn store(
     };
     let candidate = match inputs::collect(&ctx, &deps, &object) {
         Ok(c) => c,
-        Err(reason) => return refuse(delta, reason),
+        Err(reason) => return refuse(reason),
     };
     let key = key::entry_key(pre, &candidate.files, &candidate.env);
     let changes = crate::explain::record_and_diff(
@@ -448,10 +411,10 @@ fn store(
     };
     let level = call.config.compression_level;
     let user_depfile = plan.user_depfile.as_ref().map(|_| depfile_text.as_bytes());
-    let write = |file: &mut fs::File| -> std::io::Result<u64> {
+    let write = |file: &mut fs::File| -> Result<u64, NotStored> {
         let to_io = |e: EntryError| match e {
-            EntryError::Compress(io) => io,
-            other => std::io::Error::other(other.to_string()),
+            EntryError::Compress(io) => NotStored::CacheWrite(io),
+            _ => NotStored::Refused("entry could not be encoded"),
         };
         let payload = object.len() as u64;
         let mut w = EntryWriter::new(
@@ -469,18 +432,11 @@ fn store(
         }
         w.finish(meta).map_err(to_io)
     };
-    match call.tiers.store(pre, &key, write, candidate, delta) {
-        Ok(len) => {
-            delta.entries_written += 1;
-            delta.bytes_written += len;
-            debug!(source = %call.name, %key, "c stored");
-            Ok(changes)
-        }
-        Err(e) => {
-            warn!(error = %e, "cannot write the local cache");
-            Stats::bump(&mut delta.errors, "cache write");
-            notice::warn_cache_unwritable(&call.config.dir, &e);
-            Err("cache write failed")
-        }
-    }
+    let bytes = call.tiers.store(pre, &key, write, candidate)?;
+    debug!(source = %call.name, %key, "c stored");
+    let stored = Stored {
+        bytes,
+        per_checkout: None,
+    };
+    Ok((stored, changes))
 }

@@ -10,7 +10,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use cachet_wrapper::call::CallState;
 use cachet_wrapper::config::Config;
+use cachet_wrapper::remote::RemoteError;
 use cachet_wrapper::reports::{self, Limits};
 use cachet_wrapper::stats::{self, Delta};
 use cachet_wrapper::tiers::Tiers;
@@ -29,13 +31,15 @@ pub struct FlushArgs {
 /// Uploads every pending object and sends every waiting call report.
 pub fn run(args: &FlushArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_env();
-    let tiers = Tiers::new(&config);
+    let state = CallState::default();
+    let tiers = Tiers::new(&config, &state);
     let mut delta = Delta::default();
     let uploads = if args.reports_only {
         Ok((0, 0))
     } else {
-        tiers.flush(&mut delta)
+        tiers.flush()
     };
+    cachet_wrapper::count_events(&state, &mut delta);
     let sent = config
         .remote
         .as_ref()
@@ -71,9 +75,14 @@ pub fn run(args: &FlushArgs) -> anyhow::Result<ExitCode> {
         Some(Err(e)) => {
             ok = false;
             if !args.quiet {
-                eprintln!(
-                    "warning: cachet: call reports not sent: {e}; they are kept for the next try"
-                );
+                // A token that may not report here cannot deliver them later either.
+                let fate = match e {
+                    RemoteError::Forbidden { .. } => {
+                        "the waiting ones were dropped (see `cachet stats`)"
+                    }
+                    _ => "they are kept for the next try",
+                };
+                eprintln!("warning: cachet: call reports not sent: {e}; {fate}");
             }
         }
     }

@@ -23,7 +23,8 @@ pub struct StatusArgs {
 /// Prints the status of the local cache and the server.
 pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_env();
-    let tiers = Tiers::new(&config);
+    let state = cachet_wrapper::call::CallState::default();
+    let tiers = Tiers::new(&config, &state);
     let (size, objects) = tiers.local.usage();
     let mut report = serde_json::json!({
         "local": {

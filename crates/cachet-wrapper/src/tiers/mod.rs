@@ -10,33 +10,32 @@
 //! Nothing read is trusted: an entry is checked against the key it was looked up under (L1 and
 //! L2 alike), an entry from the server is streamed into a temporary file and enters L1 only
 //! once checked, and a manifest from the server only suggests candidates (see manifest.rs).
-//! Whatever fails a check is a miss, counted, logged, warned about once, and not kept.
+//! Whatever fails a check is a miss, logged and not kept.
+//!
+//! The tiers count nothing and print nothing: what they observe (a server failure, a refused
+//! object, bytes moved, an upload queued) is recorded as an `Event` in the call's `CallState`,
+//! and `lib.rs` counts it and shows its warning once per build (see `call.rs`). The one thing
+//! they act on themselves is the breaker (the server's health, shared by every process).
+
+mod pending;
 
 use std::cell::{Cell, OnceCell};
 use std::fs;
 use std::io::{self, Read, Seek, Write};
-use std::path::PathBuf;
 
 use cachet_core::entry::{EntryError, EntryHead, ReadAt, BULK_MAX};
 use cachet_core::{wire, Digest};
 use tracing::{debug, warn};
 
+use crate::call::{CallState, Event, Hit, Notice, Problem};
 use crate::config::Config;
 use crate::local_store::{LocalStore, ObjectKind};
 use crate::manifest::{Candidate, InputPolicy, Manifest};
-use crate::notice;
 use crate::remote::{Breaker, Remote, RemoteError};
 use crate::signing::{SecretKey, Trust};
-use crate::stats::{Delta, Stats};
+use pending::Body;
 
-/// Where a hit came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// The local cache.
-    Local,
-    /// The shared server.
-    Remote,
-}
+pub use crate::call::Source;
 
 /// An entry's bytes: in memory when small (the common hit, read in one go), else the open
 /// file, read in chunks as it is restored.
@@ -80,6 +79,19 @@ pub struct Found {
     pub source: Source,
 }
 
+impl Found {
+    /// This entry as the hit of `pre_key`, restored in `restore_ms`.
+    pub fn hit(&self, pre_key: Digest, restore_ms: u64) -> Hit {
+        Hit {
+            pre_key,
+            source: self.source,
+            bytes: self.head.len,
+            restore_ms,
+            stored_compile_ms: self.head.meta.compile_millis,
+        }
+    }
+}
+
 /// A statistics label for an entry that failed its checks.
 fn refusal_label(err: &EntryError, source: Source) -> &'static str {
     match (err, source) {
@@ -120,6 +132,8 @@ pub struct Tiers<'a> {
     /// miss on the server only when the server was asked: a skipped or unreachable server is
     /// counted as an error, not as a server that lacked the entry.
     remote_answered: Cell<bool>,
+    /// Where what happened is recorded, for the caller to count and warn about.
+    state: &'a CallState,
 }
 
 fn key_of(kind: ObjectKind, digest: &Digest) -> String {
@@ -130,8 +144,8 @@ fn key_of(kind: ObjectKind, digest: &Digest) -> String {
 }
 
 impl<'a> Tiers<'a> {
-    /// The tiers of `config`.
-    pub fn new(config: &'a Config) -> Tiers<'a> {
+    /// The tiers of `config`, recording what happens in `state`.
+    pub fn new(config: &'a Config, state: &'a CallState) -> Tiers<'a> {
         Tiers {
             local: LocalStore::new(&config.dir, config.cache_size),
             config,
@@ -139,6 +153,7 @@ impl<'a> Tiers<'a> {
             breaker: Breaker::new(&config.dir),
             signer: OnceCell::new(),
             remote_answered: Cell::new(false),
+            state,
         }
     }
 
@@ -151,11 +166,10 @@ impl<'a> Tiers<'a> {
                 SecretKey::load(path)
                     .map_err(|e| {
                         warn!(error = %e, "signing key");
-                        notice::warn_once(
-                            &self.config.dir,
-                            "signing key",
-                            &format!("{e}; results are not signed"),
-                        );
+                        self.state.record(Event::Notice(Notice::Once {
+                            topic: "signing key",
+                            message: format!("{e}; results are not signed"),
+                        }));
                     })
                     .ok()
             })
@@ -166,15 +180,26 @@ impl<'a> Tiers<'a> {
         Trust::new(&self.config.trusted_keys)
     }
 
-    /// Counts, logs and warns once about an object from the server that was refused.
-    fn refuse(&self, label: &'static str, what: &str, delta: &mut Delta) {
+    /// Logs an object from the server that was refused, and records it with its warning.
+    fn refuse(&self, label: &'static str, what: &str) {
         warn!(label, "refused an object from the server");
-        Stats::bump(&mut delta.errors, label);
-        notice::warn_once(
-            &self.config.dir,
-            label,
-            &format!("the cache server sent {what} that was refused ({label}); compiling instead"),
-        );
+        let message =
+            format!("the cache server sent {what} that was refused ({label}); compiling instead");
+        self.state.record(Event::Problem(
+            Problem::Refused(label),
+            Some(Notice::Once {
+                topic: label,
+                message,
+            }),
+        ));
+    }
+
+    /// Records that the local cache could not be written, with its warning.
+    fn unwritable(&self, err: io::Error) {
+        self.state.record(Event::Problem(
+            Problem::CacheWrite,
+            Some(Notice::CacheUnwritable(err)),
+        ));
     }
 
     /// True when a server is configured.
@@ -189,17 +214,17 @@ impl<'a> Tiers<'a> {
     }
 
     /// The server client, unless none is configured or a recent failure says to skip it.
-    fn remote(&self, delta: &mut Delta) -> Option<&Remote> {
+    fn remote(&self) -> Option<&Remote> {
         let rc = self.config.remote.as_ref()?;
         if self.breaker.is_down() {
-            Stats::bump(&mut delta.errors, "server skipped after a recent failure");
+            self.state.problem(Problem::ServerSkipped);
             return None;
         }
         if self.client.get().is_none() {
             let client = match Remote::new(rc.clone()) {
-                Ok(r) => self.probe(r, delta),
+                Ok(r) => self.probe(r),
                 Err(e) => {
-                    self.report(&e, delta);
+                    self.report(&e);
                     None
                 }
             };
@@ -211,13 +236,13 @@ impl<'a> Tiers<'a> {
     /// Unless a recent success says the server answers, finds out with one request, one
     /// process at a time: a build's parallel first calls then cost one wait on a dead or
     /// silent server, not one each.
-    fn probe(&self, remote: Remote, delta: &mut Delta) -> Option<Remote> {
+    fn probe(&self, remote: Remote) -> Option<Remote> {
         if self.breaker.is_up() {
             return Some(remote);
         }
         let _guard = crate::local_store::lock(&self.config.dir, "remote-probe").ok();
         if self.breaker.is_down() {
-            Stats::bump(&mut delta.errors, "server skipped after a recent failure");
+            self.state.problem(Problem::ServerSkipped);
             return None;
         }
         if self.breaker.is_up() {
@@ -229,16 +254,19 @@ impl<'a> Tiers<'a> {
                 Some(remote)
             }
             Err(e) => {
-                self.report(&e, delta);
+                self.report(&e);
                 None
             }
         }
     }
 
-    /// Counts, logs and remembers a server failure, warning once per build.
-    fn report(&self, err: &RemoteError, delta: &mut Delta) {
+    /// Logs a server failure, records it with its warning, and trips the breaker when the
+    /// failure says the server is not worth asking for a while. The breaker is the tiers' own
+    /// state (the server's health, shared by every wrapper process): it is written at once,
+    /// not when the call ends, so that the calls cargo starts meanwhile skip a dead server
+    /// instead of each waiting for its timeout.
+    fn report(&self, err: &RemoteError) {
         warn!(error = %err, "shared cache server");
-        Stats::bump(&mut delta.errors, err.label());
         if err.trips_breaker() || matches!(err, RemoteError::Forbidden { scope: "write", .. }) {
             let _ = self.breaker.trip(err);
         }
@@ -248,32 +276,50 @@ impl<'a> Tiers<'a> {
             }
             _ => "; building with the local cache only (run `cachet status` to check the server)",
         };
-        notice::warn_once(&self.config.dir, err.label(), &format!("{err}{advice}"));
+        self.state.record(Event::Problem(
+            Problem::Server(err.label()),
+            Some(Notice::Once {
+                topic: err.label(),
+                message: format!("{err}{advice}"),
+            }),
+        ));
+    }
+
+    /// The entry for the current inputs of `pre`, holding exactly `outputs`: the candidate
+    /// `pick` chooses from L1's manifest, or from the server's when L1 has none.
+    pub fn find(
+        &self,
+        pre: &Digest,
+        policy: &InputPolicy,
+        pick: impl Fn(&Manifest) -> Option<Candidate>,
+        outputs: &[String],
+    ) -> Option<Found> {
+        let candidate = match pick(&self.manifest(pre, false, policy)) {
+            Some(c) => c,
+            None if self.has_remote() => pick(&self.manifest(pre, true, policy))?,
+            None => return None,
+        };
+        let entry_key = crate::key::entry_key(pre, &candidate.files, &candidate.env);
+        self.entry(&entry_key, outputs)
     }
 
     /// The manifest for `pre`, from L1, merged with the server's when `ask_remote`. The
     /// server's candidates that name a file `policy` refuses are dropped before anything is
     /// hashed or kept.
-    pub fn manifest(
-        &self,
-        pre: &Digest,
-        ask_remote: bool,
-        policy: &InputPolicy,
-        delta: &mut Delta,
-    ) -> Manifest {
+    pub fn manifest(&self, pre: &Digest, ask_remote: bool, policy: &InputPolicy) -> Manifest {
         let mut local = match self.local.get(ObjectKind::Manifest, pre) {
             Ok(Some(bytes)) => Manifest::decode(&bytes),
             Ok(None) => Manifest::default(),
             Err(e) => {
                 warn!(error = %e, "cannot read the local cache");
-                Stats::bump(&mut delta.errors, "cache read");
+                self.state.problem(Problem::CacheRead);
                 Manifest::default()
             }
         };
         if !ask_remote {
             return local;
         }
-        let Some(remote) = self.remote(delta) else {
+        let Some(remote) = self.remote() else {
             return local;
         };
         let answer = remote.get(&key_of(ObjectKind::Manifest, pre));
@@ -282,32 +328,30 @@ impl<'a> Tiers<'a> {
         match answer {
             Ok(Some(bytes)) => {
                 self.breaker.reset();
-                delta.bytes_downloaded += bytes.len() as u64;
+                self.state.record(Event::Downloaded(bytes.len() as u64));
                 let json = match self.trust().check_manifest(pre, &bytes) {
                     Ok(json) => json,
                     Err(refusal) => {
-                        self.refuse(refusal.manifest_label(), "a manifest", delta);
+                        self.refuse(refusal.manifest_label(), "a manifest");
                         return local;
                     }
                 };
                 let mut theirs = Manifest::decode(json);
                 if let Some(refused) = policy.retain_suitable(&mut theirs) {
                     warn!(%pre, path = %refused, "the server's manifest names a file that is not an input");
-                    Stats::bump(
-                        &mut delta.errors,
-                        "manifest from server names an unsuitable file",
-                    );
-                    notice::warn_once(
-                        &self.config.dir,
-                        "unsuitable manifest",
-                        &format!("the cache server's manifest names {refused}, which cannot be an input of this crate; ignored"),
-                    );
+                    self.state.record(Event::Problem(
+                        Problem::UnsuitableManifest,
+                        Some(Notice::Once {
+                            topic: "unsuitable manifest",
+                            message: format!("the cache server's manifest names {refused}, which cannot be an input of this crate; ignored"),
+                        }),
+                    ));
                 }
                 // Keep what the server knows locally too, so the next lookup needs no request.
                 if !theirs.candidates.is_empty() {
                     let merged = self.local.update_manifest(pre, |m| m.merge(theirs.clone()));
                     if merged.is_err() {
-                        Stats::bump(&mut delta.errors, "cache write");
+                        self.state.problem(Problem::CacheWrite);
                     }
                 }
                 local.merge(theirs);
@@ -315,7 +359,7 @@ impl<'a> Tiers<'a> {
             }
             Ok(None) => local,
             Err(e) => {
-                self.report(&e, delta);
+                self.report(&e);
                 local
             }
         }
@@ -324,7 +368,7 @@ impl<'a> Tiers<'a> {
     /// The entry stored under `key` holding exactly the files `outputs`, from L1 or else from
     /// the server (which then fills L1). An entry that fails its checks is removed (L1) or not
     /// kept (L2) and counted; it is never returned.
-    pub fn entry(&self, key: &Digest, outputs: &[String], delta: &mut Delta) -> Option<Found> {
+    pub fn entry(&self, key: &Digest, outputs: &[String]) -> Option<Found> {
         match self.local.open(ObjectKind::Entry, key) {
             Ok(Some(file)) => {
                 let checked = EntryData::load(file)
@@ -341,14 +385,15 @@ impl<'a> Tiers<'a> {
                         }
                         Err(label) => {
                             warn!(%key, label, "removing an entry that does not fit this compile");
-                            Stats::bump(&mut delta.errors, label);
+                            self.state.problem(Problem::Refused(label));
                             self.local.remove(ObjectKind::Entry, key);
                             return None;
                         }
                     },
                     Err(err) => {
                         warn!(%key, error = %err, "removing an entry that fails its checks");
-                        Stats::bump(&mut delta.errors, refusal_label(&err, Source::Local));
+                        self.state
+                            .problem(Problem::Refused(refusal_label(&err, Source::Local)));
                         self.local.remove(ObjectKind::Entry, key);
                     }
                 }
@@ -356,15 +401,14 @@ impl<'a> Tiers<'a> {
             Ok(None) => {}
             Err(e) => {
                 warn!(error = %e, "cannot read the local cache");
-                Stats::bump(&mut delta.errors, "cache read");
+                self.state.problem(Problem::CacheRead);
             }
         }
-        let remote = self.remote(delta)?;
+        let remote = self.remote()?;
         let (tmp, mut file) = match self.local.temp_for(ObjectKind::Entry, key) {
             Ok(t) => t,
             Err(err) => {
-                Stats::bump(&mut delta.errors, "cache write");
-                notice::warn_cache_unwritable(&self.config.dir, &err);
+                self.unwritable(err);
                 return None;
             }
         };
@@ -374,12 +418,12 @@ impl<'a> Tiers<'a> {
         let found = match answer {
             Ok(Some(n)) => {
                 self.breaker.reset();
-                delta.bytes_downloaded += n;
-                self.adopt_download(key, outputs, &tmp, file, delta)
+                self.state.record(Event::Downloaded(n));
+                self.adopt_download(key, outputs, &tmp, file)
             }
             Ok(None) => None,
             Err(e) => {
-                self.report(&e, delta);
+                self.report(&e);
                 None
             }
         };
@@ -396,7 +440,6 @@ impl<'a> Tiers<'a> {
         outputs: &[String],
         tmp: &std::path::Path,
         file: fs::File,
-        delta: &mut Delta,
     ) -> Option<Found> {
         let checked = EntryData::load(file)
             .map_err(EntryError::Restore)
@@ -405,21 +448,20 @@ impl<'a> Tiers<'a> {
             Ok(c) => c,
             Err(err) => {
                 warn!(%key, error = %err, "the server sent an entry that fails its checks");
-                self.refuse(refusal_label(&err, Source::Remote), "an entry", delta);
+                self.refuse(refusal_label(&err, Source::Remote), "an entry");
                 return None;
             }
         };
         if let Err(refusal) = self.trust().check_entry(&head) {
-            self.refuse(refusal.entry_label(), "an entry", delta);
+            self.refuse(refusal.entry_label(), "an entry");
             return None;
         }
         if let Err(label) = check_outputs(&head, outputs) {
-            self.refuse(label, "an entry", delta);
+            self.refuse(label, "an entry");
             return None;
         }
         if let Err(err) = self.local.adopt(ObjectKind::Entry, key, tmp, head.len) {
-            Stats::bump(&mut delta.errors, "cache write");
-            notice::warn_cache_unwritable(&self.config.dir, &err);
+            self.unwritable(err);
         }
         Some(Found {
             head,
@@ -428,29 +470,30 @@ impl<'a> Tiers<'a> {
         })
     }
 
-    /// Stores a new entry (streamed into L1 by `write_entry`, which returns its length) and its
-    /// manifest candidate, then uploads both. Returns the entry's length.
-    pub fn store(
+    /// Stores a new entry (streamed into L1 by `write_entry`, which returns its length, or why
+    /// it gave up) and its manifest candidate, then uploads both. Returns the entry's length.
+    pub fn store<E: From<io::Error>>(
         &self,
         pre: &Digest,
         key: &Digest,
-        write_entry: impl FnOnce(&mut fs::File) -> io::Result<u64>,
+        write_entry: impl FnOnce(&mut fs::File) -> Result<u64, E>,
         candidate: Candidate,
-        delta: &mut Delta,
-    ) -> io::Result<u64> {
+    ) -> Result<u64, E> {
         let signer = self.signer();
-        let len = self.local.put_with(ObjectKind::Entry, key, |file| {
-            let len = write_entry(file)?;
-            match signer {
-                Some(signer) => {
-                    // The entry was just written here: its checksum is the one to sign.
-                    let checksum = EntryHead::stored_checksum(&*file)?;
-                    file.write_all(&signer.sign_entry(&checksum).to_trailer())?;
-                    Ok(len + cachet_core::entry::SIG_LEN as u64)
+        let len = self
+            .local
+            .put_with(ObjectKind::Entry, key, |file| -> Result<u64, E> {
+                let len = write_entry(file)?;
+                match signer {
+                    Some(signer) => {
+                        // The entry was just written here: its checksum is the one to sign.
+                        let checksum = EntryHead::stored_checksum(&*file)?;
+                        file.write_all(&signer.sign_entry(&checksum).to_trailer())?;
+                        Ok(len + cachet_core::entry::SIG_LEN as u64)
+                    }
+                    None => Ok(len),
                 }
-                None => Ok(len),
-            }
-        })?;
+            })?;
         let manifest = self.local.update_manifest(pre, |m| m.add(candidate))?;
         let manifest = match signer {
             Some(signer) => signer.sign_manifest(pre, &manifest),
@@ -459,13 +502,10 @@ impl<'a> Tiers<'a> {
         if self.has_remote() {
             // Streamed from L1: the entry is never held in memory whole.
             match self.local.open(ObjectKind::Entry, key) {
-                Ok(Some(entry)) => self.upload(
-                    &[
-                        (ObjectKind::Entry, *key, Body::File(entry)),
-                        (ObjectKind::Manifest, *pre, Body::Bytes(manifest)),
-                    ],
-                    delta,
-                ),
+                Ok(Some(entry)) => self.upload(&[
+                    (ObjectKind::Entry, *key, Body::File(entry)),
+                    (ObjectKind::Manifest, *pre, Body::Bytes(manifest)),
+                ]),
                 // Evicted already (a tiny cache): the server simply does not get it.
                 _ => debug!(%key, "entry gone from L1 before its upload"),
             }
@@ -473,11 +513,11 @@ impl<'a> Tiers<'a> {
         Ok(len)
     }
 
-    fn upload(&self, objects: &[(ObjectKind, Digest, Body)], delta: &mut Delta) {
+    fn upload(&self, objects: &[(ObjectKind, Digest, Body)]) {
         let remote = if self.breaker.is_read_only() {
             None
         } else {
-            self.remote(delta)
+            self.remote()
         };
         let Some(remote) = remote else {
             for (kind, digest, _) in objects {
@@ -489,133 +529,20 @@ impl<'a> Tiers<'a> {
         remote.new_phase();
         for (i, (kind, digest, body)) in objects.iter().enumerate() {
             match body.put(remote, &key_of(*kind, digest)) {
-                Ok(len) => {
-                    delta.uploads += 1;
-                    delta.bytes_uploaded += len;
-                }
+                Ok(len) => self.state.record(Event::Uploaded(len)),
                 Err(e) => {
-                    self.report(&e, delta);
+                    self.report(&e);
                     if !matches!(e, RemoteError::Forbidden { .. }) {
                         for (kind, digest, _) in &objects[i..] {
                             self.mark_pending(*kind, digest);
                         }
-                        delta.upload_failures += 1;
+                        self.state.record(Event::UploadQueued);
                     }
                     return;
                 }
             }
         }
         self.breaker.reset();
-        self.drain_pending(remote, DRAIN_PER_CALL, delta);
+        self.drain_pending(remote, DRAIN_PER_CALL);
     }
-
-    fn pending_dir(&self) -> PathBuf {
-        self.config.dir.join("v1/pending")
-    }
-
-    fn mark_pending(&self, kind: ObjectKind, digest: &Digest) {
-        let prefix = match kind {
-            ObjectKind::Entry => "e",
-            ObjectKind::Manifest => "m",
-        };
-        let dir = self.pending_dir();
-        let _ = fs::create_dir_all(&dir)
-            .and_then(|()| fs::write(dir.join(format!("{prefix}-{digest}")), b""));
-    }
-
-    /// Uploads up to `max` pending objects; returns how many were uploaded.
-    pub fn drain_pending(&self, remote: &Remote, max: usize, delta: &mut Delta) -> usize {
-        let Ok(dir) = fs::read_dir(self.pending_dir()) else {
-            return 0;
-        };
-        let mut done = 0;
-        for marker in dir.flatten().take(max) {
-            let name = marker.file_name().to_string_lossy().into_owned();
-            let Some((kind, digest)) = parse_pending(&name) else {
-                let _ = fs::remove_file(marker.path());
-                continue;
-            };
-            // An object evicted locally meanwhile has nothing left to upload.
-            let body = match kind {
-                ObjectKind::Entry => self
-                    .local
-                    .open(kind, &digest)
-                    .ok()
-                    .flatten()
-                    .map(Body::File),
-                ObjectKind::Manifest => self
-                    .local
-                    .get(kind, &digest)
-                    .ok()
-                    .flatten()
-                    .map(Body::Bytes),
-            };
-            if let Some(body) = body {
-                match body.put(remote, &key_of(kind, &digest)) {
-                    Ok(len) => {
-                        delta.uploads += 1;
-                        delta.bytes_uploaded += len;
-                        done += 1;
-                    }
-                    Err(e) => {
-                        self.report(&e, delta);
-                        return done;
-                    }
-                }
-            }
-            let _ = fs::remove_file(marker.path());
-        }
-        debug!(done, "pending uploads drained");
-        done
-    }
-
-    /// Uploads every pending object (`cachet flush`). Returns (uploaded, still pending).
-    pub fn flush(&self, delta: &mut Delta) -> Result<(usize, usize), RemoteError> {
-        let rc = self.config.remote.clone().ok_or_else(|| {
-            RemoteError::Config("no server configured (set CACHET_SERVER)".into())
-        })?;
-        let remote = Remote::new(rc)?;
-        let uploaded = self.drain_pending(&remote, usize::MAX, delta);
-        Ok((uploaded, self.pending_count()))
-    }
-
-    /// Objects waiting for upload.
-    pub fn pending_count(&self) -> usize {
-        fs::read_dir(self.pending_dir())
-            .map(|d| d.count())
-            .unwrap_or(0)
-    }
-}
-
-/// What an upload sends: an entry streamed from its file, or a small object from memory.
-enum Body {
-    File(fs::File),
-    Bytes(Vec<u8>),
-}
-
-impl Body {
-    /// Uploads the object; returns its length.
-    fn put(&self, remote: &Remote, key: &str) -> Result<u64, RemoteError> {
-        match self {
-            Body::File(f) => {
-                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                remote.put_file(key, f)?;
-                Ok(len)
-            }
-            Body::Bytes(b) => {
-                remote.put(key, b)?;
-                Ok(b.len() as u64)
-            }
-        }
-    }
-}
-
-fn parse_pending(name: &str) -> Option<(ObjectKind, Digest)> {
-    let (kind, hex) = name.split_once('-')?;
-    let kind = match kind {
-        "e" => ObjectKind::Entry,
-        "m" => ObjectKind::Manifest,
-        _ => return None,
-    };
-    Some((kind, hex.parse().ok()?))
 }
