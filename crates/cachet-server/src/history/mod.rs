@@ -50,8 +50,6 @@ pub const SAVE_PERIOD: Duration = Duration::from_secs(10);
 pub const HOUR_MS: u64 = 3_600_000;
 /// Milliseconds in a day.
 pub const DAY_MS: u64 = 24 * HOUR_MS;
-/// The name distinct names fold into once a bucket holds its cap of them.
-pub const OTHER: &str = "(other)";
 
 /// How much history is kept.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use cachet_core::report::{CallReport, MissCause, Outcome};
 use serde::{Deserialize, Serialize};
 
-use super::OTHER;
+/// The name distinct names fold into once a bucket holds its cap of them.
+pub const OTHER: &str = "(other)";
 
 /// `a.f += b.f` for each named counter: the sums below are all field by field.
 macro_rules! add_fields {

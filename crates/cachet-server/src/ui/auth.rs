@@ -6,7 +6,7 @@ use http::{header, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::{esc, html, layout, PageResult, Params};
+use super::html::{esc, html, layout, PageResult, Params};
 use crate::auth::Scope;
 use crate::dashboard::{self, COOKIE};
 use crate::error::ApiError;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{date, esc};
+use super::html::{date, esc};
 
 /// An SVG chart of one value per bucket: bars, or a line with dots. `max` None = the largest.
 pub(super) fn chart(

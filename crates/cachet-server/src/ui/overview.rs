@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use super::charts::chart;
+use super::html::{cards, duration, esc, layout, range_links, rate, Params};
 use super::tables::causes_table;
-use super::{cards, duration, esc, layout, range_links, rate, Params};
 use crate::dashboard::{self, Point};
 use crate::history::{self, History, Query, DAY_MS, OTHER};
 

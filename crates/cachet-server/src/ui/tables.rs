@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{cards, date, duration, esc, layout, range_links, rate, Params};
+use super::html::{cards, date, duration, esc, layout, range_links, rate, Params};
 use crate::dashboard::{self, CrateRow};
 use crate::history::{History, Query, Stats, OTHER};
 

@@ -1,9 +1,9 @@
 //! Rendering checks on generated history.
 
+use super::html::{esc, Params};
 use super::overview::overview;
 use super::tables::{clients, crates};
-use super::*;
-use crate::history::{self, Bucket, CauseStats, History, Limits, NsBucket, Query, DAY_MS};
+use crate::history::{self, Bucket, CauseStats, History, Limits, NsBucket, Query, Stats, DAY_MS};
 use cachet_core::report::MissCause;
 
 fn stats(seed: u64) -> Stats {
