@@ -383,16 +383,13 @@ async fn take_upload_memory(
     }
 }
 
-/// `/metrics` (Prometheus text) or `/stats` (JSON).
+/// `/metrics` (OpenMetrics text) or `/stats` (JSON).
 fn ops_document(state: &AppState, route: &Route) -> Response<Body> {
     if *route == Route::Stats {
         return json(StatusCode::OK, &state.metrics.stats(state.store.as_ref()));
     }
     Response::builder()
-        .header(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )
+        .header(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
         .body(full(state.metrics.render(state.store.as_ref())))
         .unwrap_or_else(|_| Response::new(empty()))
 }

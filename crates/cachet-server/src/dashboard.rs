@@ -419,13 +419,12 @@ pub fn series(range: &history::Range, q: &Query) -> Vec<Point> {
 
 /// What the storage page and `/_api/v1/storage` show.
 pub fn storage(state: &AppState, range: &history::Range) -> Value {
-    let mut tiers = Vec::new();
-    state.store.tiers(&mut tiers);
+    let report = state.store.report();
     let e = range.evictions;
     json!({
-        "usage": state.store.usage(),
-        "tiers": tiers,
-        "uploads": state.store.uploads(),
+        "usage": report.usage,
+        "tiers": report.tiers,
+        "uploads": report.uploads,
         "evictions": {
             "count": e.count,
             "bytes": e.bytes,

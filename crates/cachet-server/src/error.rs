@@ -13,6 +13,9 @@ use crate::http_util::{full, Body, BodyError};
 use crate::route::RouteError;
 use crate::storage::StoreError;
 
+/// Kept here for the HTTP layer's callers; the function lives in the leaf [`crate::cause`].
+pub use crate::cause::chain;
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -168,18 +171,6 @@ fn missing_scope_message(scope: &str, namespace: Option<&str>) -> String {
              use a token with {scope} on every namespace"
         ),
     }
-}
-
-/// An error and its causes, joined by ": ".
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut s = err.to_string();
-    let mut cur = err.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 impl From<BodyError> for ApiError {

@@ -9,10 +9,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod cause;
 pub mod config;
 pub mod conn;
 pub mod dashboard;
 pub mod error;
+pub mod histogram;
 pub mod history;
 pub mod http_util;
 pub mod metrics;
@@ -172,7 +174,7 @@ pub fn prune_from_args(args: &PruneArgs) -> anyhow::Result<()> {
         .build()
         .context("failed to start the async runtime")?;
     let removed = runtime.block_on(async {
-        let store = storage::open_for_prune(&config.storage)
+        let store = storage::open::open_for_prune(&config.storage)
             .with_context(|| format!("failed to open the storage {}", config.storage))?;
         while !store.usage().index_ready {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -211,7 +213,7 @@ fn reload_on_sighup(args: ServerArgs) -> anyhow::Result<tokio::sync::mpsc::Recei
                         }
                     }
                     Err(err) => tracing::error!(
-                        cause = %error::chain(&err),
+                        cause = %cause::chain(&err),
                         "failed to reload: keeping the previous tokens and TLS certificate"
                     ),
                 }

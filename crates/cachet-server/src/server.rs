@@ -48,7 +48,7 @@ pub enum ServerError {
 
 /// Opens the store a configuration asks for (needs a Tokio runtime).
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-    crate::storage::open(&config.storage, config.max_size, config.max_age)
+    crate::storage::open::open(&config.storage, config.max_size, config.max_age)
 }
 
 /// Serves on `listener` until `shutdown` resolves, then drains connections and returns.
@@ -103,6 +103,7 @@ pub async fn run_with_reload(
     tracing::info!("dashboard: {scheme}://{shown}/ui");
     let metrics = Arc::new(Metrics::default());
     metrics.set_max_connections(max_connections);
+    metrics.close_reasons(CloseReason::ALL.map(CloseReason::label));
     let (history, history_upkeep) =
         crate::history::shared::start(&config.storage, local, store.clone()).await;
     let state = Arc::new(AppState {
@@ -202,14 +203,14 @@ pub async fn run_with_reload(
                     }
                     Err(_) => {
                         tracing::debug!(%peer, "TLS handshake timed out");
-                        task.state.metrics.connection_closed_for(CloseReason::HandshakeTimeout);
+                        task.state.metrics.connection_closed_for(CloseReason::HandshakeTimeout.label());
                         return;
                     }
                 },
                 reason = conn::watchdog(task.slot.activity(), task.limits) => {
                     // Only shedding: the handshake timeout is shorter than the header timeout
                     // in any sane configuration, and bounds the handshake either way.
-                    task.state.metrics.connection_closed_for(reason);
+                    task.state.metrics.connection_closed_for(reason.label());
                     return;
                 }
             };
@@ -254,7 +255,7 @@ fn reload(state: &AppState, acceptor: &mut Option<tokio_rustls::TlsAcceptor>, ne
             Ok(a) => Some(a),
             Err(err) => {
                 tracing::error!(
-                    cause = %crate::error::chain(&err),
+                    cause = %crate::cause::chain(&err),
                     "failed to reload: keeping the previous tokens and TLS certificate"
                 );
                 return;
@@ -343,7 +344,7 @@ impl Connection {
         let result = tokio::select! {
             result = conn.as_mut() => result,
             reason = conn::watchdog(&activity, self.limits) => {
-                self.state.metrics.connection_closed_for(reason);
+                self.state.metrics.connection_closed_for(reason.label());
                 tracing::debug!(%peer, reason = reason.label(), "closing the connection");
                 if activity.served() {
                     // Nothing is in flight: give a live HTTP/2 peer its GOAWAY, no more.
@@ -381,7 +382,7 @@ async fn prune_loop(store: Arc<dyn Store>, max_age: Duration) {
         match store.prune(max_age).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(objects = n, "pruned objects past the maximum age"),
-            Err(err) => tracing::warn!(cause = %crate::error::chain(&err), "failed to prune"),
+            Err(err) => tracing::warn!(cause = %crate::cause::chain(&err), "failed to prune"),
         }
     }
 }

@@ -210,3 +210,20 @@ fn a_closed_stdout_ends_every_printing_command_quietly() {
         assert_eq!(stderr, "", "{args:?}");
     }
 }
+
+/// `cachet server --help` and `cachet server prune --help`: every flag, its variable and its
+/// default as an operator reads them. The flags are declared in the binary and the defaults
+/// come from the server library's one `Defaults`: a change on either side shows up here.
+#[test]
+fn server_help_names_every_flag_variable_and_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, args) in [
+        ("server-help", &["server", "--help"][..]),
+        ("server-prune-help", &["server", "prune", "--help"][..]),
+    ] {
+        let out = cachet(tmp.path(), args, &[]);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        settings(tmp.path()).bind(|| insta::assert_snapshot!(name, text));
+    }
+}

@@ -285,7 +285,7 @@ pub async fn start(
     });
     // The shared tier opened on its own: reads must reach it, not the local tier's copy, and
     // shards are written without the objects' TTL.
-    let shards = shared_spec(spec).and_then(|s| match crate::storage::open(s, u64::MAX, None) {
+    let shards = shared_spec(spec).and_then(|s| match crate::storage::open::open(s, u64::MAX, None) {
         Ok(store) => Some(Arc::new(Shards::new(store, &history, &replica_name(local)))),
         Err(err) => {
             tracing::warn!(cause = %crate::error::chain(&err), "the dashboard history is not shared with other replicas");

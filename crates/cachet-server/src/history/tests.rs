@@ -136,7 +136,7 @@ fn a_late_report_counts_on_its_own_day_and_one_past_the_window_is_dropped() {
 #[tokio::test]
 async fn replicas_sharing_a_store_show_one_history() {
     use super::shared::Shards;
-    let store = crate::storage::open(&crate::config::StorageSpec::Ephemeral, u64::MAX, None)
+    let store = crate::storage::open::open(&crate::config::StorageSpec::Ephemeral, u64::MAX, None)
         .expect("store");
     let a = History::in_memory(Limits::default());
     let b = History::in_memory(Limits::default());

@@ -13,12 +13,10 @@
 pub mod disk;
 pub mod open;
 pub mod redis;
+pub mod report;
 pub mod s3;
 pub mod tier;
 pub mod tiered;
-
-pub use open::{open, open_for_prune};
-pub use tier::TierReport;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -27,6 +25,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
+
+pub use report::{StoreReport, TierReport, UploadStats, Usage};
 
 /// A boxed future, so the trait stays object-safe (`Arc<dyn Store>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -75,27 +75,6 @@ pub trait Upload: Send {
     /// them against `--upload-memory` after every chunk, so every store's buffering is bounded
     /// by the same budget: a disk write buffer, a Redis value assembled whole, an S3 part.
     fn buffered(&self) -> u64;
-}
-
-/// Sizes and counters a store reports for `/metrics` and `/stats`.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct Usage {
-    /// Bytes stored (objects known to the index).
-    pub stored_bytes: u64,
-    /// Objects stored (known to the index).
-    pub objects: u64,
-    /// The size limit.
-    pub max_size: u64,
-    /// Objects evicted to stay under the size limit.
-    pub evictions: u64,
-    /// Bytes of those objects.
-    pub evicted_bytes: u64,
-    /// Sum of their ages since last use at eviction, in milliseconds (for the dashboard).
-    pub evicted_age_ms: u64,
-    /// Objects pruned for exceeding the maximum age.
-    pub pruned: u64,
-    /// True once the start-up scan of existing objects has finished.
-    pub index_ready: bool,
 }
 
 /// A storage operation failed.
@@ -171,18 +150,17 @@ pub trait Store: Send + Sync + 'static {
     /// a disk reader keeps its open file, a Redis value is read in one command, and an S3 GET
     /// in progress is not affected by a delete.
     fn prune(&self, older_than: Duration) -> BoxFuture<'_, Result<u64, StoreError>>;
-    /// Current sizes and counters.
+    /// Current sizes and counters (cheap: polled by `cachet server prune` and the history).
     fn usage(&self) -> Usage;
-    /// Adds one report per tier (hits, misses, errors, latency) for `/metrics` and `/stats`.
-    /// Only the [`tier::Tier`] wrapper and stores that contain tiers report anything.
-    fn tiers(&self, _out: &mut Vec<TierReport>) {}
+    /// Everything the store reports for `/metrics`, `/stats` and the dashboard: its sizes, and
+    /// one entry per tier (only the [`tier::Tier`] wrapper and stores made of tiers have
+    /// any), and a chain's upload queue.
+    fn report(&self) -> StoreReport {
+        StoreReport::of_usage(self.usage())
+    }
     /// The largest object this store takes when it has a limit of its own (Redis's value
     /// size), with the backend's name: a larger upload is refused before its body is buffered.
     fn max_upload(&self) -> Option<(&'static str, u64)> {
-        None
-    }
-    /// Upload-queue counters of a tiered store, if this is one.
-    fn uploads(&self) -> Option<tiered::UploadStats> {
         None
     }
 }

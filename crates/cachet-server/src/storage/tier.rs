@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::report::{StoreReport, TierReport};
 use super::{BoxFuture, Object, ObjectId, ObjectMeta, Store, StoreError, Upload, Usage};
-use crate::metrics::Histogram;
+use crate::histogram::Histogram;
 
 /// Longest wait for one call to a shared tier (a GET until the body starts, a chunk of an
 /// upload, a commit).
@@ -36,32 +37,6 @@ const GET: usize = 0;
 const HEAD: usize = 1;
 const PUT: usize = 2;
 const DELETE: usize = 3;
-
-/// One tier's counters, as reported to `/metrics` and `/stats`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TierReport {
-    /// `local` (the bounded tier in front), or `shared` (Redis or S3).
-    pub tier: &'static str,
-    /// `dir`, `redis` or `s3`.
-    pub backend: &'static str,
-    /// GETs answered by this tier.
-    pub hits: u64,
-    /// GETs of objects this tier does not have.
-    pub misses: u64,
-    /// Calls that failed (including timeouts and calls skipped while the tier was down).
-    pub errors: u64,
-    /// Objects written.
-    pub writes: u64,
-    /// Objects refused for their size.
-    pub refused: u64,
-    /// False while the breaker is open (the tier failed recently).
-    pub available: bool,
-    /// Latency per operation (see [`OPS`]), as a histogram.
-    #[serde(skip)]
-    pub latency: Vec<(&'static str, Histogram)>,
-    /// Average latency per operation in milliseconds, for `/stats`.
-    pub latency_ms: std::collections::BTreeMap<&'static str, f64>,
-}
 
 #[derive(Default)]
 struct Counters {
@@ -129,11 +104,11 @@ impl Breaker {
         if s.failures == 1 {
             tracing::warn!(
                 backend,
-                cause = %crate::error::chain(err),
+                cause = %crate::cause::chain(err),
                 "the shared storage tier failed: skipping it (a local tier in front keeps serving), retrying it every few seconds"
             );
         } else {
-            tracing::debug!(backend, cause = %crate::error::chain(err), failures = s.failures, "shared tier still failing");
+            tracing::debug!(backend, cause = %crate::cause::chain(err), failures = s.failures, "shared tier still failing");
         }
     }
 }
@@ -383,7 +358,16 @@ impl Store for Tier {
         self.inner.usage()
     }
 
-    fn tiers(&self, out: &mut Vec<TierReport>) {
+    fn report(&self) -> StoreReport {
+        let mut report = self.inner.report();
+        report.tiers.insert(0, self.tier_report());
+        report
+    }
+}
+
+impl Tier {
+    /// This tier's counters and latency.
+    fn tier_report(&self) -> TierReport {
         let c = &self.counters;
         let latency: Vec<(&'static str, Histogram)> = {
             let h = c.latency.lock().unwrap_or_else(|e| e.into_inner());
@@ -394,7 +378,7 @@ impl Store for Tier {
             .filter(|(_, h)| h.count() > 0)
             .map(|(op, h)| (*op, 1000.0 * h.sum() / h.count() as f64))
             .collect();
-        out.push(TierReport {
+        TierReport {
             tier: self.tier,
             backend: self.backend,
             hits: c.hits.load(Ordering::Relaxed),
@@ -405,6 +389,6 @@ impl Store for Tier {
             available: self.available(),
             latency,
             latency_ms,
-        });
+        }
     }
 }

@@ -13,6 +13,9 @@
 //!   already queued or uploading marks it to be uploaded once more afterwards (from the local
 //!   tier's bytes at that time), so a retry of an older version cannot land after a newer one
 //!   (a manifest, rewritten on every new compile of a crate, must not go back in time).
+//!   The tries of one upload are spaced by `backon`'s exponential back-off ([`RETRY`]) rather
+//!   than a loop of our own: the crate already carries the policy (factor, bound, which errors
+//!   to retry) and opendal uses it too, so it costs no new dependency.
 //! - Readiness (`/readyz`) is the local tier's: a replica whose shared tier is down still
 //!   serves (its local tier, and misses), so it must not be taken out of a load balancer.
 
@@ -21,11 +24,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::tier::TierReport;
+use super::report::{StoreReport, UploadStats};
 use super::{
     BoxFuture, Object, ObjectBody, ObjectId, ObjectMeta, Store, StoreError, Upload, Usage,
 };
@@ -37,27 +41,6 @@ pub const QUEUE_CAPACITY: usize = 10_000;
 pub const UPLOAD_WORKERS: usize = 4;
 /// Tries per upload before it is counted as failed.
 pub const UPLOAD_ATTEMPTS: u32 = 4;
-
-/// Counters of the upload queue, for `/metrics` and `/stats`.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
-pub struct UploadStats {
-    /// Writes accepted for upload (including coalesced ones).
-    pub queued: u64,
-    /// Writes of an object already waiting or uploading, merged into one more upload of it.
-    pub coalesced: u64,
-    /// Objects copied to the shared tier.
-    pub uploaded: u64,
-    /// Names dropped because the queue was full.
-    pub dropped_queue_full: u64,
-    /// Objects evicted from the local tier before their upload.
-    pub dropped_evicted: u64,
-    /// Objects the shared tier refused (too large for it).
-    pub refused: u64,
-    /// Uploads that failed every try.
-    pub failed: u64,
-    /// Names in the queue now.
-    pub pending: u64,
-}
 
 #[derive(Default)]
 struct UploadCounters {
@@ -137,7 +120,7 @@ impl Tiered {
         let upload = match self.local.put(id).await {
             Ok(u) => u,
             Err(err) => {
-                tracing::warn!(cause = %crate::error::chain(&err), "failed to copy a shared hit into the local tier");
+                tracing::warn!(cause = %crate::cause::chain(&err), "failed to copy a shared hit into the local tier");
                 return object;
             }
         };
@@ -150,7 +133,7 @@ impl Tiered {
                 }
                 .await;
                 if let Err(err) = result {
-                    tracing::warn!(cause = %crate::error::chain(&err), "failed to copy a shared hit into the local tier");
+                    tracing::warn!(cause = %crate::cause::chain(&err), "failed to copy a shared hit into the local tier");
                 }
                 Object {
                     meta: object.meta,
@@ -180,7 +163,7 @@ fn tee(
                 Ok(chunk) => {
                     if upload_ok {
                         if let Err(err) = upload.write(chunk.clone()).await {
-                            tracing::warn!(cause = %crate::error::chain(&err), "failed to copy a shared hit into the local tier");
+                            tracing::warn!(cause = %crate::cause::chain(&err), "failed to copy a shared hit into the local tier");
                             upload_ok = false;
                         }
                     }
@@ -195,7 +178,7 @@ fn tee(
         }
         if complete && upload_ok {
             if let Err(err) = upload.commit().await {
-                tracing::warn!(cause = %crate::error::chain(&err), "failed to copy a shared hit into the local tier");
+                tracing::warn!(cause = %crate::cause::chain(&err), "failed to copy a shared hit into the local tier");
             }
         }
     });
@@ -244,13 +227,13 @@ fn record(counters: &UploadCounters, id: &ObjectId, outcome: UploadOutcome) {
         }
         UploadOutcome::Refused(err) => {
             counters.refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(namespace = %id.namespace, key = %id.key, cause = %crate::error::chain(&err),
+            tracing::warn!(namespace = %id.namespace, key = %id.key, cause = %crate::cause::chain(&err),
                 "the shared tier refused the object: it stays in the local tier only");
         }
         UploadOutcome::Failed(err) => {
             counters.failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(namespace = %id.namespace, key = %id.key, attempts = UPLOAD_ATTEMPTS,
-                cause = %crate::error::chain(&err),
+                cause = %crate::cause::chain(&err),
                 "failed to upload to the shared tier: the object stays in the local tier only");
         }
     }
@@ -263,48 +246,65 @@ enum UploadOutcome {
     Failed(StoreError),
 }
 
-/// Copies one object, retrying with a back-off that outlasts the shared tier's breaker.
+/// The back-off between tries of an upload: 0.5 s, 2 s, 8 s, which outlasts the shared tier's
+/// breaker (at most [`super::tier::MAX_BACKOFF`]), so a retry after a failure reaches the
+/// backend rather than the open breaker.
+const RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(500))
+    .with_factor(4.0)
+    .with_max_times(UPLOAD_ATTEMPTS as usize - 1);
+
+/// Copies one object, with [`UPLOAD_ATTEMPTS`] tries spaced by [`RETRY`] (`backon`); an object
+/// the shared tier refuses for its size is not retried.
 async fn upload_one(id: &ObjectId, local: &dyn Store, shared: &dyn Store) -> UploadOutcome {
-    let mut delay = Duration::from_millis(500);
-    let mut attempt = 1;
-    loop {
-        let result = async {
-            let Some(object) = local.get(id).await? else {
-                return Ok(false);
-            };
-            let size = object.meta.size;
-            let mut upload = shared.put(id).await?;
-            match object.body {
-                ObjectBody::Full(bytes) => upload.write(bytes).await?,
-                ObjectBody::Stream(mut s) => {
-                    while let Some(chunk) = s.next().await {
-                        let chunk = chunk.map_err(|source| StoreError::Io {
-                            op: "read for upload",
-                            path: std::path::PathBuf::from(format!("{}/{}", id.namespace, id.key)),
-                            source,
-                        })?;
-                        upload.write(chunk).await?;
-                    }
-                }
-            }
-            upload.commit().await?;
-            tracing::debug!(namespace = %id.namespace, key = %id.key, size, attempt, "uploaded to the shared tier");
-            Ok(true)
-        }
-        .await;
-        match result {
-            Ok(true) => return UploadOutcome::Uploaded,
-            Ok(false) => return UploadOutcome::Evicted,
-            Err(err @ StoreError::TooLarge { .. }) => return UploadOutcome::Refused(err),
-            Err(err) if attempt >= UPLOAD_ATTEMPTS => return UploadOutcome::Failed(err),
-            Err(err) => {
-                tracing::debug!(attempt, cause = %crate::error::chain(&err), "upload to the shared tier failed; will retry");
-                tokio::time::sleep(delay).await;
-                delay *= 4;
-                attempt += 1;
+    let mut attempt = 0;
+    let result = (|| {
+        attempt += 1;
+        copy_once(id, local, shared, attempt)
+    })
+    .retry(RETRY)
+    .sleep(tokio::time::sleep)
+    .when(|err| !matches!(err, StoreError::TooLarge { .. }))
+    .notify(|err, after| {
+        tracing::debug!(?after, cause = %crate::cause::chain(err), "upload to the shared tier failed; will retry");
+    })
+    .await;
+    match result {
+        Ok(true) => UploadOutcome::Uploaded,
+        Ok(false) => UploadOutcome::Evicted,
+        Err(err @ StoreError::TooLarge { .. }) => UploadOutcome::Refused(err),
+        Err(err) => UploadOutcome::Failed(err),
+    }
+}
+
+/// One try of an upload: false if the object left the local tier before it.
+async fn copy_once(
+    id: &ObjectId,
+    local: &dyn Store,
+    shared: &dyn Store,
+    attempt: u32,
+) -> Result<bool, StoreError> {
+    let Some(object) = local.get(id).await? else {
+        return Ok(false);
+    };
+    let size = object.meta.size;
+    let mut upload = shared.put(id).await?;
+    match object.body {
+        ObjectBody::Full(bytes) => upload.write(bytes).await?,
+        ObjectBody::Stream(mut s) => {
+            while let Some(chunk) = s.next().await {
+                let chunk = chunk.map_err(|source| StoreError::Io {
+                    op: "read for upload",
+                    path: std::path::PathBuf::from(format!("{}/{}", id.namespace, id.key)),
+                    source,
+                })?;
+                upload.write(chunk).await?;
             }
         }
     }
+    upload.commit().await?;
+    tracing::debug!(namespace = %id.namespace, key = %id.key, size, attempt, "uploaded to the shared tier");
+    Ok(true)
 }
 
 /// Queues an object's name for upload (or marks an object already queued or uploading to be
@@ -444,14 +444,11 @@ impl Store for Tiered {
         self.local.usage()
     }
 
-    fn tiers(&self, out: &mut Vec<TierReport>) {
-        self.local.tiers(out);
-        self.shared.tiers(out);
-    }
-
-    fn uploads(&self) -> Option<UploadStats> {
+    fn report(&self) -> StoreReport {
+        let mut report = self.local.report();
+        report.tiers.extend(self.shared.report().tiers);
         let c = &self.counters;
-        Some(UploadStats {
+        report.uploads = Some(UploadStats {
             queued: c.queued.load(Ordering::Relaxed),
             coalesced: c.coalesced.load(Ordering::Relaxed),
             uploaded: c.uploaded.load(Ordering::Relaxed),
@@ -460,7 +457,8 @@ impl Store for Tiered {
             refused: c.refused.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             pending: c.pending.load(Ordering::Relaxed),
-        })
+        });
+        report
     }
 }
 
@@ -498,7 +496,7 @@ mod tests {
     async fn settled(t: &Tiered) -> UploadStats {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let u = t.uploads().expect("a chain reports uploads");
+            let u = t.report().uploads.expect("a chain reports uploads");
             if u.pending == 0 {
                 return u;
             }
@@ -539,8 +537,7 @@ mod tests {
 
         let b = Tiered::new(local(), shared.clone());
         assert_eq!(read(&b, "big").await.as_deref(), Some(&big[..]));
-        let mut reports = Vec::new();
-        b.tiers(&mut reports);
+        let reports = b.report().tiers;
         // The shared tier also answered the read of "m" above.
         assert_eq!((reports[0].misses, reports[1].hits), (1, 2));
         // The copy into b's local tier finishes in the background.
