@@ -15,6 +15,7 @@ use cachet_core::env_vars as ev;
 use serde::Deserialize;
 
 use crate::auth::{TokenError, Tokens};
+pub use crate::storage::spec::{SpecError, StorageSpec};
 
 /// The commented default configuration file, shown by `cachet server --print-default-config`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default-config.toml");
@@ -176,155 +177,6 @@ pub struct FileConfig {
     pub upload_memory: Option<String>,
 }
 
-/// Where objects live: one tier, or a local tier in front of a shared one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageSpec {
-    /// A persistent directory.
-    Dir(PathBuf),
-    /// A private temporary directory removed when the server stops.
-    Ephemeral,
-    /// A Redis node or cluster.
-    Redis(RedisSpec),
-    /// An S3 bucket.
-    S3(S3Spec),
-    /// A bounded local tier (`Dir` or `Ephemeral`) in front of a shared one (`Redis` or `S3`).
-    Tiered {
-        /// The local tier.
-        local: Box<StorageSpec>,
-        /// The shared tier.
-        shared: Box<StorageSpec>,
-    },
-}
-
-impl StorageSpec {
-    /// The persistent directory of a `dir:` store, also as the local tier of a tiered one: where
-    /// the store's files and the dashboard's history live (`None`: nothing on local disk).
-    pub fn local_dir(&self) -> Option<&PathBuf> {
-        match self {
-            StorageSpec::Dir(d) => Some(d),
-            StorageSpec::Tiered { local, .. } => local.local_dir(),
-            _ => None,
-        }
-    }
-}
-
-/// A Redis node or cluster: `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB][?prefix=P]`,
-/// `rediss://` for TLS, `redis+cluster://` (or `rediss+cluster://`) with comma-separated seed
-/// nodes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedisSpec {
-    /// TLS (`rediss`).
-    pub tls: bool,
-    /// A Redis Cluster.
-    pub cluster: bool,
-    /// `USER:PASSWORD` as written in the URL (percent-encoded); never logged.
-    pub userinfo: Option<String>,
-    /// `HOST:PORT` of the node, or of the cluster's seed nodes.
-    pub nodes: Vec<String>,
-    /// Database number (single node only).
-    pub db: u32,
-    /// Prefix of every key (default `cachet/`).
-    pub prefix: String,
-    /// A PEM file of the CA to trust for `rediss://` instead of the system's roots
-    /// (`?ca_cert=PATH`), for a Redis with a private certificate.
-    pub ca_cert: Option<PathBuf>,
-}
-
-impl RedisSpec {
-    /// The URL the `redis` crate connects to for `node`.
-    pub fn url_for(&self, node: &str) -> String {
-        let scheme = if self.tls { "rediss" } else { "redis" };
-        let auth = self
-            .userinfo
-            .as_deref()
-            .map(|u| format!("{u}@"))
-            .unwrap_or_default();
-        if self.cluster {
-            format!("{scheme}://{auth}{node}")
-        } else {
-            format!("{scheme}://{auth}{node}/{}", self.db)
-        }
-    }
-
-    /// One URL per configured node.
-    pub fn node_urls(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| self.url_for(n)).collect()
-    }
-}
-
-impl std::fmt::Debug for RedisSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self}")
-    }
-}
-
-impl std::fmt::Display for RedisSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = match (self.tls, self.cluster) {
-            (false, false) => "redis",
-            (true, false) => "rediss",
-            (false, true) => "redis+cluster",
-            (true, true) => "rediss+cluster",
-        };
-        write!(f, "{scheme}://")?;
-        if let Some(u) = &self.userinfo {
-            // The user name is shown, the password never.
-            let user = u.split(':').next().unwrap_or_default();
-            write!(f, "{user}:***@")?;
-        }
-        write!(f, "{}", self.nodes.join(","))?;
-        if !self.cluster {
-            write!(f, "/{}", self.db)?;
-        }
-        write!(f, "?prefix={}", self.prefix)?;
-        if let Some(ca) = &self.ca_cert {
-            write!(f, "&ca_cert={}", ca.display())?;
-        }
-        Ok(())
-    }
-}
-
-/// An S3 bucket: `s3://BUCKET[/PREFIX][?region=R&endpoint=URL&path_style=true|false]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Spec {
-    /// The bucket.
-    pub bucket: String,
-    /// Prefix of every object, without leading or trailing `/` (may be empty).
-    pub prefix: String,
-    /// Region (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, then `us-east-1`).
-    pub region: Option<String>,
-    /// Endpoint URL of an S3-compatible server (default: AWS, or `AWS_ENDPOINT_URL`).
-    pub endpoint: Option<String>,
-    /// Path-style addressing (default: on with a custom endpoint, off for AWS).
-    pub path_style: Option<bool>,
-}
-
-impl std::fmt::Display for StorageSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StorageSpec::Dir(p) => write!(f, "dir:{}", p.display()),
-            StorageSpec::Ephemeral => write!(f, "ephemeral"),
-            StorageSpec::Redis(r) => write!(f, "{r}"),
-            StorageSpec::S3(s) => {
-                write!(f, "s3://{}/{}", s.bucket, s.prefix)?;
-                let mut sep = '?';
-                for (k, v) in [
-                    ("region", s.region.clone()),
-                    ("endpoint", s.endpoint.clone()),
-                    ("path_style", s.path_style.map(|b| b.to_string())),
-                ] {
-                    if let Some(v) = v {
-                        write!(f, "{sep}{k}={v}")?;
-                        sep = '&';
-                    }
-                }
-                Ok(())
-            }
-            StorageSpec::Tiered { local, shared } => write!(f, "{local},{shared}"),
-        }
-    }
-}
-
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -412,6 +264,9 @@ pub enum ConfigError {
     /// The tokens could not be read.
     #[error(transparent)]
     Tokens(#[from] TokenError),
+    /// The storage spec is not valid.
+    #[error(transparent)]
+    Storage(#[from] SpecError),
 }
 
 fn invalid(setting: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -469,7 +324,7 @@ impl Config {
         })?;
 
         let storage = match pick(&args.storage, file.storage) {
-            Some(s) => parse_storage(&s)?,
+            Some(s) => StorageSpec::parse(&s)?,
             None => StorageSpec::Dir(default_storage_dir()?),
         };
 
@@ -629,198 +484,6 @@ fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-/// How each tier of a `--storage` chain starts; a comma followed by anything else belongs to
-/// the tier before it (the seed nodes of a cluster).
-const TIER_PREFIXES: [&str; 7] = [
-    "dir:",
-    "ephemeral",
-    "redis://",
-    "rediss://",
-    "redis+cluster://",
-    "rediss+cluster://",
-    "s3://",
-];
-
-const STORAGE_SYNTAX: &str = "expected dir:PATH, ephemeral, redis://HOST:PORT[/DB][?prefix=P], \
-     rediss://..., redis+cluster://HOST:PORT,HOST:PORT, s3://BUCKET[/PREFIX][?region=R&endpoint=URL&path_style=BOOL], \
-     or a local tier in front of a shared one (dir:/var/cachet,s3://bucket/prefix)";
-
-/// Reads a `--storage` spec: one tier, or `LOCAL,SHARED`.
-pub fn parse_storage(s: &str) -> Result<StorageSpec, ConfigError> {
-    let mut parts: Vec<String> = Vec::new();
-    for piece in s.split(',') {
-        match parts.last_mut() {
-            Some(last) if !TIER_PREFIXES.iter().any(|p| piece.starts_with(p)) => {
-                last.push(',');
-                last.push_str(piece);
-            }
-            _ => parts.push(piece.to_string()),
-        }
-    }
-    match parts.as_slice() {
-        [one] => parse_tier(s, one),
-        [local, shared] => {
-            let local = parse_tier(s, local)?;
-            let shared = parse_tier(s, shared)?;
-            if !matches!(local, StorageSpec::Dir(_) | StorageSpec::Ephemeral) {
-                return Err(invalid(
-                    "--storage",
-                    s,
-                    "the first tier of a chain must be local: dir:PATH or ephemeral",
-                ));
-            }
-            if !matches!(shared, StorageSpec::Redis(_) | StorageSpec::S3(_)) {
-                return Err(invalid(
-                    "--storage",
-                    s,
-                    "the second tier of a chain must be shared: redis://... or s3://...",
-                ));
-            }
-            Ok(StorageSpec::Tiered {
-                local: Box::new(local),
-                shared: Box::new(shared),
-            })
-        }
-        _ => Err(invalid(
-            "--storage",
-            s,
-            "at most two tiers: a local dir: (or ephemeral) in front of one redis:// or s3://",
-        )),
-    }
-}
-
-fn parse_tier(whole: &str, s: &str) -> Result<StorageSpec, ConfigError> {
-    let bad = |reason: &str| invalid("--storage", whole, reason.to_string());
-    if s == "ephemeral" {
-        return Ok(StorageSpec::Ephemeral);
-    }
-    if let Some(path) = s.strip_prefix("dir:") {
-        if path.is_empty() {
-            return Err(bad("dir: needs a path"));
-        }
-        return Ok(StorageSpec::Dir(PathBuf::from(path)));
-    }
-    if let Some(rest) = s.strip_prefix("s3://") {
-        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
-        if bucket.is_empty() {
-            return Err(bad("s3:// needs a bucket: s3://BUCKET/PREFIX"));
-        }
-        let mut spec = S3Spec {
-            bucket: bucket.to_string(),
-            prefix: prefix.trim_matches('/').to_string(),
-            region: None,
-            endpoint: None,
-            path_style: None,
-        };
-        for (k, v) in query_pairs(query) {
-            match k.as_str() {
-                "region" => spec.region = Some(v),
-                "endpoint" => spec.endpoint = Some(v),
-                "path_style" => {
-                    spec.path_style = Some(match v.as_str() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => return Err(bad("path_style must be true or false")),
-                    })
-                }
-                other => {
-                    return Err(bad(&format!(
-                        "unknown s3 option {other:?} (known: region, endpoint, path_style)"
-                    )))
-                }
-            }
-        }
-        return Ok(StorageSpec::S3(spec));
-    }
-    let redis = [
-        ("redis://", false, false),
-        ("rediss://", true, false),
-        ("redis+cluster://", false, true),
-        ("rediss+cluster://", true, true),
-    ];
-    for (scheme, tls, cluster) in redis {
-        let Some(rest) = s.strip_prefix(scheme) else {
-            continue;
-        };
-        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, db) = location.split_once('/').unwrap_or((location, ""));
-        let (userinfo, hosts) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u.to_string()), h),
-            None => (None, authority),
-        };
-        let nodes: Vec<String> = hosts
-            .split(',')
-            .filter(|h| !h.is_empty())
-            .map(|h| {
-                if h.contains(':') {
-                    h.to_string()
-                } else {
-                    format!("{h}:6379")
-                }
-            })
-            .collect();
-        if nodes.is_empty() {
-            return Err(bad("redis needs a host: redis://HOST:PORT"));
-        }
-        if nodes.len() > 1 && !cluster {
-            return Err(bad(
-                "several Redis nodes are a cluster: use redis+cluster://H1:P1,H2:P2",
-            ));
-        }
-        let db = match db {
-            "" => 0,
-            d => d
-                .parse::<u32>()
-                .map_err(|_| bad("the Redis database must be a number: redis://HOST:PORT/2"))?,
-        };
-        if cluster && db != 0 {
-            return Err(bad("a Redis Cluster has only database 0"));
-        }
-        let mut prefix = "cachet/".to_string();
-        let mut ca_cert = None;
-        for (k, v) in query_pairs(query) {
-            match k.as_str() {
-                "prefix" => prefix = v,
-                "ca_cert" if tls => ca_cert = Some(PathBuf::from(v)),
-                "ca_cert" => return Err(bad("ca_cert needs TLS: use rediss://")),
-                other => {
-                    return Err(bad(&format!(
-                        "unknown redis option {other:?} (known: prefix, ca_cert)"
-                    )))
-                }
-            }
-        }
-        return Ok(StorageSpec::Redis(RedisSpec {
-            tls,
-            cluster,
-            userinfo,
-            nodes,
-            db,
-            prefix,
-            ca_cert,
-        }));
-    }
-    Err(bad(STORAGE_SYNTAX))
-}
-
-/// `k=v&k=v`, percent-decoded.
-fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
 fn default_storage_dir() -> Result<PathBuf, ConfigError> {
     dirs::data_dir()
         .map(|d| d.join("cachet").join("server"))
@@ -910,67 +573,6 @@ mod tests {
         for args in cases {
             let err = Config::resolve(&args).expect_err("invalid").to_string();
             assert!(err.starts_with("invalid --"), "{err}");
-        }
-    }
-
-    #[test]
-    fn storage_specs() {
-        let chain =
-            parse_storage("dir:/var/cachet,s3://team-cache/rust/?region=eu-west-1").expect("valid");
-        let StorageSpec::Tiered { local, shared } = chain else {
-            panic!("{chain:?}")
-        };
-        assert_eq!(*local, StorageSpec::Dir("/var/cachet".into()));
-        let StorageSpec::S3(s3) = *shared else {
-            panic!()
-        };
-        assert_eq!(
-            (s3.bucket.as_str(), s3.prefix.as_str()),
-            ("team-cache", "rust")
-        );
-        assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
-
-        let cluster =
-            parse_storage("ephemeral,redis+cluster://u:p%40ss@h1:7000,h2:7001,h3?prefix=x:")
-                .expect("valid");
-        let StorageSpec::Tiered { shared, .. } = &cluster else {
-            panic!()
-        };
-        let StorageSpec::Redis(r) = shared.as_ref() else {
-            panic!()
-        };
-        assert_eq!(r.nodes, ["h1:7000", "h2:7001", "h3:6379"]);
-        assert!(r.cluster && !r.tls);
-        assert_eq!(r.prefix, "x:");
-        assert_eq!(r.url_for("h1:7000"), "redis://u:p%40ss@h1:7000");
-        // The password never shows.
-        assert!(!cluster.to_string().contains("p%40ss"), "{cluster}");
-
-        let single = parse_storage("rediss://:secret@cache:6380/3").expect("valid");
-        let StorageSpec::Redis(r) = &single else {
-            panic!()
-        };
-        assert_eq!(r.url_for(&r.nodes[0]), "rediss://:secret@cache:6380/3");
-        assert!(!format!("{single} {single:?}").contains("secret"));
-        let with_ca = parse_storage("rediss://cache:6380/0?ca_cert=/etc/ca.pem").expect("valid");
-        let StorageSpec::Redis(r) = &with_ca else {
-            panic!()
-        };
-        assert_eq!(r.ca_cert.as_deref(), Some(Path::new("/etc/ca.pem")));
-
-        for bad in [
-            "redis://cache:6379/0?ca_cert=/etc/ca.pem",
-            "s3://",
-            "redis://a:1,b:2",
-            "redis+cluster://a:1/2",
-            "s3://b/p,dir:/x",
-            "dir:/a,dir:/b",
-            "dir:/a,ephemeral,s3://b",
-            "s3://b?colour=blue",
-            "ftp://x",
-        ] {
-            let err = parse_storage(bad).expect_err(bad).to_string();
-            assert!(err.starts_with("invalid --storage"), "{err}");
         }
     }
 

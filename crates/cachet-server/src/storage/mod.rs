@@ -12,9 +12,11 @@
 
 pub mod disk;
 pub mod open;
+pub mod query;
 pub mod redis;
 pub mod report;
 pub mod s3;
+pub mod spec;
 pub mod tier;
 pub mod tiered;
 

@@ -9,8 +9,8 @@ use super::redis::RedisStore;
 use super::s3::S3Store;
 use super::tier::Tier;
 use super::tiered::Tiered;
+use super::spec::StorageSpec;
 use super::{Store, StoreError};
-use crate::config::StorageSpec;
 
 /// Opens the storage. `max_size` bounds a local tier; `ttl` (the server's `--max-age`) is the
 /// time-to-live of Redis values. Needs a Tokio runtime (a chain starts its upload workers).

@@ -20,10 +20,84 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use opendal::{ErrorKind, Operator};
 
-use super::{
-    BoxFuture, Object, ObjectBody, ObjectId, ObjectMeta, Store, StoreError, Upload, Usage,
+use crate::storage::{
+    query, BoxFuture, Object, ObjectBody, ObjectId, ObjectMeta, Store, StoreError, Upload, Usage,
 };
-use crate::config::S3Spec;
+
+/// An S3 bucket: `s3://BUCKET[/PREFIX][?region=R&endpoint=URL&path_style=true|false]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Spec {
+    /// The bucket.
+    pub bucket: String,
+    /// Prefix of every object, without leading or trailing `/` (may be empty).
+    pub prefix: String,
+    /// Region (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, then `us-east-1`).
+    pub region: Option<String>,
+    /// Endpoint URL of an S3-compatible server (default: AWS, or `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// Path-style addressing (default: on with a custom endpoint, off for AWS).
+    pub path_style: Option<bool>,
+}
+
+impl S3Spec {
+    /// The scheme of an S3 URL.
+    pub const SCHEME: &str = "s3://";
+
+    /// Parses one tier of a `--storage` spec: `None` if `s` is not an S3 URL, else the spec or
+    /// what is wrong with it (said for the user).
+    pub fn parse(s: &str) -> Option<Result<S3Spec, String>> {
+        let rest = s.strip_prefix(Self::SCHEME)?;
+        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+        if bucket.is_empty() {
+            return Some(Err("s3:// needs a bucket: s3://BUCKET/PREFIX".into()));
+        }
+        let mut spec = S3Spec {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+            region: None,
+            endpoint: None,
+            path_style: None,
+        };
+        for (k, v) in query::pairs(query) {
+            match k.as_str() {
+                "region" => spec.region = Some(v),
+                "endpoint" => spec.endpoint = Some(v),
+                "path_style" => {
+                    spec.path_style = Some(match v.as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Some(Err("path_style must be true or false".into())),
+                    })
+                }
+                other => {
+                    return Some(Err(format!(
+                        "unknown s3 option {other:?} (known: region, endpoint, path_style)"
+                    )))
+                }
+            }
+        }
+        Some(Ok(spec))
+    }
+}
+
+impl std::fmt::Display for S3Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}/{}", Self::SCHEME, self.bucket, self.prefix)?;
+        let mut sep = '?';
+        for (k, v) in [
+            ("region", self.region.clone()),
+            ("endpoint", self.endpoint.clone()),
+            ("path_style", self.path_style.map(|b| b.to_string())),
+        ] {
+            if let Some(v) = v {
+                write!(f, "{sep}{k}={v}")?;
+                sep = '&';
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Objects up to this size are read in one request into memory; larger ones are streamed.
 const FULL_READ_LIMIT: u64 = 4 << 20;

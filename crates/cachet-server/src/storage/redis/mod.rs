@@ -18,6 +18,10 @@
 //! later). `prune` walks the keys with `SCAN` (on every master of a cluster) and deletes those
 //! idle for longer than asked (`OBJECT IDLETIME`).
 
+pub mod spec;
+
+pub use spec::RedisSpec;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -25,10 +29,9 @@ use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
-use super::{
+use crate::storage::{
     BoxFuture, Object, ObjectBody, ObjectId, ObjectMeta, Store, StoreError, Upload, Usage,
 };
-use crate::config::RedisSpec;
 
 /// Redis's limit on one value (`proto-max-bulk-len` default), less the header.
 pub const MAX_VALUE: u64 = 512 * 1024 * 1024 - HEADER_LEN as u64;
@@ -160,11 +163,8 @@ impl RedisStore {
         op: &'static str,
         cmd: &redis::Cmd,
     ) -> Result<T, StoreError> {
-        match self.handle().await? {
-            ConnHandle::Single(mut m) => cmd.query_async(&mut m).await,
-            ConnHandle::Cluster(mut c) => cmd.query_async(&mut c).await,
-        }
-        .map_err(backend_err(op))
+        let mut conn = self.handle().await?;
+        cmd.query_async(&mut conn).await.map_err(backend_err(op))
     }
 
     async fn pipe<T: redis::FromRedisValue>(
@@ -172,11 +172,8 @@ impl RedisStore {
         op: &'static str,
         pipe: &redis::Pipeline,
     ) -> Result<T, StoreError> {
-        match self.handle().await? {
-            ConnHandle::Single(mut m) => pipe.query_async(&mut m).await,
-            ConnHandle::Cluster(mut c) => pipe.query_async(&mut c).await,
-        }
-        .map_err(backend_err(op))
+        let mut conn = self.handle().await?;
+        pipe.query_async(&mut conn).await.map_err(backend_err(op))
     }
 
     /// A connection: the manager, or the cluster connection (made on first use).
@@ -315,11 +312,40 @@ struct OwnedRedisUpload {
     ttl: Option<Duration>,
 }
 
-/// What an upload needs to send its `SET` after the call that started it has returned.
+/// What an upload needs to send its `SET` after the call that started it has returned. A
+/// connection like the two it wraps, so a command is sent the same way to a node or a cluster.
 #[derive(Clone)]
 enum ConnHandle {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for ConnHandle {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            ConnHandle::Single(m) => m.req_packed_command(cmd),
+            ConnHandle::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            ConnHandle::Single(m) => m.req_packed_commands(cmd, offset, count),
+            ConnHandle::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            ConnHandle::Single(m) => m.get_db(),
+            ConnHandle::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 impl Upload for OwnedRedisUpload {
@@ -353,11 +379,8 @@ impl Upload for OwnedRedisUpload {
             if let Some(ttl) = self.ttl {
                 cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
             }
-            match self.conn.clone() {
-                ConnHandle::Single(mut m) => cmd.query_async::<()>(&mut m).await,
-                ConnHandle::Cluster(mut c) => cmd.query_async::<()>(&mut c).await,
-            }
-            .map_err(|err| {
+            let mut conn = self.conn.clone();
+            cmd.query_async::<()>(&mut conn).await.map_err(|err| {
                 // `maxmemory` reached under the `noeviction` policy: the store is full, which
                 // the client should hear as such (507), not as an unreachable backend.
                 if err.code() == Some("OOM") {
