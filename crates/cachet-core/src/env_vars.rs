@@ -197,7 +197,7 @@ pub const ALL: &[(&str, &str)] = &[
         "server: TLS handshake timeout (10s)",
     ),
     (CACHET_MAX_CONNECTIONS, "server: most open connections"),
-    (CACHET_UPLOAD_MEMORY, "server: upload buffer budget (256M)"),
+    (CACHET_UPLOAD_MEMORY, "server: upload buffer budget (128M)"),
     (
         CACHET_PROTECT_STATS,
         "server: /stats and /metrics need a token",

@@ -31,7 +31,7 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 
-pub use config::{Config, PruneArgs, ServerAction, ServerArgs, StorageSpec};
+pub use config::{Config, PruneArgs, ServerAction, ServerArgs, Settings, StorageSpec};
 pub use server::{run, ServerError};
 
 /// Runs the server with the given arguments until SIGTERM or SIGINT; SIGHUP reloads the
@@ -157,7 +157,10 @@ pub fn prune_from_args(args: &PruneArgs) -> anyhow::Result<()> {
         })?;
     let resolve = ServerArgs {
         config: args.config.clone(),
-        storage: args.storage.clone(),
+        settings: Settings {
+            storage: args.storage.clone(),
+            ..Settings::default()
+        },
         ..ServerArgs::default()
     };
     let config = Config::resolve(&resolve).context("failed to read the server configuration")?;
