@@ -43,12 +43,12 @@ impl Histogram {
     }
 
     /// `(upper bound, samples in that bucket alone)` for every bucket; the last bound is
-    /// `f64::MAX`, standing for `+Inf`.
+    /// `f64::INFINITY` (`+Inf`).
     pub fn buckets(&self) -> Vec<(f64, u64)> {
         BUCKETS
             .iter()
             .copied()
-            .chain([f64::MAX])
+            .chain([f64::INFINITY])
             .zip(self.counts)
             .collect()
     }
@@ -67,7 +67,7 @@ mod tests {
         let b = h.buckets();
         assert_eq!(b[0], (0.0005, 1));
         assert_eq!(b[2], (0.0025, 2));
-        assert_eq!(b[BUCKETS.len()], (f64::MAX, 1));
+        assert_eq!(b[BUCKETS.len()], (f64::INFINITY, 1));
         assert_eq!(b.iter().map(|(_, n)| n).sum::<u64>(), h.count());
         assert!((h.sum() - 40.004).abs() < 1e-9);
     }

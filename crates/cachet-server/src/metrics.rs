@@ -103,7 +103,12 @@ pub struct Metrics {
 
 /// Registers `metric` under `name` (a counter's without its `_total`, which the crate adds) with
 /// `help` written as everywhere in this file, ending with a period (the crate adds its own).
-fn register(registry: &mut Registry, name: &str, help: &str, metric: impl EncodeMetric + Clone) {
+fn register(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: impl prometheus_client::registry::Metric,
+) {
     let help = help.strip_suffix('.').unwrap_or(help);
     registry.register(name, help, metric);
 }
@@ -129,8 +134,18 @@ impl Default for Metrics {
             reasons: std::sync::Mutex::default(),
         };
         let mut r = Registry::default();
-        register(&mut r, "cachet_requests", "Requests answered, by method, route template and status.", m.requests.clone());
-        register(&mut r, "cachet_request_duration_seconds", "Time to answer a request (until the response headers), by method and route template.", m.latency.clone());
+        register(
+            &mut r,
+            "cachet_requests",
+            "Requests answered, by method, route template and status.",
+            m.requests.clone(),
+        );
+        register(
+            &mut r,
+            "cachet_request_duration_seconds",
+            "Time to answer a request (until the response headers), by method and route template.",
+            m.latency.clone(),
+        );
         register(
             &mut r,
             "cachet_connections_closed",
@@ -139,15 +154,55 @@ impl Default for Metrics {
              while idle to make room at --max-connections).",
             m.connections_closed.clone(),
         );
-        register(&mut r, "cachet_uploads_busy", "Uploads refused with 503 because --upload-memory stayed taken by other uploads.", m.upload_busy.clone());
-        register(&mut r, "cachet_connections_open", "Connections open now.", m.connections_open.clone());
-        register(&mut r, "cachet_connections_max", "The connection cap (--max-connections).", m.max_connections.clone());
-        register(&mut r, "cachet_connection_limit_reached", "Times a new connection had to wait because --max-connections were open.", m.connection_limit_reached.clone());
+        register(
+            &mut r,
+            "cachet_uploads_busy",
+            "Uploads refused with 503 because --upload-memory stayed taken by other uploads.",
+            m.upload_busy.clone(),
+        );
+        register(
+            &mut r,
+            "cachet_connections_open",
+            "Connections open now.",
+            m.connections_open.clone(),
+        );
+        register(
+            &mut r,
+            "cachet_connections_max",
+            "The connection cap (--max-connections).",
+            m.max_connections.clone(),
+        );
+        register(
+            &mut r,
+            "cachet_connection_limit_reached",
+            "Times a new connection had to wait because --max-connections were open.",
+            m.connection_limit_reached.clone(),
+        );
         register(&mut r, "cachet_stalled_connections", "Connections closed because the client stopped reading for longer than the body timeout.", m.stalled_writes.clone());
-        register(&mut r, "cachet_cache_hits", "Object GETs answered from the store.", m.hits.clone());
-        register(&mut r, "cachet_cache_misses", "Object GETs of objects not in the store.", m.misses.clone());
-        register(&mut r, "cachet_received_bytes", "Object bytes received in uploads.", m.bytes_in.clone());
-        register(&mut r, "cachet_sent_bytes", "Object bytes sent in downloads.", m.bytes_out.clone());
+        register(
+            &mut r,
+            "cachet_cache_hits",
+            "Object GETs answered from the store.",
+            m.hits.clone(),
+        );
+        register(
+            &mut r,
+            "cachet_cache_misses",
+            "Object GETs of objects not in the store.",
+            m.misses.clone(),
+        );
+        register(
+            &mut r,
+            "cachet_received_bytes",
+            "Object bytes received in uploads.",
+            m.bytes_in.clone(),
+        );
+        register(
+            &mut r,
+            "cachet_sent_bytes",
+            "Object bytes sent in downloads.",
+            m.bytes_out.clone(),
+        );
         register(
             &mut r,
             "cachet_build",
@@ -188,7 +243,11 @@ impl Metrics {
     pub fn request(&self, method: &'static str, route: &'static str, status: u16, took: Duration) {
         self.answered.inc();
         self.requests
-            .get_or_create(&RequestLabels { method, route, status })
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status,
+            })
             .inc();
         self.latency
             .get_or_create(&RouteLabels { method, route })
@@ -251,7 +310,10 @@ impl Metrics {
     pub fn close_reasons(&self, reasons: impl IntoIterator<Item = &'static str>) {
         let mut known = self.reasons.lock().unwrap_or_else(|e| e.into_inner());
         for reason in reasons {
-            self.connections_closed.get_or_create(&ReasonLabels { reason });
+            drop(
+                self.connections_closed
+                    .get_or_create(&ReasonLabels { reason }),
+            );
             if !known.contains(&reason) {
                 known.push(reason);
             }
@@ -284,7 +346,11 @@ impl Metrics {
         }
         // The reason series stay, at zero, as after start.
         self.connections_closed.clear();
-        let reasons = self.reasons.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let reasons = self
+            .reasons
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         self.close_reasons(reasons);
     }
 
@@ -359,7 +425,12 @@ struct TierLatency<'a>(&'a Histogram);
 
 impl EncodeMetric for TierLatency<'_> {
     fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
-        encoder.encode_histogram::<NoLabelSet>(self.0.sum(), self.0.count(), &self.0.buckets(), None)
+        encoder.encode_histogram::<NoLabelSet>(
+            self.0.sum(),
+            self.0.count(),
+            &self.0.buckets(),
+            None,
+        )
     }
 
     fn metric_type(&self) -> MetricType {
@@ -375,13 +446,48 @@ impl Collector for StoreCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let u = &self.report.usage;
         let e = &mut enc;
-        single(e, "cachet_stored_bytes", "Bytes of objects in the store.", &gauge(u.stored_bytes))?;
-        single(e, "cachet_objects", "Objects in the store.", &gauge(u.objects))?;
-        single(e, "cachet_max_size_bytes", "Size limit of the store.", &gauge(u.max_size))?;
-        single(e, "cachet_evictions", "Objects evicted to stay under the size limit.", &ConstCounter::new(u.evictions))?;
-        single(e, "cachet_pruned", "Objects pruned for exceeding the maximum age.", &ConstCounter::new(u.pruned))?;
-        single(e, "cachet_index_ready", "1 once the start-up scan of existing objects has finished.", &gauge(u64::from(u.index_ready)))?;
-        single(e, "cachet_uptime_seconds", "Seconds since the server started.", &ConstGauge::new(self.uptime))?;
+        single(
+            e,
+            "cachet_stored_bytes",
+            "Bytes of objects in the store.",
+            &gauge(u.stored_bytes),
+        )?;
+        single(
+            e,
+            "cachet_objects",
+            "Objects in the store.",
+            &gauge(u.objects),
+        )?;
+        single(
+            e,
+            "cachet_max_size_bytes",
+            "Size limit of the store.",
+            &gauge(u.max_size),
+        )?;
+        single(
+            e,
+            "cachet_evictions",
+            "Objects evicted to stay under the size limit.",
+            &ConstCounter::new(u.evictions),
+        )?;
+        single(
+            e,
+            "cachet_pruned",
+            "Objects pruned for exceeding the maximum age.",
+            &ConstCounter::new(u.pruned),
+        )?;
+        single(
+            e,
+            "cachet_index_ready",
+            "1 once the start-up scan of existing objects has finished.",
+            &gauge(u64::from(u.index_ready)),
+        )?;
+        single(
+            e,
+            "cachet_uptime_seconds",
+            "Seconds since the server started.",
+            &ConstGauge::new(self.uptime),
+        )?;
         self.encode_tiers(e)?;
         if let Some(u) = &self.report.uploads {
             encode_uploads(e, u)?;
@@ -402,8 +508,14 @@ impl StoreCollector {
             tiers.iter().flat_map(|t| {
                 let [tier, backend] = labels(t);
                 [
-                    ([tier, backend, ("result", "hit")], ConstCounter::new(t.hits)),
-                    ([tier, backend, ("result", "miss")], ConstCounter::new(t.misses)),
+                    (
+                        [tier, backend, ("result", "hit")],
+                        ConstCounter::new(t.hits),
+                    ),
+                    (
+                        [tier, backend, ("result", "miss")],
+                        ConstCounter::new(t.misses),
+                    ),
                 ]
             }),
         )?;
@@ -422,13 +534,22 @@ impl StoreCollector {
             ),
         ];
         for (name, help, field) in counters {
-            family(e, name, help, tiers.iter().map(|t| (labels(t), ConstCounter::new(field(t)))))?;
+            family(
+                e,
+                name,
+                help,
+                tiers
+                    .iter()
+                    .map(|t| (labels(t), ConstCounter::new(field(t)))),
+            )?;
         }
         family(
             e,
             "cachet_tier_available",
             "0 while a storage tier is skipped after a failure, else 1.",
-            tiers.iter().map(|t| (labels(t), gauge(u64::from(t.available)))),
+            tiers
+                .iter()
+                .map(|t| (labels(t), gauge(u64::from(t.available)))),
         )?;
         family(
             e,

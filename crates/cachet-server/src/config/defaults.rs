@@ -59,7 +59,11 @@ impl Defaults {
             ("--body-timeout", "body_timeout", self.body_timeout),
             ("--header-timeout", "header_timeout", self.header_timeout),
             ("--idle-timeout", "idle_timeout", self.idle_timeout),
-            ("--handshake-timeout", "handshake_timeout", self.handshake_timeout),
+            (
+                "--handshake-timeout",
+                "handshake_timeout",
+                self.handshake_timeout,
+            ),
             ("--protect-stats", "protect_stats", self.protect_stats),
             ("--upload-memory", "upload_memory", self.upload_memory),
         ]

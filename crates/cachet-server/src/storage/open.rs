@@ -7,9 +7,9 @@ use std::time::Duration;
 use super::disk::DiskStore;
 use super::redis::RedisStore;
 use super::s3::S3Store;
+use super::spec::StorageSpec;
 use super::tier::Tier;
 use super::tiered::Tiered;
-use super::spec::StorageSpec;
 use super::{Store, StoreError};
 
 /// Opens the storage. `max_size` bounds a local tier; `ttl` (the server's `--max-age`) is the

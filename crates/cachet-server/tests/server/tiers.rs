@@ -85,7 +85,7 @@ fn replicas_share_objects_through_every_shared_backend() {
         let m = metrics(&b);
         assert!(
             m.contains("cachet_tier_gets_total{tier=\"shared\",backend=")
-                && m.contains("cachet_tier_duration_seconds_bucket{tier=\"shared\""),
+                && m.contains("cachet_tier_duration_seconds_count{tier=\"shared\""),
             "{m}"
         );
     }

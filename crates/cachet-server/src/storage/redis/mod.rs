@@ -321,7 +321,10 @@ enum ConnHandle {
 }
 
 impl redis::aio::ConnectionLike for ConnHandle {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
         match self {
             ConnHandle::Single(m) => m.req_packed_command(cmd),
             ConnHandle::Cluster(c) => c.req_packed_command(cmd),
