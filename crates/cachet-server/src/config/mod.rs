@@ -203,7 +203,7 @@ impl Config {
         };
         let upload_memory = given.upload_memory.as_deref().unwrap_or(d.upload_memory);
         let upload_memory = match parse_size_setting("--upload-memory", upload_memory)? {
-            v if v < crate::api::UPLOAD_BUFFER => {
+            v if v < crate::state::UPLOAD_BUFFER => {
                 return Err(invalid(
                     "--upload-memory",
                     upload_memory,
