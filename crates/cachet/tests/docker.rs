@@ -13,11 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachet_wrapper::journal::{self, Outcome};
 
-use crate::util::{cachet_bin, copy_tree, free_port, stderr_of, workload_service};
+use cachet_test_support::ports::{bind_with_retry, Bind};
+use cachet_test_support::wait_for;
+
+use crate::util::{cachet_bin, copy_tree, crates_with, stderr_of, workload_service};
 
 mod compose;
 
@@ -149,16 +152,23 @@ fn assert_ok(out: &Output, what: &str) -> String {
 }
 
 /// Starts a server container with `cachet docker start` on a free host port; returns the port.
+/// `cachet docker start` publishes the port it is given, so it gets one that was free a moment
+/// ago, and another when it says that one was taken meanwhile (it removes the half-started
+/// container then, so the same name can be tried again).
 fn start_server(cleanup: &mut Cleanup, name: &str, extra: &[&str]) -> u16 {
     let image = ensure_image();
-    let port = free_port();
     cleanup.containers.push(name.to_string());
-    let port_s = port.to_string();
-    let mut args = vec!["start", "--name", name, "--image", image, "--port", &port_s];
-    args.extend_from_slice(extra);
-    let out = cachet_docker(&args);
-    assert_ok(&out, "cachet docker start");
-    port
+    bind_with_retry("cachet docker start", |port| {
+        let port_s = port.to_string();
+        let mut args = vec!["start", "--name", name, "--image", image, "--port", &port_s];
+        args.extend_from_slice(extra);
+        let out = cachet_docker(&args);
+        if !out.status.success() && stderr_of(&out).contains("is already in use on") {
+            return Bind::Taken;
+        }
+        assert_ok(&out, "cachet docker start");
+        Bind::Bound(port)
+    })
 }
 
 /// One HTTP/1.0 request to 127.0.0.1:port; returns the status and body.
@@ -185,18 +195,6 @@ fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u1
         .map(|p| p + 4)
         .unwrap_or(raw.len());
     Ok((status, raw[at..].to_vec()))
-}
-
-/// Polls `f` every 100 ms until it is true; panics after `timeout` naming `what`.
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// `docker inspect -f FORMAT NAME`.
@@ -473,12 +471,7 @@ fn docker_second_client_container_gets_remote_hits_for_every_crate() {
     cleanup.containers.push(c1.clone());
     let out = first.build_command(&c1, &net).output().unwrap();
     let cold_output = assert_ok(&out, "cold build in a client container");
-    let compiled: std::collections::BTreeSet<String> = first
-        .journal()
-        .iter()
-        .filter(|r| r.outcome == Outcome::Miss)
-        .filter_map(|r| r.krate.clone())
-        .collect();
+    let compiled = crates_with(&first.journal(), Outcome::Miss);
     assert!(
         compiled.len() > 20,
         "the cold build stored its crates: {compiled:?}"
@@ -502,11 +495,7 @@ fn docker_second_client_container_gets_remote_hits_for_every_crate() {
         misses.is_empty(),
         "no compile in the second client: {misses:?}"
     );
-    let hits: std::collections::BTreeSet<String> = records
-        .iter()
-        .filter(|r| r.outcome == Outcome::HitRemote)
-        .filter_map(|r| r.krate.clone())
-        .collect();
+    let hits = crates_with(&records, Outcome::HitRemote);
     assert_eq!(
         hits, compiled,
         "every crate the first client compiled is a remote hit"
@@ -529,7 +518,7 @@ fn docker_killed_server_does_not_fail_a_client_build() {
         .spawn()
         .unwrap();
     // Kill once the build has stored a few crates on the server.
-    wait_until(
+    wait_for(
         "the client build to store 5 crates",
         Duration::from_secs(300),
         || {
@@ -663,7 +652,7 @@ fn docker_server_under_256m_survives_large_concurrent_uploads() {
     let (status, got) = http(port, "GET", "/cachet/v1/big/3", b"").unwrap();
     assert_eq!(status, 200);
     assert!(got == *body, "the object reads back intact");
-    wait_until(
+    wait_for(
         "the server to report healthy",
         Duration::from_secs(30),
         || cachet_docker(&["status", "--name", &name]).status.success(),
@@ -723,7 +712,7 @@ fn healthcheck_exits_0_for_a_live_server_and_1_otherwise() {
         .output()
         .unwrap();
     assert_ok(&out, "healthcheck of a live server");
-    let dead = free_port().to_string();
+    let dead = cachet_test_support::closed_port().to_string();
     let out = Command::new(cachet_bin())
         .args(["healthcheck", "--url", &format!("http://127.0.0.1:{dead}")])
         .output()

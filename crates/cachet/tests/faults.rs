@@ -2,9 +2,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use cachet_wrapper::journal::Outcome;
+
+use cachet_test_support::Mount;
 
 use crate::util::{fixture, outcomes_for, stderr_of, Project, FIXTURE_CRATES};
 
@@ -76,66 +77,33 @@ fn garbage_manifest_is_a_miss() {
         .contains("lib=core-lib v1"));
 }
 
-/// A tmpfs mounted over a directory for the test's duration.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(dir: &Path, options: &str) -> Mount {
-        fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("mount is needed for this test");
-        assert!(
-            status.success(),
-            "mounting a tmpfs at {} failed: this test needs root (CI runs as root)",
-            dir.display()
-        );
-        Mount(dir.to_path_buf())
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-fn count(haystack: &str, needle: &str) -> usize {
-    haystack.matches(needle).count()
+/// Builds the fixture with its cache directory on a tmpfs mounted with `options`: the build
+/// succeeds and the wrapper warns exactly once that it cannot write. Returns the project, its
+/// cache still mounted while the returned mount lives.
+fn build_on_unwritable_cache(options: &str) -> (Project, Mount) {
+    let p = Project::copy_of(&fixture("soundness"));
+    let mount = Mount::tmpfs(&p.cache, options);
+    let out = p.cachet_cargo(&["build"], &[]);
+    assert!(p
+        .run_program("target", "debug", "app")
+        .contains("lib=core-lib v1"));
+    let err = stderr_of(&out);
+    assert_eq!(
+        err.matches("warning: cachet: cannot write").count(),
+        1,
+        "exactly one warning:\n{err}"
+    );
+    (p, mount)
 }
 
 #[test]
 fn read_only_cache_dir_still_builds_and_warns_once() {
-    let p = Project::copy_of(&fixture("soundness"));
-    let _mount = Mount::tmpfs(&p.cache, "ro,size=1m");
-    let out = p.cachet_cargo(&["build"], &[]);
-    assert!(p
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
-    let err = stderr_of(&out);
-    assert_eq!(
-        count(&err, "warning: cachet: cannot write"),
-        1,
-        "exactly one warning:\n{err}"
-    );
+    build_on_unwritable_cache("ro,size=1m");
 }
 
 #[test]
 fn full_cache_filesystem_still_builds_and_warns_once() {
-    let p = Project::copy_of(&fixture("soundness"));
-    let _mount = Mount::tmpfs(&p.cache, "size=16k");
-    let out = p.cachet_cargo(&["build"], &[]);
-    assert!(p
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
-    let err = stderr_of(&out);
-    assert_eq!(
-        count(&err, "warning: cachet: cannot write"),
-        1,
-        "exactly one warning:\n{err}"
-    );
+    let (p, _mount) = build_on_unwritable_cache("size=16k");
     // Whatever did get written is never half an entry.
     if p.cache.join("v1/entries").is_dir() {
         for f in entry_files(&p.cache) {

@@ -788,7 +788,7 @@ fn a_client_trusting_a_gets_every_hit_from_a_server_filled_by_a() {
     writer.cachet_cargo(
         &["build"],
         &[
-            ("CACHET_SERVER", &server.url),
+            ("CACHET_SERVER", server.base_url()),
             ("CACHET_SIGNING_KEY", a_file.to_str().unwrap()),
         ],
     );
@@ -796,7 +796,7 @@ fn a_client_trusting_a_gets_every_hit_from_a_server_filled_by_a() {
     let err = build(
         &c,
         &[
-            ("CACHET_SERVER", &server.url),
+            ("CACHET_SERVER", server.base_url()),
             ("CACHET_TRUSTED_KEYS", &a.public_text()),
         ],
     );
@@ -815,7 +815,7 @@ fn a_client_trusting_a_gets_every_hit_from_a_server_filled_by_a() {
     let err = build(
         &d,
         &[
-            ("CACHET_SERVER", &server.url),
+            ("CACHET_SERVER", server.base_url()),
             ("CACHET_TRUSTED_KEYS", &other.public_text()),
         ],
     );

@@ -202,7 +202,7 @@ fn members_compiled_incrementally(compiled: &[String]) -> Vec<&String> {
 fn members_are_restored_after_clean_and_in_a_second_checkout_through_the_server() {
     let storage = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(&["--storage", &format!("dir:{}", storage.path().display())]);
-    let server_env = [("CACHET_SERVER", server.url.as_str())];
+    let server_env = [("CACHET_SERVER", server.base_url())];
     let shim_dir = tempfile::tempdir().unwrap();
     let shim = logging_rustc(shim_dir.path());
     let a = DevProject::new(Project::copy_of(&fixture("members")), &shim);

@@ -3,21 +3,13 @@
 
 use std::fs;
 
+use cachet_test_support::closed_port;
 use cachet_wrapper::journal::Outcome;
 
 use crate::util::{
-    cacheable, fixture, free_port, outcomes_for, real_rustc, stderr_of, write_script, Project,
-    ServerProcess, FIXTURE_CRATES,
+    cacheable, fixture, outcomes_for, real_rustc, stderr_of, write_script, Project, ServerProcess,
+    FIXTURE_CRATES,
 };
-
-/// A second client (its own cache directory) of the same project.
-fn client(p: &Project, name: &str) -> Project {
-    Project {
-        tmp: tempfile::tempdir().unwrap(),
-        root: p.root.clone(),
-        cache: p.tmp.path().join(name),
-    }
-}
 
 fn server_env(url: &str) -> Vec<(&str, &str)> {
     vec![("CACHET_SERVER", url)]
@@ -28,7 +20,7 @@ fn a_fresh_client_gets_remote_hits_and_fills_its_local_cache() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(&["--storage", &format!("dir:{}", dir.path().display())]);
     let a = Project::copy_of(&fixture("soundness"));
-    a.cachet_cargo(&["build"], &server_env(&server.url));
+    a.cachet_cargo(&["build"], &server_env(server.base_url()));
     let output = a.run_program("target", "debug", "app");
     assert_eq!(
         a.stats().uploads,
@@ -37,9 +29,9 @@ fn a_fresh_client_gets_remote_hits_and_fills_its_local_cache() {
         a.stats()
     );
 
-    let b = client(&a, "cache-b");
+    let b = a.client("cache-b");
     b.cachet_cargo(&["clean"], &[]);
-    b.cachet_cargo(&["build"], &server_env(&server.url));
+    b.cachet_cargo(&["build"], &server_env(server.base_url()));
     for krate in FIXTURE_CRATES {
         assert_eq!(
             outcomes_for(&b.journal(), krate),
@@ -77,7 +69,7 @@ fn a_killed_server_never_fails_the_build_and_keeps_complete_entries() {
         ),
     );
     let env = [
-        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_SERVER", server.base_url()),
         ("RUSTC", shim.to_str().unwrap()),
     ];
     let out = a.cachet_cargo(&["build"], &env);
@@ -97,7 +89,7 @@ fn a_killed_server_never_fails_the_build_and_keeps_complete_entries() {
     // Restarted on the same storage: dep_lib's entry is there and whole; core_lib's upload
     // is pending and `cachet flush` delivers it.
     server = server.restart();
-    let url = server.url.clone();
+    let url = server.base_url().to_string();
     let flush = {
         let mut cmd = std::process::Command::new(crate::util::cachet_bin());
         cmd.arg("flush")
@@ -110,7 +102,7 @@ fn a_killed_server_never_fails_the_build_and_keeps_complete_entries() {
         "{}",
         String::from_utf8_lossy(&flush.stdout)
     );
-    let b = client(&a, "cache-b");
+    let b = a.client("cache-b");
     b.cachet_cargo(&["clean"], &[]);
     b.cachet_cargo(
         &["build"],
@@ -145,7 +137,7 @@ fn waits_and_skips(p: &Project) -> (u64, u64) {
 
 #[test]
 fn a_server_that_refuses_connections_costs_one_attempt_per_build() {
-    let port = free_port(); // nothing listens there
+    let port = closed_port();
     let p = Project::copy_of(&fixture("soundness"));
     let url = format!("http://127.0.0.1:{port}");
     let out = p.cachet_cargo(&["build"], &server_env(&url));
@@ -226,7 +218,7 @@ fn tokens_wrong_read_only_and_write() {
 
     // A wrong token: the build succeeds on local compiles, with one warning.
     let wrong = [
-        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_SERVER", server.base_url()),
         ("CACHET_TOKEN", "nope"),
     ];
     let out = a.cachet_cargo(&["build"], &wrong);
@@ -235,12 +227,12 @@ fn tokens_wrong_read_only_and_write() {
     assert_eq!(a.stats().uploads, 0);
 
     // A writer fills the server.
-    let w = client(&a, "cache-writer");
+    let w = a.client("cache-writer");
     w.cachet_cargo(&["clean"], &[]);
     w.cachet_cargo(
         &["build"],
         &[
-            ("CACHET_SERVER", server.url.as_str()),
+            ("CACHET_SERVER", server.base_url()),
             ("CACHET_TOKEN", "writer-token"),
         ],
     );
@@ -248,9 +240,9 @@ fn tokens_wrong_read_only_and_write() {
     assert_eq!(w.stats().uploads, 2 * FIXTURE_CRATES.len() as u64);
 
     // A reader gets hits, and cannot upload what it compiles (one warning, build succeeds).
-    let r = client(&a, "cache-reader");
+    let r = a.client("cache-reader");
     let reader = [
-        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_SERVER", server.base_url()),
         ("CACHET_TOKEN", "reader-token"),
     ];
     r.cachet_cargo(&["clean"], &[]);
@@ -274,12 +266,12 @@ fn tokens_wrong_read_only_and_write() {
     assert_eq!(err.matches("no write permission").count(), 1, "{err}");
 
     // The reader's result never reached the server: a fresh writer misses it.
-    let w2 = client(&a, "cache-writer-2");
+    let w2 = a.client("cache-writer-2");
     w2.cachet_cargo(&["clean"], &[]);
     w2.cachet_cargo(
         &["build"],
         &[
-            ("CACHET_SERVER", server.url.as_str()),
+            ("CACHET_SERVER", server.base_url()),
             ("CACHET_TOKEN", "writer-token"),
         ],
     );
@@ -294,7 +286,7 @@ fn tokens_wrong_read_only_and_write() {
         let out = std::process::Command::new(crate::util::cachet_bin())
             .args(["status", "--json"])
             .env("CACHET_DIR", &a.cache)
-            .env("CACHET_SERVER", &server.url)
+            .env("CACHET_SERVER", server.base_url())
             .env("CACHET_TOKEN", token)
             .output()
             .unwrap();
@@ -311,31 +303,16 @@ fn tokens_wrong_read_only_and_write() {
     // The dashboard's address, to open in a browser.
     assert_eq!(
         v["server"]["dashboard"],
-        format!("{}/ui", server.url.trim_end_matches('/'))
+        format!("{}/ui", server.base_url().trim_end_matches('/'))
     );
     assert!(!status("nope").0);
 }
 
 #[test]
 fn tls_with_a_private_ca() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let dir = tempfile::tempdir().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    let (cert, key, ca_pem) = (
-        dir.path().join("cert.pem"),
-        dir.path().join("key.pem"),
-        dir.path().join("ca.pem"),
-    );
-    fs::write(&cert, leaf.pem()).unwrap();
-    fs::write(&key, leaf_key.serialize_pem()).unwrap();
-    fs::write(&ca_pem, ca.pem()).unwrap();
+    let tls = cachet_test_support::issue_cert(dir.path(), "server");
+    let (cert, key, ca_pem) = (tls.cert, tls.key, tls.ca_pem);
     let server = ServerProcess::start(&[
         "--storage",
         "ephemeral",
@@ -344,9 +321,9 @@ fn tls_with_a_private_ca() {
         "--tls-key",
         key.to_str().unwrap(),
     ]);
-    assert!(server.url.starts_with("https://"));
+    assert!(server.base_url().starts_with("https://"));
     let env = [
-        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_SERVER", server.base_url()),
         ("CACHET_CA_CERT", ca_pem.to_str().unwrap()),
     ];
     let a = Project::copy_of(&fixture("soundness"));
@@ -357,7 +334,7 @@ fn tls_with_a_private_ca() {
         "{:?}",
         a.stats()
     );
-    let b = client(&a, "cache-b");
+    let b = a.client("cache-b");
     b.cachet_cargo(&["clean"], &[]);
     b.cachet_cargo(&["build"], &env);
     assert_eq!(
@@ -366,9 +343,9 @@ fn tls_with_a_private_ca() {
     );
 
     // Without the CA the server is not trusted: the build still succeeds, locally.
-    let c = client(&a, "cache-c");
+    let c = a.client("cache-c");
     c.cachet_cargo(&["clean"], &[]);
-    let out = c.cachet_cargo(&["build"], &[("CACHET_SERVER", server.url.as_str())]);
+    let out = c.cachet_cargo(&["build"], &[("CACHET_SERVER", server.base_url())]);
     assert_eq!(
         stderr_of(&out)
             .matches("cannot reach the cache server")

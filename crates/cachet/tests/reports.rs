@@ -2,13 +2,15 @@
 //! a real `cachet server`, and its JSON API as the witness of what arrived.
 
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachet_wrapper::journal::Outcome;
 use cachet_wrapper::remote::{Remote, RemoteConfig};
 use serde_json::Value;
 
-use crate::util::{cacheable, fixture, Project, ServerProcess, FIXTURE_CRATES};
+use cachet_test_support::wait_for;
+
+use crate::util::{cacheable, fixture, run_ok, Project, ServerProcess, FIXTURE_CRATES};
 
 /// `GET path` on the server's API, as JSON.
 fn api(url: &str, path: &str) -> Value {
@@ -57,23 +59,12 @@ fn counts_of(url: &str, krate: &str) -> (u64, u64, u64) {
     (n("calls"), n("hits_local"), n("misses"))
 }
 
-/// Polls the API until `done` holds (a background flush delivers at its own pace).
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn flush(p: &Project, env: &[(&str, &str)]) -> std::process::Output {
+/// `cachet flush` for the project's cache, with `env`.
+fn flush(p: &Project, env: &[(&str, &str)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(crate::util::cachet_bin());
     cmd.arg("flush").env("CACHET_DIR", &p.cache);
     cmd.envs(env.iter().map(|(k, v)| (*k, *v)));
-    cmd.output().unwrap()
+    cmd
 }
 
 fn spool(p: &Project) -> std::path::PathBuf {
@@ -98,18 +89,13 @@ fn every_call_the_journal_records_reaches_the_dashboard_with_its_cause() {
     let server = ServerProcess::start(&["--storage", "ephemeral"]);
     let p = Project::copy_of(&fixture("soundness"));
     let env = [
-        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_SERVER", server.base_url()),
         ("CACHET_CLIENT_NAME", "alice"),
     ];
     // A cold build, then `cachet flush`: the server holds each cacheable call the journal
     // recorded, with the same outcome, and a first build's misses say so.
     p.cachet_cargo(&["build"], &env);
-    let out = flush(&p, &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(flush(&p, &env));
     assert!(String::from_utf8_lossy(&out.stdout).contains("call reports"));
     let journal = p.journal();
     for krate in FIXTURE_CRATES {
@@ -121,7 +107,7 @@ fn every_call_the_journal_records_reaches_the_dashboard_with_its_cause() {
         };
         assert!(of(None) > 0, "{krate} was not in the journal");
         assert_eq!(
-            counts_of(&server.url, krate),
+            counts_of(server.base_url(), krate),
             (
                 of(None),
                 of(Some(Outcome::HitLocal)),
@@ -130,7 +116,7 @@ fn every_call_the_journal_records_reaches_the_dashboard_with_its_cause() {
             "{krate}: (calls, local hits, misses) on the server and in the journal"
         );
         // Misses are kept in detail, with their cause: nothing was built here before.
-        for (client, outcome, cause) in calls_of(&server.url, krate) {
+        for (client, outcome, cause) in calls_of(server.base_url(), krate) {
             assert_eq!(client, "alice");
             if outcome == "miss" {
                 assert_eq!(cause.as_deref(), Some("first-build"), "{krate}");
@@ -150,9 +136,11 @@ fn every_call_the_journal_records_reaches_the_dashboard_with_its_cause() {
     age_spool(&p, Duration::from_secs(60));
     p.cachet_cargo(&["clean"], &[]);
     p.cachet_cargo(&["build"], &env);
-    wait_until("the background flush to deliver the local hits", || {
-        counts_of(&server.url, "dep_lib").1 >= 1
-    });
+    wait_for(
+        "the background flush to deliver the local hits",
+        Duration::from_secs(30),
+        || counts_of(server.base_url(), "dep_lib").1 >= 1,
+    );
 
     // An edited source file: the crate's miss arrives with the cause "a source file changed".
     let lib = p.root.join("dep-lib/src/lib.rs");
@@ -163,13 +151,8 @@ fn every_call_the_journal_records_reaches_the_dashboard_with_its_cause() {
     )
     .unwrap();
     p.cachet_cargo(&["build"], &env);
-    let out = flush(&p, &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = api(&server.url, "/_api/v1/crates/dep_lib?since=1d");
+    run_ok(flush(&p, &env));
+    let v = api(server.base_url(), "/_api/v1/crates/dep_lib?since=1d");
     let edited = v["calls"]
         .as_array()
         .unwrap()
@@ -208,7 +191,7 @@ fn every_call_the_journal_records_reaches_the_dashboard_with_its_cause() {
 fn an_unreachable_server_keeps_then_drops_and_counts_reports_and_reports_off_sends_nothing() {
     let p = Project::copy_of(&fixture("soundness"));
     // Nothing listens on this port.
-    let dead = format!("http://127.0.0.1:{}", crate::util::free_port());
+    let dead = format!("http://127.0.0.1:{}", cachet_test_support::closed_port());
     let env = [("CACHET_SERVER", dead.as_str())];
     let out = p.cachet_cargo(&["build"], &env);
     let err = crate::util::stderr_of(&out);
@@ -217,7 +200,7 @@ fn an_unreachable_server_keeps_then_drops_and_counts_reports_and_reports_off_sen
     let waiting = fs::read_to_string(spool(&p)).unwrap().lines().count();
     assert!(waiting >= FIXTURE_CRATES.len(), "{waiting} records spooled");
     // `cachet flush` cannot deliver them: it says so, fails, and keeps them.
-    let out = flush(&p, &env);
+    let out = flush(&p, &env).output().unwrap();
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("call reports not sent"),
@@ -229,13 +212,8 @@ fn an_unreachable_server_keeps_then_drops_and_counts_reports_and_reports_off_sen
     age_spool(&p, Duration::from_secs(8 * 24 * 3600));
     let server = ServerProcess::start(&["--storage", "ephemeral"]);
     let _ = fs::remove_file(p.cache.join("remote-down"));
-    let live = [("CACHET_SERVER", server.url.as_str())];
-    let out = flush(&p, &live);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let live = [("CACHET_SERVER", server.base_url())];
+    run_ok(flush(&p, &live));
     let stats = p.stats();
     assert_eq!(stats.reports_sent, 0);
     assert_eq!(
@@ -244,21 +222,21 @@ fn an_unreachable_server_keeps_then_drops_and_counts_reports_and_reports_off_sen
         "{stats:?}"
     );
     assert_eq!(
-        api(&server.url, "/_api/v1/summary?since=30d")["total"]["calls"],
+        api(server.base_url(), "/_api/v1/summary?since=30d")["total"]["calls"],
         0
     );
 
     // CACHET_REPORTS=0: a build through a live server spools and sends nothing.
     let off = [
-        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_SERVER", server.base_url()),
         ("CACHET_REPORTS", "0"),
     ];
     p.cachet_cargo(&["clean"], &[]);
     p.cachet_cargo(&["build"], &off);
-    assert!(flush(&p, &off).status.success());
+    run_ok(flush(&p, &off));
     assert!(!spool(&p).exists());
     assert_eq!(
-        api(&server.url, "/_api/v1/summary?since=30d")["total"]["calls"],
+        api(server.base_url(), "/_api/v1/summary?since=30d")["total"]["calls"],
         0
     );
 }
@@ -271,7 +249,7 @@ fn an_unreachable_server_keeps_then_drops_and_counts_reports_and_reports_off_sen
 fn a_refused_token_stops_the_reports_like_any_auth_failure() {
     let p = Project::copy_of(&fixture("soundness"));
     // Records wait in the spool: the build's server is down.
-    let dead = format!("http://127.0.0.1:{}", crate::util::free_port());
+    let dead = format!("http://127.0.0.1:{}", cachet_test_support::closed_port());
     p.cachet_cargo(&["build"], &[("CACHET_SERVER", dead.as_str())]);
     let waiting = fs::read_to_string(spool(&p)).unwrap().lines().count();
     assert!(waiting >= FIXTURE_CRATES.len(), "{waiting} records spooled");
@@ -286,7 +264,7 @@ fn a_refused_token_stops_the_reports_like_any_auth_failure() {
 
     // 401: nothing sent, nothing dropped, the breaker tripped, the records kept.
     let wrong = [
-        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_SERVER", server.base_url()),
         ("CACHET_TOKEN", "nope"),
     ];
     // Reports only: pending uploads would meet the same 401 and trip the breaker themselves.
@@ -312,7 +290,7 @@ fn a_refused_token_stops_the_reports_like_any_auth_failure() {
     // 403: the token may not report to this namespace: stop, drop and count, back off.
     let _ = fs::remove_file(&down);
     let elsewhere = [
-        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_SERVER", server.base_url()),
         ("CACHET_TOKEN", "elsewhere-token"),
     ];
     let out = reports_only(&elsewhere);
@@ -337,16 +315,11 @@ fn a_refused_token_stops_the_reports_like_any_auth_failure() {
 
     // The right token delivers what is recorded from then on.
     let good = [
-        ("CACHET_SERVER", server.url.as_str()),
+        ("CACHET_SERVER", server.base_url()),
         ("CACHET_TOKEN", "writer-token"),
     ];
     p.cachet_cargo(&["clean"], &[]);
     p.cachet_cargo(&["build"], &good);
-    let out = flush(&p, &good);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(flush(&p, &good));
     assert!(p.stats().reports_sent >= FIXTURE_CRATES.len() as u64);
 }

@@ -5,20 +5,17 @@
 //! local tier, and uses the shared tier again once it is back, without a restart).
 //!
 //! The backends are real processes (`redis-server`, `redis-cli --cluster create`, moto for S3),
-//! started the same way as in the server crate's tests (`backends.rs`, shared by `#[path]`).
+//! started the same way as in the server crate's tests (`cachet_test_support::backends`).
 
-#[path = "../../cachet-server/tests/server/backends.rs"]
-mod backends;
-
-use std::collections::BTreeSet;
 use std::fs;
 use std::time::Duration;
 
-use backends::{http, poll_until, RedisCluster, RedisServer, S3Server, S3_ENV};
+use cachet_test_support::backends::{RedisCluster, RedisServer, S3Server, S3_ENV};
+use cachet_test_support::{http, wait_for};
 use cachet_wrapper::journal::Outcome;
 
 use crate::util::{
-    cacheable, fixture, free_port, outcomes_for, real_rustc, workload_service, write_script,
+    cacheable, crates_with, fixture, outcomes_for, real_rustc, workload_service, write_script,
     Project, ServerProcess,
 };
 use crate::workload::{fetch, stored_crates};
@@ -27,7 +24,9 @@ use crate::workload::{fetch, stored_crates};
 fn replica(shared: &str) -> (ServerProcess, tempfile::TempDir) {
     let local = tempfile::tempdir().unwrap();
     let storage = format!("dir:{},{shared}", local.path().display());
-    let server = ServerProcess::start_env(free_port(), &["--storage", &storage], &S3_ENV);
+    let server = ServerProcess::builder(&["--storage", &storage])
+        .envs(&S3_ENV)
+        .start();
     (server, local)
 }
 
@@ -40,7 +39,7 @@ fn stats(server: &ServerProcess) -> serde_json::Value {
 /// Waits until every upload the replica queued has left for the shared tier, and checks that
 /// none was lost.
 fn wait_for_uploads(server: &ServerProcess) {
-    poll_until(
+    wait_for(
         "the replica to finish its uploads",
         Duration::from_secs(300),
         || stats(server)["uploads"]["pending"] == 0,
@@ -50,15 +49,6 @@ fn wait_for_uploads(server: &ServerProcess) {
         assert_eq!(u[lost], 0, "{lost}: {u}");
     }
     assert!(u["uploaded"].as_u64().unwrap() >= 100, "{u}");
-}
-
-/// A second client with its own (empty) cache.
-fn client(p: &Project, name: &str) -> Project {
-    Project {
-        tmp: tempfile::tempdir().unwrap(),
-        root: p.root.clone(),
-        cache: p.tmp.path().join(name),
-    }
 }
 
 /// Client A builds the workload through replica 1; client B, with an empty cache, builds it
@@ -71,18 +61,18 @@ fn replicas_share_the_workload(shared: &str) {
     fetch(&a);
     a.cachet_cargo(
         &["build", "--locked", "--offline"],
-        &[("CACHET_SERVER", one.url.as_str())],
+        &[("CACHET_SERVER", one.base_url())],
     );
     let output = a.run_program("target", "debug", "wl-service");
     let stored = stored_crates(&a.journal());
     assert!(stored.len() >= 50, "{} crates stored", stored.len());
     wait_for_uploads(&one);
 
-    let b = client(&a, "cache-b");
+    let b = a.client("cache-b");
     b.cachet_cargo(&["clean"], &[]);
     b.cachet_cargo(
         &["build", "--locked", "--offline"],
-        &[("CACHET_SERVER", two.url.as_str())],
+        &[("CACHET_SERVER", two.base_url())],
     );
     let records = b.journal();
     let misses: Vec<_> = cacheable(&records)
@@ -93,11 +83,7 @@ fn replicas_share_the_workload(shared: &str) {
         misses.is_empty(),
         "{shared}: the second client missed {misses:?}"
     );
-    let remote: BTreeSet<String> = records
-        .iter()
-        .filter(|r| r.outcome == Outcome::HitRemote)
-        .filter_map(|r| r.krate.clone())
-        .collect();
+    let remote = crates_with(&records, Outcome::HitRemote);
     assert_eq!(remote, stored, "{shared}");
     assert_eq!(b.run_program("target", "debug", "wl-service"), output);
     let shared_tier = stats(&two)["tiers"][1].clone();
@@ -158,7 +144,7 @@ fn a_shared_tier_killed_mid_build(pids: &[u32], restart: impl FnOnce(), shared: 
     // Every build uses the shim (a compiler's identity is part of the key); it kills once.
     let through = |server: &ServerProcess| {
         [
-            ("CACHET_SERVER", server.url.clone()),
+            ("CACHET_SERVER", server.base_url().to_string()),
             ("RUSTC", shim.to_str().unwrap().to_string()),
         ]
     };
@@ -176,7 +162,7 @@ fn a_shared_tier_killed_mid_build(pids: &[u32], restart: impl FnOnce(), shared: 
     assert!(down["errors"].as_u64().unwrap() >= 1, "{down}");
 
     // Still down: the server answers from its local tier.
-    let b = client(&a, "cache-b");
+    let b = a.client("cache-b");
     b.cachet_cargo(&["clean"], &[]);
     build(&b, &one);
     for krate in ["core_lib", "dep_lib"] {
@@ -198,12 +184,12 @@ fn a_shared_tier_killed_mid_build(pids: &[u32], restart: impl FnOnce(), shared: 
     )
     .unwrap();
     build(&a, &one);
-    poll_until(
+    wait_for(
         "replica 1 to upload the new core_lib",
         Duration::from_secs(120),
         || stats(&one)["uploads"]["pending"] == 0,
     );
-    let c = client(&a, "cache-c");
+    let c = a.client("cache-c");
     c.cachet_cargo(&["clean"], &[]);
     build(&c, &two);
     assert_eq!(

@@ -1,22 +1,18 @@
-//! Shared helpers: a scratch project per test, cargo run through cachet, and readers for the
-//! journal and statistics the wrapper leaves in its cache directory.
+//! The wrapper tests' own helpers: a scratch project per test, cargo run through cachet, and
+//! readers for the journal and statistics the wrapper leaves in its cache directory. What the
+//! server's tests share (the real server process, storage peers, polling) comes from
+//! `cachet-test-support`; the two used everywhere here are re-exported.
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub use cachet_test_support::{cachet_bin, run_ok, ServerProcess};
 use cachet_wrapper::journal::{self, Outcome, Record};
 use cachet_wrapper::stats::{self, Stats};
-
-/// The cachet binary under test: the release build the suite prepares (`CACHET_TEST_BIN`), or
-/// this crate's own build.
-pub fn cachet_bin() -> PathBuf {
-    std::env::var_os("CACHET_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cachet")))
-}
 
 /// Copies a directory tree.
 pub fn copy_tree(from: &Path, to: &Path) {
@@ -71,6 +67,16 @@ impl Project {
         copy_tree(source, &root);
         let cache = tmp.path().join("cache");
         Project { tmp, root, cache }
+    }
+
+    /// Another client of the same checkout: its own, empty cache directory `name` (beside this
+    /// project's) and its own scratch directory.
+    pub fn client(&self, name: &str) -> Project {
+        Project {
+            tmp: tempfile::tempdir().unwrap(),
+            root: self.root.clone(),
+            cache: self.tmp.path().join(name),
+        }
     }
 
     /// A cargo command in the project with a clean, predictable environment.
@@ -181,21 +187,6 @@ pub fn write_script(path: &Path, body: &str) -> PathBuf {
     path.to_path_buf()
 }
 
-/// Runs a command and panics with its output unless it succeeds.
-pub fn run_ok(mut cmd: Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// The outcomes recorded for `krate` among `records`.
 pub fn outcomes_for(records: &[Record], krate: &str) -> Vec<Outcome> {
     records
@@ -215,6 +206,16 @@ pub const FIXTURE_CRATES: [&str; 5] = [
     "app",
 ];
 
+/// The crates of the calls among `records` whose outcome is `outcome` (with `Outcome::Miss`:
+/// the crates a build compiled and stored).
+pub fn crates_with(records: &[Record], outcome: Outcome) -> BTreeSet<String> {
+    records
+        .iter()
+        .filter(|r| r.outcome == outcome)
+        .filter_map(|r| r.krate.clone())
+        .collect()
+}
+
 /// Records of calls that were looked up in the cache (hits and misses).
 pub fn cacheable(records: &[Record]) -> Vec<&Record> {
     records.iter().filter(|r| r.pre_key.is_some()).collect()
@@ -228,146 +229,4 @@ pub fn stderr_of(out: &Output) -> String {
 /// True when `p` exists as a file.
 pub fn is_file(p: impl AsRef<OsStr>) -> bool {
     Path::new(p.as_ref()).is_file()
-}
-
-/// A real `cachet server` process on a loopback port, killed when dropped.
-pub struct ServerProcess {
-    child: std::process::Child,
-    /// `http://127.0.0.1:PORT` (or https).
-    pub url: String,
-    /// The port.
-    pub port: u16,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl ServerProcess {
-    /// Starts `cachet server --listen 127.0.0.1:0 ARGS...`, reads the port it bound from its
-    /// `--port-file` (no port is handed to it), and waits until it accepts connections.
-    pub fn start(args: &[&str]) -> ServerProcess {
-        let dir = tempfile::tempdir().unwrap();
-        let port_file = dir.path().join("port");
-        let mut child = Command::new(cachet_bin())
-            .args(["server", "--listen", "127.0.0.1:0", "--port-file"])
-            .arg(&port_file)
-            .args(args)
-            .env_remove("CACHET_LOG")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let port: u16 = loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("cachet server {args:?} exited before listening: {status}");
-            }
-            match std::fs::read_to_string(&port_file) {
-                Ok(text) if text.ends_with('\n') => break text.trim().parse().unwrap(),
-                _ => {}
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "cachet server {args:?} wrote no port file within 60 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        let https = args.contains(&"--tls-cert");
-        let scheme = if https { "https" } else { "http" };
-        let server = ServerProcess {
-            child,
-            url: format!("{scheme}://127.0.0.1:{port}"),
-            port,
-            args: args.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-        };
-        server.wait_listening();
-        server
-    }
-
-    /// Starts on a given port.
-    pub fn start_on(port: u16, args: &[&str]) -> ServerProcess {
-        Self::start_env(port, args, &[])
-    }
-
-    /// Starts on a given port with extra environment variables (S3 credentials).
-    pub fn start_env(port: u16, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let https = args.iter().any(|a| a == "--tls-cert");
-        let scheme = if https { "https" } else { "http" };
-        let child = Command::new(cachet_bin())
-            .arg("server")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(&args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env_remove("CACHET_LOG")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = ServerProcess {
-            child,
-            url: format!("{scheme}://127.0.0.1:{port}"),
-            port,
-            args,
-            env,
-        };
-        server.wait_listening();
-        server
-    }
-
-    fn wait_listening(&self) {
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        panic!(
-            "cachet server did not start listening on port {} within 5 s",
-            self.port
-        );
-    }
-
-    /// `kill -9`.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Starts the same server again on the same port.
-    pub fn restart(mut self) -> ServerProcess {
-        self.kill();
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let env: Vec<(&str, &str)> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        ServerProcess::start_env(self.port, &args, &env)
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }

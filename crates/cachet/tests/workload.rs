@@ -9,18 +9,14 @@ use std::path::Path;
 use cachet_core::entry::Entry;
 use cachet_wrapper::journal::{Outcome, Record};
 
-use crate::util::{cacheable, workload_service, Project, ServerProcess};
+use crate::util::{cacheable, crates_with, workload_service, Project, ServerProcess};
 
 pub(crate) fn fetch(p: &Project) {
     p.cachet_cargo(&["fetch", "--locked"], &[]);
 }
 
 pub(crate) fn stored_crates(records: &[Record]) -> BTreeSet<String> {
-    records
-        .iter()
-        .filter(|r| r.outcome == Outcome::Miss)
-        .filter_map(|r| r.krate.clone())
-        .collect()
+    crates_with(records, Outcome::Miss)
 }
 
 /// Cacheable calls that compiled successfully instead of hitting. (Build scripts probe the
@@ -79,7 +75,7 @@ fn check_entries(cache: &Path) -> usize {
 fn real_graph_warm_build_hits_every_crate_locally_and_from_the_server() {
     let storage = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(&["--storage", &format!("dir:{}", storage.path().display())]);
-    let with_server = [("CACHET_SERVER", server.url.as_str())];
+    let with_server = [("CACHET_SERVER", server.base_url())];
     let p = Project::copy_of(&workload_service());
     fetch(&p);
     p.cachet_cargo(&["build", "--locked", "--offline"], &with_server);
@@ -110,20 +106,12 @@ fn real_graph_warm_build_hits_every_crate_locally_and_from_the_server() {
         "a warm rebuild compiles at most 5% of the cold build's {cold_compilations} \
          compilations, got {warm_compilations}"
     );
-    let hit: BTreeSet<String> = warm
-        .iter()
-        .filter(|r| r.outcome == Outcome::HitLocal)
-        .filter_map(|r| r.krate.clone())
-        .collect();
+    let hit = crates_with(&warm, Outcome::HitLocal);
     assert_eq!(hit, stored, "every stored crate hits");
     assert_eq!(p.run_program("target", "debug", "wl-service"), output);
     assert!(output.contains("\"sorted\":[1,3,5,9]"), "{output}");
 
-    let second = Project {
-        tmp: tempfile::tempdir().unwrap(),
-        root: p.root.clone(),
-        cache: p.tmp.path().join("second-client-cache"),
-    };
+    let second = p.client("second-client-cache");
     second.cachet_cargo(&["clean"], &[]);
     second.cachet_cargo(&["build", "--locked", "--offline"], &with_server);
     let remote = second.journal();
@@ -132,11 +120,7 @@ fn real_graph_warm_build_hits_every_crate_locally_and_from_the_server() {
         .filter(|r| !matches!(r.outcome, Outcome::HitRemote | Outcome::CompileFailed))
         .collect();
     assert!(misses.is_empty(), "the second client missed: {misses:?}");
-    let from_server: BTreeSet<String> = remote
-        .iter()
-        .filter(|r| r.outcome == Outcome::HitRemote)
-        .filter_map(|r| r.krate.clone())
-        .collect();
+    let from_server = crates_with(&remote, Outcome::HitRemote);
     assert_eq!(
         from_server, stored,
         "every stored library crate comes from the server"

@@ -8,9 +8,9 @@ use std::time::Duration;
 use cachet_core::report::{MissCause, Outcome};
 use serde_json::Value;
 
-use crate::backends::{poll_until, RedisServer, S3Server, S3_ENV};
 use crate::dashboard::{api, batch, post, report};
-use crate::util::{spawn_server_env, ServerProcess};
+use crate::util::{spawn_server_env, wait_for, ServerProcess};
+use cachet_test_support::backends::{RedisServer, S3Server, S3_ENV};
 
 /// How long a replica may take to see another's reports: a sync every 10 s, a registry that
 /// may need a second round after two replicas register at once.
@@ -27,7 +27,7 @@ fn history(server: &ServerProcess) -> Value {
 }
 
 fn shows_both(server: &ServerProcess, calls: u64) {
-    poll_until(
+    wait_for(
         "a replica to show both replicas' reports",
         SEEN_WITHIN,
         || summary(server)["total"]["calls"] == calls,
@@ -90,7 +90,7 @@ fn replicas_sharing_redis_or_s3_show_one_history() {
         let a2 = spawn_server_env(&["--storage", &tiered], &S3_ENV);
         assert_eq!(history(&a2)["replica"], ha["replica"]);
         shows_both(&a2, 4);
-        poll_until(
+        wait_for(
             "the restarted replica to see both others",
             SEEN_WITHIN,
             || history(&a2)["other_replicas"].as_array().map(Vec::len) == Some(2),

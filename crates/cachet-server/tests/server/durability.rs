@@ -152,47 +152,23 @@ fn existing_objects_are_indexed_at_start() {
 /// path, status, bytes and latency, on the server's stderr; SIGTERM removes an ephemeral store.
 #[test]
 fn json_request_logs() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
-    let port = crate::util::free_port();
-    let mut child = Command::new(crate::util::cachet_bin())
-        .args([
-            "server",
-            "--storage",
-            "ephemeral",
-            "--log-format",
-            "json",
-            "--listen",
-        ])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("CACHET_LOG", "debug")
-        .env_remove("CACHET_CONFIG")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    wait_for("the server to listen", Duration::from_secs(30), || {
-        crate::util::raw_status(
-            addr,
-            "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-        ) == Some(200)
-    });
-    assert_eq!(
-        put(&format!("http://{addr}/ns/logged"), b"12345").status,
-        201
-    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("server.log");
+    let mut server =
+        crate::util::ServerProcess::builder(&["--storage", "ephemeral", "--log-format", "json"])
+            .env("CACHET_LOG", "debug")
+            .log(&log)
+            .start();
+    assert_eq!(put(&server.url("/ns/logged"), b"12345").status, 201);
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status();
-    let stderr = child.stderr.take().expect("stderr");
-    let lines: Vec<serde_json::Value> = BufReader::new(stderr)
+    let _ = server.child.wait();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .expect("the server's log")
         .lines()
-        .map_while(Result::ok)
-        .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    let _ = child.wait();
     let put_line = lines
         .iter()
         .find(|l| l["fields"]["method"] == "PUT")
@@ -298,18 +274,11 @@ fn open_server_on_a_network_address_warns_loudly() {
         let _ = child.wait();
         seen
     };
-    let port = crate::util::free_port().to_string();
-    let open = first_lines(&["--listen", &format!("0.0.0.0:{port}")]);
+    // Port 0: only the start-up lines matter, not where it listens.
+    let open = first_lines(&["--listen", "0.0.0.0:0"]);
     assert!(open.contains("NO TOKENS CONFIGURED"), "{open}");
-    let port = crate::util::free_port().to_string();
-    let loopback = first_lines(&["--listen", &format!("127.0.0.1:{port}")]);
+    let loopback = first_lines(&["--listen", "127.0.0.1:0"]);
     assert!(!loopback.contains("NO TOKENS"), "{loopback}");
-    let port = crate::util::free_port().to_string();
-    let with_tokens = first_lines(&[
-        "--listen",
-        &format!("0.0.0.0:{port}"),
-        "--tokens",
-        "a-long-token read",
-    ]);
+    let with_tokens = first_lines(&["--listen", "0.0.0.0:0", "--tokens", "a-long-token read"]);
     assert!(!with_tokens.contains("NO TOKENS"), "{with_tokens}");
 }

@@ -146,7 +146,7 @@ fn the_request_log_counts_the_bytes_that_arrived() {
 /// client got 503 "storage unavailable" before; reads go on.
 #[test]
 fn redis_uploads_count_against_the_budget_and_a_full_redis_gets_507() {
-    let redis = crate::backends::RedisServer::start();
+    let redis = cachet_test_support::backends::RedisServer::start();
     // The default policy, noeviction, refuses writes past maxmemory.
     redis.cli(&["CONFIG", "SET", "maxmemory", "12mb"]);
     let server =

@@ -4,7 +4,6 @@
 
 mod api;
 mod auth;
-mod backends;
 mod bad_input;
 mod ccache;
 mod concurrency;

@@ -3,7 +3,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{ephemeral, free_port, get, put, require_tool, start, wait_for};
+use crate::util::{ephemeral, get, put, require_tool, start, wait_for};
 
 struct Killed(Child);
 
@@ -12,6 +12,15 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The port in Prometheus' `msg="Listening on" ... address=HOST:PORT` log line.
+fn listening_port(log: &str) -> Option<u16> {
+    let line = log.lines().find(|l| l.contains("msg=\"Listening on\""))?;
+    let address = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("address="))?;
+    address.trim_matches('"').rsplit(':').next()?.parse().ok()
 }
 
 #[test]
@@ -31,19 +40,34 @@ fn prometheus_scrapes_metrics() {
         ),
     )
     .expect("config");
-    let port = free_port();
-    let _prom = Killed(
+    // Port 0: Prometheus binds a port of the system's choosing and logs it
+    // (`msg="Listening on" ... address=127.0.0.1:PORT`), so no port is handed to it.
+    let log = tmp.path().join("prometheus.log");
+    let mut prom = Killed(
         Command::new(prometheus)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 tmp.path().join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("prometheus.log"))
             .spawn()
             .expect("start prometheus"),
+    );
+    let mut port = 0;
+    wait_for(
+        "Prometheus to log its port",
+        Duration::from_secs(60),
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Ok(Some(status)) = prom.0.try_wait() {
+                panic!("prometheus exited: {status}\n{text}");
+            }
+            port = listening_port(&text).unwrap_or(0);
+            port != 0
+        },
     );
     let query = |q: &str| -> serde_json::Value {
         let url = format!("http://127.0.0.1:{port}/api/v1/query?query={q}");

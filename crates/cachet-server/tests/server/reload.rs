@@ -41,6 +41,21 @@ fn alive(server: &mut ServerProcess) -> bool {
     server.child.try_wait().expect("try_wait").is_none()
 }
 
+/// A server reading its tokens from `tokens`, logging at `info` to `log`.
+fn token_file_server(tokens: &Path, log: &Path) -> ServerProcess {
+    spawn_server_logged(
+        &[
+            "--storage",
+            "ephemeral",
+            "--token-file",
+            tokens.to_str().expect("utf-8"),
+        ],
+        &[("CACHET_LOG", "info")],
+        &[],
+        log,
+    )
+}
+
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -55,17 +70,7 @@ fn sighup_reloads_tokens_and_keeps_them_when_the_new_file_is_bad() {
     )
     .expect("tokens");
     let log = dir.path().join("server.log");
-    let mut server = spawn_server_logged(
-        &[
-            "--storage",
-            "ephemeral",
-            "--token-file",
-            tokens.to_str().expect("utf-8"),
-        ],
-        &[("CACHET_LOG", "info")],
-        &[],
-        &log,
-    );
+    let mut server = token_file_server(&tokens, &log);
     let url = server.url("/ns/key");
     assert_eq!(
         send("PUT", &url, Some(b"v1"), Some(&bearer(REVOKED))).status,
@@ -152,17 +157,7 @@ fn a_reload_under_load_drops_no_request() {
     let tokens = dir.path().join("tokens.txt");
     std::fs::write(&tokens, format!("{READER} read,write *\n")).expect("tokens");
     let log = dir.path().join("server.log");
-    let server = spawn_server_logged(
-        &[
-            "--storage",
-            "ephemeral",
-            "--token-file",
-            tokens.to_str().expect("utf-8"),
-        ],
-        &[("CACHET_LOG", "info")],
-        &[],
-        &log,
-    );
+    let server = token_file_server(&tokens, &log);
     let base = server.url("");
     let done = std::sync::atomic::AtomicBool::new(false);
     let reloads = 10;

@@ -11,8 +11,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::backends::{poll_until, S3Key, S3Server};
 use crate::util::{bytes, get, put, spawn_server_logged, ServerProcess};
+use cachet_test_support::backends::{S3Key, S3Server};
+use cachet_test_support::wait_for;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -122,7 +123,7 @@ fn assert_refused(server: &ServerProcess, s3: &S3Server, prefix: &str, log: &Pat
         "{:?}",
         s3.keys()
     );
-    poll_until("the refusal to be logged", DEADLINE, || {
+    wait_for("the refusal to be logged", DEADLINE, || {
         std::fs::read_to_string(log).is_ok_and(|l| l.contains(expect))
     });
 }
@@ -170,7 +171,7 @@ fn s3_credentials_from_a_shared_credentials_file_and_aws_profile() {
     let url = server.url("/cachet/v1/e/local-only");
     assert_eq!(put(&url, b"kept locally").status, 201);
     assert_eq!(get(&url).body, b"kept locally");
-    poll_until("the upload to be counted as failed", DEADLINE, || {
+    wait_for("the upload to be counted as failed", DEADLINE, || {
         let r = get(&server.url("/stats"));
         let stats: serde_json::Value = serde_json::from_slice(&r.body).expect("stats json");
         stats["uploads"]["failed"] == 1

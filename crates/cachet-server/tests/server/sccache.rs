@@ -2,10 +2,12 @@
 //! (new local cache dir, new daemon) gets its Rust compilations from a token-protected cachet.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{ephemeral, free_port, get, require_tool, start, wait_for};
+use cachet_test_support::run_ok;
+
+use crate::util::{ephemeral, get, require_tool, start, wait_for};
 
 fn sccache() -> PathBuf {
     let fallback = dirs::home_dir()
@@ -32,24 +34,11 @@ fn clean_command(program: &Path) -> Command {
     cmd
 }
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
+/// One sccache client and its daemon. The daemon listens on a unix socket in the client's own
+/// directory (`SCCACHE_SERVER_UDS`), not on a TCP port the test would have to hand it.
 struct Client {
     sccache: PathBuf,
     dir: PathBuf,
-    port: u16,
     endpoint: String,
 }
 
@@ -57,7 +46,7 @@ impl Client {
     fn cmd(&self, program: &Path) -> Command {
         let mut c = clean_command(program);
         c.env("SCCACHE_DIR", &self.dir)
-            .env("SCCACHE_SERVER_PORT", self.port.to_string())
+            .env("SCCACHE_SERVER_UDS", self.dir.join("server.sock"))
             .env("SCCACHE_WEBDAV_ENDPOINT", &self.endpoint)
             .env("SCCACHE_WEBDAV_USERNAME", "ci")
             .env("SCCACHE_WEBDAV_PASSWORD", "sccache-secret-1")
@@ -69,24 +58,26 @@ impl Client {
 
     fn start(&self) {
         std::fs::create_dir_all(&self.dir).expect("sccache dir");
-        run(self.cmd(&self.sccache).arg("--start-server"));
+        run_ok(self.cmd(&self.sccache).arg("--start-server"));
     }
 
     fn build(&self, project: &Path, target: &Path) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        run(self
-            .cmd(Path::new(&cargo))
-            .args(["build", "--offline", "--quiet"])
-            .current_dir(project)
-            .env("RUSTC_WRAPPER", &self.sccache)
-            .env("CARGO_TARGET_DIR", target)
-            .env("CARGO_INCREMENTAL", "0"));
+        run_ok(
+            self.cmd(Path::new(&cargo))
+                .args(["build", "--offline", "--quiet"])
+                .current_dir(project)
+                .env("RUSTC_WRAPPER", &self.sccache)
+                .env("CARGO_TARGET_DIR", target)
+                .env("CARGO_INCREMENTAL", "0"),
+        );
     }
 
     fn stats(&self) -> serde_json::Value {
-        let out = run(self
-            .cmd(&self.sccache)
-            .args(["--show-stats", "--stats-format", "json"]));
+        let out = run_ok(
+            self.cmd(&self.sccache)
+                .args(["--show-stats", "--stats-format", "json"]),
+        );
         serde_json::from_slice(&out.stdout).expect("sccache stats JSON")
     }
 
@@ -137,15 +128,16 @@ fn sccache_gets_hits_from_cachet_over_webdav() {
     write_project(&project);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // Resolve and download the dependency once (online), so builds can run --offline.
-    run(clean_command(Path::new(&cargo))
-        .arg("fetch")
-        .current_dir(&project));
+    run_ok(
+        clean_command(Path::new(&cargo))
+            .arg("fetch")
+            .current_dir(&project),
+    );
 
     let endpoint = server.url("/sccache/");
     let first = Client {
         sccache: sccache.clone(),
         dir: tmp.path().join("sccache-a"),
-        port: free_port(),
         endpoint: endpoint.clone(),
     };
     first.start();
@@ -165,14 +157,15 @@ fn sccache_gets_hits_from_cachet_over_webdav() {
     );
     first.stop();
 
-    run(clean_command(Path::new(&cargo))
-        .args(["clean", "--quiet"])
-        .current_dir(&project)
-        .env("CARGO_TARGET_DIR", &target));
+    run_ok(
+        clean_command(Path::new(&cargo))
+            .args(["clean", "--quiet"])
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target),
+    );
     let second = Client {
         sccache,
         dir: tmp.path().join("sccache-b"),
-        port: free_port(),
         endpoint,
     };
     second.start();

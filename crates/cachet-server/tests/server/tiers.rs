@@ -6,8 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backends::{poll_until, RedisCluster, RedisServer, S3Server, S3_ENV};
 use crate::util::{bytes, cachet_bin, get, put, spawn_server_env, ServerProcess};
+use cachet_test_support::backends::{RedisCluster, RedisServer, S3Server, S3_ENV};
+use cachet_test_support::wait_for;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -57,7 +58,7 @@ fn replicas_share_objects_through_every_shared_backend() {
         for (key, data) in [("v1/e/small", &small), ("v1/e/large", &large)] {
             let path = format!("/cachet/{key}");
             assert_eq!(put(&a.url(&path), data).status, 201, "{shared}");
-            poll_until(
+            wait_for(
                 &format!("{key} to reach the other replica via {shared}"),
                 DEADLINE,
                 || {
@@ -69,7 +70,7 @@ fn replicas_share_objects_through_every_shared_backend() {
             assert_eq!((r.status, r.body.len()), (200, data.len()), "{shared}");
             assert!(&r.body == data);
             // Now in b's local tier (the large one was teed into it while streamed).
-            poll_until("the shared hit to fill the local tier", DEADLINE, || {
+            wait_for("the shared hit to fill the local tier", DEADLINE, || {
                 let before = tier(&stats(&b), "local")["hits"].as_u64().unwrap();
                 let r = get(&b.url(&path));
                 assert!(r.status == 200 && &r.body == data);
@@ -117,10 +118,10 @@ fn redis_values_expire_after_max_age_and_reads_renew_them() {
     };
     let first = pttl("b");
     assert!(first > 0 && first <= 4000, "PTTL {first}");
-    poll_until("b's TTL to run down", DEADLINE, || pttl("b") < first - 1500);
+    wait_for("b's TTL to run down", DEADLINE, || pttl("b") < first - 1500);
     assert_eq!(get(&server.url("/cachet/b")).status, 200);
     assert!(pttl("b") > first - 1000, "a read renews the TTL");
-    poll_until("a to expire", DEADLINE, || {
+    wait_for("a to expire", DEADLINE, || {
         redis.cli(&["EXISTS", "ttl/v1/cachet/a"]) == "0"
     });
     assert_eq!(get(&server.url("/cachet/a")).status, 404);
@@ -135,7 +136,7 @@ fn redis_refuses_objects_over_its_value_limit() {
     let big = vec![7u8; (512 << 20) + 1];
     let chain = chain_server(&local, &redis.spec("big/"), &[]);
     assert_eq!(put(&chain.url("/cachet/big"), &big).status, 201);
-    poll_until("the refused upload to be counted", DEADLINE, || {
+    wait_for("the refused upload to be counted", DEADLINE, || {
         stats(&chain)["uploads"]["refused"] == 1
     });
     let m = metrics(&chain);
@@ -201,7 +202,7 @@ fn prune_on_every_backend_removes_only_old_objects() {
         assert!(prune(spec, "1h").contains("pruned 0 objects"), "{spec}");
     }
     // Redis counts idle time in whole seconds; S3 keeps seconds too.
-    poll_until("the first objects to be 13 s old", DEADLINE, || {
+    wait_for("the first objects to be 13 s old", DEADLINE, || {
         written.elapsed() >= Duration::from_secs(13)
     });
     for s in &servers {
@@ -234,7 +235,7 @@ fn a_shared_tier_outage_is_survived_and_recovered_from() {
         let a = chain_server(&dir_a, &shared, &[]);
         let b = chain_server(&dir_b, &shared, &[]);
         assert_eq!(put(&a.url("/cachet/x"), b"x").status, 201);
-        poll_until("x to be uploaded", DEADLINE, || {
+        wait_for("x to be uploaded", DEADLINE, || {
             get(&b.url("/cachet/x")).status == 200
         });
 
@@ -261,12 +262,12 @@ fn a_shared_tier_outage_is_survived_and_recovered_from() {
             _ => s3.restart(),
         }
         assert_eq!(put(&a.url("/cachet/after"), b"after").status, 201);
-        poll_until(
+        wait_for(
             &format!("writes to reach {backend} again without a restart"),
             DEADLINE,
             || get(&b.url("/cachet/after")).status == 200,
         );
-        poll_until("the shared tier to be marked available", DEADLINE, || {
+        wait_for("the shared tier to be marked available", DEADLINE, || {
             tier(&stats(&a), "shared")["available"] == true
         });
     }
@@ -285,7 +286,7 @@ fn purging_a_namespace_empties_every_tier() {
             assert_eq!(put(&server.url(&format!("/doomed/k{i}")), b"x").status, 201);
         }
         assert_eq!(put(&server.url("/kept/k"), b"y").status, 201);
-        poll_until("the uploads", DEADLINE, || {
+        wait_for("the uploads", DEADLINE, || {
             stats(&server)["uploads"]["uploaded"] == 21
         });
         let r = crate::util::send(
@@ -309,25 +310,9 @@ fn purging_a_namespace_empties_every_tier() {
 /// CA, objects round-trip; without it, the server refuses to trust Redis and stores nothing.
 #[test]
 fn rediss_with_a_private_ca_round_trips_and_an_untrusted_redis_is_refused() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let dir = tempfile::tempdir().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca =
-        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
-        .expect("leaf params")
-        .signed_by(&leaf_key, &ca)
-        .expect("leaf");
-    let (cert, key, ca_pem) = (
-        dir.path().join("redis.pem"),
-        dir.path().join("redis.key"),
-        dir.path().join("ca.pem"),
-    );
-    std::fs::write(&cert, leaf.pem()).unwrap();
-    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    let tls = cachet_test_support::issue_cert(dir.path(), "redis");
+    let (cert, key, ca_pem) = (tls.cert, tls.key, tls.ca_pem);
     let redis = RedisServer::start_tls(&cert, &key);
 
     let trusted = format!(

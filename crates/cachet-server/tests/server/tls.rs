@@ -2,33 +2,16 @@
 
 use std::sync::Arc;
 
-use cachet_server::config::TlsPaths;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
-use crate::util::{bytes, ephemeral, start};
+use crate::util::{bytes, ephemeral, issue_cert, start, tls_client};
 
 #[test]
 fn tls_round_trip_with_a_private_ca() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca =
-        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("leaf params")
-        .signed_by(&leaf_key, &ca)
-        .expect("leaf");
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, leaf.pem()).expect("cert");
-    std::fs::write(&key, leaf_key.serialize_pem()).expect("key");
-
+    let (paths, ca_der) = issue_cert(dir.path(), "server");
     let mut config = ephemeral();
-    config.tls = Some(TlsPaths { cert, key });
+    config.tls = Some(paths);
     let server = start(config);
 
-    let ca_der = ca.der().to_vec();
     let roots =
         ureq::tls::RootCerts::Specific(Arc::new(vec![
             ureq::tls::Certificate::from_der(&ca_der).to_owned()
@@ -60,16 +43,7 @@ fn h2_get(addr: std::net::SocketAddr, ca_der: &[u8], url: &str) -> Vec<u8> {
     use http_body_util::{BodyExt, Empty};
     use hyper_util::rt::{TokioExecutor, TokioIo};
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls_pki_types::CertificateDer::from(ca_der.to_vec()))
-        .expect("CA");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut tls = (*tls_client(ca_der)).clone();
     tls.alpn_protocols = vec![b"h2".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -1,13 +1,17 @@
-//! Shared helpers: start a server in-process on port 0 (or the real binary when a test must
-//! kill it), an HTTP client, raw-socket requests, bounded polling, and external tools.
+//! The server tests' own helpers: a server in-process on port 0, an HTTP client, raw-socket
+//! requests, TLS certificates. What the wrapper's tests share (the real server process,
+//! bounded polling, external tools) comes from `cachet-test-support`, re-exported here.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cachet_server::{Config, StorageSpec};
+pub use cachet_test_support::{
+    cachet_bin, require_tool, spawn_server, spawn_server_env, spawn_server_logged,
+    spawn_server_under, wait_for, Mount, ServerProcess,
+};
 
 /// A server running on a background thread; stopped (gracefully) on drop.
 pub struct TestServer {
@@ -156,20 +160,6 @@ pub fn raw_status(addr: SocketAddr, request: &str) -> Option<u16> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Polls `cond` until it holds, failing the test after `timeout`.
-pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(10);
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(250));
-    }
-}
-
 /// Deterministic pseudo-random bytes.
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -183,218 +173,16 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// An external tool the test needs: from `env` if set, else `fallback` paths, else PATH.
-/// Fails (never skips) when missing, since a skipped test would pass with the feature untested.
-pub fn require_tool(env: &str, name: &str, fallbacks: &[PathBuf]) -> PathBuf {
-    if let Some(p) = std::env::var_os(env) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "{env}={} does not exist: run scripts/setup.sh",
-            p.display()
-        );
-        return p;
-    }
-    for f in fallbacks {
-        if f.exists() {
-            return f.clone();
-        }
-    }
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-        let p = dir.join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} is not installed (set {env} or put it on PATH): run scripts/setup.sh");
-}
-
-/// The `cachet` binary: `CACHET_TEST_BIN`, else built with cargo into this test's target dir.
-pub fn cachet_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CACHET_TEST_BIN") {
-        return PathBuf::from(p);
-    }
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // .../target/debug/deps/server-HASH -> .../target
-            let exe = std::env::current_exe().expect("current exe");
-            let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
-            let target_dir = profile_dir.parent().expect("target dir");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "cachet", "--bin", "cachet"])
-                .env("CARGO_TARGET_DIR", target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "cargo build -p cachet failed");
-            profile_dir.join("cachet")
-        })
-        .clone()
-}
-
-/// The real `cachet server` process.
-pub struct ServerProcess {
-    pub child: Child,
-    pub addr: SocketAddr,
-    /// Holds the port file the server wrote (removed on drop).
-    _port_dir: Option<tempfile::TempDir>,
-}
-
-impl ServerProcess {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `cachet server --listen 127.0.0.1:PORT ARGS...` and waits for /healthz.
-pub fn spawn_server(args: &[&str]) -> ServerProcess {
-    spawn_server_env(args, &[])
-}
-
-/// [`spawn_server`] with extra environment variables.
-pub fn spawn_server_env(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
-    spawn_server_with(&[], args, env, &[], Stdio::inherit())
-}
-
-/// [`spawn_server_env`] without the inherited variables `unset`, and with the server's log
-/// (stderr, at `warn` unless `env` sets `CACHET_LOG`) written to the file `log`.
-pub fn spawn_server_logged(
-    args: &[&str],
-    env: &[(&str, &str)],
-    unset: &[&str],
-    log: &Path,
-) -> ServerProcess {
-    let file = std::fs::File::create(log).expect("create the server's log file");
-    spawn_server_with(&[], args, env, unset, file.into())
-}
-
-/// [`spawn_server_logged`] started through `prefix` (e.g. `prlimit --nofile=256:256`).
-pub fn spawn_server_under(prefix: &[&str], args: &[&str], log: &Path) -> ServerProcess {
-    let file = std::fs::File::create(log).expect("create the server's log file");
-    spawn_server_with(prefix, args, &[], &[], file.into())
-}
-
-fn spawn_server_with(
-    prefix: &[&str],
-    args: &[&str],
-    env: &[(&str, &str)],
-    unset: &[&str],
-    stderr: Stdio,
-) -> ServerProcess {
-    // Port 0: the server binds a port the system picks and writes it to the port file, so no
-    // port that was free a moment ago is handed to another process.
-    let port_dir = tempfile::tempdir().expect("port file directory");
-    let port_file = port_dir.path().join("port");
-    let mut cmd = match prefix {
-        [] => Command::new(cachet_bin()),
-        [program, rest @ ..] => {
-            let mut c = Command::new(program);
-            c.args(rest).arg(cachet_bin());
-            c
-        }
-    };
-    cmd.arg("server")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--port-file")
-        .arg(&port_file)
-        .args(args)
-        .env_remove("CACHET_CONFIG");
-    for var in unset {
-        cmd.env_remove(var);
-    }
-    let child = cmd
-        .env(
-            "CACHET_LOG",
-            std::env::var("CACHET_TEST_SERVER_LOG").unwrap_or("warn".into()),
-        )
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn cachet server");
-    let mut p = ServerProcess {
-        child,
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        _port_dir: None,
-    };
-    wait_for(
-        "cachet server to write its port file",
-        Duration::from_secs(60),
-        || {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("cachet server exited early: {status}");
-            }
-            std::fs::read_to_string(&port_file).is_ok_and(|t| t.ends_with('\n'))
-        },
-    );
-    let port: u16 = std::fs::read_to_string(&port_file)
-        .expect("port file")
-        .trim()
-        .parse()
-        .expect("a port number in the port file");
-    p.addr = SocketAddr::from(([127, 0, 0, 1], port));
-    p._port_dir = Some(port_dir);
-    let addr = p.addr;
-    wait_for(
-        "cachet server to answer /healthz",
-        Duration::from_secs(60),
-        || {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("cachet server exited early: {status}");
-            }
-            if args.contains(&"--tls-cert") {
-                // Plain HTTP gets no answer from a TLS port: being able to connect is enough.
-                TcpStream::connect(addr).is_ok()
-            } else {
-                raw_status(
-                    addr,
-                    "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-                ) == Some(200)
-            }
-        },
-    );
-    p
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A certificate for `localhost` and `127.0.0.1` issued by a fresh private CA: writes
-/// `<name>-cert.pem` and `<name>-key.pem` into `dir`, returns their paths and the CA (DER).
+/// A certificate for `localhost` and `127.0.0.1` issued by a fresh private CA
+/// ([`cachet_test_support::issue_cert`]), as the server's configuration takes it, and the CA
+/// (DER).
 pub fn issue_cert(dir: &Path, name: &str) -> (cachet_server::config::TlsPaths, Vec<u8>) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca =
-        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("leaf params")
-        .signed_by(&leaf_key, &ca)
-        .expect("leaf");
-    let cert = dir.join(format!("{name}-cert.pem"));
-    let key = dir.join(format!("{name}-key.pem"));
-    std::fs::write(&cert, leaf.pem()).expect("cert");
-    std::fs::write(&key, leaf_key.serialize_pem()).expect("key");
-    (
-        cachet_server::config::TlsPaths { cert, key },
-        ca.der().to_vec(),
-    )
+    let c = cachet_test_support::issue_cert(dir, name);
+    let paths = cachet_server::config::TlsPaths {
+        cert: c.cert,
+        key: c.key,
+    };
+    (paths, c.ca_der)
 }
 
 /// A rustls client configuration trusting only the CA `ca_der`.
@@ -443,32 +231,6 @@ pub fn closed_by_peer(socket: &mut TcpStream, bound: Duration) -> bool {
 pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// A tmpfs mounted over a directory for the test's duration (the suite runs as root).
-pub struct Mount(PathBuf);
-
-impl Mount {
-    pub fn tmpfs(dir: &Path, options: &str) -> Mount {
-        std::fs::create_dir_all(dir).expect("mount point");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("mount is needed for this test");
-        assert!(
-            status.success(),
-            "mounting a tmpfs at {} failed: this test needs root (CI runs as root)",
-            dir.display()
-        );
-        Mount(dir.to_path_buf())
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 /// Files directly or indirectly under `dir` and their total size.

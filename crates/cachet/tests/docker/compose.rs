@@ -9,7 +9,6 @@
 //! installed, else Debian's `docker-compose` 1.29. Each test has its own compose project, taken
 //! down with its containers, networks and volumes when the test ends (pass or fail).
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -17,11 +16,17 @@ use std::time::{Duration, Instant};
 
 use cachet_wrapper::journal::{self, Outcome};
 
-use super::{assert_ok, docker_ok, ensure_image, http, setup_hint, unique, wait_until};
-use crate::util::{copy_tree, fixture, free_port};
+use cachet_test_support::wait_for;
+
+use super::{assert_ok, docker_ok, ensure_image, http, setup_hint, unique};
+use crate::util::{copy_tree, crates_with, fixture};
 
 /// The override publishing the server's port on the host.
 const PUBLISH: &str = "docker/compose.publish.yml";
+/// Host port 0 in a compose port mapping: Docker picks a free port when it publishes, and
+/// [`Project::port`] reads it back, so the test hands no port to the engine. (A port that was
+/// free when the test looked could be taken before `up` binds it.)
+const PUBLISH_ANY: &str = "127.0.0.1:0";
 /// The override mounting the host's toolchain and crates into the CI runner.
 const HOST_TOOLCHAIN: &str = "docker/compose.host-toolchain.yml";
 /// The CI-runner image the tests build once per run (docker/client/build.sh).
@@ -110,10 +115,11 @@ impl Project {
             .unwrap_or_else(|e| panic!("cannot run docker compose ({e}): {}", setup_hint()))
     }
 
-    /// `compose [--profile P] up -d SERVICES`, then waits until the server answers on the
-    /// published `port`. (docker-compose 1.29 exits 0 after a usage error, so the wait is
-    /// what tells that anything started.)
-    fn up(&self, profile: Option<&str>, services: &[&str], port: u16) {
+    /// `compose [--profile P] up -d SERVICES`, then waits until the server answers on its
+    /// published port, which it returns (a new one after each `up`: see [`PUBLISH_ANY`]).
+    /// (docker-compose 1.29 exits 0 after a usage error, so the wait is what tells that
+    /// anything started.)
+    fn up(&self, profile: Option<&str>, services: &[&str]) -> u16 {
         let mut args = match profile {
             Some(p) => vec!["--profile", p],
             None => vec![],
@@ -121,11 +127,24 @@ impl Project {
         args.extend(["up", "-d"]);
         args.extend_from_slice(services);
         assert_ok(&self.run(&args), &format!("compose {args:?}"));
-        wait_until(
+        let port = self.port("cachet", 4226);
+        wait_for(
             "the compose server to answer /healthz",
             Duration::from_secs(60),
             || matches!(http(port, "GET", "/healthz", b""), Ok((200, _))),
         );
+        port
+    }
+
+    /// The host port Docker published the container port `inside` of `service` on.
+    fn port(&self, service: &str, inside: u16) -> u16 {
+        let out = self.run(&["port", service, &inside.to_string()]);
+        let text = assert_ok(&out, &format!("compose port {service} {inside}"));
+        text.trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("compose port {service} {inside} printed {text:?}"))
     }
 
     /// The id of the container of `service`.
@@ -227,15 +246,14 @@ fn query(port: u16, promql: &str) -> Result<Vec<f64>, String> {
 #[test]
 fn docker_compose_ephemeral_store_is_gone_after_down_v() {
     let image = ensure_image();
-    let port = free_port();
     let project = Project::new(
         &[PUBLISH],
         &[
             ("CACHET_IMAGE", image.to_string()),
-            ("CACHET_PUBLISH", format!("127.0.0.1:{port}")),
+            ("CACHET_PUBLISH", PUBLISH_ANY.to_string()),
         ],
     );
-    project.up(None, &["cachet"], port);
+    let port = project.up(None, &["cachet"]);
     assert_eq!(
         super::inspect(
             &project.container("cachet"),
@@ -246,7 +264,7 @@ fn docker_compose_ephemeral_store_is_gone_after_down_v() {
     assert_eq!(http(port, "PUT", "/cachet/v1/e/gone", b"x").unwrap().0, 201);
     // `down` alone keeps the named volume; `down -v` deletes it.
     assert_ok(&project.run(&["down"]), "compose down");
-    project.up(None, &["cachet"], port);
+    let port = project.up(None, &["cachet"]);
     assert_eq!(http(port, "GET", "/cachet/v1/e/gone", b"").unwrap().0, 200);
     assert_ok(&project.run(&["down", "-v"]), "compose down -v");
     let volumes = docker_ok(&["volume", "ls", "-q"]);
@@ -254,7 +272,7 @@ fn docker_compose_ephemeral_store_is_gone_after_down_v() {
         !volumes.contains(&format!("{}_cachet-data", project.name)),
         "{volumes}"
     );
-    project.up(None, &["cachet"], port);
+    let port = project.up(None, &["cachet"]);
     assert_eq!(http(port, "GET", "/cachet/v1/e/gone", b"").unwrap().0, 404);
 }
 
@@ -262,18 +280,18 @@ fn docker_compose_ephemeral_store_is_gone_after_down_v() {
 fn docker_compose_metrics_profile_prometheus_scrapes_the_server() {
     let image = ensure_image();
     let prometheus = ensure_prometheus_image();
-    let port = free_port();
-    let prom = free_port();
     let project = Project::new(
         &[PUBLISH],
         &[
             ("CACHET_IMAGE", image.to_string()),
-            ("CACHET_PUBLISH", format!("127.0.0.1:{port}")),
+            ("CACHET_PUBLISH", PUBLISH_ANY.to_string()),
             ("PROMETHEUS_IMAGE", prometheus.to_string()),
-            ("PROMETHEUS_PORT", prom.to_string()),
+            // docker-compose.yml publishes 127.0.0.1:${PROMETHEUS_PORT}:9090: 0, any port.
+            ("PROMETHEUS_PORT", "0".to_string()),
         ],
     );
-    project.up(Some("metrics"), &[], port);
+    let port = project.up(Some("metrics"), &[]);
+    let prom = project.port("prometheus", 9090);
 
     // The requests Prometheus must count: 3 uploads, 5 hits, 2 misses.
     for i in 0..3 {
@@ -349,7 +367,6 @@ fn docker_compose_metrics_profile_prometheus_scrapes_the_server() {
 fn docker_compose_ci_profile_runner_builds_through_the_cache_and_a_fresh_runner_hits() {
     let image = ensure_image();
     let client = ensure_client_image();
-    let port = free_port();
     let tmp = tempfile::tempdir().unwrap();
     // Two checkouts of a small workspace (two library crates, a build script, a program), each
     // built by its own runner container: fresh target directory, empty L1 (CACHET_DIR), the
@@ -370,7 +387,7 @@ fn docker_compose_ci_profile_runner_builds_through_the_cache_and_a_fresh_runner_
         &[PUBLISH, HOST_TOOLCHAIN],
         &[
             ("CACHET_IMAGE", image.to_string()),
-            ("CACHET_PUBLISH", format!("127.0.0.1:{port}")),
+            ("CACHET_PUBLISH", PUBLISH_ANY.to_string()),
             ("CACHET_CLIENT_IMAGE", client.to_string()),
         ],
     );
@@ -398,18 +415,17 @@ fn docker_compose_ci_profile_runner_builds_through_the_cache_and_a_fresh_runner_
         let printed = assert_ok(&program, "the program the runner built");
         (journal::read(&cache), printed)
     };
+    // Published once `run` started the server.
+    let port = std::cell::OnceCell::new();
     let stats = || -> serde_json::Value {
+        let port = *port.get_or_init(|| project.port("cachet", 4226));
         let (status, body) = http(port, "GET", "/stats", b"").unwrap();
         assert_eq!(status, 200);
         serde_json::from_slice(&body).unwrap()
     };
 
     let (first, first_output) = ci_run(1);
-    let compiled: BTreeSet<String> = first
-        .iter()
-        .filter(|r| r.outcome == Outcome::Miss)
-        .filter_map(|r| r.krate.clone())
-        .collect();
+    let compiled = crates_with(&first, Outcome::Miss);
     assert!(
         compiled.contains("core_lib") && compiled.contains("dep_lib"),
         "the first runner compiled and stored the libraries: {first:?}"
@@ -433,11 +449,7 @@ fn docker_compose_ci_profile_runner_builds_through_the_cache_and_a_fresh_runner_
         misses.is_empty(),
         "no compile in the second runner: {misses:?}"
     );
-    let hits: BTreeSet<String> = second
-        .iter()
-        .filter(|r| r.outcome == Outcome::HitRemote)
-        .filter_map(|r| r.krate.clone())
-        .collect();
+    let hits = crates_with(&second, Outcome::HitRemote);
     assert_eq!(
         hits, compiled,
         "every crate the first runner compiled is a remote hit"
