@@ -57,8 +57,13 @@ impl FileHasher {
 
     /// The content hash of `path`.
     pub fn hash(&self, path: &Path) -> io::Result<Digest> {
-        let meta = fs::metadata(path)?;
-        let fp = Fingerprint::of(&meta);
+        self.hash_known(path, &fs::metadata(path)?)
+    }
+
+    /// The content hash of `path`, whose metadata the caller has just read (saves a `stat`
+    /// per file where the caller needs the metadata anyway).
+    pub fn hash_known(&self, path: &Path, meta: &fs::Metadata) -> io::Result<Digest> {
+        let fp = Fingerprint::of(meta);
         let record = match &self.records {
             Some(dir) if meta.size() >= REMEMBER_AT_LEAST => Some(self.record_path(dir, path)),
             _ => None,

@@ -63,23 +63,25 @@ struct Record {
 /// Finds `name` (a path, or a name looked up in `PATH`), skipping cachet itself so that a
 /// `cc` link to cachet early in `PATH` cannot make it call itself.
 pub fn resolve(name: &str) -> Result<PathBuf, IdentityError> {
+    // The same file as cachet's own (through any symlink or hard link): one `stat` each,
+    // not a path resolution per candidate.
     let me = std::env::current_exe()
+        .and_then(fs::metadata)
         .ok()
-        .and_then(|p| fs::canonicalize(p).ok());
-    let is_me = |p: &Path| me.is_some() && fs::canonicalize(p).ok() == me;
+        .map(|m| (m.dev(), m.ino()));
+    let is_me = |m: &fs::Metadata| me == Some((m.dev(), m.ino()));
     let p = Path::new(name);
     if p.components().count() > 1 {
-        return if p.is_file() && !is_me(p) {
-            Ok(p.to_path_buf())
-        } else {
-            Err(IdentityError::NotFound(name.to_string()))
+        return match fs::metadata(p) {
+            Ok(m) if m.is_file() && !is_me(&m) => Ok(p.to_path_buf()),
+            _ => Err(IdentityError::NotFound(name.to_string())),
         };
     }
     let paths = std::env::var_os("PATH").unwrap_or_default();
     for dir in std::env::split_paths(&paths) {
         let cand = dir.join(p);
         if let Ok(meta) = fs::metadata(&cand) {
-            if meta.is_file() && meta.mode() & 0o111 != 0 && !is_me(&cand) {
+            if meta.is_file() && meta.mode() & 0o111 != 0 && !is_me(&meta) {
                 return Ok(cand);
             }
         }

@@ -22,12 +22,14 @@
 //! or a compiler without `-ffile-prefix-map`) is pinned to that checkout: the anchor's path
 //! enters the candidate as a pseudo-variable only the same checkout matches.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use cachet_core::Digest;
 
+use crate::absence::AbsenceProbe;
 use crate::clock::ClockMarker;
 use crate::dep_info;
 use crate::file_hash::{FileHasher, Fingerprint};
@@ -94,11 +96,12 @@ fn is_under(path: &str, dir: &str) -> bool {
 }
 
 /// Builds the candidate from the files the compile read (`deps`, as written in the dependency
-/// file) and the object it wrote. `Err` is the reason the result is not stored.
+/// file) and the object it wrote, read in chunks from `object`. `Err` is the reason the result
+/// is not stored.
 pub fn collect(
     ctx: &Context<'_>,
     deps: &[String],
-    object: &[u8],
+    object: &mut dyn Read,
 ) -> Result<Candidate, &'static str> {
     let plan = ctx.plan;
     let mut files: Vec<(String, Digest)> = Vec::new();
@@ -125,7 +128,9 @@ pub fn collect(
         }
         let abs = absolute(&path);
         let digest = if in_system(&abs) {
-            ctx.hasher.hash(&path).map_err(|_| "input unreadable")?
+            ctx.hasher
+                .hash_known(&path, &meta)
+                .map_err(|_| "input unreadable")?
         } else {
             let bytes = fs::read(&path).map_err(|_| "input unreadable")?;
             scan(&bytes, asm)?;
@@ -192,15 +197,14 @@ pub fn collect(
         }
     }
     let read: BTreeSet<String> = all.iter().map(|f| absolute(&ctx.cwd.join(f))).collect();
+    places.retain(|p| !read.contains(p));
+    let absent = absent_places(&places);
     for place in places {
-        if read.contains(&place) {
+        if absent.contains(&place) {
+            files.push((ctx.anchors.normalize(&place), ABSENT));
             continue;
         }
         match fs::metadata(&place) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                files.push((ctx.anchors.normalize(&place), ABSENT));
-            }
-            // A file that exists and was not read can only matter if a probe asked for it.
             // A file that exists and was not read matters only if a probe asked for it.
             Ok(m)
                 if m.is_file()
@@ -217,14 +221,72 @@ pub fn collect(
             _ => {}
         }
     }
-    let mut env = Vec::new();
-    let finder = |needle: &str| memchr::memmem::find(object, needle.as_bytes()).is_some();
-    for a in &ctx.anchors.0 {
-        if finder(&a.path) {
-            env.push((format!("{ANCHOR_PIN}{}", a.name), Some(a.path.clone())));
-        }
-    }
+    let found = contains_any(object, ctx.anchors.0.iter().map(|a| a.path.as_bytes()))
+        .map_err(|_| "expected output missing")?;
+    let env = ctx
+        .anchors
+        .0
+        .iter()
+        .zip(found)
+        .filter(|(_, f)| *f)
+        .map(|(a, _)| (format!("{ANCHOR_PIN}{}", a.name), Some(a.path.clone())))
+        .collect();
     Ok(Candidate { files, env })
+}
+
+/// Which of `needles` occur in what `reader` yields, read in chunks (an object can be tens of
+/// megabytes: it is never held whole). Consecutive chunks overlap by the longest needle's
+/// length less one, so a needle across a chunk boundary is found.
+pub fn contains_any<'n>(
+    reader: &mut dyn Read,
+    needles: impl Iterator<Item = &'n [u8]>,
+) -> std::io::Result<Vec<bool>> {
+    let finders: Vec<_> = needles.map(memchr::memmem::Finder::new).collect();
+    let mut found = vec![false; finders.len()];
+    let keep = finders
+        .iter()
+        .map(|f| f.needle().len())
+        .max()
+        .unwrap_or(1)
+        .max(1)
+        - 1;
+    let mut buf = vec![0u8; (256 << 10) + keep];
+    let mut held = 0;
+    loop {
+        let n = match reader.read(&mut buf[held..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let end = held + n;
+        for (f, hit) in finders.iter().zip(found.iter_mut()) {
+            *hit = *hit || f.find(&buf[..end]).is_some();
+        }
+        let tail = keep.min(end);
+        buf.copy_within(end - tail..end, 0);
+        held = tail;
+    }
+    Ok(found)
+}
+
+/// The places (absolute, lexically clean) where nothing is now, answered as a hit will ask
+/// (`absence.rs`): shallowest first, from directory listings where several places share a
+/// directory, so that a thousand places cost a few dozen listings instead of a `stat` each.
+fn absent_places(places: &BTreeSet<String>) -> BTreeSet<String> {
+    let parent = |p: &str| p.rsplit_once('/').map_or("", |(d, _)| d).len();
+    let mut per_dir: HashMap<&str, usize> = HashMap::new();
+    for p in places {
+        *per_dir.entry(&p[..parent(p)]).or_default() += 1;
+    }
+    let mut by_depth: Vec<&String> = places.iter().collect();
+    by_depth.sort_by_key(|p| p.bytes().filter(|&b| b == b'/').count());
+    let mut probe = AbsenceProbe::default();
+    by_depth
+        .into_iter()
+        .filter(|p| probe.is_absent(Path::new(p), per_dir[&p[..parent(p)]] > 2))
+        .cloned()
+        .collect()
 }
 
 /// The value a pseudo-variable of [`ANCHOR_PIN`] has in this call.
@@ -325,5 +387,30 @@ mod tests {
         assert!(scan(b"asm(\".incbin \\\"blob\\\"\");", false).is_err());
         assert!(scan(b".include \"macros.s\"", true).is_err());
         assert!(scan(b"int x; /* see foo.include */", false).is_ok());
+    }
+
+    #[test]
+    fn needles_across_chunk_boundaries_are_found() {
+        /// Hands out at most 1000 bytes per read, as a pipe or a slow file might.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(1000).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut object = vec![b'x'; 600 << 10];
+        for at in [(256 << 10) - 3, 2995] {
+            object[at..at + 10].copy_from_slice(b"/work/proj");
+        }
+        let needles: [&[u8]; 3] = [b"/work/proj", b"/elsewhere", b"xxxx"];
+        let found = contains_any(&mut &object[..], needles.into_iter()).unwrap();
+        assert_eq!(found, vec![true, false, true]);
+        let mut only_at_boundary = vec![b'x'; 5000];
+        only_at_boundary[995..1005].copy_from_slice(b"/work/proj");
+        let found = contains_any(&mut Trickle(&only_at_boundary), needles.into_iter()).unwrap();
+        assert_eq!(found, vec![true, false, true]);
     }
 }

@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -365,18 +365,14 @@ fn store(
     };
     let deps = inputs::depfile_files(&depfile_text);
     let out_path = call.cwd.join(&plan.output);
-    let Ok(before) = fs::metadata(&out_path) else {
+    // The object is read twice in chunks (scanned for anchors, then compressed into the
+    // entry), never whole; its fingerprint before and after proves both reads saw one file.
+    let Ok(mut object) = fs::File::open(&out_path) else {
         return refuse("expected output missing");
     };
-    let Ok(object) = fs::read(&out_path) else {
+    let Ok(before) = object.metadata() else {
         return refuse("expected output missing");
     };
-    let unchanged = fs::metadata(&out_path)
-        .map(|m| Fingerprint::of(&m) == Fingerprint::of(&before))
-        .unwrap_or(false);
-    if !unchanged || object.len() as u64 != before.len() {
-        return refuse("output modified while stored");
-    }
     let ctx = inputs::Context {
         plan,
         compiler: &call.compiler,
@@ -386,10 +382,13 @@ fn store(
         marker,
         start_ns,
     };
-    let candidate = match inputs::collect(&ctx, &deps, &object) {
+    let candidate = match inputs::collect(&ctx, &deps, &mut object) {
         Ok(c) => c,
         Err(reason) => return refuse(reason),
     };
+    if object.seek(SeekFrom::Start(0)).is_err() {
+        return refuse("expected output missing");
+    }
     let key = key::entry_key(pre, &candidate.files, &candidate.env);
     let changes = crate::explain::record_and_diff(
         &call.config.dir,
@@ -416,7 +415,7 @@ fn store(
             EntryError::Compress(io) => NotStored::CacheWrite(io),
             _ => NotStored::Refused("entry could not be encoded"),
         };
-        let payload = object.len() as u64;
+        let payload = before.len();
         let mut w = EntryWriter::new(
             file,
             &key,
@@ -426,7 +425,12 @@ fn store(
             payload,
         )
         .map_err(to_io)?;
-        w.add_file(OBJECT, mode, &mut &object[..]).map_err(to_io)?;
+        let stored = w.add_file(OBJECT, mode, &mut object).map_err(to_io)?.size;
+        let unchanged = fs::metadata(&out_path)
+            .is_ok_and(|m| Fingerprint::of(&m) == Fingerprint::of(&before));
+        if !unchanged || stored != before.len() {
+            return Err(NotStored::Refused("output modified while stored"));
+        }
         if let Some(d) = user_depfile {
             w.add_file(DEPFILE, 0o644, &mut &d[..]).map_err(to_io)?;
         }
