@@ -126,6 +126,31 @@ fn clean(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
+/// `path` (absolute) with each `..` dropped together with the directory before it, where that
+/// directory is a real one, not a symbolic link: the kernel resolves `dir/..` to the directory
+/// holding `dir` whatever links lie above it (a directory has one parent, and a mount point's
+/// `..` is the parent of where it is mounted). One `lstat` per `..` instead of resolving every
+/// component (a C compile's `lib/compress/../common/mem.h`). `None` when a `..` follows a
+/// link or anything not a directory: lexically it would go elsewhere.
+fn resolve_dots(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir if out.parent().is_none() => {}
+            Component::ParentDir => {
+                if !std::fs::symlink_metadata(&out).ok()?.is_dir() {
+                    return None;
+                }
+                out.pop();
+            }
+            Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
 impl InputPolicy {
     /// The policy of a compile: `sources` are the workspace and `CARGO_HOME` (and the working
     /// directory), `built` the target directory, the out-dir, the sysroot and `-L`
@@ -158,7 +183,8 @@ impl InputPolicy {
     /// Checks `path` (absolute, as it would be hashed) without reading it. A path that does
     /// not exist is suitable: candidates record absent files too.
     pub fn check(&self, path: &Path) -> Result<(), Unsuitable> {
-        let (path, (sources, built)) = match clean(path) {
+        let lexical = clean(path).or_else(|| path.is_absolute().then(|| resolve_dots(path))?);
+        let (path, (sources, built)) = match lexical {
             Some(p) => (p, (&self.source_roots, &self.built_roots)),
             None if !path.is_absolute() => return Err(Unsuitable::Outside),
             None => match std::fs::canonicalize(path) {
@@ -329,6 +355,35 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dots_are_resolved_lexically_only_where_the_kernel_agrees() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join("inside/lib/compress")).unwrap();
+        std::fs::create_dir_all(base.join("outside/deep")).unwrap();
+        std::fs::write(base.join("inside/lib/mem.h"), "x").unwrap();
+        std::fs::write(base.join("outside/secret"), "x").unwrap();
+        std::os::unix::fs::symlink(base.join("outside/deep"), base.join("inside/link")).unwrap();
+        let dots = base.join("inside/lib/compress/../mem.h");
+        assert_eq!(resolve_dots(&dots), Some(base.join("inside/lib/mem.h")));
+        // `link/..` is `outside`, not `inside`: no lexical answer.
+        let through_link = base.join("inside/link/../secret");
+        assert_eq!(resolve_dots(&through_link), None);
+        assert_eq!(
+            resolve_dots(Path::new("/../usr/./lib")),
+            Some("/usr/lib".into())
+        );
+        let policy = InputPolicy::new(
+            &base,
+            &Anchors::default(),
+            &[base.join("inside")],
+            &[],
+            false,
+        );
+        assert_eq!(policy.check(&dots), Ok(()));
+        assert_eq!(policy.check(&through_link), Err(Unsuitable::Outside));
+    }
 
     #[test]
     fn matches_only_when_every_file_and_variable_matches() {
