@@ -78,8 +78,6 @@ pub enum PassReason {
     SeveralSources,
     /// A source whose language is not C, C++ or assembly (or `-x` after the source).
     UnsupportedLanguage,
-    /// `-MMD`: a dependency file without system headers, which the key needs.
-    UserDepfileWithoutSystemHeaders,
     /// An argument that reads or writes files the dependency file does not list.
     UntrackedFile,
     /// Profile-guided optimisation or coverage data.
@@ -108,7 +106,6 @@ impl PassReason {
             PassReason::NoSource => "c: no source file",
             PassReason::SeveralSources => "c: several source files",
             PassReason::UnsupportedLanguage => "c: unsupported language",
-            PassReason::UserDepfileWithoutSystemHeaders => "c: -MMD",
             PassReason::UntrackedFile => "c: option reads or writes untracked files",
             PassReason::Profile => "c: profile or coverage",
             PassReason::NativeCpu => "c: -march=native",
@@ -159,8 +156,13 @@ pub struct CcPlan {
     pub language: Language,
     /// The object file, as given by `-o` (or the default `<stem>.o` in the working directory).
     pub output: String,
-    /// The user's dependency file (`-MD`, with `-MF` or the default name), if any.
+    /// The user's dependency file (`-MD` or `-MMD`, with `-MF` or the default name), if any.
     pub user_depfile: Option<String>,
+    /// True for `-MMD`: the compile runs with `-MD` (the key needs the system headers too)
+    /// and the user's file is then written without them (see `depfile.rs`).
+    pub user_depfile_without_system: bool,
+    /// True for `-MP`: the user's dependency file has an empty rule per header.
+    pub phony_targets: bool,
     /// The arguments that enter the key: everything but the source, `-o` and `-MF` paths.
     pub key_args: Vec<KeyArg>,
     /// Include directories in command-line order, with their kind.
@@ -318,6 +320,8 @@ pub fn plan(
     let mut sources: Vec<(String, Option<Language>)> = Vec::new();
     let mut x_lang: Option<Option<Language>> = None;
     let mut md = false;
+    let mut mmd = false;
+    let mut mp = false;
     let mut mf: Option<String> = None;
     let mut m_only = false;
     let mut key_args = Vec::new();
@@ -351,8 +355,12 @@ pub fn plan(
             "-E" => return Err(PassReason::Preprocess),
             "-S" => return Err(PassReason::AssemblyOutput),
             "-M" | "-MM" => m_only = true,
-            "-MMD" => return Err(PassReason::UserDepfileWithoutSystemHeaders),
+            "-MMD" => {
+                md = true;
+                mmd = true;
+            }
             "-MD" => md = true,
+            "-MP" => mp = true,
             "-v" | "--version" | "--help" => return Err(PassReason::NotCompile),
             "-o" => {
                 output = Some(next()?);
@@ -381,7 +389,7 @@ pub fn plan(
             }
             _ => {}
         }
-        if matches!(a, "-c" | "-MD" | "-M" | "-MM") {
+        if matches!(a, "-c" | "-MD" | "-MMD" | "-M" | "-MM") {
             key_args.push(KeyArg::Literal(a.to_string()));
             i += 1;
             continue;
@@ -499,6 +507,8 @@ pub fn plan(
         language,
         output,
         user_depfile,
+        user_depfile_without_system: mmd,
+        phony_targets: mp,
         key_args,
         include_dirs,
     })

@@ -90,7 +90,8 @@ fn changed_since_start(ctx: &Context<'_>, fp: &Fingerprint) -> bool {
     }
 }
 
-fn is_under(path: &str, dir: &str) -> bool {
+/// True when `path` lies below `dir` (both absolute and lexically clean).
+pub fn is_under(path: &str, dir: &str) -> bool {
     let dir = dir.trim_end_matches('/');
     path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
 }

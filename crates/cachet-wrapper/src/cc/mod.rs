@@ -14,6 +14,7 @@
 //! with the reason counted; a failure inside cachet never fails the compile.
 
 pub mod args;
+pub mod depfile;
 pub mod identity;
 pub mod inputs;
 pub mod key;

@@ -26,11 +26,12 @@ use crate::file_hash::{now_ns, FileHasher, Fingerprint};
 use crate::journal;
 use crate::key::{self, KeyInputs};
 use crate::manifest::InputPolicy;
-use crate::paths::{replace_path, Anchors};
+use crate::paths::{absolute, replace_path, Anchors};
 use crate::pipeline::exit_code;
 use crate::tiers::{Found, Tiers};
 
-use super::args::CcPlan;
+use super::args::{CcPlan, SearchKind};
+use super::depfile;
 use super::identity::{self, CcCompiler};
 use super::inputs;
 use super::key::pre_key;
@@ -280,7 +281,12 @@ fn compile_and_store(call: &Call<'_>, lookup: Lookup, pre_inputs: &KeyInputs) ->
     } else {
         Vec::new()
     };
-    args.extend(call.args.iter().map(OsString::from));
+    // `-MMD` runs as `-MD`: the key needs the system headers too (see `depfile.rs`).
+    let mmd = plan.user_depfile_without_system;
+    args.extend(call.args.iter().map(|a| match a.as_str() {
+        "-MMD" if mmd => OsString::from("-MD"),
+        _ => OsString::from(a),
+    }));
     let out_path = call.cwd.join(&plan.output);
     let temp_depfile = (plan.user_depfile.is_none() && plan.language.preprocessed()).then(|| {
         out_path.parent().unwrap_or(&call.cwd).join(format!(
@@ -315,6 +321,19 @@ fn compile_and_store(call: &Call<'_>, lookup: Lookup, pre_inputs: &KeyInputs) ->
         (None, Some(d)) => fs::read_to_string(call.cwd.join(d)).ok(),
         (None, None) => Some(String::new()),
     };
+    // The user's `-MMD` file, written over the full one whether or not the compile succeeded
+    // (`None` when it cannot be: then nothing is stored).
+    let depfile_text = match (&plan.user_depfile, depfile_text) {
+        (Some(d), Some(full)) if mmd => {
+            let user =
+                depfile::without_system(&full, |p| is_system_header(call, p), plan.phony_targets);
+            match user {
+                Some(u) if fs::write(call.cwd.join(d), &u).is_ok() => Some((full, Some(u))),
+                _ => None,
+            }
+        }
+        (_, text) => text.map(|full| (full, None)),
+    };
     if !compiled.status.success() {
         return CallResult::CompileFailed {
             lookup,
@@ -348,6 +367,21 @@ fn compile_and_store(call: &Call<'_>, lookup: Lookup, pre_inputs: &KeyInputs) ->
     })
 }
 
+/// True when a `-MMD` dependency file leaves `path` out: a header under a built-in system
+/// directory or an `-isystem`/`-idirafter` one, and under no `-I`/`-iquote` directory (see
+/// `depfile.rs`: when unsure, the header is listed).
+fn is_system_header(call: &Call<'_>, path: &str) -> bool {
+    let abs = absolute(&call.cwd.join(path));
+    let dirs = |system: bool| {
+        let listed = call.plan.include_dirs.iter();
+        let listed = listed
+            .filter(move |(k, _)| matches!(k, SearchKind::System | SearchKind::After) == system);
+        listed.map(|(_, d)| absolute(&call.cwd.join(d)))
+    };
+    let mut system = call.compiler.system_dirs.iter().cloned().chain(dirs(true));
+    system.any(|d| inputs::is_under(&abs, &d)) && !dirs(false).any(|d| inputs::is_under(&abs, &d))
+}
+
 /// Keys and stores a successful compile; `Ok` holds the entry written and what differs from
 /// the nearest earlier entry of the same source (for `explain`), `Err` why it was not stored.
 fn store(
@@ -355,12 +389,12 @@ fn store(
     pre: &Digest,
     pre_inputs: &KeyInputs,
     compiled: &compile::Compiled,
-    depfile_text: Option<String>,
+    depfile_text: Option<(String, Option<String>)>,
     (start_ns, hasher, marker): (i64, &FileHasher, Option<&ClockMarker>),
 ) -> Result<(Stored, Option<Vec<crate::explain::Change>>), NotStored> {
     let plan = call.plan;
     let refuse = |reason: &'static str| Err(NotStored::Refused(reason));
-    let Some(depfile_text) = depfile_text else {
+    let Some((depfile_text, user_text)) = depfile_text else {
         return refuse("dependency file unreadable");
     };
     let deps = inputs::depfile_files(&depfile_text);
@@ -409,7 +443,8 @@ fn store(
         files: Vec::new(),
     };
     let level = call.config.compression_level;
-    let user_depfile = plan.user_depfile.as_ref().map(|_| depfile_text.as_bytes());
+    let user_text = user_text.as_deref().unwrap_or(&depfile_text);
+    let user_depfile = plan.user_depfile.as_ref().map(|_| user_text.as_bytes());
     let write = |file: &mut fs::File| -> Result<u64, NotStored> {
         let to_io = |e: EntryError| match e {
             EntryError::Compress(io) => NotStored::CacheWrite(io),
@@ -426,8 +461,8 @@ fn store(
         )
         .map_err(to_io)?;
         let stored = w.add_file(OBJECT, mode, &mut object).map_err(to_io)?.size;
-        let unchanged = fs::metadata(&out_path)
-            .is_ok_and(|m| Fingerprint::of(&m) == Fingerprint::of(&before));
+        let unchanged =
+            fs::metadata(&out_path).is_ok_and(|m| Fingerprint::of(&m) == Fingerprint::of(&before));
         if !unchanged || stored != before.len() {
             return Err(NotStored::Refused("output modified while stored"));
         }
