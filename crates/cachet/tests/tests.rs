@@ -13,6 +13,7 @@ mod hostile;
 mod incremental;
 mod messages;
 mod native;
+mod native_tools;
 mod paths;
 mod remote;
 mod reports;
