@@ -151,6 +151,12 @@ fn resolve_dots(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
+/// `path` without `.` and `..` where the kernel provably agrees ([`clean`], then
+/// [`resolve_dots`]); `None` for a relative path or a `..` after a link.
+fn lexical(path: &Path) -> Option<PathBuf> {
+    clean(path).or_else(|| path.is_absolute().then(|| resolve_dots(path))?)
+}
+
 impl InputPolicy {
     /// The policy of a compile: `sources` are the workspace and `CARGO_HOME` (and the working
     /// directory), `built` the target directory, the out-dir, the sysroot and `-L`
@@ -162,7 +168,9 @@ impl InputPolicy {
         built: &[PathBuf],
         links: bool,
     ) -> InputPolicy {
-        let mut source_roots: Vec<PathBuf> = sources.iter().filter_map(|p| clean(p)).collect();
+        // A root such as `build/../src` (Meson's sources, seen from its build directory) is
+        // resolved as the files under it are.
+        let mut source_roots: Vec<PathBuf> = sources.iter().filter_map(|p| lexical(p)).collect();
         if links {
             source_roots.extend(SYSTEM_LINK_ROOTS.iter().map(PathBuf::from));
         }
@@ -170,7 +178,7 @@ impl InputPolicy {
             cwd: cwd.to_path_buf(),
             anchors: anchors.clone(),
             source_roots,
-            built_roots: built.iter().filter_map(|p| clean(p)).collect(),
+            built_roots: built.iter().filter_map(|p| lexical(p)).collect(),
             real_roots: OnceCell::new(),
         }
     }
@@ -183,8 +191,7 @@ impl InputPolicy {
     /// Checks `path` (absolute, as it would be hashed) without reading it. A path that does
     /// not exist is suitable: candidates record absent files too.
     pub fn check(&self, path: &Path) -> Result<(), Unsuitable> {
-        let lexical = clean(path).or_else(|| path.is_absolute().then(|| resolve_dots(path))?);
-        let (path, (sources, built)) = match lexical {
+        let (path, (sources, built)) = match lexical(path) {
             Some(p) => (p, (&self.source_roots, &self.built_roots)),
             None if !path.is_absolute() => return Err(Unsuitable::Outside),
             None => match std::fs::canonicalize(path) {
