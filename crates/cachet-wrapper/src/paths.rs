@@ -3,9 +3,11 @@
 //! A crate built in `/home/dev/proj` with `CARGO_HOME=/home/dev/.cargo` should be a hit for a
 //! CI runner in `/builds/runner-7/proj` with another `CARGO_HOME` (sccache issues #35, #2652).
 //! Three anchors are found for each call: the workspace (rustc's working directory, unless it
-//! is a package under `CARGO_HOME`), `CARGO_HOME`, and the target directory (the ancestor of
-//! the out-dir holding cargo's `CACHEDIR.TAG`; for a `--target` build, where cargo tags both
-//! `target/` and `target/<triple>/`, the outer one). Inside the key every path under an anchor is
+//! is a package under `CARGO_HOME`), `CARGO_HOME`, and the target directory (found from the
+//! out-dir by cargo's layout, `target/<profile>/deps` with `.fingerprint` beside it, so that a
+//! `target/` created before cargo ran, which has no `CACHEDIR.TAG`, is found too; else the
+//! ancestor holding cargo's `CACHEDIR.TAG`; for a `--target` build, `target/` and not
+//! `target/<triple>/`). Inside the key every path under an anchor is
 //! written relative to it (`{WORKSPACE}`, `{CARGO_HOME}`, `{TARGET}`); file contents are still
 //! hashed, so checkouts whose files differ never share an entry.
 //!
@@ -18,7 +20,7 @@
 //! per-checkout.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One directory that differs between checkouts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +64,28 @@ pub fn replace_path(text: &str, from: &str, to: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A profile directory of cargo's layout (`target/debug`, `target/<triple>/release`): cargo
+/// creates `.fingerprint` and `deps` in it before it runs any compiler.
+fn is_profile_dir(d: &Path) -> bool {
+    d.join(".fingerprint").is_dir() && d.join("deps").is_dir()
+}
+
+/// The target directory of an out-dir in cargo's layout: the parent of the profile directory
+/// above it (`deps/`, `build/<pkg>-<hash>/`, `build/<pkg>-<hash>/out`, `examples/`), or, in a
+/// `--target` build (`target/<triple>/<profile>`), the directory that also holds the host's
+/// profile directory of the same name (cargo always lays out the host side). cargo writes
+/// `CACHEDIR.TAG` only into a target directory it creates itself, so a `target/` made before
+/// the first build (a CI cache mount, `mkdir target`) has none: found this way, its keys are
+/// the same as a tagged one's.
+fn layout_target_dir(out_dir: &Path) -> Option<PathBuf> {
+    let profile = out_dir.ancestors().take(6).find(|d| is_profile_dir(d))?;
+    let root = profile.parent()?;
+    match (root.parent(), profile.file_name()) {
+        (Some(outer), Some(name)) if is_profile_dir(&outer.join(name)) => Some(outer.to_path_buf()),
+        _ => Some(root.to_path_buf()),
+    }
 }
 
 fn trimmed(p: &Path) -> String {
@@ -109,25 +133,28 @@ impl Anchors {
                 path: trimmed(Path::new(&ch)),
             });
         }
-        // The target directory is the ancestor of the out-dir (or of the crate's OUT_DIR,
-        // for build-script probes that compile elsewhere) holding cargo's CACHEDIR.TAG.
+        // The target directory is found from the out-dir (or from the crate's OUT_DIR, for
+        // build-script probes that compile elsewhere): by cargo's layout, else as the
+        // ancestor holding cargo's CACHEDIR.TAG.
         let out_dir_env = env("OUT_DIR").map(std::path::PathBuf::from);
-        let starts = out_dir.map(|o| cwd.join(o)).into_iter().chain(out_dir_env);
-        let target = starts
-            .flat_map(|start| {
-                start
-                    .ancestors()
-                    .take(8)
-                    .map(Path::to_path_buf)
-                    .collect::<Vec<_>>()
-            })
-            .find(|d| d.join("CACHEDIR.TAG").is_file() && !d.ends_with("registry"))
-            // With `--target`, cargo tags `target/<triple>` too: the target dir is its parent,
-            // so host paths (`-L dependency=target/debug/deps`) are anchored as well.
-            .map(|d| match d.parent() {
-                Some(p) if p.join("CACHEDIR.TAG").is_file() => p.to_path_buf(),
-                _ => d,
-            });
+        let starts: Vec<PathBuf> = out_dir
+            .map(|o| cwd.join(o))
+            .into_iter()
+            .chain(out_dir_env)
+            .collect();
+        let by_layout = starts.iter().find_map(|s| layout_target_dir(s));
+        let target = by_layout.or_else(|| {
+            starts
+                .iter()
+                .flat_map(|start| start.ancestors().take(8))
+                .find(|d| d.join("CACHEDIR.TAG").is_file() && !d.ends_with("registry"))
+                // With `--target`, cargo tags `target/<triple>` too: the target dir is its
+                // parent, so host paths (`-L dependency=target/debug/deps`) are anchored too.
+                .map(|d| match d.parent() {
+                    Some(p) if p.join("CACHEDIR.TAG").is_file() => p.to_path_buf(),
+                    _ => d.to_path_buf(),
+                })
+        });
         if let Some(target) = target {
             list.push(Anchor {
                 name: "TARGET",
@@ -323,6 +350,28 @@ mod tests {
             c.normalize(&format!("{}/target/debug/deps", ws.display())),
             "{TARGET}/debug/deps"
         );
+        // A target directory created before cargo ran has no CACHEDIR.TAG: cargo's layout
+        // finds it, native or cross, and the keys are the same as a tagged one's.
+        let bare = dir.path().join("bare");
+        for profile in ["target/debug", "target/x86_64-unknown-linux-musl/debug"] {
+            std::fs::create_dir_all(bare.join(profile).join(".fingerprint")).unwrap();
+            std::fs::create_dir_all(bare.join(profile).join("deps")).unwrap();
+            std::fs::create_dir_all(bare.join(profile).join("build/x-1/out")).unwrap();
+        }
+        for out_dir in [
+            "target/debug/deps",
+            "target/debug/build/x-1",
+            "target/x86_64-unknown-linux-musl/debug/deps",
+            "target/x86_64-unknown-linux-musl/debug/build/x-1/out",
+        ] {
+            let d = Anchors::discover(&bare, Some(Path::new(out_dir)), env);
+            let target = d.0.iter().find(|a| a.name == "TARGET");
+            assert_eq!(
+                target.map(|a| a.path.clone()),
+                Some(bare.join("target").to_string_lossy().into_owned()),
+                "{out_dir}"
+            );
+        }
         // A registry package's directory is not a workspace anchor.
         let pkg = home.join(".cargo/registry/src/idx/serde-1.0.0");
         std::fs::create_dir_all(&pkg).unwrap();

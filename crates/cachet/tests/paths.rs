@@ -168,3 +168,28 @@ fn backtraces_and_gdb_show_the_current_checkout() {
         String::from_utf8_lossy(&gdb.stderr)
     );
 }
+
+/// cargo writes `CACHEDIR.TAG` only into a target directory it creates; one made before the
+/// first build (a CI cache mount, `mkdir target`) has none. It is still the target directory:
+/// found by cargo's layout, its keys are a normal build's, and every crate is restored.
+#[test]
+fn a_target_dir_created_before_cargo_ran_is_recognised() {
+    let p = Project::copy_of(&fixture("soundness"));
+    p.cachet_cargo(&["build"], &[]);
+    let output = p.run_program("target", "debug", "app");
+    p.cachet_cargo(&["clean"], &[]);
+    fs::create_dir(p.root.join("target")).unwrap();
+    let before = p.journal().len();
+    p.cachet_cargo(&["build"], &[]);
+    assert!(
+        !p.root.join("target/CACHEDIR.TAG").exists(),
+        "cargo tagged a target directory it did not create"
+    );
+    let records = p.journal().split_off(before);
+    let calls = cacheable(&records);
+    assert_eq!(calls.len(), 5, "{records:#?}");
+    for r in &calls {
+        assert_eq!(r.outcome, Outcome::HitLocal, "{r:#?}");
+    }
+    assert_eq!(p.run_program("target", "debug", "app"), output);
+}
