@@ -70,6 +70,7 @@ pub fn values() -> (i32, i32) { unsafe { (foo_value(), bar_value()) } }
         },
     ],
     reproducible: true,
+    ..super::BUILD
 };
 
 #[test]

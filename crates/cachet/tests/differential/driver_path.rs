@@ -76,6 +76,7 @@ fn ld_found_through_path_is_probed_in_every_earlier_directory() {
             edit: |r| shadow(r, "ld"),
         }],
         reproducible: false,
+        ..super::BUILD
     });
 }
 
@@ -95,5 +96,6 @@ fn fuse_ld_program_found_through_path_is_probed_in_every_earlier_directory() {
             edit: |r| shadow(r, "ld.bfd"),
         }],
         reproducible: false,
+        ..super::BUILD
     });
 }

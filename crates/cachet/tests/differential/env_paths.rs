@@ -77,6 +77,7 @@ fn path_values_are_keyed_literally_unless_only_included() {
         env: &[],
         steps: &[],
         reproducible: false,
+        ..super::BUILD
     });
     // The include! form is proven: restored in the second checkout.
     assert_eq!(

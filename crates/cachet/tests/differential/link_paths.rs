@@ -40,6 +40,7 @@ fn an_rpath_into_the_target_directory_is_not_reused_elsewhere() {
         env: &[],
         steps: &[],
         reproducible: false,
+        ..super::BUILD
     });
     // The build script itself embeds no path of the checkout: it is still restored.
     assert!(
@@ -65,5 +66,6 @@ fn origin_rpaths_of_prefer_dynamic_are_not_reused_at_another_depth() {
         env: &[("RUSTFLAGS", "-C rpath -C prefer-dynamic")],
         steps: &[],
         reproducible: false,
+        ..super::BUILD
     });
 }

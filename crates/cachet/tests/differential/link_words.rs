@@ -110,6 +110,7 @@ const CASE: Case = Case {
         },
     ],
     reproducible: true,
+    ..super::BUILD
 };
 
 #[test]

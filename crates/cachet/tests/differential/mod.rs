@@ -16,20 +16,31 @@
 //!    for byte with what cachet compiles fresh (`CACHET_RECACHE=1`) in that checkout.
 //!
 //! Environment values may say `{ROOT}` for the checkout's root and `{PATH}` for the test's
-//! `PATH`. Outputs are compared
-//! with `target-plain` written as `target`, the only difference the two builds are allowed.
-//! One file per class of input; each case names the fix it protects.
+//! `PATH`; a step changes the environment by writing `case.env` in the checkout (`KEY=VALUE`
+//! lines, copied to the second checkout; `UMASK=077` sets the builds' umask) and adds cargo
+//! arguments by writing `case.args`. Besides the
+//! program, a case may compare what cargo prints (diagnostics, human or JSON), the permission
+//! bits of the outputs and the dep-info files. Everything is compared with `target-plain`
+//! written as `target`, the only difference the two builds are allowed. A reproducible case
+//! compares every artifact the second checkout restored (not only the program) with a fresh
+//! compile. One file per class of input; each case names the fix it protects.
 
 mod bundled;
+mod clippy;
+mod cross;
+mod dep_files;
 mod driver_path;
 mod env_paths;
 mod key_lever;
 mod link_paths;
 mod link_words;
+mod messages;
 mod search_dirs;
+mod umask;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use cachet_wrapper::journal::Record;
 
@@ -57,10 +68,39 @@ pub struct Case {
     pub env: &'static [(&'static str, &'static str)],
     /// Changes made in the first checkout, one at a time.
     pub steps: &'static [Step],
-    /// rustc and the linker produce the same bytes for the same inputs here: compare the
-    /// second checkout's restored program with a fresh compile.
+    /// rustc and the linker produce the same bytes for the same inputs here: compare what the
+    /// second checkout restored with a fresh compile.
     pub reproducible: bool,
+    /// cargo's command and arguments (`build`, `clippy`, `build --target TRIPLE`, ...).
+    pub cargo: &'static [&'static str],
+    /// Where the program is, under the target directory (`debug`, `TRIPLE/debug`).
+    pub out: &'static str,
+    /// Compare what cargo prints: diagnostics on stderr, and JSON compiler messages.
+    pub messages: bool,
+    /// Compare the permission bits of the program and of the files in `deps/`.
+    pub modes: bool,
+    /// Compare the dep-info (`.d`) files cargo and rustc leave.
+    pub dep_info: bool,
+    /// Where the second checkout is, under the case's scratch directory.
+    pub second: &'static str,
 }
+
+/// The defaults: `cargo build` of a program in `debug/`, compared by what it does.
+pub const BUILD: Case = Case {
+    name: "",
+    files: &[],
+    setup: None,
+    bin: "app",
+    env: &[],
+    steps: &[],
+    reproducible: false,
+    cargo: &["build"],
+    out: "debug",
+    messages: false,
+    modes: false,
+    dep_info: false,
+    second: "two/levels/deeper/proj",
+};
 
 /// What one checkout of a case has.
 struct Checkout<'a> {
@@ -69,26 +109,131 @@ struct Checkout<'a> {
     cache: PathBuf,
 }
 
-/// A program's observable behaviour.
+/// What a build shows a user: the program's behaviour, and what the case also compares.
 #[derive(Debug, PartialEq, Eq)]
 struct Behaviour {
     status: Option<i32>,
     stdout: String,
     stderr: String,
+    messages: Vec<String>,
+    modes: Vec<(String, u32)>,
+    dep_info: Vec<(String, String)>,
+}
+
+/// The lines of cargo's stderr that are diagnostics (not progress), and the JSON compiler
+/// messages on its stdout, with `target-plain` written as `target`.
+fn diagnostics(out: &Output) -> Vec<String> {
+    const PROGRESS: &[&str] = &[
+        "Compiling",
+        "Checking",
+        "Finished",
+        "Fresh",
+        "Running",
+        "Blocking",
+        "Locking",
+        "Building",
+        "Dirty",
+        "Adding",
+        "Updating",
+    ];
+    let text = |b: &[u8]| String::from_utf8_lossy(b).replace("target-plain", "target");
+    let mut lines: Vec<String> = text(&out.stderr)
+        .lines()
+        .filter(|l| !PROGRESS.iter().any(|p| l.trim_start().starts_with(p)))
+        .map(str::to_string)
+        .collect();
+    for line in text(&out.stdout).lines() {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            if v["reason"] == "compiler-message" {
+                lines.push(v["message"].to_string());
+            }
+        }
+    }
+    lines
+}
+
+/// Files under `dir` (recursively), as paths relative to it.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(dir.join(&rel)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = rel.join(e.file_name());
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(name),
+                Ok(t) if t.is_file() => out.push(name),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 impl Checkout<'_> {
     fn env(&self) -> Vec<(String, String)> {
         let root = self.root.to_string_lossy();
         let path = std::env::var("PATH").unwrap_or_default();
+        let from_file = std::fs::read_to_string(self.root.join("case.env")).unwrap_or_default();
+        let steps = from_file
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()));
         self.case
             .env
             .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(steps)
             .map(|(k, v)| {
                 let v = v.replace("{ROOT}", &root).replace("{PATH}", &path);
-                (k.to_string(), v)
+                (k, v)
             })
             .collect()
+    }
+
+    /// Runs cargo with the case's arguments and environment (and umask), plainly or through
+    /// cachet.
+    fn cargo(&self, cachet: bool, extra: &[(&str, &str)]) -> Output {
+        let p = self.project();
+        let mut args: Vec<&str> = self.case.cargo.to_vec();
+        args.push("--offline");
+        // A step may add arguments (`-- -W clippy::pedantic`) in `case.args`.
+        let extra_args = std::fs::read_to_string(self.root.join("case.args")).unwrap_or_default();
+        args.extend(extra_args.split_whitespace());
+        let cmd = p.cargo_command(&args);
+        // The umask is set by a shell that then runs cargo with the same environment.
+        let mut env = self.env();
+        let umask = env
+            .iter()
+            .position(|(k, _)| k == "UMASK")
+            .map(|i| env.remove(i).1);
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(format!(
+                "umask {} && exec \"$0\" \"$@\"",
+                umask.as_deref().unwrap_or("022")
+            ))
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .current_dir(&self.root);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => sh.env(k, v),
+                None => sh.env_remove(k),
+            };
+        }
+        if cachet {
+            sh.env("RUSTC_WRAPPER", crate::util::cachet_bin())
+                .env("CACHET_DIR", &self.cache);
+        } else {
+            sh.env("CARGO_TARGET_DIR", self.root.join("target-plain"));
+        }
+        sh.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        sh.envs(extra.iter().copied());
+        crate::util::run_ok(sh)
     }
 
     fn project(&self) -> Project {
@@ -99,46 +244,82 @@ impl Checkout<'_> {
         }
     }
 
-    /// `cargo build` through cachet; returns the journal records of the build.
-    fn cachet_build(&self, extra: &[(&str, &str)]) -> Vec<Record> {
+    /// The case's cargo command through cachet; returns the journal records of the build and
+    /// cargo's output.
+    fn cachet_build(&self, extra: &[(&str, &str)]) -> (Vec<Record>, Output) {
         let p = self.project();
         let before = p.journal().len();
-        let env = self.env();
-        let mut all: Vec<(&str, &str)> =
-            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        all.extend_from_slice(extra);
-        p.cachet_cargo(&["build", "--offline"], &all);
-        p.journal().split_off(before)
+        let out = self.cargo(true, extra);
+        (p.journal().split_off(before), out)
     }
 
-    fn plain_build(&self) {
-        let env = self.env();
-        let all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        self.project().plain_cargo(&["build", "--offline"], &all);
-    }
-
-    fn run(&self, target: &str) -> Behaviour {
-        let exe = self.root.join(target).join("debug").join(self.case.bin);
-        // `cargo test` puts the toolchain's libraries in LD_LIBRARY_PATH; a program must find
-        // its libraries by itself (its rpath), as it would for a user.
-        let out = Command::new(&exe)
-            .current_dir(&self.root)
-            .env_remove("LD_LIBRARY_PATH")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    fn run(&self, target: &str, cargo: &Output) -> Behaviour {
+        let case = self.case;
         let text = |b: &[u8]| String::from_utf8_lossy(b).replace("target-plain", "target");
+        let out_dir = self.root.join(target).join(case.out);
+        let (status, stdout, stderr) = if case.bin.is_empty() {
+            (None, String::new(), String::new())
+        } else {
+            let exe = out_dir.join(case.bin);
+            // `cargo test` puts the toolchain's libraries in LD_LIBRARY_PATH; a program must
+            // find its libraries by itself (its rpath), as it would for a user.
+            let out = Command::new(&exe)
+                .current_dir(&self.root)
+                .env_remove("LD_LIBRARY_PATH")
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+            (out.status.code(), text(&out.stdout), text(&out.stderr))
+        };
+        let messages = if case.messages {
+            diagnostics(cargo)
+        } else {
+            Vec::new()
+        };
+        let mut modes = Vec::new();
+        if case.modes {
+            let mut files: Vec<PathBuf> = files_under(&out_dir.join("deps"))
+                .into_iter()
+                .map(|f| Path::new("deps").join(f))
+                .collect();
+            files.push(PathBuf::from(case.bin));
+            for f in files {
+                let meta = std::fs::metadata(out_dir.join(&f)).unwrap();
+                modes.push((f.display().to_string(), meta.permissions().mode() & 0o7777));
+            }
+        }
+        let mut dep_info = Vec::new();
+        if case.dep_info {
+            let mut files: Vec<PathBuf> = files_under(&out_dir.join("deps"))
+                .into_iter()
+                .map(|f| Path::new("deps").join(f))
+                .collect();
+            files.push(PathBuf::from(format!("{}.d", case.bin)));
+            for f in files
+                .into_iter()
+                .filter(|f| f.extension().is_some_and(|e| e == "d"))
+            {
+                let contents = text(&std::fs::read(out_dir.join(&f)).unwrap());
+                dep_info.push((f.display().to_string(), contents));
+            }
+        }
         Behaviour {
-            status: out.status.code(),
-            stdout: text(&out.stdout),
-            stderr: text(&out.stderr),
+            status,
+            stdout,
+            stderr,
+            messages,
+            modes,
+            dep_info,
         }
     }
 
     /// Builds both ways; a difference in behaviour is added to `failures`.
     fn compare(&self, when: &str, failures: &mut Vec<String>) -> Vec<Record> {
-        let records = self.cachet_build(&[]);
-        self.plain_build();
-        let (cached, plain) = (self.run("target"), self.run("target-plain"));
+        let (records, out) = self.cachet_build(&[]);
+        let plain_out = self.cargo(false, &[]);
+        let (cached, plain) = (
+            self.run("target", &out),
+            self.run("target-plain", &plain_out),
+        );
         if cached != plain {
             failures.push(format!(
                 "{when}: through cachet {cached:?}, plain {plain:?}"
@@ -201,7 +382,7 @@ pub fn check(case: &Case) -> Vec<Record> {
 
     let second = Checkout {
         case,
-        root: tmp.path().join("two/levels/deeper/proj"),
+        root: tmp.path().join(case.second),
         cache,
     };
     copy_sources(&first.root, &second.root);
@@ -222,21 +403,49 @@ pub fn check(case: &Case) -> Vec<Record> {
     );
 
     if case.reproducible {
-        let fresh = second.root.join("target-fresh");
-        second.cachet_build(&[
-            ("CACHET_RECACHE", "1"),
-            ("CARGO_TARGET_DIR", fresh.to_str().unwrap()),
-        ]);
-        let restored = std::fs::read(second.root.join("target/debug").join(case.bin)).unwrap();
-        let compiled = std::fs::read(fresh.join("debug").join(case.bin)).unwrap();
-        assert!(
-            restored == compiled,
-            "case {:?}: the program restored in the second checkout differs from a fresh \
-             compile there",
-            case.name
-        );
+        compare_with_fresh(&second, &records);
     }
     records
+}
+
+/// Compares every artifact the second checkout restored (its crates' rlibs, metadata,
+/// programs and build scripts) with what cachet compiles fresh there (`CACHET_RECACHE=1`)
+/// into another target directory.
+fn compare_with_fresh(second: &Checkout<'_>, records: &[Record]) {
+    let case = second.case;
+    let fresh = second.root.join("target-fresh");
+    second.cachet_build(&[
+        ("CACHET_RECACHE", "1"),
+        ("CARGO_TARGET_DIR", fresh.to_str().unwrap()),
+    ]);
+    let restored: Vec<&str> = records
+        .iter()
+        .filter(|r| r.outcome == cachet_wrapper::journal::Outcome::HitLocal)
+        .filter_map(|r| r.krate.as_deref())
+        .collect();
+    let target = second.root.join("target");
+    let mut compared = 0;
+    for file in files_under(&target) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let of_restored = restored
+            .iter()
+            .any(|k| name.starts_with(&format!("{k}-")) || name.starts_with(&format!("lib{k}-")));
+        if !of_restored || name.ends_with(".d") || !fresh.join(&file).is_file() {
+            continue;
+        }
+        assert!(
+            std::fs::read(target.join(&file)).unwrap() == std::fs::read(fresh.join(&file)).unwrap(),
+            "case {:?}: {} restored in the second checkout differs from a fresh compile there",
+            case.name,
+            file.display()
+        );
+        compared += 1;
+    }
+    assert!(
+        compared > 0,
+        "case {:?}: nothing restored in the second checkout to compare ({restored:?})",
+        case.name
+    );
 }
 
 /// Replaces `from` by `to` in a file of the checkout.

@@ -84,6 +84,7 @@ const CASE: Case = Case {
         },
     ],
     reproducible: false,
+    ..super::BUILD
 };
 
 #[test]
