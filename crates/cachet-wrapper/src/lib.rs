@@ -32,6 +32,7 @@ pub mod key;
 pub mod link;
 pub mod local_store;
 mod logging;
+mod macro_proof;
 pub mod manifest;
 pub mod messages;
 pub mod notice;

@@ -202,6 +202,22 @@ pub(super) fn collect(
         })
         .collect();
     let mut env = env;
+    // A proc-macro that could run here and is not proven not to read cargo's path variables
+    // may have baked this checkout's path in (macro_proof.rs): stored for this checkout only,
+    // unless no macro of another crate can run in this crate at all.
+    let records = call.config.dir.join("proc-macro-proofs");
+    if let Some(why) = crate::macro_proof::may_read_checkout_path(&plan.args, cwd, &records) {
+        let paths: Vec<PathBuf> = deps.files.iter().map(|f| cwd.join(f)).collect();
+        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        if crate::env_proof::prove_only_included(&refs, &[], true).is_err() {
+            info!(krate = %plan.crate_name, why, "stored for this checkout only");
+            location_dependent = true;
+            per_checkout.get_or_insert(PerCheckout {
+                label: "proc-macro may read the checkout path",
+                reason: format!("{why}: hits only in this checkout"),
+            });
+        }
+    }
     if location_dependent {
         // The outputs name this checkout's directories: reuse them only here.
         env.push((

@@ -34,6 +34,7 @@ mod env_paths;
 mod key_lever;
 mod link_paths;
 mod link_words;
+mod macro_env;
 mod messages;
 mod search_dirs;
 mod umask;
