@@ -20,7 +20,9 @@ use cachet_wrapper::journal::{self, Outcome};
 use cachet_test_support::ports::{bind_with_retry, Bind};
 use cachet_test_support::wait_for;
 
-use crate::util::{cachet_bin, copy_tree, crates_with, stderr_of, workload_service};
+use crate::util::{
+    assert_all_remote_hits, cachet_bin, copy_tree, crates_with, stderr_of, workload_service,
+};
 
 mod compose;
 
@@ -169,6 +171,14 @@ fn start_server(cleanup: &mut Cleanup, name: &str, extra: &[&str]) -> u16 {
         assert_ok(&out, "cachet docker start");
         Bind::Bound(port)
     })
+}
+
+/// An internal network and a server container on it; returns their names.
+fn server_on_internal_network(cleanup: &mut Cleanup) -> (String, String) {
+    let net = internal_network(cleanup);
+    let name = unique("srv");
+    start_server(cleanup, &name, &["--network", &net]);
+    (net, name)
 }
 
 /// One HTTP/1.0 request to 127.0.0.1:port; returns the status and body.
@@ -462,9 +472,7 @@ fn docker_cli_subcommands_and_their_errors_say_what_to_do() {
 #[test]
 fn docker_second_client_container_gets_remote_hits_for_every_crate() {
     let mut cleanup = Cleanup::default();
-    let net = internal_network(&mut cleanup);
-    let name = unique("srv");
-    start_server(&mut cleanup, &name, &["--network", &net]);
+    let (net, _) = server_on_internal_network(&mut cleanup);
 
     let first = Client::new();
     let c1 = unique("client1");
@@ -486,28 +494,13 @@ fn docker_second_client_container_gets_remote_hits_for_every_crate() {
         warm_output, cold_output,
         "the restored program prints the same"
     );
-    let records = second.journal();
-    let misses: Vec<_> = records
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Miss | Outcome::MissNotStored))
-        .collect();
-    assert!(
-        misses.is_empty(),
-        "no compile in the second client: {misses:?}"
-    );
-    let hits = crates_with(&records, Outcome::HitRemote);
-    assert_eq!(
-        hits, compiled,
-        "every crate the first client compiled is a remote hit"
-    );
+    assert_all_remote_hits(&second.journal(), &compiled, "client");
 }
 
 #[test]
 fn docker_killed_server_does_not_fail_a_client_build() {
     let mut cleanup = Cleanup::default();
-    let net = internal_network(&mut cleanup);
-    let name = unique("srv");
-    start_server(&mut cleanup, &name, &["--network", &net]);
+    let (net, name) = server_on_internal_network(&mut cleanup);
     let client = Client::new();
     let c = unique("client");
     cleanup.containers.push(c.clone());

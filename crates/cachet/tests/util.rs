@@ -216,6 +216,25 @@ pub fn crates_with(records: &[Record], outcome: Outcome) -> BTreeSet<String> {
         .collect()
 }
 
+/// A second `who` (client, runner) built what the first compiled (`compiled`) without compiling
+/// anything itself: no call among its `records` is a miss, and every crate of `compiled` is a
+/// remote hit.
+pub fn assert_all_remote_hits(records: &[Record], compiled: &BTreeSet<String>, who: &str) {
+    let misses: Vec<_> = records
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Miss | Outcome::MissNotStored))
+        .collect();
+    assert!(
+        misses.is_empty(),
+        "no compile in the second {who}: {misses:?}"
+    );
+    let hits = crates_with(records, Outcome::HitRemote);
+    assert_eq!(
+        &hits, compiled,
+        "every crate the first {who} compiled is a remote hit"
+    );
+}
+
 /// Records of calls that were looked up in the cache (hits and misses).
 pub fn cacheable(records: &[Record]) -> Vec<&Record> {
     records.iter().filter(|r| r.pre_key.is_some()).collect()

@@ -19,7 +19,7 @@ use cachet_wrapper::journal::{self, Outcome};
 use cachet_test_support::wait_for;
 
 use super::{assert_ok, docker_ok, ensure_image, http, setup_hint, unique};
-use crate::util::{copy_tree, crates_with, fixture};
+use crate::util::{assert_all_remote_hits, copy_tree, crates_with, fixture};
 
 /// The override publishing the server's port on the host.
 const PUBLISH: &str = "docker/compose.publish.yml";
@@ -441,19 +441,7 @@ fn docker_compose_ci_profile_runner_builds_through_the_cache_and_a_fresh_runner_
         second_output, first_output,
         "the restored program prints the same"
     );
-    let misses: Vec<_> = second
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Miss | Outcome::MissNotStored))
-        .collect();
-    assert!(
-        misses.is_empty(),
-        "no compile in the second runner: {misses:?}"
-    );
-    let hits = crates_with(&second, Outcome::HitRemote);
-    assert_eq!(
-        hits, compiled,
-        "every crate the first runner compiled is a remote hit"
-    );
+    assert_all_remote_hits(&second, &compiled, "runner");
     let after = stats();
     let served = after["hits"].as_u64().unwrap() - before["hits"].as_u64().unwrap();
     assert!(
