@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::info;
 
-use super::{input_policy, location, Call};
+use super::context::{input_policy, location, Call};
 use crate::call::PerCheckout;
 use crate::clock::ClockMarker;
 use crate::dep_info;

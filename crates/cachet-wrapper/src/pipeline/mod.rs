@@ -10,11 +10,11 @@
 //! (the manifest candidate and the open outputs), [`write`] streams them into an entry.
 
 mod collect;
+mod context;
 #[cfg(test)]
 mod tests;
 mod write;
 
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,39 +26,16 @@ use tracing::{debug, info, warn};
 use crate::call::{CallResult, CallState, Lookup, Miss, NotStored, Problem, Skip, Stored};
 use crate::clock::ClockMarker;
 use crate::compile;
-use crate::compiler::{self, Compiler};
+use crate::compiler;
 use crate::config::Config;
 use crate::driver::{DriverError, Programs};
 use crate::file_hash::{now_ns, FileHasher};
 use crate::invocation::CachePlan;
 use crate::journal;
 use crate::key::{self, KeyContext};
-use crate::manifest::InputPolicy;
 use crate::paths::Anchors;
 use crate::tiers::{Found, Tiers};
-
-/// Everything one cacheable call works with, gathered once.
-struct Call<'a> {
-    config: &'a Config,
-    plan: &'a CachePlan,
-    /// What cargo asked to run: rustc, or a workspace wrapper and rustc.
-    programs: &'a Programs<'a>,
-    args: &'a [OsString],
-    /// The compiler's identity.
-    compiler: &'a Compiler,
-    /// L1 and L2.
-    tiers: Tiers<'a>,
-    /// Hashes inputs, remembering large settled files.
-    hasher: FileHasher,
-    /// The filesystem clock before anything was hashed or compiled.
-    marker: Option<ClockMarker>,
-    /// Directories written relative in keys and remapped in outputs.
-    anchors: Anchors,
-    cwd: PathBuf,
-    out_dir: PathBuf,
-    /// What the caller holds: output started, the tiers' events.
-    state: &'a CallState,
-}
+use context::{input_policy, location, Call};
 
 /// Serves one cacheable invocation; `state` learns when output starts and what the tiers saw.
 pub fn serve(
@@ -220,41 +197,6 @@ fn key_error_label(e: &key::KeyError) -> &'static str {
         key::KeyError::ThinArchive { .. } => "thin archive in a native search directory",
         key::KeyError::LinkerNotFound { .. } => "linker not found",
     }
-}
-
-/// Where this call's outputs go and its anchors are, as one value: a candidate whose outputs
-/// embed the checkout's location records it under [`crate::manifest::LOCATION`], and matches
-/// only where it is the same.
-fn location(anchors: &Anchors, out_dir: &Path) -> String {
-    let mut s = format!("out-dir={}", out_dir.display());
-    for (name, path) in anchors.pairs() {
-        s.push_str(&format!("\n{name}={path}"));
-    }
-    s
-}
-
-/// Which files a manifest candidate may name for this call (see `manifest.rs`).
-fn input_policy(call: &Call<'_>) -> InputPolicy {
-    let anchored = |name: &str| -> Vec<PathBuf> {
-        let named = call.anchors.0.iter().filter(|a| a.name == name);
-        named.map(|a| PathBuf::from(&a.path)).collect()
-    };
-    let mut sources = anchored("WORKSPACE");
-    sources.extend(anchored("CARGO_HOME"));
-    sources.push(call.cwd.clone());
-    let mut built = anchored("TARGET");
-    built.push(call.out_dir.clone());
-    built.push(call.compiler.sysroot.clone());
-    built.extend(call.plan.args.sysroot.iter().map(|s| call.cwd.join(s)));
-    built.extend(
-        call.plan
-            .args
-            .search_paths
-            .iter()
-            .map(|s| call.cwd.join(&s.path)),
-    );
-    built.extend(std::env::var_os("OUT_DIR").map(PathBuf::from));
-    InputPolicy::new(&call.cwd, &call.anchors, &sources, &built, call.plan.links)
 }
 
 /// Finds the entry for the current inputs, if any: L1's manifest first, the server's only

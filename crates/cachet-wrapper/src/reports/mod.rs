@@ -25,7 +25,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use cachet_core::report::{clamp_field, CallKind, CallReport, MissCause, REPORT_VERSION};
@@ -40,39 +40,12 @@ use crate::stats::Delta;
 mod send;
 
 use send::maybe_start_flush;
-pub use send::{drain, Drained, Limits};
-
-/// Size of the spool past which new records are dropped (and counted).
-pub const SPOOL_CAP: u64 = 8 << 20;
-/// Size of the outbox (records a sender could not deliver) past which the oldest are dropped.
-pub const OUTBOX_CAP: usize = 8 << 20;
-/// Records older than this are dropped instead of sent.
-pub const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
-/// A call that did not talk to the server starts a background flush when the spool's oldest
-/// record has waited this long (and no flush started within this time).
-pub const FLUSH_AFTER: Duration = Duration::from_secs(30);
-/// Time a call that talked to the server may spend delivering reports after its own work.
-pub const DRAIN_BUDGET: Duration = Duration::from_millis(200);
-/// Batches such a call sends at most.
-pub const DRAIN_BATCHES: usize = 4;
-/// How long a server without the reports endpoint (an older one) is not asked again.
-pub const UNSUPPORTED_BACKOFF: Duration = Duration::from_secs(3600);
+pub use send::{
+    dir, drain, spool_path, Drained, Limits, DRAIN_BATCHES, DRAIN_BUDGET, FLUSH_AFTER, MAX_AGE,
+    OUTBOX_CAP, SPOOL_CAP, UNSUPPORTED_BACKOFF,
+};
 
 pub use crate::stats::Dropped;
-
-/// The reports directory in the cache directory.
-pub fn dir(cache_dir: &Path) -> PathBuf {
-    cache_dir.join("reports")
-}
-
-/// The spool: records waiting to be sent.
-pub fn spool_path(cache_dir: &Path) -> PathBuf {
-    dir(cache_dir).join("spool.jsonl")
-}
-
-fn outbox_path(cache_dir: &Path) -> PathBuf {
-    dir(cache_dir).join("outbox.jsonl")
-}
 
 /// True when this configuration sends reports: a server is set and reporting is not off.
 pub fn enabled(config: &Config) -> bool {

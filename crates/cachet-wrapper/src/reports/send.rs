@@ -5,18 +5,45 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cachet_core::report::{reports_path, CallReport, MAX_BATCH_BYTES, REPORT_VERSION};
 
-use super::{
-    dir, outbox_path, spool_path, Dropped, FLUSH_AFTER, MAX_AGE, OUTBOX_CAP, UNSUPPORTED_BACKOFF,
-};
 use crate::config::Config;
 use crate::journal;
 use crate::remote::{Breaker, Remote, RemoteError};
-use crate::stats::Delta;
+use crate::stats::{Delta, Dropped};
+
+/// Size of the spool past which new records are dropped (and counted).
+pub const SPOOL_CAP: u64 = 8 << 20;
+/// Size of the outbox (records a sender could not deliver) past which the oldest are dropped.
+pub const OUTBOX_CAP: usize = 8 << 20;
+/// Records older than this are dropped instead of sent.
+pub const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A call that did not talk to the server starts a background flush when the spool's oldest
+/// record has waited this long (and no flush started within this time).
+pub const FLUSH_AFTER: Duration = Duration::from_secs(30);
+/// Time a call that talked to the server may spend delivering reports after its own work.
+pub const DRAIN_BUDGET: Duration = Duration::from_millis(200);
+/// Batches such a call sends at most.
+pub const DRAIN_BATCHES: usize = 4;
+/// How long a server without the reports endpoint (an older one) is not asked again.
+pub const UNSUPPORTED_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// The reports directory in the cache directory.
+pub fn dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("reports")
+}
+
+/// The spool: records waiting to be sent.
+pub fn spool_path(cache_dir: &Path) -> PathBuf {
+    dir(cache_dir).join("spool.jsonl")
+}
+
+fn outbox_path(cache_dir: &Path) -> PathBuf {
+    dir(cache_dir).join("outbox.jsonl")
+}
 
 /// The marker of a server that answered 403 to a report: automatic sends stop for
 /// [`UNSUPPORTED_BACKOFF`] (`cachet flush` still tries).

@@ -24,7 +24,7 @@ use std::fs;
 use std::io::{self, Read, Seek, Write};
 
 use cachet_core::entry::{EntryError, EntryHead, ReadAt, BULK_MAX};
-use cachet_core::{wire, Digest};
+use cachet_core::Digest;
 use tracing::{debug, warn};
 
 use crate::call::{CallState, Event, Hit, Notice, Problem};
@@ -33,7 +33,7 @@ use crate::local_store::{LocalStore, ObjectKind};
 use crate::manifest::{Candidate, InputPolicy, Manifest};
 use crate::remote::{Breaker, Remote, RemoteError};
 use crate::signing::{SecretKey, Trust};
-use pending::Body;
+use pending::{key_of, Body, Pending};
 
 pub use crate::call::Source;
 
@@ -134,13 +134,6 @@ pub struct Tiers<'a> {
     remote_answered: Cell<bool>,
     /// Where what happened is recorded, for the caller to count and warn about.
     state: &'a CallState,
-}
-
-fn key_of(kind: ObjectKind, digest: &Digest) -> String {
-    match kind {
-        ObjectKind::Entry => wire::entry_key(digest),
-        ObjectKind::Manifest => wire::manifest_key(digest),
-    }
 }
 
 impl<'a> Tiers<'a> {
@@ -521,7 +514,7 @@ impl<'a> Tiers<'a> {
         };
         let Some(remote) = remote else {
             for (kind, digest, _) in objects {
-                self.mark_pending(*kind, digest);
+                self.pending().mark(*kind, digest);
             }
             return;
         };
@@ -534,7 +527,7 @@ impl<'a> Tiers<'a> {
                     self.report(&e);
                     if !matches!(e, RemoteError::Forbidden { .. }) {
                         for (kind, digest, _) in &objects[i..] {
-                            self.mark_pending(*kind, digest);
+                            self.pending().mark(*kind, digest);
                         }
                         self.state.record(Event::UploadQueued);
                     }
@@ -544,5 +537,35 @@ impl<'a> Tiers<'a> {
         }
         self.breaker.reset();
         self.drain_pending(remote, DRAIN_PER_CALL);
+    }
+
+    fn pending(&self) -> Pending {
+        Pending::new(&self.config.dir)
+    }
+
+    /// Uploads up to `max` pending objects; returns how many were uploaded.
+    pub fn drain_pending(&self, remote: &Remote, max: usize) -> usize {
+        match self.pending().drain(&self.local, remote, max, self.state) {
+            Ok(done) => done,
+            Err((done, e)) => {
+                self.report(&e);
+                done
+            }
+        }
+    }
+
+    /// Uploads every pending object (`cachet flush`). Returns (uploaded, still pending).
+    pub fn flush(&self) -> Result<(usize, usize), RemoteError> {
+        let rc = self.config.remote.clone().ok_or_else(|| {
+            RemoteError::Config("no server configured (set CACHET_SERVER)".into())
+        })?;
+        let remote = Remote::new(rc)?;
+        let uploaded = self.drain_pending(&remote, usize::MAX);
+        Ok((uploaded, self.pending_count()))
+    }
+
+    /// Objects waiting for upload.
+    pub fn pending_count(&self) -> usize {
+        self.pending().count()
     }
 }

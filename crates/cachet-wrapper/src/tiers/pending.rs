@@ -2,35 +2,58 @@
 //! `v1/pending`, retried by later calls that reach the server and by `cachet flush`.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use cachet_core::Digest;
+use cachet_core::{wire, Digest};
 use tracing::debug;
 
-use super::{key_of, Tiers};
-use crate::call::Event;
-use crate::local_store::ObjectKind;
+use crate::call::{CallState, Event};
+use crate::local_store::{LocalStore, ObjectKind};
 use crate::remote::{Remote, RemoteError};
 
-impl Tiers<'_> {
-    pub(super) fn pending_dir(&self) -> PathBuf {
-        self.config.dir.join("v1/pending")
+/// The server's key of an object.
+pub(super) fn key_of(kind: ObjectKind, digest: &Digest) -> String {
+    match kind {
+        ObjectKind::Entry => wire::entry_key(digest),
+        ObjectKind::Manifest => wire::manifest_key(digest),
+    }
+}
+
+/// The markers of objects waiting for upload.
+pub(super) struct Pending {
+    dir: PathBuf,
+}
+
+impl Pending {
+    /// The markers in the cache directory `cache_dir`.
+    pub(super) fn new(cache_dir: &Path) -> Pending {
+        Pending {
+            dir: cache_dir.join("v1/pending"),
+        }
     }
 
-    pub(super) fn mark_pending(&self, kind: ObjectKind, digest: &Digest) {
+    /// Remembers an object to upload later.
+    pub(super) fn mark(&self, kind: ObjectKind, digest: &Digest) {
         let prefix = match kind {
             ObjectKind::Entry => "e",
             ObjectKind::Manifest => "m",
         };
-        let dir = self.pending_dir();
-        let _ = fs::create_dir_all(&dir)
-            .and_then(|()| fs::write(dir.join(format!("{prefix}-{digest}")), b""));
+        let _ = fs::create_dir_all(&self.dir)
+            .and_then(|()| fs::write(self.dir.join(format!("{prefix}-{digest}")), b""));
     }
 
-    /// Uploads up to `max` pending objects; returns how many were uploaded.
-    pub fn drain_pending(&self, remote: &Remote, max: usize) -> usize {
-        let Ok(dir) = fs::read_dir(self.pending_dir()) else {
-            return 0;
+    /// Uploads up to `max` pending objects from `local`, recording each upload in `state`.
+    /// Returns how many were uploaded, or, when a request failed, that many and the error
+    /// (the rest stay pending).
+    pub(super) fn drain(
+        &self,
+        local: &LocalStore,
+        remote: &Remote,
+        max: usize,
+        state: &CallState,
+    ) -> Result<usize, (usize, RemoteError)> {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return Ok(0);
         };
         let mut done = 0;
         for marker in dir.flatten().take(max) {
@@ -41,52 +64,27 @@ impl Tiers<'_> {
             };
             // An object evicted locally meanwhile has nothing left to upload.
             let body = match kind {
-                ObjectKind::Entry => self
-                    .local
-                    .open(kind, &digest)
-                    .ok()
-                    .flatten()
-                    .map(Body::File),
-                ObjectKind::Manifest => self
-                    .local
-                    .get(kind, &digest)
-                    .ok()
-                    .flatten()
-                    .map(Body::Bytes),
+                ObjectKind::Entry => local.open(kind, &digest).ok().flatten().map(Body::File),
+                ObjectKind::Manifest => local.get(kind, &digest).ok().flatten().map(Body::Bytes),
             };
             if let Some(body) = body {
                 match body.put(remote, &key_of(kind, &digest)) {
                     Ok(len) => {
-                        self.state.record(Event::Uploaded(len));
+                        state.record(Event::Uploaded(len));
                         done += 1;
                     }
-                    Err(e) => {
-                        self.report(&e);
-                        return done;
-                    }
+                    Err(e) => return Err((done, e)),
                 }
             }
             let _ = fs::remove_file(marker.path());
         }
         debug!(done, "pending uploads drained");
-        done
-    }
-
-    /// Uploads every pending object (`cachet flush`). Returns (uploaded, still pending).
-    pub fn flush(&self) -> Result<(usize, usize), RemoteError> {
-        let rc = self.config.remote.clone().ok_or_else(|| {
-            RemoteError::Config("no server configured (set CACHET_SERVER)".into())
-        })?;
-        let remote = Remote::new(rc)?;
-        let uploaded = self.drain_pending(&remote, usize::MAX);
-        Ok((uploaded, self.pending_count()))
+        Ok(done)
     }
 
     /// Objects waiting for upload.
-    pub fn pending_count(&self) -> usize {
-        fs::read_dir(self.pending_dir())
-            .map(|d| d.count())
-            .unwrap_or(0)
+    pub(super) fn count(&self) -> usize {
+        fs::read_dir(&self.dir).map(|d| d.count()).unwrap_or(0)
     }
 }
 
