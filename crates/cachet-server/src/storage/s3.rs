@@ -154,6 +154,9 @@ fn path(id: &ObjectId) -> String {
 impl S3Store {
     /// Configures the client; nothing is sent until the first request.
     pub fn open(spec: &S3Spec) -> Result<S3Store, StoreError> {
+        // opendal 0.58 sends requests through a process-wide transport that only its default
+        // features install before main; first install wins, so this is a no-op after the first.
+        opendal_http_transport_reqwest::install_default();
         // The HTTP client takes the process-wide rustls provider: ring, as for the server's
         // own TLS (already installed when another store got there first).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -178,9 +181,7 @@ impl S3Store {
         if !spec.path_style.unwrap_or(custom_endpoint) {
             builder = builder.enable_virtual_host_style();
         }
-        let op = Operator::new(builder)
-            .map_err(backend_err("configure the client"))?
-            .finish();
+        let op = Operator::new(builder).map_err(backend_err("configure the client"))?;
         Ok(S3Store { op })
     }
 }
