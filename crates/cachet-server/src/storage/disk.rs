@@ -37,6 +37,7 @@
 //!   loss may lose recent objects, which a cache can afford.
 
 mod index;
+mod read;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -51,8 +52,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cachet_core::Digest;
-use futures_util::StreamExt;
-use tokio_util::io::ReaderStream;
 
 use self::index::{now_millis, Index, Reservation, Slot};
 pub use self::upload::WRITE_BUFFER;
@@ -65,8 +64,6 @@ use super::{
 const VERSION: &str = "cachet-disk-store 1";
 /// Objects up to this size are read in one system call and sent as one chunk.
 const FULL_READ_LIMIT: u64 = 1 << 20;
-/// Chunk size when streaming larger objects.
-const STREAM_CHUNK: usize = 256 << 10;
 /// Objects pruned per lock acquisition, so reads never wait long behind a prune.
 const PRUNE_BATCH: usize = 1024;
 /// When the disk is full, an upload evicts what its pending write needs plus this much (once;
@@ -422,10 +419,7 @@ impl Store for DiskStore {
             Ok(opened.map(|(meta, body)| {
                 let body = match body {
                     Ok(bytes) => ObjectBody::Full(bytes),
-                    Err(file) => ObjectBody::Stream(
-                        ReaderStream::with_capacity(tokio::fs::File::from_std(file), STREAM_CHUNK)
-                            .boxed(),
-                    ),
+                    Err(file) => ObjectBody::Stream(read::chunks(file, meta.size)),
                 };
                 Object { meta, body }
             }))

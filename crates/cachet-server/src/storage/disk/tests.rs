@@ -1,6 +1,6 @@
 //! Unit tests of the disk store: the index alone, then the store on a real directory.
 
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 
 use super::*;
 
@@ -252,4 +252,33 @@ fn a_cancelled_write_gives_back_its_file_and_reservation() {
         // And the blocking task never counted an object.
         assert_eq!(store.usage().objects, 0);
     });
+}
+
+/// A large object is streamed in chunks of at most `STREAM_CHUNK`, whole; a file shorter than
+/// the size it was opened with ends the stream with an error, never a short body.
+#[tokio::test]
+async fn streamed_reads_are_whole_or_fail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("object");
+    let data: Vec<u8> = (0..(2 * read::STREAM_CHUNK + 5))
+        .map(|i| (i % 253) as u8)
+        .collect();
+    fs::write(&path, &data).expect("write");
+    let size = data.len() as u64;
+    let chunks: Vec<Bytes> = read::chunks(fs::File::open(&path).expect("open"), size)
+        .map(|c| c.expect("chunk"))
+        .collect()
+        .await;
+    assert_eq!(
+        chunks.iter().map(Bytes::len).collect::<Vec<_>>(),
+        [read::STREAM_CHUNK as usize, read::STREAM_CHUNK as usize, 5]
+    );
+    assert!(chunks.concat() == data);
+    let short = read::chunks(fs::File::open(&path).expect("open"), size + 1);
+    let results: Vec<_> = short.collect().await;
+    let last = results.last().expect("a result");
+    assert_eq!(
+        last.as_ref().expect_err("short").kind(),
+        std::io::ErrorKind::UnexpectedEof
+    );
 }
