@@ -13,7 +13,7 @@ use cachet_test_support::wait_for;
 use crate::util::{cacheable, fixture, run_ok, Project, ServerProcess, FIXTURE_CRATES};
 
 /// `GET path` on the server's API, as JSON.
-fn api(url: &str, path: &str) -> Value {
+pub(crate) fn api(url: &str, path: &str) -> Value {
     let remote = Remote::new(RemoteConfig {
         url: url.to_string(),
         token: None,
@@ -60,7 +60,7 @@ fn counts_of(url: &str, krate: &str) -> (u64, u64, u64) {
 }
 
 /// `cachet flush` for the project's cache, with `env`.
-fn flush(p: &Project, env: &[(&str, &str)]) -> std::process::Command {
+pub(crate) fn flush(p: &Project, env: &[(&str, &str)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(crate::util::cachet_bin());
     cmd.arg("flush").env("CACHET_DIR", &p.cache);
     cmd.envs(env.iter().map(|(k, v)| (*k, *v)));

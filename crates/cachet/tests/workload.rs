@@ -70,12 +70,19 @@ fn check_entries(cache: &Path) -> usize {
 
 /// One cold build of the graph through a shared server, then: a rebuild after `cargo clean`
 /// hits the local cache for every library crate, and a second client with an empty local
-/// cache gets every one of them from the server.
+/// cache gets every one of them from the server. The two clients have different
+/// `CACHET_CLIENT_NAME`s, and the first then edits the program's source: the server's dashboard
+/// reports both clients, every call the two journals recorded, and the edited crate's miss with
+/// the cause "a source file changed" (issue 16's test, on the same builds).
 #[test]
 fn real_graph_warm_build_hits_every_crate_locally_and_from_the_server() {
     let storage = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(&["--storage", &format!("dir:{}", storage.path().display())]);
-    let with_server = [("CACHET_SERVER", server.base_url())];
+    let alice = [("CACHET_CLIENT_NAME", "alice")];
+    let with_server = [
+        ("CACHET_SERVER", server.base_url()),
+        ("CACHET_CLIENT_NAME", "alice"),
+    ];
     let p = Project::copy_of(&workload_service());
     fetch(&p);
     p.cachet_cargo(&["build", "--locked", "--offline"], &with_server);
@@ -93,9 +100,9 @@ fn real_graph_warm_build_hits_every_crate_locally_and_from_the_server() {
     }
     let cold_compilations = compilations(&cold);
 
-    p.cachet_cargo(&["clean"], &[]);
+    p.cachet_cargo(&["clean"], &alice);
     let before = p.journal().len();
-    p.cachet_cargo(&["build", "--locked", "--offline"], &[]);
+    p.cachet_cargo(&["build", "--locked", "--offline"], &alice);
     let warm = p.journal().split_off(before);
     let misses: Vec<_> = successful_misses(&warm);
     assert!(misses.is_empty(), "warm build missed: {misses:?}");
@@ -112,8 +119,12 @@ fn real_graph_warm_build_hits_every_crate_locally_and_from_the_server() {
     assert!(output.contains("\"sorted\":[1,3,5,9]"), "{output}");
 
     let second = p.client("second-client-cache");
-    second.cachet_cargo(&["clean"], &[]);
-    second.cachet_cargo(&["build", "--locked", "--offline"], &with_server);
+    let bob = [
+        ("CACHET_SERVER", server.base_url()),
+        ("CACHET_CLIENT_NAME", "bob"),
+    ];
+    second.cachet_cargo(&["clean"], &bob);
+    second.cachet_cargo(&["build", "--locked", "--offline"], &bob);
     let remote = second.journal();
     let misses: Vec<_> = cacheable(&remote)
         .into_iter()
@@ -126,6 +137,93 @@ fn real_graph_warm_build_hits_every_crate_locally_and_from_the_server() {
         "every stored library crate comes from the server"
     );
     assert_eq!(second.run_program("target", "debug", "wl-service"), output);
+
+    // Alice, who built the program before, edits its source and builds again through the
+    // server. (A client whose only earlier build of a crate was a hit keeps no record of its
+    // inputs, so its edit would report "first build".)
+    let main = p.root.join("src/main.rs");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        format!("{text}\nfn _added_for_the_dashboard() {{}}\n"),
+    )
+    .unwrap();
+    let warm_len = warm.len();
+    p.cachet_cargo(&["build", "--locked", "--offline"], &with_server);
+    // Alice's warm rebuild had no server, so it reported nothing.
+    let mut alice_reported = p.journal();
+    alice_reported.drain(before..before + warm_len);
+    dashboard_reports_both_clients(
+        server.base_url(),
+        &[
+            (&p, "alice", alice_reported),
+            (&second, "bob", second.journal()),
+        ],
+    );
+}
+
+/// After `cachet flush` on each client: the server's dashboard names both clients, holds for
+/// every crate as many calls, local hits, server hits and misses as the journals recorded in
+/// the builds that had a server (`records`), and lists the edited program's miss with the
+/// cause "a source file changed". cargo's version and print queries are journaled, not
+/// reported.
+fn dashboard_reports_both_clients(url: &str, clients: &[(&Project, &str, Vec<Record>)]) {
+    use std::collections::BTreeMap;
+    let mut journal: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+    for (p, name, records) in clients {
+        let env = [("CACHET_SERVER", url), ("CACHET_CLIENT_NAME", name)];
+        crate::util::run_ok(crate::reports::flush(p, &env));
+        let reported = records
+            .iter()
+            .filter(|r| r.reason.as_deref() != Some("version or print query"));
+        for r in reported {
+            // A call with no crate name (a version query) is reported as `(unknown)`.
+            let krate = r.krate.clone().unwrap_or_else(|| "(unknown)".into());
+            let n = journal.entry(krate).or_default();
+            n[0] += 1;
+            match r.outcome {
+                Outcome::HitLocal => n[1] += 1,
+                Outcome::HitRemote => n[2] += 1,
+                Outcome::Miss => n[3] += 1,
+                _ => {}
+            }
+        }
+    }
+    let clients_api = crate::reports::api(url, "/_api/v1/clients?since=1d");
+    let names: BTreeSet<&str> = clients_api["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["alice", "bob"]));
+    let crates = crate::reports::api(url, "/_api/v1/crates?since=1d");
+    let mut server: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+    for c in crates["crates"].as_array().unwrap() {
+        let n = |k: &str| c[k].as_u64().unwrap();
+        server.insert(
+            c["crate"].as_str().unwrap().to_string(),
+            [n("calls"), n("hits_local"), n("hits_remote"), n("misses")],
+        );
+    }
+    assert!(
+        journal.len() >= 50,
+        "{} crates in the journals",
+        journal.len()
+    );
+    assert_eq!(
+        server, journal,
+        "per crate [calls, local hits, server hits, misses]: the server's and the journals'"
+    );
+    let program = crate::reports::api(url, "/_api/v1/crates/wl_service?since=1d");
+    let edited = program["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client"] == "alice" && c["outcome"] == "miss" && c["cause"] != "first-build")
+        .unwrap_or_else(|| panic!("no miss of the edited wl_service: {program}"));
+    assert_eq!(edited["cause"], "source-file", "{edited}");
+    assert_eq!(edited["cause_description"], "a source file changed");
 }
 
 #[test]
