@@ -40,7 +40,7 @@ use crate::config::StorageSpec;
 use crate::storage::{ObjectBody, ObjectId, Store, StoreError};
 
 /// The reserved namespace holding the shards and the registry.
-pub const NAMESPACE: &str = "_dashboard";
+pub const NAMESPACE: &str = crate::storage::HISTORY_NAMESPACE;
 /// The registry's key.
 pub const REGISTRY_KEY: &str = "replicas-v1.json";
 /// A live replica rewrites its shard at least this often, changed or not.

@@ -30,6 +30,12 @@ use futures_util::stream::BoxStream;
 
 pub use report::{StoreReport, TierReport, UploadStats, Usage};
 
+/// The namespace the server keeps for itself in a shared store: the dashboard's history
+/// shards and their registry (`history/shared.rs`). They are not cache objects: age-based
+/// pruning (`--max-age`, `cachet server prune`) leaves them alone (the history has its own
+/// retention), and no client can reach them (namespaces starting with `_` are refused).
+pub const HISTORY_NAMESPACE: &str = "_dashboard";
+
 /// A boxed future, so the trait stays object-safe (`Arc<dyn Store>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

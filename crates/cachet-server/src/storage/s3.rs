@@ -362,10 +362,15 @@ impl S3Store {
             .recursive(true)
             .await
             .map_err(backend_err("list"))?;
+        let history_dir = format!("v1/{}/", super::HISTORY_NAMESPACE);
         let mut doomed = Vec::new();
         while let Some(entry) = lister.next().await {
             let entry = entry.map_err(backend_err("list"))?;
             if !entry.metadata().is_file() || entry.path() == "v1/_ready" {
+                continue;
+            }
+            // Age-based pruning never takes the server's own history (see HISTORY_NAMESPACE).
+            if cutoff.is_some() && entry.path().starts_with(&history_dir) {
                 continue;
             }
             let old = match cutoff {

@@ -86,7 +86,7 @@ fn assert_round_trip(server: &ServerProcess, s3: &S3Server, prefix: &str) {
         assert!(&r.body == data);
     }
     let mut keys: Vec<String> = s3
-        .keys()
+        .object_keys()
         .into_iter()
         .filter(|k| k.starts_with(&format!("{prefix}/")))
         .collect();

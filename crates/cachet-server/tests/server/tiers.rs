@@ -214,7 +214,7 @@ fn prune_on_every_backend_removes_only_old_objects() {
         assert_eq!(get(&s.url("/cachet/old")).status, 404, "{spec}");
         assert_eq!(get(&s.url("/cachet/new")).body, b"new", "{spec}");
     }
-    assert_eq!(s3.keys(), ["prune/v1/cachet/new"]);
+    assert_eq!(s3.object_keys(), ["prune/v1/cachet/new"]);
 }
 
 /// Redis, a whole Redis Cluster or S3 killed under a running chain: the server keeps answering
@@ -302,8 +302,8 @@ fn purging_a_namespace_empties_every_tier() {
         assert_eq!(get(&bare.url("/doomed/k3")).status, 404, "{shared}");
         assert_eq!(get(&bare.url("/kept/k")).body, b"y", "{shared}");
     }
-    assert_eq!(cluster.count_keys("purge/"), 1);
-    assert_eq!(s3.keys(), ["purge/v1/kept/k"]);
+    assert_eq!(cluster.count_object_keys("purge/"), 1);
+    assert_eq!(s3.object_keys(), ["purge/v1/kept/k"]);
 }
 
 /// `rediss://` to a Redis whose certificate comes from a private CA: with `ca_cert` naming the

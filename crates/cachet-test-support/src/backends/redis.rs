@@ -243,6 +243,12 @@ impl RedisCluster {
         self.wait_ready("the Redis Cluster to be ready again");
     }
 
+    /// Number of cache objects under `prefix` on all nodes: [`RedisCluster::count_keys`]
+    /// without the server's own dashboard history (`<prefix>v1/_dashboard/...`).
+    pub fn count_object_keys(&self, prefix: &str) -> usize {
+        self.count_keys(prefix) - self.count_keys(&format!("{prefix}v1/_dashboard/"))
+    }
+
     /// Number of keys under `prefix` on all nodes.
     pub fn count_keys(&self, prefix: &str) -> usize {
         self.nodes

@@ -211,6 +211,16 @@ impl S3Server {
         )
     }
 
+    /// Keys of the cache objects in the bucket: [`S3Server::keys`] without the server's own
+    /// dashboard history (`<prefix>/v1/_dashboard/...`, which a server sharing the bucket
+    /// keeps there and which pruning and purging leave alone).
+    pub fn object_keys(&self) -> Vec<String> {
+        self.keys()
+            .into_iter()
+            .filter(|k| !k.contains("/v1/_dashboard/"))
+            .collect()
+    }
+
     /// Keys of the objects in the bucket (ListObjectsV2: unsigned where moto allows it, else
     /// signed with [`S3Server::key`]).
     pub fn keys(&self) -> Vec<String> {

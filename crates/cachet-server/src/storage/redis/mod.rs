@@ -235,6 +235,7 @@ impl RedisStore {
     /// `idle_at_least` seconds, if given); returns how many.
     async fn sweep(&self, pattern: &str, idle_at_least: Option<u64>) -> Result<u64, StoreError> {
         let mut removed = 0u64;
+        let history = format!("{}{}/", self.root, super::HISTORY_NAMESPACE);
         for mut node in self.masters().await? {
             let mut cursor: u64 = 0;
             loop {
@@ -247,6 +248,14 @@ impl RedisStore {
                     .query_async(&mut node)
                     .await
                     .map_err(backend_err("scan"))?;
+                // Age-based pruning never takes the server's own history (HISTORY_NAMESPACE).
+                let keys: Vec<String> = match idle_at_least {
+                    Some(_) => keys
+                        .into_iter()
+                        .filter(|k| !k.starts_with(&history))
+                        .collect(),
+                    None => keys,
+                };
                 let doomed: Vec<String> = match idle_at_least {
                     None => keys,
                     Some(min_idle) if !keys.is_empty() => {
