@@ -8,8 +8,8 @@ source scripts/setup.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== import cycles between modules"
-# The wrapper and the server join this list once their last cycles are gone (issue 17).
-python3 scripts/module_cycles.py crates/cachet-core crates/cachet
+# Every crate of the workspace (no directory: all of them); exits 1 and names the lines of a cycle.
+python3 scripts/module_cycles.py
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"

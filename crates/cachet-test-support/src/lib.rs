@@ -17,7 +17,7 @@
 //! so this crate builds before (and without) the crates it tests.
 
 pub mod backends;
-pub mod bin;
+pub mod binary;
 pub mod http;
 pub mod mount;
 pub mod ports;
@@ -27,7 +27,7 @@ pub mod tls;
 pub mod tools;
 pub mod wait;
 
-pub use bin::cachet_bin;
+pub use binary::cachet_bin;
 pub use http::http;
 pub use mount::Mount;
 pub use ports::closed_port;

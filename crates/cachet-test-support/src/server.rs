@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::bin::cachet_bin;
+use crate::binary::cachet_bin;
 use crate::wait::{log_tail, wait_for};
 
 /// How long a server may take to start (a debug build on a loaded machine).

@@ -1,6 +1,7 @@
 //! The disk store: one file per object, an in-memory LRU index, atomic writes. The index is
-//! in `index`, the start-up scan in `scan`, uploads in `upload`; this file holds the
-//! store and the file work shared by them.
+//! in `index`, the store's shared state and file work in `inner` (a leaf the others use), the
+//! start-up scan in `scan`, uploads in `upload`, streamed reads in `read`; this file holds
+//! the store itself.
 //!
 //! Layout under the storage root (versioned, so a future layout never misreads this one):
 //!
@@ -37,6 +38,7 @@
 //!   loss may lose recent objects, which a cache can afford.
 
 mod index;
+mod inner;
 mod read;
 mod scan;
 #[cfg(test)]
@@ -45,31 +47,25 @@ mod upload;
 
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
-use cachet_core::Digest;
 
-use self::index::{now_millis, Index, Reservation, Slot};
+use self::index::{now_millis, Index, Slot};
+use self::inner::{available_space, delete_files, io_err, store_err, Inner};
 pub use self::upload::WRITE_BUFFER;
 use self::upload::{DiskUpload, TmpFile};
 use super::{
     BoxFuture, Object, ObjectBody, ObjectId, ObjectMeta, Store, StoreError, Upload, Usage,
 };
 
-/// Content of the `VERSION` file.
-const VERSION: &str = "cachet-disk-store 1";
 /// Objects up to this size are read in one system call and sent as one chunk.
 const FULL_READ_LIMIT: u64 = 1 << 20;
 /// Objects pruned per lock acquisition, so reads never wait long behind a prune.
 const PRUNE_BATCH: usize = 1024;
-/// When the disk is full, an upload evicts what its pending write needs plus this much (once;
-/// if that does not help, other files fill the disk and evicting more would only empty the
-/// cache).
-const NO_SPACE_SLACK: u64 = 1 << 20;
 /// A store marked full is ready again once the disk has this much free.
 const READY_FREE_SPACE: u64 = 2 << 20;
 
@@ -77,93 +73,6 @@ const READY_FREE_SPACE: u64 = 2 << 20;
 #[derive(Clone)]
 pub struct DiskStore {
     inner: Arc<Inner>,
-}
-
-struct Inner {
-    /// The storage root; kept for messages.
-    root: PathBuf,
-    /// `root/objects-v1`.
-    objects: PathBuf,
-    /// `root/tmp`: uploads in progress.
-    tmp: PathBuf,
-    /// `root/trash`: directories waiting to be deleted in the background.
-    trash: PathBuf,
-    /// Size and last use of every known object, and reservations. A std mutex: it is held for
-    /// map updates and renames (a commit's, evicted objects' into the trash), never for a
-    /// deletion and never across an await.
-    index: Mutex<Index>,
-    /// Evict least recently used objects past this many bytes.
-    max_size: u64,
-    /// Objects evicted for size, reported by `usage`.
-    evictions: AtomicU64,
-    /// Objects pruned for age, reported by `usage`.
-    pruned: AtomicU64,
-    /// Set when the start-up scan has finished.
-    index_ready: AtomicBool,
-    /// Tells the scan thread to stop early when the store is dropped.
-    stop: Arc<AtomicBool>,
-    /// Makes temporary file names unique within this process.
-    tmp_counter: AtomicU64,
-    /// Set when a write found the disk full and evicting did not help (other files fill it):
-    /// uploads then fail fast without evicting, and `/readyz` says so, until a write succeeds
-    /// or the disk has room again.
-    disk_full: AtomicBool,
-    /// Owns the directory of an `ephemeral` store: dropping it removes everything.
-    _ephemeral: Option<tempfile::TempDir>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Deletes files already moved out of the store (evicted or pruned objects).
-fn delete_files(paths: &[PathBuf]) {
-    for path in paths {
-        if let Err(err) = fs::remove_file(path) {
-            if err.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(path = %path.display(), cause = %err, "failed to delete");
-            }
-        }
-    }
-}
-
-/// True for "no space left on device" and "disk quota exceeded".
-fn is_no_space(err: &std::io::Error) -> bool {
-    matches!(
-        err.kind(),
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-    )
-}
-
-/// Like [`io_err`], but a full disk becomes [`StoreError::Full`].
-fn store_err<'a>(
-    inner: &'a Inner,
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| {
-        if is_no_space(&source) {
-            inner.disk_full_error()
-        } else {
-            io_err(op, path)(source)
-        }
-    }
-}
-
-/// Bytes free for unprivileged writers on the file system holding `path`.
-fn available_space(path: &Path) -> Option<u64> {
-    let st = rustix::fs::statvfs(path).ok()?;
-    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 impl DiskStore {
@@ -237,141 +146,6 @@ impl DiskStore {
     /// The storage root.
     pub fn root(&self) -> &Path {
         &self.inner.root
-    }
-}
-
-impl Inner {
-    fn lock_index(&self) -> MutexGuard<'_, Index> {
-        // A panic while holding the lock leaves a consistent-enough index for a cache.
-        self.index.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn hash(id: &ObjectId) -> [u8; 32] {
-        Digest::of(id.key.as_bytes()).0
-    }
-
-    fn path_of(&self, ns: &str, hash: &[u8; 32]) -> PathBuf {
-        let hex = Digest(*hash).to_hex();
-        self.objects.join(ns).join(&hex[..2]).join(hex)
-    }
-
-    fn path(&self, id: &ObjectId) -> PathBuf {
-        self.path_of(&id.namespace, &Self::hash(id))
-    }
-
-    fn slot(&self, idx: &mut Index, id: &ObjectId) -> Slot {
-        Slot {
-            ns: idx.intern(&id.namespace),
-            hash: Self::hash(id),
-        }
-    }
-
-    /// Indexes the object `ns`/`hash` if the index does not know it and its file is there now
-    /// (with the file's size now); `idx` is the locked index. For whoever saw the file before
-    /// taking the lock (the start-up scan, a read): since then it may have been evicted,
-    /// pruned or deleted (all move the file under this lock), and indexing it again would
-    /// count an object that is gone, for good (the soak test's count mismatch). A file
-    /// committed meanwhile is already indexed.
-    fn index_if_present(&self, idx: &mut Index, ns: &str, hash: [u8; 32], millis: u64) {
-        let ns = idx.intern(ns);
-        let slot = Slot { ns, hash };
-        if idx.map.contains_key(&slot) {
-            return;
-        }
-        if let Ok(meta) = fs::symlink_metadata(self.path_of(&slot.ns, &hash)) {
-            idx.upsert(slot, meta.len(), millis);
-        }
-    }
-
-    /// Marks the object `id`, just opened for a read, used now; indexes it if the index does
-    /// not know it yet (the scan has not reached it) and it is still there.
-    fn note_read(&self, id: &ObjectId) {
-        let now = now_millis();
-        let mut idx = self.lock_index();
-        let slot = self.slot(&mut idx, id);
-        if !idx.touch(&slot, now) {
-            self.index_if_present(&mut idx, &id.namespace, slot.hash, now);
-        }
-    }
-
-    /// Moves the files of objects just removed from the index into the trash. Called with the
-    /// lock held, so no commit can land between choosing a victim and moving its file (a
-    /// rename, cheap next to deleting a large file); the caller deletes the returned paths
-    /// after releasing the lock, so reads never wait for that.
-    fn retire(&self, victims: &[Slot]) -> Vec<PathBuf> {
-        let mut retired = Vec::with_capacity(victims.len());
-        for slot in victims {
-            let path = self.path_of(&slot.ns, &slot.hash);
-            let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-            let dest = self
-                .trash
-                .join(format!("retired-{}-{n}", std::process::id()));
-            match fs::rename(&path, &dest) {
-                Ok(()) => retired.push(dest),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => {
-                    tracing::warn!(path = %path.display(), cause = %err, "failed to evict")
-                }
-            }
-        }
-        retired
-    }
-
-    /// Evicts least recently used objects until the store fits `--max-size`; returns the
-    /// files to delete once the lock is released.
-    fn evict_over_limit(&self, idx: &mut Index) -> Vec<PathBuf> {
-        let victims = idx.evict_over(self.max_size);
-        self.evictions
-            .fetch_add(victims.len() as u64, Ordering::Relaxed);
-        self.retire(&victims)
-    }
-
-    /// Reserves `n` bytes of `--max-size` for an upload, evicting as needed.
-    fn reserve(&self, n: u64) -> Result<(), StoreError> {
-        let mut idx = self.lock_index();
-        let victims = match idx.reserve(n, self.max_size) {
-            Reservation::Granted(victims) => victims,
-            Reservation::Refused => {
-                return Err(StoreError::Full {
-                    path: self.root.clone(),
-                    reason: "uploads in progress already reserve the whole size limit; retry later",
-                })
-            }
-        };
-        self.evictions
-            .fetch_add(victims.len() as u64, Ordering::Relaxed);
-        let retired = self.retire(&victims);
-        drop(idx);
-        delete_files(&retired);
-        Ok(())
-    }
-
-    /// Gives back `n` reserved bytes.
-    fn release(&self, n: u64) {
-        if n > 0 {
-            self.lock_index().release(n);
-        }
-    }
-
-    /// The error for a write that found no space, marking the store full.
-    fn disk_full_error(&self) -> StoreError {
-        if !self.disk_full.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                root = %self.root.display(),
-                "the disk holding the store is full and evicting did not free enough: uploads \
-                 get 507 until there is room (reads still work)"
-            );
-        }
-        StoreError::Full {
-            path: self.root.clone(),
-            reason: "the disk holding the store is full",
-        }
-    }
-
-    fn tmp_path(&self) -> PathBuf {
-        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        self.tmp
-            .join(format!("{}-{n}-{}", std::process::id(), now_millis()))
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use super::{kill, start_logged};
+use super::peer::{kill, start_logged};
 use crate::ports::{bind_with_retry, Bind};
 use crate::tools::require_tool;
 use crate::wait::wait_for;

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command};
 
-use super::{kill, start_logged};
+use super::peer::{kill, start_logged};
 use crate::http::http;
 use crate::ports::Bind;
 use crate::tools::{ci_cache, require_tool};

@@ -24,7 +24,8 @@ use std::sync::Weak;
 use cachet_core::Digest;
 
 use super::index::millis_of;
-use super::{delete_files, io_err, Inner, StoreError, VERSION};
+use super::inner::{delete_files, io_err, Inner, VERSION};
+use crate::storage::StoreError;
 
 /// Index entries inserted per lock acquisition during the start-up scan.
 const SCAN_BATCH: usize = 1024;

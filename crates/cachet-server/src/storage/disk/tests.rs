@@ -2,6 +2,7 @@
 
 use futures_util::{FutureExt, StreamExt};
 
+use super::index::Reservation;
 use super::*;
 
 fn id(ns: &str, key: &str) -> ObjectId {

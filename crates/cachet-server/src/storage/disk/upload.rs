@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::index::now_millis;
-use super::{delete_files, io_err, is_no_space, store_err, Inner, NO_SPACE_SLACK};
+use super::inner::{delete_files, io_err, is_no_space, store_err, Inner, NO_SPACE_SLACK};
 use crate::storage::{BoxFuture, ObjectId, StoreError, Upload};
 
 /// Uploads are buffered up to this size between writes to the temporary file.
