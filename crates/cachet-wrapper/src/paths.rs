@@ -249,6 +249,12 @@ impl Anchors {
         self
     }
 
+    /// The directories anchored under `name` (`WORKSPACE`, `CARGO_HOME`, `TARGET`...).
+    pub fn paths_named(&self, name: &str) -> Vec<std::path::PathBuf> {
+        let named = self.0.iter().filter(|a| a.name == name);
+        named.map(|a| std::path::PathBuf::from(&a.path)).collect()
+    }
+
     /// `(name, path)` pairs, as recorded in an entry.
     pub fn pairs(&self) -> Vec<(String, String)> {
         self.0

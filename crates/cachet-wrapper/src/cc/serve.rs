@@ -175,10 +175,7 @@ fn settled_marker(out_dir: &Path, source: &Path) -> Option<ClockMarker> {
 /// checkout, `CARGO_HOME`, the target directory, the source's directory and the include
 /// directories the command names, and the system's headers and libraries.
 fn input_policy(call: &Call<'_>) -> InputPolicy {
-    let anchored = |name: &str| -> Vec<PathBuf> {
-        let named = call.anchors.0.iter().filter(|a| a.name == name);
-        named.map(|a| PathBuf::from(&a.path)).collect()
-    };
+    let anchored = |name: &str| call.anchors.paths_named(name);
     let mut sources = anchored("WORKSPACE");
     sources.extend(anchored("CARGO_HOME"));
     sources.push(call.cwd.clone());

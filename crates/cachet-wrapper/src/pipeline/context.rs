@@ -51,10 +51,7 @@ pub(super) fn location(anchors: &Anchors, out_dir: &Path) -> String {
 
 /// Which files a manifest candidate may name for this call (see `manifest.rs`).
 pub(super) fn input_policy(call: &Call<'_>) -> InputPolicy {
-    let anchored = |name: &str| -> Vec<PathBuf> {
-        let named = call.anchors.0.iter().filter(|a| a.name == name);
-        named.map(|a| PathBuf::from(&a.path)).collect()
-    };
+    let anchored = |name: &str| call.anchors.paths_named(name);
     let mut sources = anchored("WORKSPACE");
     sources.extend(anchored("CARGO_HOME"));
     sources.push(call.cwd.clone());
