@@ -7,7 +7,7 @@
 
 use cachet_wrapper::journal::Outcome;
 
-use super::{check, Case};
+use super::{check, leak_files, Case};
 use crate::util::outcomes_for;
 
 fn package(name: &str, build: bool) -> String {
@@ -61,14 +61,7 @@ fn path_values_are_keyed_literally_unless_only_included() {
             "fn main() {\n    println!(\"len={}\", lenlib::LEN);\n    println!(\"dir={}\", bitcode::dir());\n    println!(\"out={:?}\", runtime::out_dir());\n    println!(\"generated={}\", included::GENERATED);\n}\n".into(),
         ),
     ];
-    // The harness takes static files; leak these few for the test's duration.
-    let files: &'static [(&'static str, &'static str)] = Box::leak(
-        files
-            .into_iter()
-            .map(|(p, t)| (&*p.leak(), &*t.leak()))
-            .collect::<Vec<_>>()
-            .into_boxed_slice(),
-    );
+    let files = leak_files(files);
     let records = check(&Case {
         name: "path-valued env! variables",
         files,

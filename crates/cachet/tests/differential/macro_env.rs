@@ -6,7 +6,7 @@
 //! that is not proven not to read those variables is stored for its own checkout only
 //! (`macro_proof.rs`). The crates below each expand one form into a string the program prints.
 
-use super::{check, Case, BUILD};
+use super::{check, leak_files, Case, BUILD};
 
 const MACROS: &str = r#"
 use proc_macro::TokenStream;
@@ -78,14 +78,7 @@ fn a_proc_macro_reading_the_checkout_path_is_not_restored_elsewhere() {
             "fn main() {\n    println!(\"manifest={}\", bymanifest::value());\n    println!(\"out={}\", byoutdir::value());\n    println!(\"derive={}\", byderive::Here::location());\n}\n".into(),
         ),
     ];
-    // The harness takes static files; leak these few for the test's duration.
-    let files: &'static [(&'static str, &'static str)] = Box::leak(
-        files
-            .into_iter()
-            .map(|(p, t)| (&*p.leak(), &*t.leak()))
-            .collect::<Vec<_>>()
-            .into_boxed_slice(),
-    );
+    let files = leak_files(files);
     check(&Case {
         name: "proc-macros reading the checkout's path",
         files,

@@ -55,6 +55,18 @@ pub struct Step {
     pub edit: fn(&Path),
 }
 
+/// A case's files made at run time (texts with formatted paths or names), as the static
+/// list [`Case`] takes: leaked, a few kilobytes for the test's duration.
+pub fn leak_files(files: Vec<(String, String)>) -> &'static [(&'static str, &'static str)] {
+    Box::leak(
+        files
+            .into_iter()
+            .map(|(p, t)| (&*p.leak(), &*t.leak()))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    )
+}
+
 /// A tiny project and the changes it goes through.
 pub struct Case {
     /// For messages.
