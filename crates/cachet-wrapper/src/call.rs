@@ -9,13 +9,18 @@
 //! the caller decides what each event counts as and which notice it shows.
 //!
 //! Reasons are enums with the stable strings that `cachet stats`, the journal and the server
-//! already use ([`Problem::as_str`], the pass-through reasons of `invocation.rs` and
-//! `cc/args.rs`); a statistics map is chosen by the reason's type, never by a free string.
+//! already use ([`Problem::as_str`], the reasons of `reason.rs`, the pass-through reasons of
+//! `invocation.rs` and `cc/args.rs`); a statistics map is chosen by the reason's type, never
+//! by a free string.
 
 use std::cell::{Cell, RefCell};
 use std::io;
 
 use cachet_core::Digest;
+
+use crate::reason::{
+    DriverReason, NotStoredReason, PerCheckoutReason, RefusedObject, ServerFailure,
+};
 
 /// Where a hit came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,11 +53,11 @@ pub enum Problem {
     CacheWrite,
     /// The server was not asked: it failed recently (see `remote.rs`, the breaker).
     ServerSkipped,
-    /// A request to the server failed (the label of the `RemoteError`).
-    Server(&'static str),
+    /// A request to the server failed (the kind of the `RemoteError`).
+    Server(ServerFailure),
     /// An object failed its checks (an entry for another key, a corrupt or unsigned one, an
-    /// entry that does not fit the compile): the label says which.
-    Refused(&'static str),
+    /// entry that does not fit the compile): the reason says which.
+    Refused(RefusedObject),
     /// The server's manifest named a file that cannot be an input.
     UnsuitableManifest,
 }
@@ -70,7 +75,8 @@ impl Problem {
             Problem::CacheRead => "cache read",
             Problem::CacheWrite => "cache write",
             Problem::ServerSkipped => "server skipped after a recent failure",
-            Problem::Server(label) | Problem::Refused(label) => label,
+            Problem::Server(failure) => failure.as_str(),
+            Problem::Refused(refused) => refused.as_str(),
             Problem::UnsuitableManifest => "manifest from server names an unsuitable file",
         }
     }
@@ -180,8 +186,8 @@ pub struct Hit {
 /// here.
 #[derive(Clone, Debug)]
 pub struct PerCheckout {
-    /// The statistics label (`stored_per_checkout`).
-    pub label: &'static str,
+    /// The statistics key (`stored_per_checkout`).
+    pub label: PerCheckoutReason,
     /// The reason shown by the journal and `cachet explain`.
     pub reason: String,
 }
@@ -198,8 +204,8 @@ pub struct Stored {
 /// Why a successful compile's result was not stored.
 #[derive(Debug)]
 pub enum NotStored {
-    /// Storing would be unsound or pointless (counted under `not_stored` by this label).
-    Refused(&'static str),
+    /// Storing would be unsound or pointless (counted under `not_stored` by this reason).
+    Refused(NotStoredReason),
     /// The local cache could not be written (counted under `errors`, warned about).
     CacheWrite(io::Error),
 }
@@ -208,7 +214,7 @@ impl NotStored {
     /// The reason the journal gives.
     pub fn journal_reason(&self) -> &'static str {
         match self {
-            NotStored::Refused(reason) => reason,
+            NotStored::Refused(reason) => reason.as_str(),
             NotStored::CacheWrite(_) => "cache write failed",
         }
     }
@@ -241,9 +247,9 @@ pub enum Skip {
     /// A C, C++ or assembler invocation cachet does not cache (`pass_through`).
     Cc(crate::cc::args::PassReason),
     /// A workspace wrapper cachet does not cache (`pass_through`).
-    Driver(&'static str),
+    Driver(DriverReason),
     /// The key could not be computed (counted under `not_stored`).
-    NotCacheable(&'static str),
+    NotCacheable(NotStoredReason),
     /// A problem inside cachet (counted under `errors`).
     Problem(Problem),
 }

@@ -27,9 +27,10 @@ use std::path::{Path, PathBuf};
 use cachet_core::Hasher;
 
 use crate::fsutil;
+use crate::reason::NotStoredReason;
 
 /// Why a miss was not stored, as `cachet stats` and the journal show it.
-pub const NOT_STORED: &str = "crate being edited (missed repeatedly)";
+pub const NOT_STORED: NotStoredReason = NotStoredReason::CrateBeingEdited;
 
 /// How a streak of misses is told apart and how much of it is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

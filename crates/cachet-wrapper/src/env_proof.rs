@@ -41,6 +41,8 @@ use std::str::FromStr;
 
 use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 
+use crate::reason::EnvUnproven;
+
 /// Standard-library macros (prelude and `std::`/`core::` paths). None reads a cargo-set
 /// variable.
 const STD_MACROS: &[&str] = &[
@@ -489,7 +491,7 @@ fn split_commas(stream: TokenStream) -> Vec<Vec<TokenTree>> {
 }
 
 /// Why a variable could not be proven absent from the outputs (or `Ok` when it is).
-pub type Verdict = Result<(), &'static str>;
+pub type Verdict = Result<(), EnvUnproven>;
 
 /// Whether every read of each of `vars` in the crate whose dep-info lists `files` is the
 /// include form, and no macro the proof cannot see can add one. `has_dependencies` is true
@@ -507,27 +509,27 @@ pub fn prove_only_included(files: &[&Path], vars: &[&str], has_dependencies: boo
         // A file that is not Rust tokens cannot be a module or an include! of code.
     }
     if f.dynamic_env {
-        return Err("env! with a computed name");
+        return Err(EnvUnproven::ComputedName);
     }
     if vars.iter().any(|v| f.bare_reads.contains(*v)) {
-        return Err("env! value used outside include!");
+        return Err(EnvUnproven::OutsideInclude);
     }
     if FORM_MACROS
         .iter()
         .any(|m| f.local_macros.contains(*m) || f.imported.contains(*m))
     {
-        return Err("a builtin macro is shadowed");
+        return Err(EnvUnproven::BuiltinShadowed);
     }
     if has_dependencies {
         if f.foreign || f.may_shadow {
-            return Err("macros of other crates may run");
+            return Err(EnvUnproven::ForeignMacros);
         }
         let unknown = f.invoked.iter().any(|m| {
             !f.local_macros.contains(m)
                 && (!STD_MACROS.contains(&m.as_str()) || f.imported.contains(m))
         });
         if unknown {
-            return Err("macros of other crates may run");
+            return Err(EnvUnproven::ForeignMacros);
         }
     }
     Ok(())

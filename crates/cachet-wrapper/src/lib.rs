@@ -38,6 +38,7 @@ pub mod messages;
 pub mod notice;
 pub mod paths;
 pub mod pipeline;
+pub mod reason;
 pub mod remote;
 pub mod reports;
 pub mod restore;
@@ -225,21 +226,11 @@ fn finish(config: &Config, result: CallResult, state: &CallState, call: &Finishe
         }
         CallResult::PassThrough(skip) => {
             let reason = match &skip {
-                Skip::Rustc(r) => {
-                    let label = r.label();
-                    delta.count_pass_through(&label);
-                    label
-                }
-                Skip::Cc(r) => {
-                    delta.count_pass_through(r.label());
-                    r.label().into()
-                }
-                Skip::Driver(r) => {
-                    delta.count_pass_through(r);
-                    r.to_string()
-                }
+                Skip::Rustc(r) => delta.count_pass_through(r),
+                Skip::Cc(r) => delta.count_pass_through(r),
+                Skip::Driver(r) => delta.count_pass_through(r),
                 Skip::NotCacheable(r) => {
-                    delta.count_not_stored(r);
+                    delta.count_not_stored(*r);
                     r.to_string()
                 }
                 Skip::Problem(p) => {

@@ -33,6 +33,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::invocation::RustcArgs;
+use crate::reason::MacroUnproven;
 
 /// The cargo-set variables whose values are paths of the checkout or its target directory.
 const PATH_VARIABLES: &[&str] = &[
@@ -44,15 +45,15 @@ const PATH_VARIABLES: &[&str] = &[
 ];
 
 /// Why a proc-macro file is not proven, or `None` when it is.
-fn unproven_reason(so: &Path) -> Option<&'static str> {
+fn unproven_reason(so: &Path) -> Option<MacroUnproven> {
     let Ok(bytes) = std::fs::read(so) else {
-        return Some("a proc-macro could not be read");
+        return Some(MacroUnproven::Unreadable);
     };
     let has = |needle: &str| memchr::memmem::find(&bytes, needle.as_bytes()).is_some();
     PATH_VARIABLES
         .iter()
         .any(|v| has(v))
-        .then_some("a proc-macro names a cargo path variable")
+        .then_some(MacroUnproven::NamesPathVariable)
 }
 
 /// The proc-macro files rustc could load for a compile with `args` in `cwd`.
@@ -82,10 +83,10 @@ fn loadable_proc_macros(args: &RustcArgs, cwd: &Path) -> Vec<PathBuf> {
 
 /// The verdict for `so`, read from `records` (a directory of small files named by the file's
 /// path and fingerprint: a proc-macro is read once, not by every compile that could load it).
-fn verdict(so: &Path, records: &Path) -> Option<&'static str> {
+fn verdict(so: &Path, records: &Path) -> Option<MacroUnproven> {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(so) else {
-        return Some("a proc-macro could not be read");
+        return Some(MacroUnproven::Unreadable);
     };
     let id = format!(
         "{}\0{}:{}:{}:{}:{}",
@@ -99,7 +100,7 @@ fn verdict(so: &Path, records: &Path) -> Option<&'static str> {
     let record = records.join(blake3::hash(id.as_bytes()).to_hex().as_str());
     match std::fs::read(&record).as_deref() {
         Ok(b"proven") => return None,
-        Ok(b"unproven") => return Some("a proc-macro is not proven (recorded)"),
+        Ok(b"unproven") => return Some(MacroUnproven::Recorded),
         _ => {}
     }
     let verdict = unproven_reason(so);
@@ -120,7 +121,7 @@ pub fn may_read_checkout_path(
     args: &RustcArgs,
     cwd: &Path,
     records: &Path,
-) -> Option<&'static str> {
+) -> Option<MacroUnproven> {
     if !args.loads_crates() {
         return None;
     }

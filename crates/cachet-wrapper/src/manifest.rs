@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::absence::{AbsenceProbe, ABSENT};
 use crate::file_hash::FileHasher;
 use crate::paths::Anchors;
+use crate::reason::NotStoredReason;
 
 /// Version of the manifest format.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -99,11 +100,11 @@ pub enum Unsuitable {
 
 impl Unsuitable {
     /// Why a compile that read such a file is not stored, as `cachet stats` counts it.
-    pub fn not_stored_reason(self) -> &'static str {
+    pub fn not_stored_reason(self) -> NotStoredReason {
         match self {
-            Unsuitable::Outside => "input outside the build's directories",
-            Unsuitable::NotAFile => "input is not a file",
-            Unsuitable::TooLarge => "input larger than the lookup limit",
+            Unsuitable::Outside => NotStoredReason::InputOutside,
+            Unsuitable::NotAFile => NotStoredReason::InputNotAFile,
+            Unsuitable::TooLarge => NotStoredReason::InputTooLarge,
         }
     }
 }

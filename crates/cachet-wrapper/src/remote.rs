@@ -25,6 +25,7 @@ use cachet_core::wire;
 use ureq::Agent;
 
 use crate::fsutil;
+use crate::reason::ServerFailure;
 
 /// How long a failure makes later calls skip the server.
 pub const BREAKER: Duration = Duration::from_secs(30);
@@ -115,14 +116,14 @@ impl RemoteError {
     }
 
     /// A short label for statistics.
-    pub fn label(&self) -> &'static str {
+    pub fn label(&self) -> ServerFailure {
         match self {
-            RemoteError::Unreachable { .. } => "server unreachable",
-            RemoteError::Unauthorized { .. } => "server rejected the token",
-            RemoteError::Forbidden { .. } => "server refused (no permission)",
-            RemoteError::Status { .. } => "server error",
-            RemoteError::TooLarge { .. } => "server sent an oversized object",
-            RemoteError::Config(_) => "server configuration",
+            RemoteError::Unreachable { .. } => ServerFailure::Unreachable,
+            RemoteError::Unauthorized { .. } => ServerFailure::Unauthorized,
+            RemoteError::Forbidden { .. } => ServerFailure::Forbidden,
+            RemoteError::Status { .. } => ServerFailure::Status,
+            RemoteError::TooLarge { .. } => ServerFailure::TooLarge,
+            RemoteError::Config(_) => ServerFailure::Config,
         }
     }
 }

@@ -30,6 +30,8 @@ use cachet_core::entry::{signed_message, EntryHead, EntrySignature, SIG_LEN};
 use cachet_core::Digest;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 
+use crate::reason::RefusedObject;
+
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const MANIFEST_TAG: &[u8] = b"cachet manifest v1\0";
 const SIG_MAGIC: &[u8; 4] = b"CSIG";
@@ -199,20 +201,20 @@ pub enum Refusal {
 
 impl Refusal {
     /// The statistics label for an entry refused for this reason.
-    pub fn entry_label(self) -> &'static str {
+    pub fn entry_label(self) -> RefusedObject {
         match self {
-            Refusal::Unsigned => "unsigned entry from server",
-            Refusal::UntrustedKey => "entry from server signed by an untrusted key",
-            Refusal::BadSignature => "entry from server with a bad signature",
+            Refusal::Unsigned => RefusedObject::UnsignedEntry,
+            Refusal::UntrustedKey => RefusedObject::UntrustedEntry,
+            Refusal::BadSignature => RefusedObject::BadEntrySignature,
         }
     }
 
     /// The statistics label for a manifest refused for this reason.
-    pub fn manifest_label(self) -> &'static str {
+    pub fn manifest_label(self) -> RefusedObject {
         match self {
-            Refusal::Unsigned => "unsigned manifest from server",
-            Refusal::UntrustedKey => "manifest from server signed by an untrusted key",
-            Refusal::BadSignature => "manifest from server with a bad signature",
+            Refusal::Unsigned => RefusedObject::UnsignedManifest,
+            Refusal::UntrustedKey => RefusedObject::UntrustedManifest,
+            Refusal::BadSignature => RefusedObject::BadManifestSignature,
         }
     }
 }

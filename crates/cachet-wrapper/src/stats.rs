@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::call::{Lookup, Problem};
 use crate::fsutil;
 use crate::local_store::lock;
+use crate::reason::{NotStoredReason, PassThroughReason, PerCheckoutReason};
 
 /// Version of the statistics file.
 const STATS_VERSION: u32 = 1;
@@ -201,19 +202,22 @@ impl Stats {
         Self::bump(&mut self.errors, problem.as_str());
     }
 
-    /// Counts a call run unchanged (`pass_through`), by its reason's label.
-    pub fn count_pass_through(&mut self, label: &str) {
-        Self::bump(&mut self.pass_through, label);
+    /// Counts a call run unchanged (`pass_through`), by its reason's label, and returns the
+    /// label (what the journal shows).
+    pub fn count_pass_through(&mut self, reason: &impl PassThroughReason) -> String {
+        let label = reason.label();
+        Self::bump(&mut self.pass_through, &label);
+        label.into_owned()
     }
 
     /// Counts a result not stored, or a call whose key could not be computed (`not_stored`).
-    pub fn count_not_stored(&mut self, reason: &str) {
-        Self::bump(&mut self.not_stored, reason);
+    pub fn count_not_stored(&mut self, reason: NotStoredReason) {
+        Self::bump(&mut self.not_stored, reason.as_str());
     }
 
     /// Counts an entry stored for this checkout only (`stored_per_checkout`).
-    pub fn count_per_checkout(&mut self, label: &str) {
-        Self::bump(&mut self.stored_per_checkout, label);
+    pub fn count_per_checkout(&mut self, reason: PerCheckoutReason) {
+        Self::bump(&mut self.stored_per_checkout, reason.as_str());
     }
 
     /// Counts `n` call reports dropped (`reports_dropped`).
@@ -314,6 +318,7 @@ fn now_unix() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reason::DriverReason;
 
     #[test]
     fn concurrent_applies_add_up() {
@@ -327,7 +332,7 @@ mod tests {
                             calls: 1,
                             ..Delta::default()
                         };
-                        delta.count_pass_through("x");
+                        delta.count_pass_through(&DriverReason::NotClippy);
                         apply(&d, &delta).unwrap();
                     }
                 })
@@ -338,6 +343,6 @@ mod tests {
         }
         let s = read(dir.path());
         assert_eq!(s.calls, 200);
-        assert_eq!(s.pass_through["x"], 200);
+        assert_eq!(s.pass_through["workspace wrapper not clippy-driver"], 200);
     }
 }

@@ -124,6 +124,12 @@ impl fmt::Display for PassReason {
     }
 }
 
+impl crate::reason::PassThroughReason for PassReason {
+    fn label(&self) -> std::borrow::Cow<'static, str> {
+        PassReason::label(*self).into()
+    }
+}
+
 /// A key argument: a plain token, or the value of a path option (written relative to the
 /// anchors in the key, since only what the path leads to matters and that is hashed).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -36,6 +36,7 @@ use crate::file_hash::{FileHasher, Fingerprint};
 use crate::link::ABSENT;
 use crate::manifest::Candidate;
 use crate::paths::{absolute, Anchors};
+use crate::reason::NotStoredReason;
 
 use super::args::{CcPlan, Language, SearchKind};
 use super::identity::CcCompiler;
@@ -103,7 +104,7 @@ pub fn collect(
     ctx: &Context<'_>,
     deps: &[String],
     object: &mut dyn Read,
-) -> Result<Candidate, &'static str> {
+) -> Result<Candidate, NotStoredReason> {
     let plan = ctx.plan;
     let mut files: Vec<(String, Digest)> = Vec::new();
     let mut probes: Vec<(String, bool, PathBuf)> = Vec::new();
@@ -117,23 +118,23 @@ pub fn collect(
     }
     for f in &all {
         let path = ctx.cwd.join(f);
-        let meta = fs::metadata(&path).map_err(|_| "input vanished")?;
+        let meta = fs::metadata(&path).map_err(|_| NotStoredReason::InputVanished)?;
         if !meta.is_file() {
-            return Err("input is not a file");
+            return Err(NotStoredReason::InputNotAFile);
         }
         if changed_since_start(ctx, &Fingerprint::of(&meta)) {
-            return Err("input modified during compile");
+            return Err(NotStoredReason::InputModified);
         }
         if f.ends_with(".gch") || f.ends_with(".pch") {
-            return Err("precompiled header");
+            return Err(NotStoredReason::PrecompiledHeader);
         }
         let abs = absolute(&path);
         let digest = if in_system(&abs) {
             ctx.hasher
                 .hash_known(&path, &meta)
-                .map_err(|_| "input unreadable")?
+                .map_err(|_| NotStoredReason::InputUnreadable)?
         } else {
-            let bytes = fs::read(&path).map_err(|_| "input unreadable")?;
+            let bytes = fs::read(&path).map_err(|_| NotStoredReason::InputUnreadable)?;
             scan(&bytes, asm)?;
             let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
             for (name, quoted) in has_include_probes(&bytes)? {
@@ -141,9 +142,9 @@ pub fn collect(
             }
             Digest::of(&bytes)
         };
-        let after = fs::metadata(&path).map_err(|_| "input vanished")?;
+        let after = fs::metadata(&path).map_err(|_| NotStoredReason::InputVanished)?;
         if Fingerprint::of(&after) != Fingerprint::of(&meta) {
-            return Err("input modified during compile");
+            return Err(NotStoredReason::InputModified);
         }
         files.push((ctx.anchors.normalize(f), digest));
     }
@@ -216,14 +217,14 @@ pub fn collect(
                 let d = ctx
                     .hasher
                     .hash(Path::new(&place))
-                    .map_err(|_| "input unreadable")?;
+                    .map_err(|_| NotStoredReason::InputUnreadable)?;
                 files.push((ctx.anchors.normalize(&place), d));
             }
             _ => {}
         }
     }
     let found = contains_any(object, ctx.anchors.0.iter().map(|a| a.path.as_bytes()))
-        .map_err(|_| "expected output missing")?;
+        .map_err(|_| NotStoredReason::OutputMissing)?;
     let env = ctx
         .anchors
         .0
@@ -301,23 +302,23 @@ pub fn anchor_value(anchors: &Anchors, name: &str) -> Option<String> {
 }
 
 /// Refuses sources whose object depends on more than their dependency file shows.
-fn scan(bytes: &[u8], asm: bool) -> Result<(), &'static str> {
+fn scan(bytes: &[u8], asm: bool) -> Result<(), NotStoredReason> {
     let has = |n: &str| memchr::memmem::find(bytes, n.as_bytes()).is_some();
     if has("__DATE__") || has("__TIME__") || has("__TIMESTAMP__") {
-        return Err("source uses __DATE__ or __TIME__");
+        return Err(NotStoredReason::DateOrTime);
     }
     if has(".incbin") {
-        return Err("source uses .incbin");
+        return Err(NotStoredReason::Incbin);
     }
     if asm && (has(".include") || has(".INCLUDE")) {
-        return Err("assembler .include");
+        return Err(NotStoredReason::AsmInclude);
     }
     Ok(())
 }
 
 /// The header names probed with `__has_include` / `__has_include_next`, with whether the
 /// name was quoted. A probe whose argument is not a literal name cannot be followed.
-fn has_include_probes(bytes: &[u8]) -> Result<Vec<(String, bool)>, &'static str> {
+fn has_include_probes(bytes: &[u8]) -> Result<Vec<(String, bool)>, NotStoredReason> {
     let mut out = Vec::new();
     let needle = b"__has_include";
     let mut at = 0;
@@ -341,13 +342,13 @@ fn has_include_probes(bytes: &[u8]) -> Result<Vec<(String, bool)>, &'static str>
         let (close, quoted) = match bytes.get(i) {
             Some(b'<') => (b'>', false),
             Some(b'"') => (b'"', true),
-            _ => return Err("__has_include with a computed argument"),
+            _ => return Err(NotStoredReason::ComputedHasInclude),
         };
         let start = i + 1;
         let end = bytes[start..]
             .iter()
             .position(|&b| b == close || b == b'\n')
-            .ok_or("__has_include with a computed argument")?;
+            .ok_or(NotStoredReason::ComputedHasInclude)?;
         let name = String::from_utf8_lossy(&bytes[start..start + end]).into_owned();
         out.push((name, quoted));
     }

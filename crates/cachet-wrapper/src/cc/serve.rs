@@ -28,6 +28,7 @@ use crate::key::{self, KeyInputs};
 use crate::manifest::InputPolicy;
 use crate::paths::{absolute, replace_path, Anchors};
 use crate::pipeline::exit_code;
+use crate::reason::NotStoredReason;
 use crate::tiers::{Found, Tiers};
 
 use super::args::{CcPlan, SearchKind};
@@ -350,7 +351,7 @@ fn compile_and_store(call: &Call<'_>, lookup: Lookup, pre_inputs: &KeyInputs) ->
         Ok((stored, changes)) => (Ok(stored), changes),
         Err(e) => {
             match &e {
-                NotStored::Refused(reason) => info!(source = %call.name, reason, "not stored"),
+                NotStored::Refused(reason) => info!(source = %call.name, %reason, "not stored"),
                 NotStored::CacheWrite(e) => warn!(error = %e, "cannot write the local cache"),
             }
             (Err(e), None)
@@ -390,19 +391,19 @@ fn store(
     (start_ns, hasher, marker): (i64, &FileHasher, Option<&ClockMarker>),
 ) -> Result<(Stored, Option<Vec<crate::explain::Change>>), NotStored> {
     let plan = call.plan;
-    let refuse = |reason: &'static str| Err(NotStored::Refused(reason));
+    let refuse = |reason: NotStoredReason| Err(NotStored::Refused(reason));
     let Some((depfile_text, user_text)) = depfile_text else {
-        return refuse("dependency file unreadable");
+        return refuse(NotStoredReason::DepfileUnreadable);
     };
     let deps = inputs::depfile_files(&depfile_text);
     let out_path = call.cwd.join(&plan.output);
     // The object is read twice in chunks (scanned for anchors, then compressed into the
     // entry), never whole; its fingerprint before and after proves both reads saw one file.
     let Ok(mut object) = fs::File::open(&out_path) else {
-        return refuse("expected output missing");
+        return refuse(NotStoredReason::OutputMissing);
     };
     let Ok(before) = object.metadata() else {
-        return refuse("expected output missing");
+        return refuse(NotStoredReason::OutputMissing);
     };
     let ctx = inputs::Context {
         plan,
@@ -418,7 +419,7 @@ fn store(
         Err(reason) => return refuse(reason),
     };
     if object.seek(SeekFrom::Start(0)).is_err() {
-        return refuse("expected output missing");
+        return refuse(NotStoredReason::OutputMissing);
     }
     let key = key::entry_key(pre, &candidate.files, &candidate.env);
     let changes = crate::explain::record_and_diff(
@@ -445,7 +446,7 @@ fn store(
     let write = |file: &mut fs::File| -> Result<u64, NotStored> {
         let to_io = |e: EntryError| match e {
             EntryError::Compress(io) => NotStored::CacheWrite(io),
-            _ => NotStored::Refused("entry could not be encoded"),
+            _ => NotStored::Refused(NotStoredReason::EntryNotEncodable),
         };
         let payload = before.len();
         let mut w = EntryWriter::new(
@@ -461,7 +462,9 @@ fn store(
         let unchanged =
             fs::metadata(&out_path).is_ok_and(|m| Fingerprint::of(&m) == Fingerprint::of(&before));
         if !unchanged || stored != before.len() {
-            return Err(NotStored::Refused("output modified while stored"));
+            return Err(NotStored::Refused(
+                NotStoredReason::OutputModifiedWhileStored,
+            ));
         }
         if let Some(d) = user_depfile {
             w.add_file(DEPFILE, 0o644, &mut &d[..]).map_err(to_io)?;

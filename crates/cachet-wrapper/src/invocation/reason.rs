@@ -82,3 +82,9 @@ impl fmt::Display for PassReason {
         f.write_str(&self.label())
     }
 }
+
+impl crate::reason::PassThroughReason for PassReason {
+    fn label(&self) -> std::borrow::Cow<'static, str> {
+        PassReason::label(self).into()
+    }
+}

@@ -45,7 +45,7 @@ pub struct LinkWords {
 }
 
 /// Why a link command cannot be followed.
-pub type Refusal = &'static str;
+pub type Refusal = crate::reason::NotStoredReason;
 
 /// The argument an option takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -345,10 +345,10 @@ impl Parser<'_> {
     /// Reads a response file: it is an input itself, and its words are read in place.
     fn response_file(&mut self, name: &str, linker: bool) -> Result<(), Refusal> {
         if self.depth > 8 {
-            return Err("response files nested too deeply");
+            return Err(Refusal::ResponseFilesTooDeep);
         }
         let path = self.cwd.join(name);
-        let text = fs::read_to_string(&path).map_err(|_| "response file unreadable")?;
+        let text = fs::read_to_string(&path).map_err(|_| Refusal::ResponseFileUnreadable)?;
         self.words.files.push(PathBuf::from(name));
         self.depth += 1;
         for word in response_words(&text) {
@@ -380,7 +380,7 @@ impl Parser<'_> {
             None => (bare, None),
         };
         if matches!(name, "sysroot" | "error-handling-script") {
-            return Err("linker option names files cachet does not follow");
+            return Err(Refusal::LinkerOptionNamesFiles);
         }
         if let Some(takes) = lookup(LINKER_OPTIONS, name) {
             match name {
@@ -405,14 +405,14 @@ impl Parser<'_> {
                 return self.take(takes, chars.as_str());
             }
         }
-        Err("link option not understood")
+        Err(Refusal::LinkOptionNotUnderstood)
     }
 
     /// Words given to the driver; an option's argument is read from the same iterator.
     fn driver_words(&mut self, words: &mut dyn Iterator<Item = String>) -> Result<(), Refusal> {
         while let Some(word) = words.next() {
             let w = word.as_str();
-            let mut next = || words.next().ok_or("link command truncated");
+            let mut next = || words.next().ok_or(Refusal::LinkCommandTruncated);
             if let Some(list) = w.strip_prefix("-Wl,") {
                 for part in list.split(',') {
                     self.linker_word(part)?;
@@ -444,7 +444,7 @@ impl Parser<'_> {
                 let value = next()?;
                 self.take(takes, &value)?;
             } else if let Some((name, value)) = w.split_once('=') {
-                let takes = lookup(DRIVER_OPTIONS, name).ok_or("link option not understood")?;
+                let takes = lookup(DRIVER_OPTIONS, name).ok_or(Refusal::LinkOptionNotUnderstood)?;
                 self.take(takes, value)?;
             } else if let Some(c) = ['L', 'l', 'T', 'z', 'u', 'e', 'o']
                 .into_iter()
@@ -453,7 +453,7 @@ impl Parser<'_> {
                 let takes = lookup(DRIVER_OPTIONS, &format!("-{c}")).unwrap_or(Takes::Keyword);
                 self.take(takes, &w[2..])?;
             } else {
-                return Err("link option not understood");
+                return Err(Refusal::LinkOptionNotUnderstood);
             }
         }
         Ok(())
@@ -491,7 +491,7 @@ pub fn classify(args: &[String], cwd: &Path) -> Result<LinkWords, Refusal> {
     };
     p.driver_words(&mut args.iter().cloned())?;
     if p.pending_linker.is_some() {
-        return Err("link command truncated");
+        return Err(Refusal::LinkCommandTruncated);
     }
     Ok(p.words)
 }

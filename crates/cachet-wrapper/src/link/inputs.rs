@@ -16,6 +16,7 @@ use super::driver::{driver_info, driver_output, in_path};
 use super::search::{Collector, LinkContext};
 use crate::compiler;
 use crate::paths::Anchors;
+use crate::reason::NotStoredReason;
 
 /// True when a path the linker writes into the output (an rpath, the dynamic linker) depends
 /// on where the checkout is: it names a directory under an anchor, or is relative to the
@@ -42,7 +43,7 @@ pub struct LinkInputs {
 pub fn link_inputs(
     command: &LinkCommand,
     ctx: &LinkContext<'_>,
-) -> Result<LinkInputs, &'static str> {
+) -> Result<LinkInputs, NotStoredReason> {
     let path_env = command
         .env
         .iter()
@@ -52,14 +53,14 @@ pub fn link_inputs(
         in_path(&command.program, path_env).and_then(|p| fs::canonicalize(ctx.cwd.join(p)).ok());
     if program.as_deref() != Some(ctx.linker) {
         // rustc ran another linker than the one in the pre-key.
-        return Err("linker differs from the expected one");
+        return Err(NotStoredReason::LinkerDiffers);
     }
     let driver_digest = ctx
         .hasher
         .hash(ctx.linker)
-        .map_err(|_| "linker unreadable")?;
+        .map_err(|_| NotStoredReason::LinkerUnreadable)?;
     let info = driver_info(ctx.linker, &driver_digest, &command.env, ctx.records)
-        .ok_or("linker is not a C compiler driver")?;
+        .ok_or(NotStoredReason::LinkerNotADriver)?;
     let words = classify(&command.args, ctx.cwd)?;
     let LinkWords {
         files,
@@ -85,7 +86,7 @@ pub fn link_inputs(
     for f in &files {
         let p = ctx.cwd.join(f);
         if !p.exists() && !c.generated(&p) {
-            return Err("link input missing");
+            return Err(NotStoredReason::LinkInputMissing);
         }
         c.file(&p)?;
     }
@@ -110,9 +111,9 @@ pub fn link_inputs(
                 &command.env,
                 &format!("-print-prog-name={name}"),
             )
-            .ok_or("linker program not found")?;
+            .ok_or(NotStoredReason::LinkerProgramNotFound)?;
             if !c.program(&answer, &info.program_dirs, path_env)? {
-                return Err("linker program not found");
+                return Err(NotStoredReason::LinkerProgramNotFound);
             }
         }
     }
@@ -131,7 +132,7 @@ pub fn link_inputs(
         match found {
             Some(p) => c.file(&p)?,
             None if c.generated(&ctx.cwd.join(&script)) => {}
-            None => return Err("linker script not found"),
+            None => return Err(NotStoredReason::LinkerScriptNotFound),
         }
     }
     for (name, m) in libs {

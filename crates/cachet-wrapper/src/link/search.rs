@@ -15,6 +15,7 @@ use crate::absence::ABSENT;
 use crate::compiler::Compiler;
 use crate::file_hash::FileHasher;
 use crate::paths::Anchors;
+use crate::reason::NotStoredReason;
 
 /// Everything [`link_inputs`] needs.
 pub struct LinkContext<'a> {
@@ -101,7 +102,7 @@ impl Collector<'_> {
     }
 
     /// Hashes a file the link reads; follows it if it is a linker script.
-    pub(super) fn file(&mut self, path: &Path) -> Result<(), &'static str> {
+    pub(super) fn file(&mut self, path: &Path) -> Result<(), NotStoredReason> {
         let path = self.ctx.cwd.join(path);
         if self.in_sysroot(&path) || self.generated(&path) || self.seen.contains(&path) {
             return Ok(());
@@ -110,7 +111,7 @@ impl Collector<'_> {
             .ctx
             .hasher
             .hash(&path)
-            .map_err(|_| "link input unreadable")?;
+            .map_err(|_| NotStoredReason::LinkInputUnreadable)?;
         self.record(&path, digest);
         self.follow_script(&path)
     }
@@ -123,7 +124,7 @@ impl Collector<'_> {
     }
 
     /// If `path` is a linker script (as `libc.so` is), hashes the files it names.
-    fn follow_script(&mut self, path: &Path) -> Result<(), &'static str> {
+    fn follow_script(&mut self, path: &Path) -> Result<(), NotStoredReason> {
         let Ok(meta) = fs::metadata(path) else {
             return Ok(());
         };
@@ -160,7 +161,7 @@ impl Collector<'_> {
 
     /// Hashes the first of `names` found in `dirs` (each directory tried for every name before
     /// the next directory), recording the probes before it as absent.
-    fn first_of(&mut self, dirs: &[PathBuf], names: &[String]) -> Result<(), &'static str> {
+    fn first_of(&mut self, dirs: &[PathBuf], names: &[String]) -> Result<(), NotStoredReason> {
         for dir in dirs {
             let dir = self.ctx.cwd.join(dir);
             if self.in_sysroot(&dir) || (self.in_out_dir(&dir) && !dir.exists()) {
@@ -178,7 +179,7 @@ impl Collector<'_> {
                 self.absent(&p);
             }
         }
-        Err("native library not found")
+        Err(NotStoredReason::NativeLibNotFound)
     }
 
     /// A program the driver runs (`collect2`, `ld`), as `-print-prog-name` answered: an
@@ -190,7 +191,7 @@ impl Collector<'_> {
         name: &str,
         program_dirs: &[PathBuf],
         path_env: Option<&str>,
-    ) -> Result<bool, &'static str> {
+    ) -> Result<bool, NotStoredReason> {
         if name.contains('/') {
             let p = Path::new(name);
             return if p.is_file() {
@@ -221,7 +222,7 @@ impl Collector<'_> {
     }
 
     /// Resolves `-l name` as the linker does, recording the probes that found nothing.
-    pub(super) fn library(&mut self, name: &str, mode: LibMode) -> Result<(), &'static str> {
+    pub(super) fn library(&mut self, name: &str, mode: LibMode) -> Result<(), NotStoredReason> {
         let candidates: Vec<String> = match (name.strip_prefix(':'), mode) {
             (Some(file), _) => vec![file.to_string()],
             (None, LibMode::Dynamic) => vec![format!("lib{name}.so"), format!("lib{name}.a")],

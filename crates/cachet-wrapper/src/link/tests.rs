@@ -9,6 +9,7 @@ use super::*;
 use crate::compiler::Compiler;
 use crate::file_hash::FileHasher;
 use crate::paths::Anchors;
+use crate::reason::NotStoredReason;
 
 #[test]
 fn parses_rustc_link_commands() {
@@ -118,15 +119,15 @@ fn what_cannot_be_identified_is_not_stored() {
     with_context(|ctx, _| {
         assert_eq!(
             link_inputs(&command(&["/nonexistent/dir/x.o"]), ctx),
-            Err("link input missing")
+            Err(NotStoredReason::LinkInputMissing)
         );
         assert_eq!(
             link_inputs(&command(&["-Wl,--sysroot=/elsewhere"]), ctx),
-            Err("linker option names files cachet does not follow")
+            Err(NotStoredReason::LinkerOptionNamesFiles)
         );
         assert_eq!(
             link_inputs(&command(&["-lno_such_library_anywhere"]), ctx),
-            Err("native library not found")
+            Err(NotStoredReason::NativeLibNotFound)
         );
         // Files rustc made for this link and removed are skipped, not missing.
         let temp = ctx.out_dir.join("rustcAbC123/symbols.o");
@@ -135,7 +136,7 @@ fn what_cannot_be_identified_is_not_stored() {
         other.program = "/bin/true".into();
         assert_eq!(
             link_inputs(&other, ctx),
-            Err("linker differs from the expected one")
+            Err(NotStoredReason::LinkerDiffers)
         );
     });
 }

@@ -14,6 +14,7 @@ use crate::clock::ClockMarker;
 use crate::dep_info;
 use crate::file_hash::Fingerprint;
 use crate::manifest::Candidate;
+use crate::reason::{NotStoredReason, PerCheckoutReason};
 
 /// On a filesystem without a clock marker, an input changed less than this before the compile
 /// started cannot be proven unchanged during it: file timestamps come from the kernel's coarse
@@ -43,9 +44,10 @@ fn link_input_changed(fp: &Fingerprint, marker: Option<&ClockMarker>, start_ns: 
 fn link_inputs(
     call: &Call<'_>,
     link_command: Option<&str>,
-) -> Result<crate::link::LinkInputs, &'static str> {
-    let command = crate::link::parse_command(link_command.ok_or("link command unknown")?)
-        .ok_or("link command unreadable")?;
+) -> Result<crate::link::LinkInputs, NotStoredReason> {
+    let command =
+        crate::link::parse_command(link_command.ok_or(NotStoredReason::LinkCommandUnknown)?)
+            .ok_or(NotStoredReason::LinkCommandUnreadable)?;
     let path_env = std::env::var("PATH").ok();
     let linker = crate::link::resolve_linker(
         &call.plan.args,
@@ -53,7 +55,7 @@ fn link_inputs(
         &call.cwd,
         path_env.as_deref(),
     )
-    .ok_or("linker not found")?;
+    .ok_or(NotStoredReason::LinkerNotFound)?;
     let sysroot = call
         .plan
         .args
@@ -97,28 +99,30 @@ pub(super) fn collect(
     call: &Call<'_>,
     start_ns: i64,
     link_command: Option<&str>,
-) -> Result<Collected, &'static str> {
+) -> Result<Collected, NotStoredReason> {
     let (plan, cwd, out_dir, hasher) = (call.plan, &call.cwd, &call.out_dir, &call.hasher);
     let marker = call.marker.as_ref();
-    let dep_text =
-        fs::read_to_string(out_dir.join(&plan.dep_info)).map_err(|_| "dep-info unreadable")?;
+    let dep_text = fs::read_to_string(out_dir.join(&plan.dep_info))
+        .map_err(|_| NotStoredReason::DepInfoUnreadable)?;
     let deps = dep_info::parse(&dep_text);
     let mut files = Vec::with_capacity(deps.files.len());
     for f in &deps.files {
         let path = cwd.join(f);
-        let meta = fs::metadata(&path).map_err(|_| "input vanished")?;
+        let meta = fs::metadata(&path).map_err(|_| NotStoredReason::InputVanished)?;
         if !meta.is_file() {
-            return Err("input is not a file");
+            return Err(NotStoredReason::InputNotAFile);
         }
         if changed_since_start(&Fingerprint::of(&meta), marker, start_ns) {
             // rustc may have read the old contents; what we would hash now is not what it saw.
-            return Err("input modified during compile");
+            return Err(NotStoredReason::InputModified);
         }
-        let digest = hasher.hash(&path).map_err(|_| "input unreadable")?;
+        let digest = hasher
+            .hash(&path)
+            .map_err(|_| NotStoredReason::InputUnreadable)?;
         // A change while we were hashing would leave a hash of neither version.
-        let after = fs::metadata(&path).map_err(|_| "input vanished")?;
+        let after = fs::metadata(&path).map_err(|_| NotStoredReason::InputVanished)?;
         if Fingerprint::of(&after) != Fingerprint::of(&meta) {
-            return Err("input modified during compile");
+            return Err(NotStoredReason::InputModified);
         }
         files.push((call.anchors.normalize(f), digest));
     }
@@ -129,9 +133,9 @@ pub(super) fn collect(
         for (shown, digest) in inputs.files {
             if digest != crate::link::ABSENT {
                 let path = cwd.join(call.anchors.denormalize(&shown));
-                let meta = fs::metadata(&path).map_err(|_| "link input vanished")?;
+                let meta = fs::metadata(&path).map_err(|_| NotStoredReason::LinkInputVanished)?;
                 if link_input_changed(&Fingerprint::of(&meta), marker, start_ns) {
-                    return Err("link input modified during compile");
+                    return Err(NotStoredReason::LinkInputModified);
                 }
             }
             files.push((shown, digest));
@@ -149,8 +153,11 @@ pub(super) fn collect(
     }
     let mut outputs = Vec::with_capacity(plan.outputs.len());
     for name in &plan.outputs {
-        let file = fs::File::open(out_dir.join(name)).map_err(|_| "expected output missing")?;
-        let meta = file.metadata().map_err(|_| "expected output missing")?;
+        let file =
+            fs::File::open(out_dir.join(name)).map_err(|_| NotStoredReason::OutputMissing)?;
+        let meta = file
+            .metadata()
+            .map_err(|_| NotStoredReason::OutputMissing)?;
         outputs.push(Output {
             name: name.clone(),
             mode: meta.permissions().mode() & 0o7777,
@@ -176,9 +183,9 @@ pub(super) fn collect(
             let verdict =
                 crate::env_proof::prove_only_included(&refs, &anchored, plan.args.loads_crates());
             if let Err(why) = verdict {
-                info!(krate = %plan.crate_name, vars = ?anchored, why, "path-valued env! keyed literally");
+                info!(krate = %plan.crate_name, vars = ?anchored, %why, "path-valued env! keyed literally");
                 per_checkout = Some(PerCheckout {
-                    label: "path-valued env! keyed literally",
+                    label: PerCheckoutReason::PathValuedEnv,
                     reason: format!(
                         "env! {} keyed literally (hits only in this checkout): {why}",
                         anchored.join(", ")
@@ -210,10 +217,10 @@ pub(super) fn collect(
         let paths: Vec<PathBuf> = deps.files.iter().map(|f| cwd.join(f)).collect();
         let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
         if crate::env_proof::prove_only_included(&refs, &[], true).is_err() {
-            info!(krate = %plan.crate_name, why, "stored for this checkout only");
+            info!(krate = %plan.crate_name, %why, "stored for this checkout only");
             location_dependent = true;
             per_checkout.get_or_insert(PerCheckout {
-                label: "proc-macro may read the checkout path",
+                label: PerCheckoutReason::ProcMacro,
                 reason: format!("{why}: hits only in this checkout"),
             });
         }
@@ -225,7 +232,7 @@ pub(super) fn collect(
             Some(location(&call.anchors, out_dir)),
         ));
         per_checkout.get_or_insert(PerCheckout {
-            label: "checkout path in the link output",
+            label: PerCheckoutReason::LinkOutput,
             reason: "the link output names this checkout's directories (rpath): hits only in \
                      this checkout"
                 .to_string(),

@@ -34,6 +34,7 @@ use crate::invocation::CachePlan;
 use crate::journal;
 use crate::key::{self, KeyContext};
 use crate::paths::Anchors;
+use crate::reason::{DriverReason, NotStoredReason};
 use crate::tiers::{Found, Tiers};
 use context::{input_policy, location, Call};
 
@@ -69,8 +70,8 @@ pub fn serve(
             Ok(driver) => Some(driver),
             Err(e) => {
                 let reason = match e {
-                    DriverError::Unsupported(_) => "workspace wrapper not clippy-driver",
-                    DriverError::Identity(_) => "workspace wrapper identification failed",
+                    DriverError::Unsupported(_) => DriverReason::NotClippy,
+                    DriverError::Identity(_) => DriverReason::Unidentified,
                 };
                 info!(error = %e, "workspace wrapper runs uncached");
                 return CallResult::PassThrough(Skip::Driver(reason));
@@ -189,13 +190,13 @@ fn driver_key(
     Ok(lines)
 }
 
-fn key_error_label(e: &key::KeyError) -> &'static str {
+fn key_error_label(e: &key::KeyError) -> NotStoredReason {
     match e {
-        key::KeyError::Unreadable { .. } => "unreadable input",
-        key::KeyError::NativeLibNotFound { .. } => "native library not found",
-        key::KeyError::BadGlob { .. } => "CACHET_KEY_FILES pattern not valid",
-        key::KeyError::ThinArchive { .. } => "thin archive in a native search directory",
-        key::KeyError::LinkerNotFound { .. } => "linker not found",
+        key::KeyError::Unreadable { .. } => NotStoredReason::UnreadableKeyInput,
+        key::KeyError::NativeLibNotFound { .. } => NotStoredReason::NativeLibNotFound,
+        key::KeyError::BadGlob { .. } => NotStoredReason::BadKeyFilesPattern,
+        key::KeyError::ThinArchive { .. } => NotStoredReason::ThinArchive,
+        key::KeyError::LinkerNotFound { .. } => NotStoredReason::LinkerNotFound,
     }
 }
 
@@ -285,7 +286,7 @@ fn compile_and_store(
         ),
         Err(NotStored::CacheWrite(e)) => warn!(error = %e, "cannot write the local cache"),
         Err(NotStored::Refused(reason)) => {
-            info!(krate = %plan.crate_name, compile_ms = compiled.millis, reason, "not stored")
+            info!(krate = %plan.crate_name, compile_ms = compiled.millis, %reason, "not stored")
         }
     }
     CallResult::Miss(Miss {

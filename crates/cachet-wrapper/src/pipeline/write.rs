@@ -13,6 +13,7 @@ use crate::call::NotStored;
 use crate::compile;
 use crate::config::Config;
 use crate::file_hash::Fingerprint;
+use crate::reason::NotStoredReason;
 
 /// The offset of the first `needle` in `file`, read in chunks.
 pub(super) fn find(file: &fs::File, needle: &[u8]) -> std::io::Result<Option<u64>> {
@@ -95,7 +96,7 @@ pub(super) fn write_entry(
     let payload: u64 = outputs.iter().map(|o| o.fingerprint.size()).sum();
     let entry_error = |e: EntryError| match e {
         EntryError::Compress(io) => NotStored::CacheWrite(io),
-        _ => NotStored::Refused("entry could not be encoded"),
+        _ => NotStored::Refused(NotStoredReason::EntryNotEncodable),
     };
     let mut writer = EntryWriter::new(
         file,
@@ -118,7 +119,7 @@ pub(super) fn write_entry(
         if copies.iter().any(|c| c.0 == i) {
             continue;
         }
-        let unreadable = |_| NotStored::Refused("output unreadable");
+        let unreadable = |_| NotStored::Refused(NotStoredReason::OutputUnreadable);
         o.file.seek(SeekFrom::Start(0)).map_err(unreadable)?;
         // A read error of an output is not the cache's fault: tell the two apart.
         let mut reader = ReadErrors {
@@ -127,13 +128,15 @@ pub(super) fn write_entry(
         };
         let written = writer.add_file(&o.name, o.mode, &mut reader);
         if reader.failed {
-            return Err(NotStored::Refused("output unreadable"));
+            return Err(NotStored::Refused(NotStoredReason::OutputUnreadable));
         }
         let size = written.map_err(entry_error)?.size;
         index_in_entry[i] = writer.file_count() - 1;
         let now = o.file.metadata().map_err(unreadable)?;
         if size != o.fingerprint.size() || Fingerprint::of(&now) != o.fingerprint {
-            return Err(NotStored::Refused("output modified while stored"));
+            return Err(NotStored::Refused(
+                NotStoredReason::OutputModifiedWhileStored,
+            ));
         }
     }
     for (i, holder, offset, bytes) in copies {
@@ -150,7 +153,9 @@ pub(super) fn write_entry(
         if bytes.len() as u64 != o.fingerprint.size()
             || now.map(|m| Fingerprint::of(&m)).ok() != Some(o.fingerprint)
         {
-            return Err(NotStored::Refused("output modified while stored"));
+            return Err(NotStored::Refused(
+                NotStoredReason::OutputModifiedWhileStored,
+            ));
         }
     }
     writer.finish(meta).map_err(entry_error)

@@ -31,6 +31,7 @@ use crate::call::{CallState, Event, Hit, Notice, Problem};
 use crate::config::Config;
 use crate::local_store::{LocalStore, ObjectKind};
 use crate::manifest::{Candidate, InputPolicy, Manifest};
+use crate::reason::RefusedObject;
 use crate::remote::{Breaker, Remote, RemoteError};
 use crate::signing::{SecretKey, Trust};
 use pending::{key_of, Body, Pending};
@@ -93,25 +94,25 @@ impl Found {
 }
 
 /// A statistics label for an entry that failed its checks.
-fn refusal_label(err: &EntryError, source: Source) -> &'static str {
+fn refusal_label(err: &EntryError, source: Source) -> RefusedObject {
     match (err, source) {
-        (EntryError::WrongKey { .. }, Source::Local) => "entry under another key removed",
-        (EntryError::WrongKey { .. }, Source::Remote) => "entry from server for another key",
-        (_, Source::Local) => "corrupt entry removed",
-        (_, Source::Remote) => "corrupt entry from server",
+        (EntryError::WrongKey { .. }, Source::Local) => RefusedObject::LocalWrongKey,
+        (EntryError::WrongKey { .. }, Source::Remote) => RefusedObject::RemoteWrongKey,
+        (_, Source::Local) => RefusedObject::LocalCorrupt,
+        (_, Source::Remote) => RefusedObject::RemoteCorrupt,
     }
 }
 
 /// Whether an entry holds exactly the files the current compile writes (`outputs`): a file it
 /// would not write is refused (a forged entry could otherwise overwrite other crates'
 /// artifacts), as is a missing one.
-fn check_outputs(head: &EntryHead, outputs: &[String]) -> Result<(), &'static str> {
+fn check_outputs(head: &EntryHead, outputs: &[String]) -> Result<(), RefusedObject> {
     let files = &head.meta.files;
     if files.iter().any(|f| !outputs.contains(&f.name)) {
-        return Err("entry holds an unexpected file");
+        return Err(RefusedObject::UnexpectedFile);
     }
     if outputs.iter().any(|o| !files.iter().any(|f| &f.name == o)) {
-        return Err("entry lacks an output");
+        return Err(RefusedObject::LacksOutput);
     }
     Ok(())
 }
@@ -174,14 +175,14 @@ impl<'a> Tiers<'a> {
     }
 
     /// Logs an object from the server that was refused, and records it with its warning.
-    fn refuse(&self, label: &'static str, what: &str) {
-        warn!(label, "refused an object from the server");
+    fn refuse(&self, label: RefusedObject, what: &str) {
+        warn!(%label, "refused an object from the server");
         let message =
             format!("the cache server sent {what} that was refused ({label}); compiling instead");
         self.state.record(Event::Problem(
             Problem::Refused(label),
             Some(Notice::Once {
-                topic: label,
+                topic: label.as_str(),
                 message,
             }),
         ));
@@ -272,7 +273,7 @@ impl<'a> Tiers<'a> {
         self.state.record(Event::Problem(
             Problem::Server(err.label()),
             Some(Notice::Once {
-                topic: err.label(),
+                topic: err.label().as_str(),
                 message: format!("{err}{advice}"),
             }),
         ));
@@ -377,7 +378,7 @@ impl<'a> Tiers<'a> {
                             })
                         }
                         Err(label) => {
-                            warn!(%key, label, "removing an entry that does not fit this compile");
+                            warn!(%key, %label, "removing an entry that does not fit this compile");
                             self.state.problem(Problem::Refused(label));
                             self.local.remove(ObjectKind::Entry, key);
                             return None;
