@@ -4,7 +4,7 @@
 //! copies it into the rlib. Before the fix only `-l static=` arguments were hashed: the C file
 //! changed, the build script re-ran, and cachet restored the rlib bundling the old archive.
 
-use super::{check, replace, Case, Step};
+use super::{check, Case, Step};
 
 const BUILD_RS: &str = r#"
 use std::process::Command;
@@ -56,18 +56,9 @@ pub fn values() -> (i32, i32) { unsafe { (foo_value(), bar_value()) } }
             "fn main() { println!(\"{:?}\", sys::values()); }\n",
         ),
     ],
-    setup: None,
-    bin: "app",
-    env: &[],
     steps: &[
-        Step {
-            name: "the C source of a `kind = \"static\"` library",
-            edit: |r| replace(r, "sys/c/foo.c", "return 1;", "return 2;"),
-        },
-        Step {
-            name: "the C source of a `+verbatim` static library",
-            edit: |r| replace(r, "sys/c/bar.c", "return 10;", "return 20;"),
-        },
+        Step::replace("a `kind = \"static\"` library's C source", "sys/c/foo.c", "1;", "2;"),
+        Step::replace("a `+verbatim` static library's C source", "sys/c/bar.c", "10;", "20;"),
     ],
     reproducible: true,
     ..super::BUILD

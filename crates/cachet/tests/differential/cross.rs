@@ -2,7 +2,9 @@
 //! own `CACHEDIR.TAG`; the target anchor used to stop there, the host's
 //! `-L dependency=/abs/target/debug/deps` stayed literal in every target-side key, and a
 //! second checkout missed for every target-side crate (outputs right, never shared). Now the
-//! target directory is `target/` for both sides (`paths.rs`).
+//! target directory is `target/` for both sides (`paths.rs`). The target directories are
+//! beside the checkout here: inside it, the host path would be under the workspace's own
+//! anchor and the case would not see the target anchor at all.
 
 use cachet_wrapper::journal::Outcome;
 
@@ -42,6 +44,7 @@ const CASE: Case = Case {
     cargo: &["build", "--target", "x86_64-unknown-linux-musl"],
     out: TRIPLE_OUT,
     reproducible: true,
+    targets_beside: true,
     ..BUILD
 };
 

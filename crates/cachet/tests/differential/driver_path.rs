@@ -2,6 +2,10 @@
 //! (`-C linker-features=-lld`), `ld.bfd` for `-fuse-ld=bfd`. A different program earlier in
 //! `PATH` links differently; before the fix only the program found was hashed, so one that
 //! appeared earlier in `PATH` went unnoticed and the old link was restored.
+//!
+//! Not compared byte for byte with a fresh compile: nothing is restored in the second
+//! checkout, where the linker that runs is the checkout's own `bin/` program, a file under
+//! the checkout that the key names as it is (a miss there, by design).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,22 +64,23 @@ const FILES: &[(&str, &str)] = &[
     ("src/main.rs", "fn main() { println!(\"hello\"); }\n"),
 ];
 
+const LD_STEPS: &[Step] = &[Step::run("another ld earlier in PATH", |r| shadow(r, "ld"))];
+
+const LD_BFD_STEPS: &[Step] = &[Step::run("another ld.bfd earlier in PATH", |r| {
+    shadow(r, "ld.bfd")
+})];
+
 #[test]
 fn ld_found_through_path_is_probed_in_every_earlier_directory() {
     check(&Case {
         name: "ld through PATH with -C linker-features=-lld",
         files: FILES,
         setup: Some(setup),
-        bin: "app",
         env: &[
             ("PATH", "{ROOT}/bin:{PATH}"),
             ("RUSTFLAGS", "-C linker-features=-lld"),
         ],
-        steps: &[Step {
-            name: "another ld earlier in PATH",
-            edit: |r| shadow(r, "ld"),
-        }],
-        reproducible: false,
+        steps: LD_STEPS,
         ..super::BUILD
     });
 }
@@ -86,16 +91,11 @@ fn fuse_ld_program_found_through_path_is_probed_in_every_earlier_directory() {
         name: "ld.bfd through PATH with -fuse-ld=bfd",
         files: FILES,
         setup: Some(setup),
-        bin: "app",
         env: &[
             ("PATH", "{ROOT}/bin:{PATH}"),
             ("RUSTFLAGS", "-C link-arg=-fuse-ld=bfd"),
         ],
-        steps: &[Step {
-            name: "another ld.bfd earlier in PATH",
-            edit: |r| shadow(r, "ld.bfd"),
-        }],
-        reproducible: false,
+        steps: LD_BFD_STEPS,
         ..super::BUILD
     });
 }

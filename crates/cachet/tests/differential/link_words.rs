@@ -2,7 +2,7 @@
 //! only a few spellings; a file named any other way could change and cachet restored the old
 //! link. Each form below links one object (or list) whose change the program shows.
 
-use super::{check, replace, Case, Step};
+use super::{check, Case, Step};
 
 const BUILD_RS: &str = r#"
 use std::process::Command;
@@ -76,38 +76,14 @@ const CASE: Case = Case {
         ("c/f.c", "int f_value(void) { return 6; }\n"),
         ("dyn.list", "{ f_value; };\n"),
     ],
-    setup: None,
-    bin: "app",
-    env: &[],
     steps: &[
-        Step {
-            name: "an object named by a bare word inside -Wl,",
-            edit: |r| replace(r, "c/a.c", "return 1;", "return 11;"),
-        },
-        Step {
-            name: "an object named after -Xlinker",
-            edit: |r| replace(r, "c/b.c", "return 2;", "return 12;"),
-        },
-        Step {
-            name: "a library named by -Wl,--library-path=D,--library=x",
-            edit: |r| replace(r, "c/c.c", "return 3;", "return 13;"),
-        },
-        Step {
-            name: "an object named in a driver response file",
-            edit: |r| replace(r, "c/d.c", "return 4;", "return 14;"),
-        },
-        Step {
-            name: "an object named in a linker response file (-Wl,@FILE)",
-            edit: |r| replace(r, "c/e.c", "return 5;", "return 15;"),
-        },
-        Step {
-            name: "an object named by the driver's -T script",
-            edit: |r| replace(r, "c/f.c", "return 6;", "return 16;"),
-        },
-        Step {
-            name: "the list given as -Wl,--dynamic-list,FILE",
-            edit: |r| replace(r, "dyn.list", "f_value", "a_value"),
-        },
+        Step::replace("an object named by a bare word inside -Wl,", "c/a.c", "1;", "11;"),
+        Step::replace("an object named after -Xlinker", "c/b.c", "2;", "12;"),
+        Step::replace("a library by -Wl,--library-path=D,--library=x", "c/c.c", "3;", "13;"),
+        Step::replace("an object named in a driver response file", "c/d.c", "4;", "14;"),
+        Step::replace("an object in a linker response file (-Wl,@FILE)", "c/e.c", "5;", "15;"),
+        Step::replace("an object named by the driver's -T script", "c/f.c", "6;", "16;"),
+        Step::replace("the list given as -Wl,--dynamic-list,FILE", "dyn.list", "f_", "a_"),
     ],
     reproducible: true,
     ..super::BUILD

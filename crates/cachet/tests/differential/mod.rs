@@ -18,12 +18,14 @@
 //! Environment values may say `{ROOT}` for the checkout's root and `{PATH}` for the test's
 //! `PATH`; a step changes the environment by writing `case.env` in the checkout (`KEY=VALUE`
 //! lines, copied to the second checkout; `UMASK=077` sets the builds' umask) and adds cargo
-//! arguments by writing `case.args`. Besides the
-//! program, a case may compare what cargo prints (diagnostics, human or JSON), the permission
-//! bits of the outputs and the dep-info files. Everything is compared with `target-plain`
-//! written as `target`, the only difference the two builds are allowed. A reproducible case
-//! compares every artifact the second checkout restored (not only the program) with a fresh
-//! compile. One file per class of input; each case names the fix it protects.
+//! arguments by writing `case.args`. Besides the program, a case may compare what cargo prints
+//! (diagnostics, human or JSON, each message whole, in sorted order), the permission bits of
+//! the outputs and the dep-info files; a case whose build fails compares what cargo printed.
+//! Everything is compared with `target-plain` written as `target`, the only difference the two
+//! builds are allowed. A reproducible case compares every artifact the second checkout
+//! restored (not only the program) with a fresh compile; a case that is not says why (nothing
+//! is restored in its second checkout). One file per class of input; each case names the fix
+//! it protects, and fails when that fix is taken out.
 
 mod bundled;
 mod clippy;
@@ -51,8 +53,46 @@ use crate::util::Project;
 pub struct Step {
     /// What changes, for messages.
     pub name: &'static str,
-    /// Edits the checkout (its root is given).
-    pub edit: fn(&Path),
+    /// How the checkout changes.
+    pub edit: Edit,
+}
+
+/// How a [`Step`] changes the checkout.
+pub enum Edit {
+    /// Replaces the first string by the second in a file of the checkout (see [`replace`]).
+    Replace(&'static str, &'static str, &'static str),
+    /// Anything else, given the checkout's root.
+    Run(fn(&Path)),
+}
+
+impl Step {
+    /// A step that replaces `from` by `to` in `file` (the usual one-input change).
+    pub const fn replace(
+        name: &'static str,
+        file: &'static str,
+        from: &'static str,
+        to: &'static str,
+    ) -> Step {
+        Step {
+            name,
+            edit: Edit::Replace(file, from, to),
+        }
+    }
+
+    /// A step that runs `edit` on the checkout's root.
+    pub const fn run(name: &'static str, edit: fn(&Path)) -> Step {
+        Step {
+            name,
+            edit: Edit::Run(edit),
+        }
+    }
+
+    fn apply(&self, root: &Path) {
+        match self.edit {
+            Edit::Replace(file, from, to) => replace(root, file, from, to),
+            Edit::Run(edit) => edit(root),
+        }
+    }
 }
 
 /// A case's files made at run time (texts with formatted paths or names), as the static
@@ -94,6 +134,12 @@ pub struct Case {
     pub modes: bool,
     /// Compare the dep-info (`.d`) files cargo and rustc leave.
     pub dep_info: bool,
+    /// The target directories are beside the checkout (`../target`, `../target-plain`), outside
+    /// the workspace, rather than in it: paths under them are then under no other anchor.
+    pub targets_beside: bool,
+    /// cargo fails (a crate has compile errors): both builds must fail. Only what cargo
+    /// printed is compared then (set `bin` to `""`).
+    pub fails: bool,
     /// Where the second checkout is, under the case's scratch directory.
     pub second: &'static str,
 }
@@ -112,6 +158,8 @@ pub const BUILD: Case = Case {
     messages: false,
     modes: false,
     dep_info: false,
+    targets_beside: false,
+    fails: false,
     second: "two/levels/deeper/proj",
 };
 
@@ -133,8 +181,11 @@ struct Behaviour {
     dep_info: Vec<(String, String)>,
 }
 
-/// The lines of cargo's stderr that are diagnostics (not progress), and the JSON compiler
-/// messages on its stdout, with `target-plain` written as `target`.
+/// What cargo printed, with `target-plain` written as `target`: the diagnostics on its stderr
+/// (not progress lines), one entry per diagnostic (its headline and every line up to the next
+/// one), and the JSON compiler messages on its stdout, one entry each. The entries are sorted:
+/// the order in which cargo runs crates that are ready at the same time depends on timing,
+/// even between two plain builds, and only what each message says is compared.
 fn diagnostics(out: &Output) -> Vec<String> {
     const PROGRESS: &[&str] = &[
         "Compiling",
@@ -150,19 +201,28 @@ fn diagnostics(out: &Output) -> Vec<String> {
         "Updating",
     ];
     let text = |b: &[u8]| String::from_utf8_lossy(b).replace("target-plain", "target");
-    let mut lines: Vec<String> = text(&out.stderr)
+    let mut entries: Vec<String> = Vec::new();
+    for line in text(&out.stderr)
         .lines()
         .filter(|l| !PROGRESS.iter().any(|p| l.trim_start().starts_with(p)))
-        .map(str::to_string)
-        .collect();
+    {
+        match entries.last_mut() {
+            Some(entry) if !line.starts_with("warning") && !line.starts_with("error") => {
+                entry.push('\n');
+                entry.push_str(line);
+            }
+            _ => entries.push(line.to_string()),
+        }
+    }
     for line in text(&out.stdout).lines() {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
             if v["reason"] == "compiler-message" {
-                lines.push(v["message"].to_string());
+                entries.push(v["message"].to_string());
             }
         }
     }
-    lines
+    entries.sort();
+    entries
 }
 
 /// Files under `dir` (recursively), as paths relative to it.
@@ -184,6 +244,14 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// The files of `out_dir/deps`, as paths relative to `out_dir`.
+fn deps_files(out_dir: &Path) -> Vec<PathBuf> {
+    files_under(&out_dir.join("deps"))
+        .into_iter()
+        .map(|f| Path::new("deps").join(f))
+        .collect()
 }
 
 impl Checkout<'_> {
@@ -240,13 +308,35 @@ impl Checkout<'_> {
         }
         if cachet {
             sh.env("RUSTC_WRAPPER", crate::util::cachet_bin())
-                .env("CACHET_DIR", &self.cache);
+                .env("CACHET_DIR", &self.cache)
+                .env("CARGO_TARGET_DIR", self.target_dir("target"));
         } else {
-            sh.env("CARGO_TARGET_DIR", self.root.join("target-plain"));
+            sh.env("CARGO_TARGET_DIR", self.target_dir("target-plain"));
         }
         sh.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         sh.envs(extra.iter().copied());
-        crate::util::run_ok(sh)
+        let out = sh
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {sh:?}: {e}"));
+        assert!(
+            out.status.success() != self.case.fails,
+            "{sh:?}: {} (the case says it {}):\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            if self.case.fails { "fails" } else { "succeeds" },
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// The target directory `name` (`target`, `target-plain`, `target-fresh`) of this checkout.
+    fn target_dir(&self, name: &str) -> PathBuf {
+        let dir = if self.case.targets_beside {
+            self.root.parent().unwrap()
+        } else {
+            &self.root
+        };
+        dir.join(name)
     }
 
     fn project(&self) -> Project {
@@ -269,7 +359,7 @@ impl Checkout<'_> {
     fn run(&self, target: &str, cargo: &Output) -> Behaviour {
         let case = self.case;
         let text = |b: &[u8]| String::from_utf8_lossy(b).replace("target-plain", "target");
-        let out_dir = self.root.join(target).join(case.out);
+        let out_dir = self.target_dir(target).join(case.out);
         let (status, stdout, stderr) = if case.bin.is_empty() {
             (None, String::new(), String::new())
         } else {
@@ -290,10 +380,7 @@ impl Checkout<'_> {
         };
         let mut modes = Vec::new();
         if case.modes {
-            let mut files: Vec<PathBuf> = files_under(&out_dir.join("deps"))
-                .into_iter()
-                .map(|f| Path::new("deps").join(f))
-                .collect();
+            let mut files = deps_files(&out_dir);
             files.push(PathBuf::from(case.bin));
             for f in files {
                 let meta = std::fs::metadata(out_dir.join(&f)).unwrap();
@@ -302,10 +389,7 @@ impl Checkout<'_> {
         }
         let mut dep_info = Vec::new();
         if case.dep_info {
-            let mut files: Vec<PathBuf> = files_under(&out_dir.join("deps"))
-                .into_iter()
-                .map(|f| Path::new("deps").join(f))
-                .collect();
+            let mut files = deps_files(&out_dir);
             files.push(PathBuf::from(format!("{}.d", case.bin)));
             for f in files
                 .into_iter()
@@ -389,7 +473,7 @@ pub fn check(case: &Case) -> Vec<Record> {
     let mut failures = Vec::new();
     first.compare("first build", &mut failures);
     for step in case.steps {
-        (step.edit)(&first.root);
+        step.apply(&first.root);
         first.compare(&format!("after {}", step.name), &mut failures);
     }
 
@@ -421,12 +505,23 @@ pub fn check(case: &Case) -> Vec<Record> {
     records
 }
 
+/// [`compare_with_fresh`] for a case that runs its builds itself, in the checkout at `root`
+/// with the cache `cache`: the fresh compile runs `case.cargo` with `case.env`.
+pub fn compare_restored_with_fresh(case: &Case, root: &Path, cache: &Path, records: &[Record]) {
+    let checkout = Checkout {
+        case,
+        root: root.to_path_buf(),
+        cache: cache.to_path_buf(),
+    };
+    compare_with_fresh(&checkout, records);
+}
+
 /// Compares every artifact the second checkout restored (its crates' rlibs, metadata,
 /// programs and build scripts) with what cachet compiles fresh there (`CACHET_RECACHE=1`)
 /// into another target directory.
 fn compare_with_fresh(second: &Checkout<'_>, records: &[Record]) {
     let case = second.case;
-    let fresh = second.root.join("target-fresh");
+    let fresh = second.target_dir("target-fresh");
     second.cachet_build(&[
         ("CACHET_RECACHE", "1"),
         ("CARGO_TARGET_DIR", fresh.to_str().unwrap()),
@@ -436,7 +531,7 @@ fn compare_with_fresh(second: &Checkout<'_>, records: &[Record]) {
         .filter(|r| r.outcome == cachet_wrapper::journal::Outcome::HitLocal)
         .filter_map(|r| r.krate.as_deref())
         .collect();
-    let target = second.root.join("target");
+    let target = second.target_dir("target");
     let mut compared = 0;
     for file in files_under(&target) {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
@@ -456,9 +551,21 @@ fn compare_with_fresh(second: &Checkout<'_>, records: &[Record]) {
     }
     assert!(
         compared > 0,
-        "case {:?}: nothing restored in the second checkout to compare ({restored:?})",
+        "case {:?}: nothing restored in the second checkout to compare: {records:#?}",
         case.name
     );
+}
+
+/// Asserts that each of `krates` was restored (one local hit, nothing compiled) in the build
+/// whose journal `records` are.
+pub fn assert_restored(records: &[Record], krates: &[&str]) {
+    for krate in krates {
+        assert_eq!(
+            crate::util::outcomes_for(records, krate),
+            vec![cachet_wrapper::journal::Outcome::HitLocal],
+            "{krate}: {records:#?}"
+        );
+    }
 }
 
 /// Replaces `from` by `to` in a file of the checkout.

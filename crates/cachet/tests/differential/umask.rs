@@ -5,7 +5,7 @@
 //! applies (`restore.rs`, `creation_mode`). The first checkout stores under `022`, the second
 //! restores under `077`.
 
-use super::{check, write_files, Case, Step, BUILD};
+use super::{assert_restored, check, write_files, Case, Step, BUILD};
 
 const CASE: Case = Case {
     name: "umask on restore",
@@ -28,10 +28,7 @@ const CASE: Case = Case {
             "fn main() { println!(\"{}\", lib::value()); }\n",
         ),
     ],
-    steps: &[Step {
-        name: "umask 077 from now on (the second checkout restores under it)",
-        edit: |r| write_files(r, &[("case.env", "UMASK=077\n")]),
-    }],
+    steps: &[Step::run("umask 077 from now on (the second checkout restores under it)", |r| write_files(r, &[("case.env", "UMASK=077\n")]))],
     modes: true,
     reproducible: true,
     ..BUILD
@@ -39,10 +36,5 @@ const CASE: Case = Case {
 
 #[test]
 fn restored_files_get_this_builds_umask() {
-    let records = check(&CASE);
-    assert!(
-        crate::util::outcomes_for(&records, "lib")
-            .contains(&cachet_wrapper::journal::Outcome::HitLocal),
-        "{records:#?}"
-    );
+    assert_restored(&check(&CASE), &["lib"]);
 }
