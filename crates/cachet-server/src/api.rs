@@ -211,6 +211,21 @@ async fn dispatch(
             tracing::info!("statistics zeroed");
             Ok(status_only(StatusCode::NO_CONTENT))
         }
+        Route::AdminPrune(age) if method == Method::POST => {
+            authorize(&state.tokens(), &req, Scope::Admin, None)?;
+            let older_than = humantime::parse_duration(&age)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or(ApiError::BadRequest(
+                    "invalid age: expected a duration such as 30d or 12h",
+                ))?;
+            let pruned = state.store.prune(older_than).await?;
+            tracing::info!(objects = pruned, older_than = %age, "pruned objects on request");
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({ "older_than": age, "pruned_objects": pruned }),
+            ))
+        }
         Route::Root if method.as_str() == "PROPFIND" => Ok(multistatus(webdav::collection("/"))),
         Route::Reports(ns) => crate::dashboard::reports(state, &ns, req).await,
         Route::DashboardApi(endpoint) => crate::dashboard::api(state, &endpoint, &req),

@@ -31,6 +31,9 @@ pub enum Route {
     AdminNamespace(String),
     /// `/_admin/stats`: zero the statistics (DELETE).
     AdminStats,
+    /// `/_admin/prune/<age>`: prune objects older than `<age>`, e.g. `30d` (POST); what
+    /// `cachet server prune` points to while this server runs.
+    AdminPrune(String),
     /// `/<ns>/` or `/<ns>/<prefix>/`: a WebDAV collection (virtual: every one exists).
     Collection {
         /// The namespace.
@@ -87,6 +90,7 @@ impl Route {
             Route::Whoami => "/_whoami",
             Route::AdminNamespace(_) => "/_admin/namespaces/{namespace}",
             Route::AdminStats => "/_admin/stats",
+            Route::AdminPrune(_) => "/_admin/prune/{age}",
             Route::Collection { .. } => "/{namespace}/",
             Route::Object { .. } => "/{namespace}/{key}",
             Route::Root => "/",
@@ -142,6 +146,7 @@ pub fn parse(raw: &str) -> Result<Route, RouteError> {
                 Ok(Route::AdminNamespace(ns.to_string()))
             }
             Some(("namespaces", _)) => Err(RouteError::Namespace),
+            Some(("prune", age)) => Ok(Route::AdminPrune(age.to_string())),
             None if key == "stats" => Ok(Route::AdminStats),
             _ => Err(RouteError::UnknownAdmin),
         };
@@ -219,6 +224,10 @@ mod tests {
             Ok(Route::AdminNamespace("ccache".into()))
         );
         assert_eq!(parse("/_admin/stats"), Ok(Route::AdminStats));
+        assert_eq!(
+            parse("/_admin/prune/30d"),
+            Ok(Route::AdminPrune("30d".into()))
+        );
         assert_eq!(parse("/_reports/ns"), Ok(Route::Reports("ns".into())));
         assert_eq!(
             parse("/_api/v1/summary"),

@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! VERSION                      "cachet-disk-store 1"
+//! LOCK                         locked shared by running servers, exclusively by `server prune`
 //! objects-v1/<ns>/<hh>/<hash>  one object; <hash> = blake3(key) in hex, <hh> its first 2 chars
 //! tmp/                         uploads in progress, renamed into objects-v1 on commit
 //! trash/                       purged namespaces, stale uploads, evicted objects being deleted
@@ -31,15 +32,18 @@
 //!   lock before indexing it (`Inner::index_if_present`), since it may have been evicted in
 //!   between. What a killed server leaves behind and what the scan makes of it: `scan`.
 //! - A full disk is an operating condition: a write that finds no space evicts what it needs
-//!   once and retries; if that does not help, other files fill the disk, the store is marked
-//!   full (uploads get [`StoreError::Full`], a 507, without evicting more) until a write
-//!   succeeds or the disk has room again.
+//!   and retries, as long as the store itself uses the space it frees; once others take it
+//!   (`room`: half of what the store held when the disk filled), or evicting frees nothing, the
+//!   store is marked full (uploads get [`StoreError::Full`], a 507, without evicting more)
+//!   until a write succeeds or the disk has room again, so a foreign writer that keeps filling
+//!   the disk does not empty the cache.
 //! - Data is not fsynced: a killed process loses nothing (the page cache survives it); a power
 //!   loss may lose recent objects, which a cache can afford.
 
 mod index;
 mod inner;
 mod read;
+mod room;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -55,7 +59,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use bytes::Bytes;
 
 use self::index::{now_millis, Index, Slot};
-use self::inner::{available_space, delete_files, io_err, store_err, Inner};
+use self::inner::{available_space, delete_files, io_err, lock_store, store_err, Inner};
 pub use self::upload::WRITE_BUFFER;
 use self::upload::{DiskUpload, TmpFile};
 use super::{
@@ -82,13 +86,13 @@ impl DiskStore {
         Self::open_with(root, max_size, true)
     }
 
-    /// [`DiskStore::open`], optionally leaving `tmp/` alone: `cachet server prune` opens a
-    /// store that a running server may be writing into, whose uploads in progress are not
-    /// stale.
+    /// [`DiskStore::open`], or with `server` false for `cachet server prune`: then `tmp/` is
+    /// left alone, and the store is locked exclusively, refused with [`StoreError::InUse`]
+    /// while a server runs on it (see `inner::lock_store`).
     pub fn open_with(
         root: Option<&Path>,
         max_size: u64,
-        clean_uploads: bool,
+        server: bool,
     ) -> Result<DiskStore, StoreError> {
         let (root, ephemeral) = match root {
             Some(r) => (r.to_path_buf(), None),
@@ -105,13 +109,14 @@ impl DiskStore {
         };
         fs::create_dir_all(&root).map_err(io_err("create", &root))?;
         scan::check_version(&root)?;
+        let lock = lock_store(&root, server)?;
         let objects = root.join("objects-v1");
         let tmp = root.join("tmp");
         let trash = root.join("trash");
         fs::create_dir_all(&objects).map_err(io_err("create", &objects))?;
         fs::create_dir_all(&trash).map_err(io_err("create", &trash))?;
         // Uploads interrupted by a crash: never objects, set aside for deletion.
-        if clean_uploads && tmp.exists() {
+        if server && tmp.exists() {
             let dest = trash.join(format!("tmp-{}-{}", std::process::id(), now_millis()));
             fs::rename(&tmp, &dest).map_err(io_err("move stale uploads from", &tmp))?;
         }
@@ -131,6 +136,8 @@ impl DiskStore {
             stop: Arc::new(AtomicBool::new(false)),
             tmp_counter: AtomicU64::new(0),
             disk_full: AtomicBool::new(false),
+            committed_bytes: AtomicU64::new(0),
+            _lock: lock,
             _ephemeral: ephemeral,
         });
         let weak = Arc::downgrade(&inner);
@@ -259,8 +266,14 @@ impl Store for DiskStore {
         let inner = self.inner.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
+                let available = available_space(&inner.tmp).unwrap_or(0);
+                let written = inner.committed_bytes.load(Ordering::Relaxed);
+                inner
+                    .lock_index()
+                    .room
+                    .seen_free(available, written, READY_FREE_SPACE);
                 if inner.disk_full.load(Ordering::Relaxed) {
-                    if available_space(&inner.tmp).unwrap_or(0) < READY_FREE_SPACE {
+                    if available < READY_FREE_SPACE {
                         return Err(StoreError::Full {
                             path: inner.root.clone(),
                             reason: "the disk holding the store is full",

@@ -127,6 +127,17 @@ pub enum StoreError {
         /// Why, safe to show a client.
         reason: &'static str,
     },
+    /// `cachet server prune` found a running server using the store: deleting its files
+    /// behind its back would leave its index counting objects that are gone.
+    #[error(
+        "a running cachet server uses the store in {path}: prune through it \
+         (`curl -X POST -H 'Authorization: Bearer ADMIN_TOKEN' SERVER/_admin/prune/30d`), \
+         let its --max-age prune it, or stop it first"
+    )]
+    InUse {
+        /// The store's root.
+        path: PathBuf,
+    },
     /// The object is larger than the backend can hold in one value.
     #[error("object of {size} bytes is larger than {backend}'s limit of {limit} bytes")]
     TooLarge {

@@ -1,6 +1,6 @@
 //! A full disk is an operating condition: uploads that cannot be stored get 507 with a body
-//! that says so, least recently used objects are evicted to make room first (once per upload,
-//! so a disk filled by other files does not empty the cache), reads keep working, `/readyz`
+//! that says so, least recently used objects are evicted to make room first (bounded, so a
+//! disk that another program keeps filling does not empty the cache), reads keep working, `/readyz`
 //! reports the condition and leaves no file behind, and everything recovers when space
 //! returns. Uploads in progress reserve their bytes, so `--max-size` holds with concurrent
 //! writers.
@@ -8,7 +8,9 @@
 //! What broke (issue 15): uploads got `500 internal error` on a full disk and nothing was
 //! evicted; `/readyz` left an empty file in `tmp/` on every failed probe; with `--max-size 15M`
 //! and 8 writers of 3.5 MiB on a 20 MiB disk, 80 of 120 uploads failed with 500 because uploads
-//! in progress were not counted against the limit.
+//! in progress were not counted against the limit. Then each upload that met a full disk
+//! evicted once before its 507, so with a foreign writer taking the freed space the cache
+//! emptied itself chasing space.
 
 use std::io::Write;
 use std::time::Duration;
@@ -173,4 +175,98 @@ fn concurrent_writers_never_push_the_store_past_max_size() {
     );
     let s = stats(&server);
     assert!(s["stored_bytes"].as_u64() <= Some(limit), "{s}");
+}
+
+/// Writes to `file` until the disk is full, down to the last few bytes.
+fn fill(file: &mut std::fs::File) {
+    let block = vec![0u8; 64 << 10];
+    while file.write_all(&block).is_ok() {}
+    while file.write_all(&block[..512]).is_ok() {}
+}
+
+#[test]
+fn a_disk_another_program_keeps_filling_does_not_drain_the_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("store");
+    let _mount = Mount::tmpfs(&root, "size=32m");
+    let mut config = in_dir(&root);
+    config.max_size = 1 << 30; // the disk, not the limit, is what runs out
+    let server = start(config);
+    let object = |i: u64| bytes(i, 512 << 10);
+    let url = |i: u64| server.url(&format!("/ns/k{i}"));
+    for i in 0..48 {
+        assert_eq!(put(&url(i), &object(i)).status, 201);
+    }
+    let held = stats(&server)["stored_bytes"]
+        .as_u64()
+        .expect("stored_bytes");
+
+    // Another program fills the disk, and keeps taking whatever space appears.
+    let filler_path = root.join("filler");
+    let mut filler = std::fs::File::create(&filler_path).expect("filler");
+    fill(&mut filler);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let statuses: Vec<(u16, String)> = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                fill(&mut filler);
+                std::thread::yield_now();
+            }
+        });
+        let statuses = (100..160)
+            .map(|i| {
+                let r = put(&url(i), &object(i));
+                (r.status, String::from_utf8_lossy(&r.body).into_owned())
+            })
+            .collect();
+        // Reads keep working while the disk stays full.
+        let ready = get(&server.url("/readyz"));
+        assert_eq!(
+            ready.status,
+            503,
+            "{}",
+            String::from_utf8_lossy(&ready.body)
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        statuses
+    });
+    for (status, body) in &statuses {
+        assert!(
+            *status == 201 || (*status == 507 && body.contains("insufficient storage")),
+            "{status} {body}"
+        );
+    }
+    assert!(
+        statuses[40..].iter().all(|(s, _)| *s == 507),
+        "uploads get 507 once the bound is reached: {:?}",
+        statuses.iter().map(|(s, _)| s).collect::<Vec<_>>()
+    );
+    let kept: Vec<u64> = (0..48)
+        .chain(100..160)
+        .filter(|&i| {
+            let r = get(&url(i));
+            assert!(
+                r.status == 404 || r.body == object(i),
+                "k{i} read back wrong"
+            );
+            r.status == 200
+        })
+        .collect();
+    let kept_bytes = kept.len() as u64 * (512 << 10);
+    // Half of what it held, less one eviction's worth (the pending write and 1 MiB of slack).
+    assert!(
+        kept_bytes + (2 << 20) >= held / 2,
+        "the cache held {held} bytes, keeps {kept_bytes} ({} objects) under a foreign writer",
+        kept.len()
+    );
+    assert_eq!(tree_size(&root.join("tmp")).0, 0, "no stray upload files");
+
+    // The other program stops and its file goes: ready again, uploads are stored.
+    drop(filler);
+    std::fs::remove_file(&filler_path).expect("remove filler");
+    assert_eq!(get(&server.url("/readyz")).status, 200);
+    for i in 200..204 {
+        assert_eq!(put(&url(i), &object(i)).status, 201);
+        assert!(get(&url(i)).body == object(i));
+    }
 }

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::room::DiskRoom;
+
 /// An object's place in the index: its namespace (interned) and the digest of its key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct Slot {
@@ -41,6 +43,8 @@ pub(super) struct Index {
     pub(super) evicted_bytes: u64,
     /// Sum of the ages since last use of objects evicted for size, in ms (for the dashboard).
     pub(super) evicted_age_ms: u64,
+    /// How much more may be evicted to free disk space (see `room`).
+    pub(super) room: DiskRoom,
 }
 
 /// What [`Index::reserve`] decided.

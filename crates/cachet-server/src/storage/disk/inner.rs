@@ -14,8 +14,8 @@ use crate::storage::{ObjectId, StoreError};
 
 /// Content of the `VERSION` file.
 pub(super) const VERSION: &str = "cachet-disk-store 1";
-/// When the disk is full, an upload evicts what its pending write needs plus this much (once;
-/// if that does not help, other files fill the disk and evicting more would only empty the
+/// When the disk is full, an upload evicts what its pending write needs plus this much (within
+/// the bound of `room`: when other files fill the disk, evicting more would only empty the
 /// cache).
 pub(super) const NO_SPACE_SLACK: u64 = 1 << 20;
 
@@ -48,6 +48,13 @@ pub(super) struct Inner {
     /// uploads then fail fast without evicting, and `/readyz` says so, until a write succeeds
     /// or the disk has room again.
     pub(super) disk_full: AtomicBool,
+    /// Bytes of the objects committed since the store opened: what the store made of the
+    /// space it freed (see `room`; an upload that fails spends nothing, so one larger than the
+    /// disk does not empty the cache chasing space).
+    pub(super) committed_bytes: AtomicU64,
+    /// The open `LOCK` file: a running server holds a shared lock on it, `cachet server prune`
+    /// an exclusive one (see [`lock_store`]); released when the store is dropped.
+    pub(super) _lock: fs::File,
     /// Owns the directory of an `ephemeral` store: dropping it removes everything.
     pub(super) _ephemeral: Option<tempfile::TempDir>,
 }
@@ -100,6 +107,34 @@ pub(super) fn store_err<'a>(
         } else {
             io_err(op, path)(source)
         }
+    }
+}
+
+/// Locks the store in `root` through its `LOCK` file: shared for a server (several servers on
+/// one directory stay possible, as before), exclusive and without waiting for `cachet server
+/// prune`, which is refused with [`StoreError::InUse`] while a server runs: it would delete
+/// files that the server's index still counts. The lock is the kernel's (`flock`), so a
+/// killed server never leaves it behind.
+pub(super) fn lock_store(root: &Path, server: bool) -> Result<fs::File, StoreError> {
+    use rustix::fs::{flock, FlockOperation};
+    let path = root.join("LOCK");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err("open", &path))?;
+    let op = if server {
+        FlockOperation::LockShared
+    } else {
+        FlockOperation::NonBlockingLockExclusive
+    };
+    match flock(&file, op) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::InUse {
+            path: root.to_path_buf(),
+        }),
+        Err(err) => Err(io_err("lock", &path)(err.into())),
     }
 }
 

@@ -3,6 +3,7 @@
 use futures_util::{FutureExt, StreamExt};
 
 use super::index::Reservation;
+use super::room::{DiskRoom, SHARE_DIVISOR};
 use super::*;
 
 fn id(ns: &str, key: &str) -> ObjectId {
@@ -65,6 +66,59 @@ fn evicting_for_disk_space_stops_once_enough_is_freed() {
     assert_eq!(idx.take_older_than(4, 10), vec![slot(2), slot(3)]);
     assert_eq!(idx.take_older_than(100, 0), Vec::<Slot>::new());
     assert_eq!(idx.evict_over(0), vec![slot(4)]);
+}
+
+#[test]
+fn evicting_for_disk_space_goes_on_while_the_store_uses_what_it_frees() {
+    // The store alone fills the disk: each upload frees 2 MiB and writes them back.
+    let mut room = DiskRoom::default();
+    let mut written = 0;
+    for _ in 0..1000 {
+        assert!(room.may_evict(10 << 20, written));
+        room.evicted(2 << 20);
+        written += 2 << 20;
+    }
+    assert_eq!(room.unspent(written), 0);
+}
+
+#[test]
+fn evicting_for_disk_space_stops_when_others_take_what_it_frees() {
+    // 100 MiB stored when the disk filled; another program takes every byte freed.
+    let stored = 100 << 20;
+    let mut room = DiskRoom::default();
+    let mut freed = 0;
+    let mut written = 0;
+    while room.may_evict(stored - freed, written) {
+        room.evicted(3 << 20);
+        freed += 3 << 20;
+        written += 1 << 20; // an upload's first megabyte, then 507
+        assert!(freed < stored, "emptied the cache chasing space");
+    }
+    // At most half of the store (plus one eviction) went, and it stays that way.
+    assert!(freed - written >= stored / SHARE_DIVISOR, "{freed}");
+    assert!(
+        freed - written < stored / SHARE_DIVISOR + (3 << 20),
+        "{freed}"
+    );
+    for _ in 0..100 {
+        assert!(!room.may_evict(stored - freed, written));
+    }
+    // A full disk seen again is no reason to resume; room for what was freed is.
+    room.seen_free(0, written, 2 << 20);
+    assert!(!room.may_evict(stored - freed, written));
+    room.seen_free(freed - written - 1, written, 2 << 20);
+    assert!(!room.may_evict(stored - freed, written));
+    room.seen_free(freed - written, written, 2 << 20);
+    assert!(room.may_evict(stored - freed, written));
+    // So is the store writing back what it freed (the other program stopped and left).
+    let mut room2 = DiskRoom::default();
+    assert!(room2.may_evict(10 << 20, 0));
+    room2.evicted(5 << 20);
+    assert!(!room2.may_evict(5 << 20, 0));
+    assert!(
+        room2.may_evict(5 << 20, 5 << 20),
+        "written back: a new episode"
+    );
 }
 
 #[tokio::test]

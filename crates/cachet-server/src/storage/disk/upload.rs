@@ -36,8 +36,6 @@ pub(super) struct TmpFile {
     written: u64,
     /// Bytes reserved in the index: what was written, and what a failed write meant to write.
     reserved: u64,
-    /// Set once this upload has evicted objects to free disk space: it does not again.
-    made_room: bool,
     /// Set once the file became an object: drop leaves the file and the index alone.
     committed: bool,
 }
@@ -66,7 +64,6 @@ impl TmpFile {
             file: None,
             written: 0,
             reserved: 0,
-            made_room: false,
             committed: false,
         }
     }
@@ -87,8 +84,7 @@ impl TmpFile {
                 self.file.insert(f)
             }
         };
-        self.inner
-            .write_making_room(file, &self.path, buf, &mut self.made_room)?;
+        self.inner.write_making_room(file, &self.path, buf)?;
         self.written += buf.len() as u64;
         Ok(())
     }
@@ -109,6 +105,9 @@ impl TmpFile {
             fs::rename(&self.path, &dest).map_err(io_err("rename into", &dest))?;
         }
         self.committed = true;
+        inner
+            .committed_bytes
+            .fetch_add(self.written, Ordering::Relaxed);
         idx.release(std::mem::take(&mut self.reserved));
         let slot = inner.slot(&mut idx, id);
         idx.upsert(slot, self.written, now_millis());
@@ -122,10 +121,18 @@ impl TmpFile {
 
 impl Inner {
     /// Evicts least recently used objects adding up to `bytes` and deletes their files now
-    /// (the disk is full); returns how many objects went.
+    /// (the disk is full), unless `room` says others take what the store frees; returns how
+    /// many objects went.
     fn free_disk_space(&self, bytes: u64) -> usize {
+        let written = self.committed_bytes.load(Ordering::Relaxed);
         let mut idx = self.lock_index();
+        let stored = idx.total;
+        if !idx.room.may_evict(stored, written) {
+            return 0;
+        }
         let victims = idx.evict_bytes(bytes);
+        let freed = stored - idx.total;
+        idx.room.evicted(freed);
         self.evictions
             .fetch_add(victims.len() as u64, Ordering::Relaxed);
         let retired = self.retire(&victims);
@@ -135,13 +142,12 @@ impl Inner {
     }
 
     /// Writes `buf` whole to `file`; when the disk is full, evicts what the rest needs and
-    /// tries again, once per upload (`made_room`).
+    /// tries again, within the bound of `room`.
     fn write_making_room(
         &self,
         file: &mut fs::File,
         tmp: &Path,
         mut buf: &[u8],
-        made_room: &mut bool,
     ) -> Result<(), StoreError> {
         while !buf.is_empty() {
             match file.write(buf) {
@@ -151,11 +157,9 @@ impl Inner {
                 Ok(n) => buf = &buf[n..],
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(err) if is_no_space(&err) => {
-                    if *made_room || self.disk_full.load(Ordering::Relaxed) {
-                        return Err(self.disk_full_error());
-                    }
-                    *made_room = true;
-                    if self.free_disk_space(buf.len() as u64 + NO_SPACE_SLACK) == 0 {
+                    if self.disk_full.load(Ordering::Relaxed)
+                        || self.free_disk_space(buf.len() as u64 + NO_SPACE_SLACK) == 0
+                    {
                         return Err(self.disk_full_error());
                     }
                 }
