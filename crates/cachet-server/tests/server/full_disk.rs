@@ -87,9 +87,7 @@ fn a_full_disk_gets_507_evicts_to_make_room_and_recovers() {
     }
     let filler_path = root.join("filler");
     let mut filler = std::fs::File::create(&filler_path).expect("filler");
-    let block = vec![0u8; 64 << 10];
-    while filler.write_all(&block).is_ok() {}
-    while filler.write_all(&block[..512]).is_ok() {}
+    fill(&mut filler);
     let r = put(&server.url("/ns/small"), &bytes(7, 100 << 10));
     assert_eq!(r.status, 507, "{}", String::from_utf8_lossy(&r.body));
     for _ in 0..3 {
