@@ -12,54 +12,32 @@
 //! with a logging `clippy-driver` shim beside it, and cargo's `RUSTC` is a logging shim too.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
+use std::process::{Command, Output};
 
-use crate::util::{cachet_bin, real_rustc, run_ok, workload_service, write_script, Project};
+use crate::logging_driver::LoggingCompilers;
+use crate::util::{cachet_bin, run_ok, workload_service, Project};
 
-/// Logging shims for rustc and clippy-driver, and the log they write (one line per compile;
-/// cargo's target-info query, `--crate-name ___`, is not a compile).
+/// The logging compilers, and the profile cargo runs them in.
 struct Compilers {
-    _dir: tempfile::TempDir,
-    bin: PathBuf,
-    rustc: PathBuf,
-    log: PathBuf,
-    /// The toolchain's `lib/`: the copied cargo-clippy finds librustc_driver there.
-    lib: PathBuf,
+    logging: LoggingCompilers,
+    /// The default dev profile (incremental on), not `CARGO_INCREMENTAL=0`.
+    incremental: bool,
 }
 
 impl Compilers {
     fn new() -> Compilers {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        fs::create_dir_all(&bin).unwrap();
-        let log = dir.path().join("compiles.log");
-        let sysroot = real_rustc()
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        // cargo-clippy runs the clippy-driver beside it (its own executable's directory).
-        fs::copy(sysroot.join("bin/cargo-clippy"), bin.join("cargo-clippy")).unwrap();
-        let shim = |name: &str, real: &Path| {
-            write_script(
-                &bin.join(name),
-                &format!(
-                    "#!/bin/sh\ncase \" $* \" in *\" ___ \"*) ;; *\" --crate-name \"*) echo \"{name} $*\" >> '{}';; esac\nexec '{}' \"$@\"\n",
-                    log.display(),
-                    real.display()
-                ),
-            )
-        };
-        shim("clippy-driver", &sysroot.join("bin/clippy-driver"));
-        let rustc = shim("rustc", &real_rustc());
         Compilers {
-            _dir: dir,
-            bin,
-            rustc,
-            log,
-            lib: sysroot.join("lib"),
+            logging: LoggingCompilers::new(),
+            incremental: false,
+        }
+    }
+
+    /// cargo's default dev profile: workspace members are compiled with `-C incremental`.
+    fn in_the_default_dev_profile() -> Compilers {
+        Compilers {
+            incremental: true,
+            ..Compilers::new()
         }
     }
 
@@ -70,8 +48,9 @@ impl Compilers {
     }
 
     fn compiles(&self) -> Vec<String> {
-        let log = fs::read_to_string(&self.log).unwrap_or_default();
-        log.lines()
+        self.logging
+            .calls()
+            .into_iter()
             .filter(|l| {
                 l.split_once("--out-dir ")
                     .and_then(|(_, rest)| rest.split(' ').next())
@@ -82,24 +61,36 @@ impl Compilers {
                             || dir.parent().is_some_and(|p| p.ends_with("debug/build"))
                     })
             })
-            .map(str::to_string)
             .collect()
     }
 
     /// Runs `cargo clippy ARGS` (as cargo would: `cargo-clippy clippy ARGS`) through cachet.
     fn clippy(&self, p: &Project, args: &[&str]) -> Output {
-        let mut cmd = p.command_for(self.bin.join("cargo-clippy"), &["clippy"]);
-        cmd.args(args)
-            .env("RUSTC_WRAPPER", cachet_bin())
-            .env("CACHET_DIR", &p.cache)
-            .env("RUSTC", &self.rustc)
-            .env("LD_LIBRARY_PATH", &self.lib);
-        run_ok(cmd)
+        self.through_cachet(p, self.logging.clippy(p, args))
     }
 
     /// Runs `cargo ARGS` through cachet with the logging rustc.
     fn cargo(&self, p: &Project, args: &[&str]) -> Output {
-        p.cachet_cargo(args, &[("RUSTC", self.rustc.to_str().unwrap())])
+        let mut cmd = p.cargo_command(args);
+        cmd.envs(self.logging.env());
+        self.through_cachet(p, cmd)
+    }
+
+    fn through_cachet(&self, p: &Project, mut cmd: Command) -> Output {
+        cmd.env("RUSTC_WRAPPER", cachet_bin())
+            .env("CACHET_DIR", &p.cache);
+        if self.incremental {
+            cmd.env_remove("CARGO_INCREMENTAL");
+        }
+        run_ok(cmd)
+    }
+
+    /// Whether `krate` was compiled incrementally.
+    fn compiled_incrementally(&self, krate: &str) -> bool {
+        let name = format!(" --crate-name {krate} ");
+        self.compiles()
+            .iter()
+            .any(|c| c.contains(&name) && c.contains("incremental="))
     }
 }
 
@@ -206,28 +197,39 @@ fn clippy_and_check_of_a_bin_with_a_build_script_replay_without_compiling() {
     assert_eq!(p.run_program("target", "debug", "tool"), "4\n");
 }
 
+/// The workload in the default dev profile (as `cargo` runs without `CARGO_INCREMENTAL`): its
+/// member is compiled with `-C incremental`, and is cached all the same.
 #[test]
 fn clippy_and_check_of_the_workload_replay_without_compiling() {
-    let c = Compilers::new();
+    let c = Compilers::in_the_default_dev_profile();
     let p = Project::copy_of(&workload_service());
     p.cachet_cargo(&["fetch", "--locked"], &[]);
     let locked = ["--locked", "--offline"];
-    c.cargo(&p, &["check", "--locked", "--offline"]);
+    let checked = c.cargo(&p, &["check", "--locked", "--offline"]);
+    assert!(c.compiled_incrementally("wl_service"));
     p.cachet_cargo(&["clean"], &[]);
     let before = c.runs();
-    c.cargo(&p, &["check", "--locked", "--offline"]);
+    let rechecked = c.cargo(&p, &["check", "--locked", "--offline"]);
     assert_eq!(
         c.runs(),
         before,
         "a compiler ran for `cargo check` after clean: {:#?}",
         &c.compiles()[before..]
     );
+    assert_eq!(diagnostics(&rechecked), diagnostics(&checked));
 
     // Dependencies are the check build's entries; the workspace crates are clippy's own.
     let lints = ["--", "-W", "clippy::restriction"];
+    let before = c.runs();
     let first = c.clippy(&p, &[&locked[..], &lints[..]].concat());
     let shown = diagnostics(&first);
     assert!(shown.contains("clippy::"), "{shown}");
+    assert!(
+        c.compiles()[before..]
+            .iter()
+            .any(|l| l.starts_with("clippy-driver ") && l.contains("incremental=")),
+        "clippy-driver compiles the member incrementally"
+    );
     p.cachet_cargo(&["clean"], &[]);
     let compiled = c.runs();
     let again = c.clippy(&p, &[&locked[..], &lints[..]].concat());

@@ -1,9 +1,8 @@
 //! The default dev profile: cargo compiles workspace members with `-C incremental`, and cachet
 //! caches them like any other crate. Every build here runs without `CARGO_INCREMENTAL`, as on
 //! almost every developer machine, and counts the compiles that really ran with a logging
-//! rustc (`RUSTC=shim`), not with cachet's own counters.
+//! rustc (`logging_driver.rs`), not with cachet's own counters.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,9 +10,11 @@ use std::process::{Command, Output};
 use cachet_wrapper::journal::{Outcome, Record};
 
 use crate::clippy::diagnostics;
+use crate::logging_driver::LoggingCompilers;
+use crate::mutation::{assert_like_plain, profile_of, replace, replace_keeping_size_and_mtime};
 use crate::util::{
-    cachet_bin, copy_tree, fixture, outcomes_for, real_rustc, run_ok, workload_service,
-    write_script, Project, ServerProcess,
+    cachet_bin, copy_tree, fixture, outcomes_for, run_ok, workload_service, write_script, Project,
+    ServerProcess,
 };
 
 /// The crates of the `members` fixture: every one is a workspace member, so every one is
@@ -27,52 +28,22 @@ const MEMBERS: [&str; 6] = [
     "tally_macros",
 ];
 
-/// A rustc that logs each call's arguments (one line per call) to `$SHIM_LOG` and runs the
-/// real one. Its content does not depend on the test, so every checkout sees the same
-/// compiler. It is named `rustc`: clippy-driver takes its first argument for the rustc cargo
-/// would have run only when it is named so.
-fn logging_rustc(dir: &Path) -> PathBuf {
-    write_script(
-        &dir.join("rustc"),
-        &format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$SHIM_LOG\"\nexec {} \"$@\"\n",
-            real_rustc().display()
-        ),
-    )
-}
-
 /// A project built in the default dev profile (incremental on) through the logging rustc.
-struct DevProject {
+struct DevProject<'a> {
     p: Project,
-    shim: PathBuf,
-    log: PathBuf,
+    compilers: &'a LoggingCompilers,
 }
 
-impl DevProject {
-    fn new(p: Project, shim: &Path) -> DevProject {
-        let log = p.tmp.path().join("rustc-calls.log");
-        DevProject {
-            p,
-            shim: shim.to_path_buf(),
-            log,
-        }
+impl DevProject<'_> {
+    fn new(p: Project, compilers: &LoggingCompilers) -> DevProject<'_> {
+        DevProject { p, compilers }
     }
 
+    /// cargo in the default dev profile with the logging rustc.
     fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        self.command_for("cargo", args, env)
-    }
-
-    /// `program` (cargo, or `cargo-clippy`) in the default dev profile with the logging rustc.
-    fn command_for(
-        &self,
-        program: impl AsRef<OsStr>,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Command {
-        let mut cmd = self.p.command_for(program, args);
+        let mut cmd = self.p.cargo_command(args);
         cmd.env_remove("CARGO_INCREMENTAL")
-            .env("RUSTC", &self.shim)
-            .env("SHIM_LOG", &self.log)
+            .envs(self.compilers.env())
             .envs(env.iter().copied());
         cmd
     }
@@ -80,16 +51,19 @@ impl DevProject {
     /// Runs cargo through cachet; returns the crates rustc really compiled and the journal
     /// records of this build.
     fn cachet(&self, args: &[&str], env: &[(&str, &str)]) -> (Vec<String>, Vec<Record>) {
+        let before = self.p.journal().len();
+        let (compiled, _) = self.cachet_output(args, env);
+        (compiled, self.p.journal().split_off(before))
+    }
+
+    /// Runs cargo through cachet; returns the crates rustc really compiled and cargo's output.
+    fn cachet_output(&self, args: &[&str], env: &[(&str, &str)]) -> (Vec<String>, Output) {
         let mut cmd = self.command(args, env);
         cmd.env("RUSTC_WRAPPER", cachet_bin())
             .env("CACHET_DIR", &self.p.cache);
-        let (calls, before) = (self.compiled().len(), self.p.journal().len());
-        run_ok(cmd);
-        let mut compiled = self.compiled();
-        (
-            compiled.split_off(calls),
-            self.p.journal().split_off(before),
-        )
+        let calls = self.compiled().len();
+        let out = run_ok(cmd);
+        (self.compiled().split_off(calls), out)
     }
 
     /// Runs cargo without cachet into `target-plain`.
@@ -99,12 +73,12 @@ impl DevProject {
         run_ok(cmd)
     }
 
-    /// Runs `cargo clippy` (as cargo would: `cargo-clippy clippy`) with the logging
-    /// clippy-driver, through cachet, or without it into `target-plain`; returns the crates
-    /// really compiled and cargo's output.
-    fn clippy(&self, clippy: &Clippy, through_cachet: bool) -> (Vec<String>, Output) {
-        let mut cmd = self.command_for(clippy.bin.join("cargo-clippy"), &["clippy"], &[]);
-        cmd.env("LD_LIBRARY_PATH", &clippy.lib);
+    /// Runs `cargo clippy` (as cargo would: `cargo-clippy clippy`) in the default dev profile
+    /// with the logging clippy-driver, through cachet, or without it into `target-plain`;
+    /// returns the crates really compiled and cargo's output.
+    fn clippy(&self, through_cachet: bool) -> (Vec<String>, Output) {
+        let mut cmd = self.compilers.clippy(&self.p, &[]);
+        cmd.env_remove("CARGO_INCREMENTAL");
         if through_cachet {
             cmd.env("RUSTC_WRAPPER", cachet_bin())
                 .env("CACHET_DIR", &self.p.cache);
@@ -116,11 +90,13 @@ impl DevProject {
         (self.compiled().split_off(calls), out)
     }
 
-    /// The crate of every compile the shim saw so far, in order, with `+incremental` appended
-    /// when it was an incremental compile. Queries (`-vV`, `--print`) are not compiles.
+    /// The crate of every compile the logging compilers saw so far (those of every checkout
+    /// that shares them), in order, with `+incremental` appended when it was an incremental
+    /// compile. Queries (`-vV`, `--print`) are not compiles.
     fn compiled(&self) -> Vec<String> {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
+        self.compilers
+            .calls()
+            .iter()
             .filter_map(|line| {
                 let words: Vec<&str> = line.split(' ').collect();
                 let at = words.iter().position(|w| *w == "--crate-name")?;
@@ -145,54 +121,18 @@ impl DevProject {
     }
 }
 
-/// A copy of the toolchain's `cargo-clippy` with a logging `clippy-driver` beside it (cargo-clippy
-/// runs the driver beside its own executable), which logs to the same `$SHIM_LOG` as the
-/// logging rustc.
-struct Clippy {
-    _dir: tempfile::TempDir,
-    bin: PathBuf,
-    /// The toolchain's `lib/`: the copied cargo-clippy finds librustc_driver there.
-    lib: PathBuf,
-}
-
-impl Clippy {
-    fn new() -> Clippy {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().to_path_buf();
-        let sysroot = real_rustc()
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        fs::copy(sysroot.join("bin/cargo-clippy"), bin.join("cargo-clippy")).unwrap();
-        write_script(
-            &bin.join("clippy-driver"),
-            &format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$SHIM_LOG\"\nexec {} \"$@\"\n",
-                sysroot.join("bin/clippy-driver").display()
-            ),
-        );
-        Clippy {
-            _dir: dir,
-            bin,
-            lib: sysroot.join("lib"),
-        }
-    }
-}
-
-fn replace(root: &Path, file: &str, from: &str, to: &str) {
-    let path = root.join(file);
-    let text = fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} does not contain {from:?}");
-    fs::write(&path, text.replace(from, to)).unwrap();
-}
-
 fn members_compiled_incrementally(compiled: &[String]) -> Vec<&String> {
     compiled
         .iter()
         .filter(|c| c.ends_with("+incremental"))
         .collect()
+}
+
+/// Every member of the `members` fixture had exactly one call among `records`, with `outcome`.
+fn assert_every_member(records: &[Record], outcome: Outcome) {
+    for krate in MEMBERS {
+        assert_eq!(outcomes_for(records, krate), vec![outcome], "{krate}");
+    }
 }
 
 /// A cold build stores every member; after `cargo clean` no member is compiled; a second
@@ -203,9 +143,8 @@ fn members_are_restored_after_clean_and_in_a_second_checkout_through_the_server(
     let storage = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(&["--storage", &format!("dir:{}", storage.path().display())]);
     let server_env = [("CACHET_SERVER", server.base_url())];
-    let shim_dir = tempfile::tempdir().unwrap();
-    let shim = logging_rustc(shim_dir.path());
-    let a = DevProject::new(Project::copy_of(&fixture("members")), &shim);
+    let compilers = LoggingCompilers::new();
+    let a = DevProject::new(Project::copy_of(&fixture("members")), &compilers);
 
     let (cold, records) = a.cachet(&["build"], &server_env);
     let mut members = members_compiled_incrementally(&cold);
@@ -215,13 +154,7 @@ fn members_are_restored_after_clean_and_in_a_second_checkout_through_the_server(
         MEMBERS.len(),
         "every member compiles incrementally in the dev profile: {cold:?}"
     );
-    for krate in MEMBERS {
-        assert_eq!(
-            outcomes_for(&records, krate),
-            vec![Outcome::Miss],
-            "{krate}"
-        );
-    }
+    assert_every_member(&records, Outcome::Miss);
     let output = a.program("target");
     assert!(output.contains("edit=edit 0"), "{output}");
 
@@ -232,13 +165,7 @@ fn members_are_restored_after_clean_and_in_a_second_checkout_through_the_server(
         Vec::<String>::new(),
         "nothing is compiled after clean"
     );
-    for krate in MEMBERS {
-        assert_eq!(
-            outcomes_for(&records, krate),
-            vec![Outcome::HitLocal],
-            "{krate}"
-        );
-    }
+    assert_every_member(&records, Outcome::HitLocal);
     assert_eq!(a.program("target"), output);
 
     // Another path at another depth, its own empty local cache, the same server.
@@ -250,7 +177,7 @@ fn members_are_restored_after_clean_and_in_a_second_checkout_through_the_server(
             root: other,
             cache: a.p.tmp.path().join("cache-b"),
         },
-        &shim,
+        &compilers,
     );
     let (compiled, records) = b.cachet(&["build"], &server_env);
     assert_eq!(
@@ -258,13 +185,7 @@ fn members_are_restored_after_clean_and_in_a_second_checkout_through_the_server(
         Vec::<String>::new(),
         "the second checkout compiles nothing"
     );
-    for krate in MEMBERS {
-        assert_eq!(
-            outcomes_for(&records, krate),
-            vec![Outcome::HitRemote],
-            "{krate}"
-        );
-    }
+    assert_every_member(&records, Outcome::HitRemote);
     assert_eq!(b.program("target"), output);
 
     edit_loop_from_restored_members(&b);
@@ -343,18 +264,16 @@ fn edit_loop_from_restored_members(b: &DevProject) {
 /// restore shows its new warning: clippy-driver's incremental compile beside restored outputs.
 #[test]
 fn check_test_and_clippy_members_are_restored_after_clean() {
-    let shim_dir = tempfile::tempdir().unwrap();
-    let shim = logging_rustc(shim_dir.path());
-    let clippy = Clippy::new();
-    let d = DevProject::new(Project::copy_of(&fixture("members")), &shim);
-    let (cold_check, _) = d.cachet(&["check"], &[]);
+    let compilers = LoggingCompilers::new();
+    let d = DevProject::new(Project::copy_of(&fixture("members")), &compilers);
+    let (cold_check, check_out) = d.cachet_output(&["check"], &[]);
     let (cold_test, _) = d.cachet(&["test", "--workspace", "--no-run"], &[]);
     assert!(
         !members_compiled_incrementally(&cold_check).is_empty()
             && !members_compiled_incrementally(&cold_test).is_empty(),
         "{cold_check:?} {cold_test:?}"
     );
-    let (cold_clippy, out) = d.clippy(&clippy, true);
+    let (cold_clippy, out) = d.clippy(true);
     // The proc-macro twice: checked for its own lints, and built for report to run.
     let mut members = members_compiled_incrementally(&cold_clippy);
     members.sort();
@@ -366,7 +285,7 @@ fn check_test_and_clippy_members_are_restored_after_clean() {
     );
     let shown = diagnostics(&out);
     assert!(shown.contains("clippy::single_element_loop"), "{shown}");
-    let (_, plain) = d.clippy(&clippy, false);
+    let (_, plain) = d.clippy(false);
     assert_eq!(
         shown,
         diagnostics(&plain),
@@ -374,9 +293,14 @@ fn check_test_and_clippy_members_are_restored_after_clean() {
     );
 
     d.p.cachet_cargo(&["clean"], &[]);
-    let (check, records) = d.cachet(&["check"], &[]);
+    let before = d.p.journal().len();
+    let (check, out) = d.cachet_output(&["check"], &[]);
     assert_eq!(check, Vec::<String>::new(), "cargo check compiles nothing");
-    assert_eq!(outcomes_for(&records, "report"), vec![Outcome::HitLocal]);
+    assert_eq!(
+        outcomes_for(&d.p.journal()[before..], "report"),
+        vec![Outcome::HitLocal]
+    );
+    assert_eq!(diagnostics(&out), diagnostics(&check_out), "cargo check");
     let (test, _) = d.cachet(&["test", "--workspace", "--no-run"], &[]);
     assert_eq!(test, Vec::<String>::new(), "cargo test compiles nothing");
     let mut cmd = d.command(&["test", "--workspace"], &[]);
@@ -385,7 +309,7 @@ fn check_test_and_clippy_members_are_restored_after_clean() {
     let out = String::from_utf8(run_ok(cmd).stdout).unwrap();
     assert!(out.contains("test tests::square_area ... ok"), "{out}");
     let before = d.p.journal().len();
-    let (compiled, out) = d.clippy(&clippy, true);
+    let (compiled, out) = d.clippy(true);
     assert_eq!(
         compiled,
         Vec::<String>::new(),
@@ -408,7 +332,7 @@ fn check_test_and_clippy_members_are_restored_after_clean() {
         "let mut out = vec![",
         "let _empty = EDIT.len() == 0;\n    let mut out = vec![",
     );
-    let (compiled, out) = d.clippy(&clippy, true);
+    let (compiled, out) = d.clippy(true);
     assert!(
         compiled.contains(&"report+incremental".to_string()),
         "{compiled:?}"
@@ -418,28 +342,35 @@ fn check_test_and_clippy_members_are_restored_after_clean() {
         edited.contains("clippy::len_zero") && edited.contains("clippy::single_element_loop"),
         "{edited}"
     );
-    let (_, plain) = d.clippy(&clippy, false);
+    let (_, plain) = d.clippy(false);
     assert_eq!(edited, diagnostics(&plain), "after the edit");
 }
 
 /// The pinned workload in the default dev profile: after `cargo clean`, its member (and every
-/// dependency) is restored, nothing is compiled, and the program prints the same.
+/// dependency) is restored for `cargo build` and for `cargo test` (the member's test harness),
+/// nothing is compiled, the program prints the same and the tests run with the same output.
+/// (`cargo check` and `cargo clippy` of the workload in this profile: `clippy.rs`.)
 #[test]
 fn workload_member_is_restored_under_the_default_dev_profile() {
-    let shim_dir = tempfile::tempdir().unwrap();
-    let shim = logging_rustc(shim_dir.path());
-    let w = DevProject::new(Project::copy_of(&workload_service()), &shim);
+    let compilers = LoggingCompilers::new();
+    let w = DevProject::new(Project::copy_of(&workload_service()), &compilers);
     w.p.cachet_cargo(&["fetch", "--locked"], &[]);
-    let (cold, _) = w.cachet(&["build", "--locked", "--offline"], &[]);
+    let build = ["build", "--locked", "--offline"];
+    let test = ["test", "--locked", "--offline"];
+    let (cold, _) = w.cachet(&build, &[]);
     let members = members_compiled_incrementally(&cold);
     assert!(
         members.iter().any(|m| m.starts_with("wl_service")),
         "the member compiles incrementally: {members:?}"
     );
     let output = w.p.run_program("target", "debug", "wl-service");
+    // The dependencies are the build's; only the member's test harness is compiled.
+    let (cold_test, tested) = w.cachet_output(&test, &[]);
+    assert_eq!(cold_test, ["wl_service+incremental"]);
 
     w.p.cachet_cargo(&["clean"], &[]);
-    let (warm, records) = w.cachet(&["build", "--locked", "--offline"], &[]);
+    let (warm, records) = w.cachet(&build, &[]);
+    // (Build scripts run again after clean, and autocfg's probes are compiles of theirs.)
     assert_eq!(
         members_compiled_incrementally(&warm),
         Vec::<&String>::new(),
@@ -450,27 +381,39 @@ fn workload_member_is_restored_under_the_default_dev_profile() {
         vec![Outcome::HitLocal]
     );
     assert_eq!(w.p.run_program("target", "debug", "wl-service"), output);
+    let (warm_test, retested) = w.cachet_output(&test, &[]);
+    assert_eq!(
+        warm_test,
+        Vec::<String>::new(),
+        "cargo test compiles nothing"
+    );
+    assert_eq!(diagnostics(&retested), diagnostics(&tested), "cargo test");
+    let ran = String::from_utf8_lossy(&retested.stdout);
+    assert!(ran.contains("test result: ok."), "{ran}");
 }
 
-/// One change to the `members` fixture, made for one build.
-struct Mutation {
-    name: &'static str,
-    edit: fn(&Path),
-    args: &'static [&'static str],
-    env: &'static [(&'static str, &'static str)],
-    /// `cargo clean` (with these arguments) first, because cargo itself would not notice.
-    clean: Option<&'static [&'static str]>,
+/// What a build after a change to the `members` fixture must show besides the program's
+/// output, and the compiler it runs.
+struct Compiles {
     /// The compiler cargo runs for this build.
     compiler: Compiler,
-    /// A line the program must print afterwards.
-    expect: &'static str,
     /// Members that must not be restored in this build.
     must_compile: &'static [&'static str],
 }
 
-fn no_edit(_: &Path) {}
+type Mutation = crate::mutation::Mutation<Compiles>;
 
-/// The compilers the mutations use (all of them log their calls, see [`logging_rustc`]).
+/// A mutation built by the real rustc, in which `must_compile` compile.
+const fn by_rustc(must_compile: &'static [&'static str]) -> Compiles {
+    Compiles {
+        compiler: Compiler::Rustc,
+        must_compile,
+    }
+}
+
+const UNCHANGED: Mutation = Mutation::unchanged(by_rustc(&[]));
+
+/// The compilers the mutations use (all of them log their calls, see [`LoggingCompilers`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Compiler {
     /// The real rustc.
@@ -488,134 +431,115 @@ const MUTATIONS: &[Mutation] = &[
     Mutation {
         name: "a source line",
         edit: |r| replace(r, "report/src/lib.rs", "\"edit 0\"", "\"edit 1\""),
-        args: &[],
-        env: &[],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "edit=edit 1",
-        must_compile: &["report", "app"],
+        check: by_rustc(&["report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "a feature",
-        edit: no_edit,
         args: &["--features", "report/fancy"],
-        env: &[],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "fancy=true",
-        must_compile: &["shapes", "report", "app"],
+        check: by_rustc(&["shapes", "report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "a --cfg from RUSTFLAGS",
-        edit: no_edit,
-        args: &[],
         env: &[("RUSTFLAGS", "--cfg members_cfg")],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "cfg=true",
-        must_compile: &["shapes", "words", "report", "app"],
+        check: by_rustc(&["shapes", "words", "report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "a variable read by option_env!",
-        edit: no_edit,
-        args: &[],
         env: &[("MEMBERS_MOOD", "sunny")],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "mood=sunny",
-        must_compile: &["report", "app"],
+        check: by_rustc(&["report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "a flag (-C debug-assertions from the profile)",
-        edit: no_edit,
-        args: &[],
         env: &[("CARGO_PROFILE_DEV_DEBUG_ASSERTIONS", "false")],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "debug_assertions=false",
-        must_compile: &["shapes", "words", "report", "app"],
+        check: by_rustc(&["shapes", "words", "report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "a dependency's source",
         edit: |r| replace(r, "shapes/src/lib.rs", "shapes dep 1", "shapes dep 2"),
-        args: &[],
-        env: &[],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "dep=shapes dep 2",
-        must_compile: &["shapes", "report", "app"],
+        check: by_rustc(&["shapes", "report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "a file a build script reads",
         edit: |r| fs::write(r.join("words/words.txt"), "echo\nfoxtrot\n").unwrap(),
-        args: &[],
-        env: &[],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "words=2 words [echo foxtrot] top o3,t2,c1",
-        must_compile: &["words", "report", "app"],
+        check: by_rustc(&["words", "report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "a proc-macro's source",
         edit: |r| replace(r, "tally-macros/src/lib.rs", ".count();", ".count() * 10;"),
-        args: &[],
-        env: &[],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "tally=40",
-        must_compile: &["tally_macros", "report", "app"],
+        check: by_rustc(&["tally_macros", "report", "app"]),
+        ..UNCHANGED
+    },
+    Mutation {
+        name: "a file a proc-macro reads, added",
+        edit: add_file_read_by_a_proc_macro,
+        expect: "macro=read by a proc-macro v1",
+        check: by_rustc(&["tally_macros", "report", "app"]),
+        ..UNCHANGED
+    },
+    Mutation {
+        name: "a file a proc-macro reads, changed",
+        edit: |r| fs::write(r.join(MACRO_INPUT), "read by a proc-macro v2\n").unwrap(),
+        expect: "macro=read by a proc-macro v2",
+        check: by_rustc(&["report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "a module file",
         edit: |r| replace(r, "report/src/extra.rs", "extra 1", "extra 2"),
-        args: &[],
-        env: &[],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "extra=extra 2",
-        must_compile: &["report", "app"],
+        check: by_rustc(&["report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "an include_str! file",
         edit: |r| fs::write(r.join("report/src/greeting.txt"), "hello again\n").unwrap(),
-        args: &[],
-        env: &[],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "greeting=hello again",
-        must_compile: &["report", "app"],
+        check: by_rustc(&["report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "an edit that keeps the file's size and mtime",
-        edit: keep_size_and_mtime_edit,
-        args: &[],
-        env: &[],
+        edit: |r| {
+            replace_keeping_size_and_mtime(r, "report/src/lib.rs", "\"edit 1\"", "\"edit 7\"")
+        },
         // cargo trusts mtimes, so it would not even call rustc; make it.
         clean: Some(&["-p", "report"]),
-        compiler: Compiler::Rustc,
         expect: "edit=edit 7",
-        must_compile: &["report", "app"],
+        check: by_rustc(&["report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "a source edited while rustc compiles it",
         // Makes cargo compile report; the compiler then edits "edit 7" to "edit 8".
         edit: |r| replace(r, "report/src/extra.rs", "extra 2", "extra 3"),
-        args: &[],
-        env: &[],
-        clean: None,
-        compiler: Compiler::EditsReportWhileCompiling,
         expect: "edit=edit 8",
-        must_compile: &["report", "app"],
+        check: Compiles {
+            compiler: Compiler::EditsReportWhileCompiling,
+            must_compile: &["report", "app"],
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a variable a build script reads (rerun-if-env-changed)",
-        edit: no_edit,
-        args: &[],
         env: &[("WORDS_EXTRA", "golf")],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "words=3 words [echo foxtrot golf] top o4,f2,t2",
-        must_compile: &["words", "report", "app"],
+        check: by_rustc(&["words", "report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "a build script's source",
@@ -627,12 +551,9 @@ const MUTATIONS: &[Mutation] = &[
                 "format!(\"{:?}\", w.to_uppercase())",
             )
         },
-        args: &[],
-        env: &[],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "words=2 words [ECHO FOXTROT] top O3,T2,C1",
-        must_compile: &["build_script_build", "words", "report", "app"],
+        check: by_rustc(&["build_script_build", "words", "report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "a dependency's version",
@@ -644,12 +565,9 @@ const MUTATIONS: &[Mutation] = &[
                 "version = \"0.1.1\"",
             )
         },
-        args: &[],
-        env: &[],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "shapes_version=0.1.1",
-        must_compile: &["shapes", "report", "app"],
+        check: by_rustc(&["shapes", "report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "the edition",
@@ -661,60 +579,84 @@ const MUTATIONS: &[Mutation] = &[
                 "edition = \"2018\"",
             )
         },
-        args: &[],
-        env: &[],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "edition_item=&i32",
-        must_compile: &["shapes", "report", "app"],
+        check: by_rustc(&["shapes", "report", "app"]),
+        ..UNCHANGED
     },
     Mutation {
         name: "a native static library built by cc (read by the linker only)",
         edit: |r| replace(r, "words/c/native.c", "return 42;", "return 43;"),
-        args: &[],
-        env: &[],
-        clean: None,
-        compiler: Compiler::Rustc,
         expect: "native=43",
         // words' rlib does not contain the library (`-bundle`): only the link reads it.
-        must_compile: &["app"],
+        check: by_rustc(&["app"]),
+        ..UNCHANGED
+    },
+    // The release profile is not incremental unless asked; asked, its compiles are keyed apart
+    // from the dev profile's. (Build scripts and proc-macros are compiled alike in both
+    // profiles, so they may be restored.)
+    Mutation {
+        name: "the release profile, incremental",
+        args: &["--release"],
+        env: &[("CARGO_PROFILE_RELEASE_INCREMENTAL", "true")],
+        expect: "debug_assertions=false",
+        check: by_rustc(&["shapes", "words", "report", "app"]),
+        ..UNCHANGED
     },
     // Last, and after a build without extra variables: every crate's current state was just
     // stored by the real rustc, so a key blind to the compiler would restore all of them.
     Mutation {
         name: "a different rustc with the same version",
-        edit: no_edit,
-        args: &[],
-        env: &[],
         // The same `-vV`, so cargo's fingerprints do not change: clean to make it call rustc.
         clean: Some(&[]),
-        compiler: Compiler::Other,
         expect: "cfg=true",
-        must_compile: &[
-            "shapes",
-            "words",
-            "build_script_build",
-            "tally_macros",
-            "report",
-            "app",
-        ],
+        check: Compiles {
+            compiler: Compiler::Other,
+            must_compile: &[
+                "shapes",
+                "words",
+                "build_script_build",
+                "tally_macros",
+                "report",
+                "app",
+            ],
+        },
+        ..UNCHANGED
     },
 ];
 
-/// Changes `"edit 1"` to `"edit 7"` in report's source and puts the old mtime back: same size,
-/// same mtime, other contents.
-fn keep_size_and_mtime_edit(root: &Path) {
-    let path = root.join("report/src/lib.rs");
-    let before = fs::metadata(&path).unwrap();
-    let mtime = before.modified().unwrap();
-    replace(root, "report/src/lib.rs", "\"edit 1\"", "\"edit 7\"");
-    let f = fs::File::options().write(true).open(&path).unwrap();
-    f.set_modified(mtime).unwrap();
-    drop(f);
-    let after = fs::metadata(&path).unwrap();
-    assert_eq!(
-        (before.len(), mtime),
-        (after.len(), after.modified().unwrap())
+/// Where the proc-macro added by [`add_file_read_by_a_proc_macro`] reads.
+const MACRO_INPUT: &str = "report/data/macro-input.txt";
+
+/// Gives tally-macros a macro that reads a file while it expands and registers it with rustc
+/// as the soundness fixture's does (an `include_bytes!` in the expansion, so the file is in
+/// dep-info: `proc_macro::tracked::path` is nightly-only), and makes report call it.
+fn add_file_read_by_a_proc_macro(root: &Path) {
+    let mut text = fs::read_to_string(root.join("tally-macros/src/lib.rs")).unwrap();
+    text.push_str(
+        r#"
+/// `file_text!("path")`: the trimmed text of `path` (relative to the calling crate's manifest
+/// directory), as a string literal.
+#[proc_macro]
+pub fn file_text(input: TokenStream) -> TokenStream {
+    let rel = input.to_string();
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let path = std::path::Path::new(&dir).join(rel.trim().trim_matches('"'));
+    let text = std::fs::read_to_string(&path).expect("file_text! input");
+    let path = path.display().to_string();
+    format!("{{ const _: &[u8] = include_bytes!({path:?}); {:?} }}", text.trim())
+        .parse()
+        .unwrap()
+}
+"#,
+    );
+    fs::write(root.join("tally-macros/src/lib.rs"), text).unwrap();
+    fs::create_dir_all(root.join("report/data")).unwrap();
+    fs::write(root.join(MACRO_INPUT), "read by a proc-macro v1\n").unwrap();
+    replace(
+        root,
+        "report/src/lib.rs",
+        "        format!(\"shapes={}\"",
+        "        format!(\"macro={}\", tally_macros::file_text!(\"data/macro-input.txt\")),\n        format!(\"shapes={}\"",
     );
 }
 
@@ -728,11 +670,12 @@ fn keep_size_and_mtime_edit(root: &Path) {
 /// such a key.
 #[test]
 fn each_input_change_under_incremental_matches_a_plain_build() {
-    let shim_dir = tempfile::tempdir().unwrap();
-    let shim = logging_rustc(shim_dir.path());
-    let other = other_rustc(shim_dir.path(), &shim);
-    let d = DevProject::new(Project::copy_of(&fixture("members")), &shim);
-    let editing = rustc_editing_report(shim_dir.path(), &shim, &d.p.root);
+    let compilers = LoggingCompilers::new();
+    let shim = &compilers.rustc;
+    let scripts = tempfile::tempdir().unwrap();
+    let other = other_rustc(scripts.path(), shim);
+    let d = DevProject::new(Project::copy_of(&fixture("members")), &compilers);
+    let editing = rustc_editing_report(scripts.path(), shim, &d.p.root);
     let store_all = ("CACHET_EDIT_STORE", "all");
     d.cachet(&["build"], &[store_all]);
     d.plain(&["build"], &[]);
@@ -751,8 +694,8 @@ fn each_input_change_under_incremental_matches_a_plain_build() {
         args.extend_from_slice(m.args);
         let mut env = vec![store_all];
         env.extend_from_slice(m.env);
-        let rustc = match m.compiler {
-            Compiler::Rustc => &shim,
+        let rustc = match m.check.compiler {
+            Compiler::Rustc => shim,
             Compiler::Other => &other,
             Compiler::EditsReportWhileCompiling => {
                 let mut editing_env = env.clone();
@@ -777,14 +720,14 @@ fn each_input_change_under_incremental_matches_a_plain_build() {
                     "changing {}: the program shows what rustc compiled\n{shown}",
                     m.name
                 );
-                &shim
+                shim
             }
         };
         let rustc = ("RUSTC", rustc.to_str().unwrap());
         env.push(rustc);
         let (compiled, records) = d.cachet(&args, &env);
         d.plain(&args, &env);
-        for krate in m.must_compile {
+        for krate in m.check.must_compile {
             assert!(
                 compiled.contains(&format!("{krate}+incremental")),
                 "changing {}: {krate} must compile, compiled {compiled:?}",
@@ -798,19 +741,10 @@ fn each_input_change_under_incremental_matches_a_plain_build() {
             );
         }
         report_outcomes.extend(outcomes_for(&records, "report"));
-        let cached = d.program("target");
-        assert_eq!(
-            cached,
-            d.program("target-plain"),
-            "changing {}: output differs from a plain build",
-            m.name
-        );
-        assert!(
-            cached.lines().any(|l| l == m.expect),
-            "changing {}: expected {:?} in\n{cached}",
-            m.name,
-            m.expect
-        );
+        let profile = profile_of(m.args);
+        let cached = d.p.run_program("target", profile, "app");
+        let plain = d.p.run_program("target-plain", profile, "app");
+        assert_like_plain(m.name, &cached, &plain, m.expect);
     }
     // The setting at work: report missed again and again, and every result was stored.
     assert!(

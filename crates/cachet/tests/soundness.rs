@@ -2,64 +2,37 @@
 //! like a plain `cargo build` of the same state. A wrong hit here would ship a wrong binary.
 
 use std::fs;
-use std::path::Path;
-use std::time::SystemTime;
 
 use cachet_wrapper::journal::Outcome;
 
+use crate::mutation::{assert_like_plain, profile_of, replace, replace_keeping_size_and_mtime};
 use crate::util::{fixture, outcomes_for, real_rustc, write_script, Project};
 
-/// One change to the fixture and how it must show.
-struct Mutation {
-    name: &'static str,
-    /// Edits files in the project root.
-    edit: fn(&Path),
-    /// Extra cargo arguments for this build only.
-    args: &'static [&'static str],
-    /// Extra environment for this build only.
-    env: &'static [(&'static str, &'static str)],
-    /// Run `cargo clean` (or `clean -p`) first, because cargo itself would not notice.
-    clean: Option<&'static [&'static str]>,
-    /// A line the program must print afterwards.
-    expect: &'static str,
+/// What a build after a change must show besides the program's output.
+struct Misses {
     /// Crates that must miss (compile) in this build.
     must_miss: &'static [&'static str],
     /// What `cachet explain` must name: (crate, kind, part of the name).
     explains: (&'static str, &'static str, &'static str),
 }
 
-fn replace(root: &Path, file: &str, from: &str, to: &str) {
-    let path = root.join(file);
-    let text = fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} does not contain {from:?}");
-    fs::write(&path, text.replace(from, to)).unwrap();
-}
+type Mutation = crate::mutation::Mutation<Misses>;
 
-fn keep_size_and_mtime_edit(root: &Path) {
-    let path = root.join("core-lib/src/shapes.rs");
-    let before = fs::metadata(&path).unwrap();
-    let mtime: SystemTime = before.modified().unwrap();
-    replace(root, "core-lib/src/shapes.rs", "square", "circle");
-    let f = fs::File::options().write(true).open(&path).unwrap();
-    f.set_modified(mtime).unwrap();
-    drop(f);
-    let after = fs::metadata(&path).unwrap();
-    assert_eq!(before.len(), after.len());
-    assert_eq!(after.modified().unwrap(), mtime);
-}
-
-fn no_edit(_: &Path) {}
+const UNCHANGED: Mutation = Mutation::unchanged(Misses {
+    must_miss: &[],
+    explains: ("", "", ""),
+});
 
 const MUTATIONS: &[Mutation] = &[
     Mutation {
         name: "a source line",
         edit: |r| replace(r, "core-lib/src/lib.rs", "core-lib v1", "core-lib v2"),
-        args: &[],
-        env: &[],
-        clean: None,
         expect: "lib=core-lib v2",
-        must_miss: &["core_lib", "app"],
-        explains: ("core_lib", "source file", "core-lib/src/lib.rs"),
+        check: Misses {
+            must_miss: &["core_lib", "app"],
+            explains: ("core_lib", "source file", "core-lib/src/lib.rs"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a module file",
@@ -71,52 +44,52 @@ const MUTATIONS: &[Mutation] = &[
                 "\"square\", 5",
             )
         },
-        args: &[],
-        env: &[],
-        clean: None,
         expect: "shape=square:5",
-        must_miss: &["core_lib", "app"],
-        explains: ("core_lib", "source file", "core-lib/src/shapes.rs"),
+        check: Misses {
+            must_miss: &["core_lib", "app"],
+            explains: ("core_lib", "source file", "core-lib/src/shapes.rs"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "an include_str! file",
         edit: |r| fs::write(r.join("core-lib/data/greeting.txt"), "Hello again\n").unwrap(),
-        args: &[],
-        env: &[],
-        clean: None,
         expect: "greeting=Hello again",
-        must_miss: &["core_lib", "app"],
-        explains: ("core_lib", "source file", "greeting.txt"),
+        check: Misses {
+            must_miss: &["core_lib", "app"],
+            explains: ("core_lib", "source file", "greeting.txt"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a feature",
-        edit: no_edit,
         args: &["--features", "core-lib/extra"],
-        env: &[],
-        clean: None,
         expect: "extra=true",
-        must_miss: &["core_lib", "app"],
-        explains: ("core_lib", "argument", "feature=\"extra\""),
+        check: Misses {
+            must_miss: &["core_lib", "app"],
+            explains: ("core_lib", "argument", "feature=\"extra\""),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a --cfg from RUSTFLAGS",
-        edit: no_edit,
-        args: &[],
         env: &[("RUSTFLAGS", "--cfg fixture_cfg")],
-        clean: None,
         expect: "cfg=true",
-        must_miss: &["core_lib", "dep_lib", "app"],
-        explains: ("core_lib", "argument", "fixture_cfg"),
+        check: Misses {
+            must_miss: &["core_lib", "dep_lib", "app"],
+            explains: ("core_lib", "argument", "fixture_cfg"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a variable read by option_env!",
-        edit: no_edit,
-        args: &[],
         env: &[("FIXTURE_FLAVOR", "spicy")],
-        clean: None,
         expect: "flavor=spicy",
-        must_miss: &["core_lib", "app"],
-        explains: ("core_lib", "env! variable", "FIXTURE_FLAVOR"),
+        check: Misses {
+            must_miss: &["core_lib", "app"],
+            explains: ("core_lib", "env! variable", "FIXTURE_FLAVOR"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "the edition",
@@ -128,32 +101,32 @@ const MUTATIONS: &[Mutation] = &[
                 "edition = \"2018\"",
             )
         },
-        args: &[],
-        env: &[],
-        clean: None,
         expect: "edition_item=&i32",
-        must_miss: &["core_lib", "app"],
-        explains: ("core_lib", "argument", "--edition=2018"),
+        check: Misses {
+            must_miss: &["core_lib", "app"],
+            explains: ("core_lib", "argument", "--edition=2018"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "the profile (opt-level, debug assertions)",
-        edit: no_edit,
         args: &["--release"],
-        env: &[],
-        clean: None,
         expect: "debug_assertions=false",
-        must_miss: &["core_lib", "dep_lib", "app"],
-        explains: ("core_lib", "argument", "opt-level=3"),
+        check: Misses {
+            must_miss: &["core_lib", "dep_lib", "app"],
+            explains: ("core_lib", "argument", "opt-level=3"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a dependency's source",
         edit: |r| replace(r, "dep-lib/src/lib.rs", "    1\n", "    2\n"),
-        args: &[],
-        env: &[],
-        clean: None,
         expect: "dep=dep-lib 0.1.0 value=2",
-        must_miss: &["dep_lib", "core_lib", "app"],
-        explains: ("core_lib", "extern crate", "dep_lib"),
+        check: Misses {
+            must_miss: &["dep_lib", "core_lib", "app"],
+            explains: ("core_lib", "extern crate", "dep_lib"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a dependency's version",
@@ -165,43 +138,44 @@ const MUTATIONS: &[Mutation] = &[
                 "version = \"0.1.1\"",
             )
         },
-        args: &[],
-        env: &[],
-        clean: None,
         expect: "dep=dep-lib 0.1.1 value=2",
-        must_miss: &["dep_lib", "core_lib", "app"],
-        explains: ("core_lib", "extern crate", "dep_lib"),
+        check: Misses {
+            must_miss: &["dep_lib", "core_lib", "app"],
+            explains: ("core_lib", "extern crate", "dep_lib"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a file a build script writes into OUT_DIR",
         edit: |r| fs::write(r.join("core-lib/build-input.txt"), "build input v2\n").unwrap(),
-        args: &[],
-        env: &[],
-        clean: None,
         expect: "generated=build input v2",
-        must_miss: &["core_lib", "app"],
-        explains: ("core_lib", "source file", "generated.rs"),
+        check: Misses {
+            must_miss: &["core_lib", "app"],
+            explains: ("core_lib", "source file", "generated.rs"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "an edit that keeps the file's size and mtime",
-        edit: keep_size_and_mtime_edit,
-        args: &[],
-        env: &[],
+        edit: |r| replace_keeping_size_and_mtime(r, "core-lib/src/shapes.rs", "square", "circle"),
         // cargo trusts mtimes, so it would not even call rustc; make it.
         clean: Some(&["-p", "core-lib"]),
         expect: "shape=circle:5",
-        must_miss: &["core_lib", "app"],
-        explains: ("core_lib", "source file", "core-lib/src/shapes.rs"),
+        check: Misses {
+            must_miss: &["core_lib", "app"],
+            explains: ("core_lib", "source file", "core-lib/src/shapes.rs"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a variable a build script reads (rerun-if-env-changed)",
-        edit: no_edit,
-        args: &[],
         env: &[("FIXTURE_BUILD_ENV", "set")],
-        clean: None,
         expect: "build_env=set",
-        must_miss: &["core_lib", "app"],
-        explains: ("core_lib", "source file", "generated.rs"),
+        check: Misses {
+            must_miss: &["core_lib", "app"],
+            explains: ("core_lib", "source file", "generated.rs"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a build script's source",
@@ -213,12 +187,12 @@ const MUTATIONS: &[Mutation] = &[
                 "input.trim().to_uppercase(),",
             )
         },
-        args: &[],
-        env: &[],
-        clean: None,
         expect: "generated=BUILD INPUT V2",
-        must_miss: &["build_script_build", "core_lib", "app"],
-        explains: ("build_script_build", "source file", "core-lib/build.rs"),
+        check: Misses {
+            must_miss: &["build_script_build", "core_lib", "app"],
+            explains: ("build_script_build", "source file", "core-lib/build.rs"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a file a proc-macro reads",
@@ -229,33 +203,33 @@ const MUTATIONS: &[Mutation] = &[
             )
             .unwrap()
         },
-        args: &[],
-        env: &[],
-        clean: None,
         expect: "macro=macro v1: read by a proc-macro v2",
-        must_miss: &["core_lib", "app"],
-        explains: ("core_lib", "source file", "macro-input.txt"),
+        check: Misses {
+            must_miss: &["core_lib", "app"],
+            explains: ("core_lib", "source file", "macro-input.txt"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a proc-macro's source",
         edit: |r| replace(r, "fixture-macros/src/lib.rs", "macro v1:", "macro v2:"),
-        args: &[],
-        env: &[],
-        clean: None,
         expect: "macro=macro v2: read by a proc-macro v2",
-        must_miss: &["fixture_macros", "core_lib", "app"],
-        explains: ("core_lib", "extern crate", "fixture_macros"),
+        check: Misses {
+            must_miss: &["fixture_macros", "core_lib", "app"],
+            explains: ("core_lib", "extern crate", "fixture_macros"),
+        },
+        ..UNCHANGED
     },
     Mutation {
         name: "a native static library built by cc (read by the linker only)",
         edit: |r| replace(r, "core-lib/c/native.c", "return 42;", "return 43;"),
-        args: &[],
-        env: &[],
-        clean: None,
         expect: "native=43",
         // core_lib's own output does not contain the library (`-bundle`): only the link sees it.
-        must_miss: &["app"],
-        explains: ("app", "link input", "libfixturec.a"),
+        check: Misses {
+            must_miss: &["app"],
+            explains: ("app", "link input", "libfixturec.a"),
+        },
+        ..UNCHANGED
     },
 ];
 
@@ -282,7 +256,7 @@ fn each_input_change_misses_and_matches_a_plain_build() {
         p.cachet_cargo(&args, m.env);
         p.plain_cargo(&args, m.env);
         let records = p.journal().split_off(before);
-        for krate in m.must_miss {
+        for krate in m.check.must_miss {
             let outcomes = outcomes_for(&records, krate);
             assert!(
                 outcomes.contains(&Outcome::Miss) && !outcomes.contains(&Outcome::HitLocal),
@@ -290,7 +264,7 @@ fn each_input_change_misses_and_matches_a_plain_build() {
                 m.name
             );
         }
-        let (explained, kind, name) = m.explains;
+        let (explained, kind, name) = m.check.explains;
         let missed = records
             .iter()
             .find(|r| r.krate.as_deref() == Some(explained) && r.outcome == Outcome::Miss)
@@ -302,26 +276,12 @@ fn each_input_change_misses_and_matches_a_plain_build() {
                 .any(|c| c.kind == kind && c.name.contains(name)),
             "changing {}: explain should name {:?}, got {changes:#?}",
             m.name,
-            m.explains
+            m.check.explains
         );
-        let profile = if m.args.contains(&"--release") {
-            "release"
-        } else {
-            "debug"
-        };
+        let profile = profile_of(m.args);
         let cached = p.run_program("target", profile, "app");
         let plain = p.run_program("target-plain", profile, "app");
-        assert_eq!(
-            cached, plain,
-            "changing {}: output differs from a plain build",
-            m.name
-        );
-        assert!(
-            cached.lines().any(|l| l == m.expect),
-            "changing {}: expected {:?} in\n{cached}",
-            m.name,
-            m.expect
-        );
+        assert_like_plain(m.name, &cached, &plain, m.expect);
         if m.args.is_empty() && m.env.is_empty() {
             assert_ne!(
                 cached, previous,
