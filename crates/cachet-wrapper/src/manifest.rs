@@ -192,6 +192,12 @@ impl InputPolicy {
     /// Checks `path` (absolute, as it would be hashed) without reading it. A path that does
     /// not exist is suitable: candidates record absent files too.
     pub fn check(&self, path: &Path) -> Result<(), Unsuitable> {
+        self.checked_metadata(path).map(drop)
+    }
+
+    /// [`InputPolicy::check`], with the metadata it read of the file (none when nothing is
+    /// there), so that hashing the file needs no second `stat`.
+    fn checked_metadata(&self, path: &Path) -> Result<Option<std::fs::Metadata>, Unsuitable> {
         let (path, (sources, built)) = match lexical(path) {
             Some(p) => (p, (&self.source_roots, &self.built_roots)),
             None if !path.is_absolute() => return Err(Unsuitable::Outside),
@@ -208,7 +214,7 @@ impl InputPolicy {
                     (real, (s, b))
                 }
                 // Nothing there: hashing it reads nothing (it is recorded as absent).
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 Err(_) => return Err(Unsuitable::Outside),
             },
         };
@@ -223,7 +229,8 @@ impl InputPolicy {
         match std::fs::metadata(&path) {
             Ok(m) if !m.is_file() => Err(Unsuitable::NotAFile),
             Ok(m) if m.len() > limit => Err(Unsuitable::TooLarge),
-            _ => Ok(()),
+            Ok(m) => Ok(Some(m)),
+            Err(_) => Ok(None),
         }
     }
 
@@ -305,10 +312,12 @@ impl Manifest {
                     .all(|(path, digest)| {
                         let current = *seen.entry(path.as_str()).or_insert_with(|| {
                             let file = policy.resolve(path);
-                            if policy.check(&file).is_err() {
-                                return None;
-                            }
-                            match hasher.hash(&file) {
+                            let hashed = match policy.checked_metadata(&file) {
+                                Err(_) => return None,
+                                Ok(Some(meta)) => hasher.hash_known(&file, &meta),
+                                Ok(None) => hasher.hash(&file),
+                            };
+                            match hashed {
                                 Ok(d) => Some(d),
                                 // A search probe of the linker that found nothing must still find
                                 // nothing (see link.rs).

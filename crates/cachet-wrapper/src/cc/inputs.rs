@@ -282,7 +282,7 @@ fn absent_places(places: &BTreeSet<String>) -> BTreeSet<String> {
         *per_dir.entry(&p[..parent(p)]).or_default() += 1;
     }
     let mut by_depth: Vec<&String> = places.iter().collect();
-    by_depth.sort_by_key(|p| p.bytes().filter(|&b| b == b'/').count());
+    by_depth.sort_by_cached_key(|p| p.bytes().filter(|&b| b == b'/').count());
     let mut probe = AbsenceProbe::default();
     by_depth
         .into_iter()
@@ -304,7 +304,12 @@ pub fn anchor_value(anchors: &Anchors, name: &str) -> Option<String> {
 /// Refuses sources whose object depends on more than their dependency file shows.
 fn scan(bytes: &[u8], asm: bool) -> Result<(), NotStoredReason> {
     let has = |n: &str| memchr::memmem::find(bytes, n.as_bytes()).is_some();
-    if has("__DATE__") || has("__TIME__") || has("__TIMESTAMP__") {
+    // One pass finds both `__TIME__` and `__TIMESTAMP__` (a source can be megabytes).
+    let time = memchr::memmem::find_iter(bytes, b"__TIME").any(|at| {
+        let rest = &bytes[at + 6..];
+        rest.starts_with(b"__") || rest.starts_with(b"STAMP__")
+    });
+    if time || has("__DATE__") {
         return Err(NotStoredReason::DateOrTime);
     }
     if has(".incbin") {
@@ -386,6 +391,9 @@ mod tests {
     #[test]
     fn refuses_what_the_dependency_file_cannot_show() {
         assert!(scan(b"const char *d = __DATE__;", false).is_err());
+        assert!(scan(b"int __TIMER; const char *t = __TIME__;", false).is_err());
+        assert!(scan(b"const char *t = __TIMESTAMP__", false).is_err());
+        assert!(scan(b"int __TIMESTAMP, __TIME", false).is_ok());
         assert!(scan(b"asm(\".incbin \\\"blob\\\"\");", false).is_err());
         assert!(scan(b".include \"macros.s\"", true).is_err());
         assert!(scan(b"int x; /* see foo.include */", false).is_ok());
