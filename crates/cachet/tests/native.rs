@@ -85,6 +85,22 @@ fn c_records(records: &[Record]) -> Vec<&Record> {
         .collect()
 }
 
+/// Builds `p` through cachet and checks that no C compiler ran (the logging `cc` wrote no
+/// compile to `log`) and that every C call was restored from L1; returns how many were.
+fn build_restoring_all_c(p: &Project, env: &[(String, String)], log: &Path, what: &str) -> usize {
+    let before = p.journal().len();
+    p.cachet_cargo(&["build", "--locked", "--offline"], &as_refs(env));
+    let records = p.journal().split_off(before);
+    assert_eq!(compiles_in(log), Vec::<String>::new(), "{what} compiled C");
+    let c = c_records(&records);
+    assert!(
+        c.iter().all(|r| r.outcome == Outcome::HitLocal),
+        "{what}: {:?}",
+        c.iter().map(|r| r.outcome).collect::<Vec<_>>()
+    );
+    c.len()
+}
+
 /// The native workload (zstd, SQLite, ring, zlib): cold through cachet, `cargo clean`, warm;
 /// then a second checkout with a second `CARGO_HOME`; then a musl cross build set up by
 /// `cachet setup`. The warm builds run no C compile at all, and every program prints what
@@ -118,16 +134,11 @@ fn native_workload_warm_builds_run_no_c_compile() {
 
     fs::remove_file(&log).unwrap();
     p.cachet_cargo(&["clean"], &[]);
-    let before = p.journal().len();
-    p.cachet_cargo(&["build", "--locked", "--offline"], &as_refs(&env));
-    let warm = p.journal().split_off(before);
-    assert_eq!(
-        compiles_in(&log),
-        Vec::<String>::new(),
-        "the warm build compiled C"
+    let restored = build_restoring_all_c(&p, &env, &log, "the warm build");
+    assert!(
+        restored > 50,
+        "the warm build restored {restored} C objects"
     );
-    let c = c_records(&warm);
-    assert!(c.len() > 50 && c.iter().all(|r| r.outcome == Outcome::HitLocal));
     assert_eq!(p.run_program("target", "debug", "wl-native"), plain);
 
     // Another checkout at another path, with another CARGO_HOME (the C sources of zstd,
@@ -143,17 +154,7 @@ fn native_workload_warm_builds_run_no_c_compile() {
     let mut q_env = env;
     q_env.push(("CARGO_HOME".into(), home.display().to_string()));
     q.cachet_cargo(&["fetch", "--locked"], &as_refs(&q_env));
-    let before = q.journal().len();
-    q.cachet_cargo(&["build", "--locked", "--offline"], &as_refs(&q_env));
-    let records = q.journal().split_off(before);
-    assert_eq!(
-        compiles_in(&log),
-        Vec::<String>::new(),
-        "the second checkout compiled C"
-    );
-    assert!(c_records(&records)
-        .iter()
-        .all(|r| r.outcome == Outcome::HitLocal));
+    build_restoring_all_c(&q, &q_env, &log, "the second checkout");
     assert_eq!(q.run_program("target", "debug", "wl-native"), plain);
 
     // A musl cross build right after, set up with `cachet setup`: the musl target's own

@@ -85,44 +85,31 @@ fn languages_and_depfiles() {
 
 #[test]
 fn everything_else_runs_unchanged_with_a_reason() {
-    assert_eq!(p("cc", &["a.o", "-o", "prog"]), Err(PassReason::NotCompile));
-    assert_eq!(p("cc", &["-E", "a.c"]), Err(PassReason::Preprocess));
-    assert_eq!(p("cc", &["-M", "a.c"]), Err(PassReason::Preprocess));
-    assert_eq!(
-        p("cc", &["-c", "a.c", "b.c"]),
-        Err(PassReason::SeveralSources)
-    );
-    assert_eq!(
-        p("cc", &["-c", "a.f90"]),
-        Err(PassReason::UnsupportedLanguage)
-    );
-    assert_eq!(
-        p("cc", &["-c", "a.c", "--frobnicate"]),
-        Err(PassReason::UnknownOption)
-    );
-    assert_eq!(
-        p("cc", &["-c", "a.c", "-march=native"]),
-        Err(PassReason::NativeCpu)
-    );
-    assert_eq!(
-        p("cc", &["-c", "a.c", "-fprofile-use=x"]),
-        Err(PassReason::Profile)
-    );
-    assert_eq!(p("cc", &["-c", "@args"]), Err(PassReason::ResponseFile));
-    assert_eq!(p("cc", &["-c", "a.c", "-o", "-"]), Err(PassReason::Stdio));
-    assert_eq!(
-        p("cc", &["-c", "a.c", "-specs=x"]),
-        Err(PassReason::UntrackedFile)
-    );
-    assert_eq!(
-        p("cc", &["-c", "a.c", "-Wa,-adhln=x.lst"]),
-        Err(PassReason::UntrackedFile)
-    );
-    assert_eq!(p("cc", &["-S", "a.c"]), Err(PassReason::AssemblyOutput));
-    assert_eq!(p("cc", &["--version"]), Err(PassReason::NotCompile));
+    let cases: &[(&[&str], PassReason)] = &[
+        (&["a.o", "-o", "prog"], PassReason::NotCompile),
+        (&["--version"], PassReason::NotCompile),
+        (&["-E", "a.c"], PassReason::Preprocess),
+        (&["-M", "a.c"], PassReason::Preprocess),
+        (&["-S", "a.c"], PassReason::AssemblyOutput),
+        (&["-c", "a.c", "b.c"], PassReason::SeveralSources),
+        (&["-c", "a.f90"], PassReason::UnsupportedLanguage),
+        (&["-c", "a.c", "--frobnicate"], PassReason::UnknownOption),
+        (&["-c", "a.c", "-march=native"], PassReason::NativeCpu),
+        (&["-c", "a.c", "-fprofile-use=x"], PassReason::Profile),
+        (&["-c", "@args"], PassReason::ResponseFile),
+        (&["-c", "a.c", "-o", "-"], PassReason::Stdio),
+        (&["-c", "a.c", "-specs=x"], PassReason::UntrackedFile),
+        (
+            &["-c", "a.c", "-Wa,-adhln=x.lst"],
+            PassReason::UntrackedFile,
+        ),
+    ];
+    for (args, reason) in cases {
+        assert_eq!(p("cc", args).err(), Some(*reason), "{args:?}");
+    }
     let env = |k: &str| (k == "DEPENDENCIES_OUTPUT").then(|| "x".to_string());
     assert_eq!(
-        plan("cc", &["-c".into(), "a.c".into()], &env),
-        Err(PassReason::DependencyEnv)
+        plan("cc", &["-c".into(), "a.c".into()], &env).err(),
+        Some(PassReason::DependencyEnv)
     );
 }
