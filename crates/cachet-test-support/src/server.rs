@@ -10,7 +10,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use crate::binary::cachet_bin;
@@ -18,6 +18,9 @@ use crate::wait::{log_tail, wait_for};
 
 /// How long a server may take to start (a debug build on a loaded machine).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a server may take to exit once told to.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How to start a server: arguments, environment and where its log goes.
 #[derive(Clone, Debug, Default)]
@@ -130,6 +133,25 @@ impl ServerProcess {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name} {}: {status}", self.pid());
+    }
+
+    /// Waits for the server to exit (`why`: what made it) and returns its exit status.
+    pub fn wait_exit(&mut self, why: &str) -> ExitStatus {
+        let mut exit = None;
+        wait_for(&format!("the server to exit {why}"), EXIT_TIMEOUT, || {
+            exit = self.child.try_wait().expect("wait");
+            exit.is_some()
+        });
+        exit.expect("exited")
     }
 
     /// `kill -9`, and reaps it.

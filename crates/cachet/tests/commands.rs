@@ -4,12 +4,18 @@ use cachet_wrapper::journal::Outcome;
 
 use crate::util::{fixture, outcomes_for, stderr_of, Project};
 
-#[test]
-fn stats_show_hits_misses_and_pass_through_reasons() {
+/// The soundness fixture built, `cargo clean`ed and built again: every crate stored, then hit.
+fn built_cleaned_and_rebuilt() -> Project {
     let p = Project::copy_of(&fixture("soundness"));
     p.cachet_cargo(&["build"], &[]);
     p.cachet_cargo(&["clean"], &[]);
     p.cachet_cargo(&["build"], &[]);
+    p
+}
+
+#[test]
+fn stats_show_hits_misses_and_pass_through_reasons() {
+    let p = built_cleaned_and_rebuilt();
 
     let out = p.cachet(&["stats", "--json"]);
     assert!(out.status.success());
@@ -56,9 +62,7 @@ fn stats_show_hits_misses_and_pass_through_reasons() {
 fn incremental_crates_are_cached_and_still_build() {
     let p = Project::copy_of(&fixture("soundness"));
     p.cachet_cargo(&["build"], &[("CARGO_INCREMENTAL", "1")]);
-    assert!(p
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
+    p.assert_app_prints("lib=core-lib v1");
     let journal = p.journal();
     assert_eq!(outcomes_for(&journal, "core_lib"), vec![Outcome::Miss]);
     assert!(
@@ -73,9 +77,7 @@ fn incremental_crates_are_cached_and_still_build() {
 fn disable_runs_rustc_unchanged_and_records_nothing() {
     let p = Project::copy_of(&fixture("soundness"));
     p.cachet_cargo(&["build"], &[("CACHET_DISABLE", "1")]);
-    assert!(p
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
+    p.assert_app_prints("lib=core-lib v1");
     assert!(p.journal().is_empty());
     assert_eq!(p.stats().calls, 0);
 }
@@ -85,9 +87,7 @@ fn recache_compiles_and_overwrites() {
     let p = Project::copy_of(&fixture("soundness"));
     p.cachet_cargo(&["build"], &[]);
     p.cachet_cargo(&["clean"], &[]);
-    let before = p.journal().len();
-    p.cachet_cargo(&["build"], &[("CACHET_RECACHE", "1")]);
-    let records = p.journal().split_off(before);
+    let records = p.cachet_cargo_records(&["build"], &[("CACHET_RECACHE", "1")]);
     assert_eq!(outcomes_for(&records, "core_lib"), vec![Outcome::Miss]);
     // Five crates, stored twice.
     assert_eq!(p.stats().entries_written, 10);
@@ -113,9 +113,7 @@ fn unknown_variables_and_bad_values_warn_once_per_build() {
         1,
         "{err}"
     );
-    assert!(p
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
+    p.assert_app_prints("lib=core-lib v1");
 }
 
 #[test]
@@ -151,9 +149,7 @@ fn small_cache_size_evicts_to_stay_under_the_limit() {
         serde_json::from_slice(&p.cachet(&["stats", "--json"]).stdout).unwrap();
     let size = v["cache"]["size_bytes"].as_u64().unwrap();
     assert!(size <= 6 * 1024, "cache holds {size} bytes over a 6K limit");
-    assert!(p
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
+    p.assert_app_prints("lib=core-lib v1");
 }
 
 #[test]
@@ -211,10 +207,7 @@ fn explain_lists_the_last_builds_misses_and_pass_throughs() {
 /// `compile_ms`. The text says it is a sum over crates, not wall-clock time.
 #[test]
 fn compile_time_avoided_is_the_sum_of_the_journals_per_hit_times() {
-    let p = Project::copy_of(&fixture("soundness"));
-    p.cachet_cargo(&["build"], &[]);
-    p.cachet_cargo(&["clean"], &[]);
-    p.cachet_cargo(&["build"], &[]);
+    let p = built_cleaned_and_rebuilt();
     let journal = p.journal();
     let stats = p.stats();
     let hits: Vec<_> = journal.iter().filter(|r| r.outcome.is_hit()).collect();

@@ -142,6 +142,13 @@ fn cachet_docker(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Asserts that the command whose output is `out` failed, saying `text` on stderr.
+fn assert_fails_saying(out: &Output, text: impl AsRef<str>) {
+    let stderr = stderr_of(out);
+    assert!(!out.status.success(), "it succeeded: {stderr}");
+    assert!(stderr.contains(text.as_ref()), "{stderr}");
+}
+
 fn assert_ok(out: &Output, what: &str) -> String {
     assert!(
         out.status.success(),
@@ -153,6 +160,13 @@ fn assert_ok(out: &Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `cachet docker start --name NAME --image IMAGE EXTRA...`.
+fn docker_start(name: &str, image: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["start", "--name", name, "--image", image];
+    args.extend_from_slice(extra);
+    cachet_docker(&args)
+}
+
 /// Starts a server container with `cachet docker start` on a free host port; returns the port.
 /// `cachet docker start` publishes the port it is given, so it gets one that was free a moment
 /// ago, and another when it says that one was taken meanwhile (it removes the half-started
@@ -162,9 +176,7 @@ fn start_server(cleanup: &mut Cleanup, name: &str, extra: &[&str]) -> u16 {
     cleanup.containers.push(name.to_string());
     bind_with_retry("cachet docker start", |port| {
         let port_s = port.to_string();
-        let mut args = vec!["start", "--name", name, "--image", image, "--port", &port_s];
-        args.extend_from_slice(extra);
-        let out = cachet_docker(&args);
+        let out = docker_start(name, image, &[&["--port", &port_s][..], extra].concat());
         if !out.status.success() && stderr_of(&out).contains("is already in use on") {
             return Bind::Taken;
         }
@@ -289,7 +301,17 @@ impl Client {
         a
     }
 
-    /// Builds the workload and runs it; returns (success, stdout, stderr).
+    /// A new client and the command that runs its container, named uniquely after `what`
+    /// (removed by `cleanup`), on `network`.
+    fn start(cleanup: &mut Cleanup, what: &str, network: &str) -> (Client, Command) {
+        let client = Client::new();
+        let name = unique(what);
+        cleanup.containers.push(name.clone());
+        let build = client.build_command(&name, network);
+        (client, build)
+    }
+
+    /// The command that builds the workload in container `name` and runs it.
     fn build_command(&self, name: &str, network: &str) -> Command {
         let mut cmd = Command::new("docker");
         cmd.args(self.run_args(name, network)).args([
@@ -348,12 +370,7 @@ fn docker_cli_subcommands_and_their_errors_say_what_to_do() {
         .env("PATH", empty.path())
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains("docker is not installed"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert_fails_saying(&out, "docker is not installed");
     // Daemon down.
     let out = Command::new(cachet_bin())
         .args(["docker", "status", "--name", &name])
@@ -363,60 +380,29 @@ fn docker_cli_subcommands_and_their_errors_say_what_to_do() {
         )
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains("Docker daemon is not reachable"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert_fails_saying(&out, "Docker daemon is not reachable");
     // Image missing.
-    let out = cachet_docker(&["start", "--name", &name, "--image", "cachet-missing:nope"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains("is not present: build it with `cachet docker build"),
-        "{}",
-        stderr_of(&out)
-    );
+    let out = docker_start(&name, "cachet-missing:nope", &[]);
+    assert_fails_saying(&out, "is not present: build it with `cachet docker build");
     ensure_image();
     // Port taken.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_port = taken.local_addr().unwrap().port().to_string();
-    let out = cachet_docker(&[
-        "start",
-        "--name",
-        &name,
-        "--image",
-        TEST_IMAGE,
-        "--port",
-        &taken_port,
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains(&format!("port {taken_port} is already in use")),
-        "{}",
-        stderr_of(&out)
-    );
+    let out = docker_start(&name, TEST_IMAGE, &["--port", &taken_port]);
+    assert_fails_saying(&out, format!("port {taken_port} is already in use"));
     // A data directory uid 1000 cannot write.
     let data = empty.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::os::unix::fs::chown(&data, Some(4242), Some(4242)).unwrap();
     std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let out = cachet_docker(&[
-        "start",
-        "--name",
+    let out = docker_start(
         &name,
-        "--image",
         TEST_IMAGE,
-        "--mode",
-        "persistent",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains(&format!("run `sudo chown -R 1000:1000 {}`", data.display())),
-        "{}",
-        stderr_of(&out)
+        &["--mode", "persistent", "--data-dir", data.to_str().unwrap()],
+    );
+    assert_fails_saying(
+        &out,
+        format!("run `sudo chown -R 1000:1000 {}`", data.display()),
     );
     // Status of a container that does not exist: exit 1.
     let out = cachet_docker(&["status", "--name", &name]);
@@ -425,15 +411,8 @@ fn docker_cli_subcommands_and_their_errors_say_what_to_do() {
 
     // Start, then the name is in use.
     let port = start_server(&mut cleanup, &name, &[]);
-    let out = cachet_docker(&[
-        "start", "--name", &name, "--image", TEST_IMAGE, "--port", "0",
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains(&format!("the name {name} is already in use")),
-        "{}",
-        stderr_of(&out)
-    );
+    let out = docker_start(&name, TEST_IMAGE, &["--port", "0"]);
+    assert_fails_saying(&out, format!("the name {name} is already in use"));
     // Status: healthy, with the server's stats.
     assert_eq!(
         http(port, "PUT", "/cachet/v1/e/abc", b"hello").unwrap().0,
@@ -474,10 +453,8 @@ fn docker_second_client_container_gets_remote_hits_for_every_crate() {
     let mut cleanup = Cleanup::default();
     let (net, _) = server_on_internal_network(&mut cleanup);
 
-    let first = Client::new();
-    let c1 = unique("client1");
-    cleanup.containers.push(c1.clone());
-    let out = first.build_command(&c1, &net).output().unwrap();
+    let (first, mut build) = Client::start(&mut cleanup, "client1", &net);
+    let out = build.output().unwrap();
     let cold_output = assert_ok(&out, "cold build in a client container");
     let compiled = crates_with(&first.journal(), Outcome::Miss);
     assert!(
@@ -485,10 +462,8 @@ fn docker_second_client_container_gets_remote_hits_for_every_crate() {
         "the cold build stored its crates: {compiled:?}"
     );
 
-    let second = Client::new();
-    let c2 = unique("client2");
-    cleanup.containers.push(c2.clone());
-    let out = second.build_command(&c2, &net).output().unwrap();
+    let (second, mut build) = Client::start(&mut cleanup, "client2", &net);
+    let out = build.output().unwrap();
     let warm_output = assert_ok(&out, "warm build in a second client container");
     assert_eq!(
         warm_output, cold_output,
@@ -501,11 +476,8 @@ fn docker_second_client_container_gets_remote_hits_for_every_crate() {
 fn docker_killed_server_does_not_fail_a_client_build() {
     let mut cleanup = Cleanup::default();
     let (net, name) = server_on_internal_network(&mut cleanup);
-    let client = Client::new();
-    let c = unique("client");
-    cleanup.containers.push(c.clone());
-    let child = client
-        .build_command(&c, &net)
+    let (client, mut build) = Client::start(&mut cleanup, "client", &net);
+    let child = build
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -606,12 +578,7 @@ fn docker_persistent_store_survives_a_restart_and_purge_asks_first() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains("pass --yes"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert_fails_saying(&out, "pass --yes");
     assert_eq!(http(port, "GET", "/cachet/v1/e/kept", b"").unwrap().0, 200);
     assert_ok(
         &cachet_docker(&["purge", "--name", &name, "--yes"]),

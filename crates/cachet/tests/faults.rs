@@ -72,9 +72,7 @@ fn garbage_manifest_is_a_miss() {
     }
     let records = p.rebuild_after_clean(&[]);
     assert_eq!(outcomes_for(&records, "core_lib"), vec![Outcome::Miss]);
-    assert!(p
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
+    p.assert_app_prints("lib=core-lib v1");
 }
 
 /// Builds the fixture with its cache directory on a tmpfs mounted with `options`: the build
@@ -84,9 +82,7 @@ fn build_on_unwritable_cache(options: &str) -> (Project, Mount) {
     let p = Project::copy_of(&fixture("soundness"));
     let mount = Mount::tmpfs(&p.cache, options);
     let out = p.cachet_cargo(&["build"], &[]);
-    assert!(p
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
+    p.assert_app_prints("lib=core-lib v1");
     let err = stderr_of(&out);
     assert_eq!(
         err.matches("warning: cachet: cannot write").count(),

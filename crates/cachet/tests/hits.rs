@@ -18,9 +18,7 @@ fn clean_rebuild_hits_every_crate_and_replays_warnings() {
     );
 
     p.cachet_cargo(&["clean"], &[]);
-    let before = p.journal().len();
-    let second = p.cachet_cargo(&["build"], &[]);
-    let records = p.journal().split_off(before);
+    let (second, records) = p.records_during(|| p.cachet_cargo(&["build"], &[]));
     for krate in ["core_lib", "dep_lib"] {
         assert_eq!(
             outcomes_for(&records, krate),
@@ -60,9 +58,7 @@ fn second_checkout_elsewhere_restores_every_path_independent_crate() {
         root: other,
         cache: p.cache,
     };
-    let before = q.journal().len();
-    q.cachet_cargo(&["build"], &[]);
-    let records = q.journal().split_off(before);
+    let records = q.cachet_cargo_records(&["build"], &[]);
     let hits = cacheable(&records)
         .iter()
         .filter(|r| r.outcome == Outcome::HitLocal)

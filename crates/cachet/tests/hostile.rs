@@ -21,7 +21,7 @@ use cachet_core::Digest;
 use cachet_wrapper::journal::Outcome;
 use cachet_wrapper::signing::SecretKey;
 
-use crate::util::{outcomes_for, stderr_of, Project, ServerProcess};
+use crate::util::{outcomes_for, stderr_of, write_file, Project, ServerProcess};
 
 /// How the fake server answers one request.
 enum Reply {
@@ -138,42 +138,22 @@ fn serve_connection(conn: TcpStream, route: &Route) {
 
 /// The tiny project: a library whose version the program prints.
 fn project(version: &str) -> Project {
-    let src = tempfile::tempdir().unwrap();
-    let root = src.path();
-    let write = |path: &str, text: &str| {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
-    write(
-        "Cargo.toml",
-        "[workspace]\nresolver = \"2\"\nmembers = [\"app\", \"victim\"]\n",
-    );
-    write(
-        "victim/Cargo.toml",
-        "[package]\nname = \"victim\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-    );
-    write(
-        "app/Cargo.toml",
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nvictim = { path = \"../victim\" }\n",
-    );
-    write(
-        "app/src/main.rs",
-        "fn main() { println!(\"{}\", victim::version()); }\n",
-    );
-    let p = Project::copy_of(root);
+    let p = Project::from_files(&[
+        ("Cargo.toml", "[workspace]\nresolver = \"2\"\nmembers = [\"app\", \"victim\"]\n"),
+        ("victim/Cargo.toml", "[package]\nname = \"victim\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
+        ("app/Cargo.toml", "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nvictim = { path = \"../victim\" }\n"),
+        ("app/src/main.rs", "fn main() { println!(\"{}\", victim::version()); }\n"),
+    ]);
     set_version(&p, version);
     p
 }
 
 fn set_version(p: &Project, version: &str) {
-    let lib = p.root.join("victim/src/lib.rs");
-    std::fs::create_dir_all(lib.parent().unwrap()).unwrap();
-    std::fs::write(
-        lib,
-        format!("pub fn version() -> &'static str {{ \"{version}\" }}\n"),
-    )
-    .unwrap();
+    write_file(
+        &p.root,
+        "victim/src/lib.rs",
+        &format!("pub fn version() -> &'static str {{ \"{version}\" }}\n"),
+    );
 }
 
 /// Every object of a local cache: (key hex, bytes), for entries and manifests.

@@ -15,17 +15,13 @@ use std::process::Output;
 
 use cachet_wrapper::journal::Outcome;
 
-use crate::util::{cachet_bin, copy_tree, outcomes_for, Project};
+use crate::util::{cachet_bin, copy_tree, outcomes_for, write_file, Project};
 
 /// A workspace (`ws/`) whose members warn (`app`, with generated code in `OUT_DIR`) and fail
 /// (`bad`, with notes into `app`'s generated code, a path dependency outside the workspace,
 /// `outside/pdep`, and the crates.io crate `itoa`).
 fn write_tree(root: &Path) {
-    let write = |path: &str, text: &str| {
-        let path = root.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
+    let write = |path: &str, text: &str| write_file(root, path, text);
     write(
         "ws/Cargo.toml",
         "[workspace]\nmembers = [\"app\", \"bad\"]\nresolver = \"2\"\n",

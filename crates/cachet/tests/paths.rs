@@ -38,9 +38,7 @@ fn another_path_and_cargo_home_restore_every_crate_of_the_workload() {
     let home = q.tmp.path().join("other-cargo-home");
     let home_env = [("CARGO_HOME", home.to_str().unwrap())];
     q.cachet_cargo(&["fetch", "--locked"], &home_env);
-    let before = q.journal().len();
-    q.cachet_cargo(&["build", "--locked", "--offline"], &home_env);
-    let records = q.journal().split_off(before);
+    let records = q.cachet_cargo_records(&["build", "--locked", "--offline"], &home_env);
     let calls = cacheable(&records);
     let missed: Vec<_> = calls
         .iter()
@@ -100,20 +98,14 @@ fn another_path_and_cargo_home_restore_every_crate_of_the_workload() {
     )
     .unwrap();
     q.cachet_cargo(&["clean", "-p", "itertools"], &home_env);
-    let before = q.journal().len();
-    q.cachet_cargo(&["build", "--locked", "--offline"], &home_env);
-    let records = q.journal().split_off(before);
+    let records = q.cachet_cargo_records(&["build", "--locked", "--offline"], &home_env);
     assert_eq!(outcomes_for(&records, "itertools"), vec![Outcome::Miss]);
     let changed = q.run_program("target", "debug", "wl-service");
     assert!(changed.contains("\"sorted\":[9,5,3,1]"), "{changed}");
 
     p.cachet_cargo(&["clean", "-p", "itertools"], &[]);
-    let before = p.journal().len();
-    p.cachet_cargo(&["build", "--locked", "--offline"], &[]);
-    assert_eq!(
-        outcomes_for(&p.journal().split_off(before), "itertools"),
-        vec![Outcome::HitLocal]
-    );
+    let records = p.cachet_cargo_records(&["build", "--locked", "--offline"], &[]);
+    assert_eq!(outcomes_for(&records, "itertools"), vec![Outcome::HitLocal]);
     assert_eq!(p.run_program("target", "debug", "wl-service"), output);
 }
 
@@ -125,9 +117,7 @@ fn backtraces_and_gdb_show_the_current_checkout() {
     let p = Project::copy_of(&fixture("soundness"));
     p.cachet_cargo(&["build"], &[]);
     let q = second_checkout(&p, &p.root);
-    let before = q.journal().len();
-    q.cachet_cargo(&["build"], &[]);
-    let records = q.journal().split_off(before);
+    let records = q.cachet_cargo_records(&["build"], &[]);
     assert_eq!(outcomes_for(&records, "dep_lib"), vec![Outcome::HitLocal]);
     // core_lib `include!`s from OUT_DIR and invokes a proc-macro, which could expand to a read
     // of OUT_DIR the scan cannot see: its OUT_DIR is keyed literally, and it compiles here
@@ -179,13 +169,11 @@ fn a_target_dir_created_before_cargo_ran_is_recognised() {
     let output = p.run_program("target", "debug", "app");
     p.cachet_cargo(&["clean"], &[]);
     fs::create_dir(p.root.join("target")).unwrap();
-    let before = p.journal().len();
-    p.cachet_cargo(&["build"], &[]);
+    let records = p.cachet_cargo_records(&["build"], &[]);
     assert!(
         !p.root.join("target/CACHEDIR.TAG").exists(),
         "cargo tagged a target directory it did not create"
     );
-    let records = p.journal().split_off(before);
     let calls = cacheable(&records);
     assert_eq!(calls.len(), 5, "{records:#?}");
     for r in &calls {

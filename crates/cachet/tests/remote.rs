@@ -15,6 +15,16 @@ fn server_env(url: &str) -> Vec<(&str, &str)> {
     vec![("CACHET_SERVER", url)]
 }
 
+/// Asserts that `p`'s build uploaded an entry and a manifest per crate of the fixture.
+fn assert_uploaded_every_crate(p: &Project) {
+    let stats = p.stats();
+    assert_eq!(
+        stats.uploads,
+        2 * FIXTURE_CRATES.len() as u64,
+        "an entry and a manifest per crate: {stats:?}"
+    );
+}
+
 #[test]
 fn a_fresh_client_gets_remote_hits_and_fills_its_local_cache() {
     let dir = tempfile::tempdir().unwrap();
@@ -22,15 +32,9 @@ fn a_fresh_client_gets_remote_hits_and_fills_its_local_cache() {
     let a = Project::copy_of(&fixture("soundness"));
     a.cachet_cargo(&["build"], &server_env(server.base_url()));
     let output = a.run_program("target", "debug", "app");
-    assert_eq!(
-        a.stats().uploads,
-        2 * FIXTURE_CRATES.len() as u64,
-        "an entry and a manifest per crate: {:?}",
-        a.stats()
-    );
+    assert_uploaded_every_crate(&a);
 
-    let b = a.client("cache-b");
-    b.cachet_cargo(&["clean"], &[]);
+    let b = a.clean_client("cache-b");
     b.cachet_cargo(&["build"], &server_env(server.base_url()));
     for krate in FIXTURE_CRATES {
         assert_eq!(
@@ -74,9 +78,7 @@ fn a_killed_server_never_fails_the_build_and_keeps_complete_entries() {
     ];
     let out = a.cachet_cargo(&["build"], &env);
     assert!(flag.exists());
-    assert!(a
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
+    a.assert_app_prints("lib=core-lib v1");
     let err = stderr_of(&out);
     assert_eq!(
         err.matches("warning: cachet: cannot reach the cache server")
@@ -102,8 +104,7 @@ fn a_killed_server_never_fails_the_build_and_keeps_complete_entries() {
         "{}",
         String::from_utf8_lossy(&flush.stdout)
     );
-    let b = a.client("cache-b");
-    b.cachet_cargo(&["clean"], &[]);
+    let b = a.clean_client("cache-b");
     b.cachet_cargo(
         &["build"],
         &[
@@ -118,9 +119,7 @@ fn a_killed_server_never_fails_the_build_and_keeps_complete_entries() {
             "{krate}"
         );
     }
-    assert!(b
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
+    b.assert_app_prints("lib=core-lib v1");
 }
 
 /// Counts of the breaker's work in a client's statistics.
@@ -141,9 +140,7 @@ fn a_server_that_refuses_connections_costs_one_attempt_per_build() {
     let p = Project::copy_of(&fixture("soundness"));
     let url = format!("http://127.0.0.1:{port}");
     let out = p.cachet_cargo(&["build"], &server_env(&url));
-    assert!(p
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
+    p.assert_app_prints("lib=core-lib v1");
     let (waited, skipped) = waits_and_skips(&p);
     assert_eq!(waited, 1, "only the first call may try the dead server");
     assert!(skipped >= 1, "later calls skip it");
@@ -189,9 +186,7 @@ fn a_server_that_never_answers_costs_one_wait_per_build() {
     });
     let p = Project::copy_of(&fixture("soundness"));
     let out = p.cachet_cargo(&["build"], &server_env(&format!("http://127.0.0.1:{port}")));
-    assert!(p
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
+    p.assert_app_prints("lib=core-lib v1");
     let (waited, skipped) = waits_and_skips(&p);
     assert_eq!(
         waited, 1,
@@ -227,8 +222,7 @@ fn tokens_wrong_read_only_and_write() {
     assert_eq!(a.stats().uploads, 0);
 
     // A writer fills the server.
-    let w = a.client("cache-writer");
-    w.cachet_cargo(&["clean"], &[]);
+    let w = a.clean_client("cache-writer");
     w.cachet_cargo(
         &["build"],
         &[
@@ -236,8 +230,7 @@ fn tokens_wrong_read_only_and_write() {
             ("CACHET_TOKEN", "writer-token"),
         ],
     );
-    // An entry and a manifest per crate.
-    assert_eq!(w.stats().uploads, 2 * FIXTURE_CRATES.len() as u64);
+    assert_uploaded_every_crate(&w);
 
     // A reader gets hits, and cannot upload what it compiles (one warning, build succeeds).
     let r = a.client("cache-reader");
@@ -259,15 +252,12 @@ fn tokens_wrong_read_only_and_write() {
     )
     .unwrap();
     let out = r.cachet_cargo(&["build"], &reader);
-    assert!(r
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v9"));
+    r.assert_app_prints("lib=core-lib v9");
     let err = stderr_of(&out);
     assert_eq!(err.matches("no write permission").count(), 1, "{err}");
 
     // The reader's result never reached the server: a fresh writer misses it.
-    let w2 = a.client("cache-writer-2");
-    w2.cachet_cargo(&["clean"], &[]);
+    let w2 = a.clean_client("cache-writer-2");
     w2.cachet_cargo(
         &["build"],
         &[
@@ -328,14 +318,8 @@ fn tls_with_a_private_ca() {
     ];
     let a = Project::copy_of(&fixture("soundness"));
     a.cachet_cargo(&["build"], &env);
-    assert_eq!(
-        a.stats().uploads,
-        2 * FIXTURE_CRATES.len() as u64,
-        "{:?}",
-        a.stats()
-    );
-    let b = a.client("cache-b");
-    b.cachet_cargo(&["clean"], &[]);
+    assert_uploaded_every_crate(&a);
+    let b = a.clean_client("cache-b");
     b.cachet_cargo(&["build"], &env);
     assert_eq!(
         outcomes_for(&b.journal(), "core_lib"),
@@ -343,8 +327,7 @@ fn tls_with_a_private_ca() {
     );
 
     // Without the CA the server is not trusted: the build still succeeds, locally.
-    let c = a.client("cache-c");
-    c.cachet_cargo(&["clean"], &[]);
+    let c = a.clean_client("cache-c");
     let out = c.cachet_cargo(&["build"], &[("CACHET_SERVER", server.base_url())]);
     assert_eq!(
         stderr_of(&out)

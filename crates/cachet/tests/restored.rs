@@ -15,41 +15,35 @@ use crate::util::{cacheable, cachet_bin, copy_tree, run_ok, Project};
 /// A workspace with a library, a program using it, and a build script generating code that
 /// the program includes from `OUT_DIR`.
 fn small_workspace() -> Project {
-    let src = tempfile::tempdir().unwrap();
-    let root = src.path();
-    let write = |path: &str, text: &str| {
-        let path = root.join(path);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    };
-    write(
-        "Cargo.toml",
-        "[workspace]\nmembers = [\"app\", \"helper\"]\nresolver = \"2\"\n",
-    );
-    write(
-        "helper/Cargo.toml",
-        "[package]\nname = \"helper\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-    );
-    write(
-        "helper/src/lib.rs",
-        "pub fn double(x: u32) -> u32 {\n    x * 2\n}\n",
-    );
-    write(
-        "app/Cargo.toml",
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+    Project::from_files(&[
+        (
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"app\", \"helper\"]\nresolver = \"2\"\n",
+        ),
+        (
+            "helper/Cargo.toml",
+            "[package]\nname = \"helper\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        ),
+        (
+            "helper/src/lib.rs",
+            "pub fn double(x: u32) -> u32 {\n    x * 2\n}\n",
+        ),
+        (
+            "app/Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
 [dependencies]\nhelper = { path = \"../helper\" }\n",
-    );
-    write(
-        "app/build.rs",
-        "fn main() {\n    let out = std::env::var(\"OUT_DIR\").unwrap();\n    \
+        ),
+        (
+            "app/build.rs",
+            "fn main() {\n    let out = std::env::var(\"OUT_DIR\").unwrap();\n    \
 std::fs::write(format!(\"{out}/gen.rs\"), \"pub fn generated() -> u32 { 21 }\").unwrap();\n}\n",
-    );
-    write(
-        "app/src/main.rs",
-        "include!(concat!(env!(\"OUT_DIR\"), \"/gen.rs\"));\n\n\
+        ),
+        (
+            "app/src/main.rs",
+            "include!(concat!(env!(\"OUT_DIR\"), \"/gen.rs\"));\n\n\
 fn main() {\n    println!(\"{}\", helper::double(generated()));\n}\n",
-    );
-    Project::copy_of(root)
+        ),
+    ])
 }
 
 /// Runs cargo in `p` under `umask`, through cachet or plainly.
@@ -84,9 +78,7 @@ fn restored_files_follow_this_builds_umask() {
     let p = small_workspace();
     cargo_under_umask(&p, "022", &["build"], true);
     cargo_under_umask(&p, "022", &["clean"], true);
-    let before = p.journal().len();
-    cargo_under_umask(&p, "077", &["build"], true);
-    let records = p.journal().split_off(before);
+    let (_, records) = p.records_during(|| cargo_under_umask(&p, "077", &["build"], true));
     assert!(cacheable(&records)
         .iter()
         .all(|r| r.outcome == Outcome::HitLocal));
@@ -130,9 +122,7 @@ fn dep_info_names_this_target_dir_with_spaces_and_newlines() {
     for name in ["other tar get", "new\nline dir"] {
         let target: PathBuf = p.root.join(name);
         let env = [("CARGO_TARGET_DIR", target.to_str().unwrap())];
-        let before = p.journal().len();
-        p.cachet_cargo(&["build"], &env);
-        let records = p.journal().split_off(before);
+        let records = p.cachet_cargo_records(&["build"], &env);
         let hits = cacheable(&records)
             .iter()
             .filter(|r| r.outcome == Outcome::HitLocal)
@@ -188,9 +178,7 @@ fn cross_builds_are_restored_in_another_checkout() {
     };
     let second_target = q.tmp.path().join("elsewhere/target dir");
     let env = [("CARGO_TARGET_DIR", second_target.to_str().unwrap())];
-    let before = q.journal().len();
-    q.cachet_cargo(&["build", "--target", MUSL], &env);
-    let records = q.journal().split_off(before);
+    let records = q.cachet_cargo_records(&["build", "--target", MUSL], &env);
     for krate in ["helper", "app", "build_script_build"] {
         let outcomes = crate::util::outcomes_for(&records, krate);
         assert_eq!(outcomes, vec![Outcome::HitLocal], "{krate}: {records:#?}");

@@ -68,8 +68,7 @@ fn replicas_share_the_workload(shared: &str) {
     assert!(stored.len() >= 50, "{} crates stored", stored.len());
     wait_for_uploads(&one);
 
-    let b = a.client("cache-b");
-    b.cachet_cargo(&["clean"], &[]);
+    let b = a.clean_client("cache-b");
     b.cachet_cargo(
         &["build", "--locked", "--offline"],
         &[("CACHET_SERVER", two.base_url())],
@@ -155,15 +154,12 @@ fn a_shared_tier_killed_mid_build(pids: &[u32], restart: impl FnOnce(), shared: 
     };
     build(&a, &one);
     assert!(flag.exists(), "the shim ran");
-    assert!(a
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v1"));
+    a.assert_app_prints("lib=core-lib v1");
     let down = stats(&one)["tiers"][1].clone();
     assert!(down["errors"].as_u64().unwrap() >= 1, "{down}");
 
     // Still down: the server answers from its local tier.
-    let b = a.client("cache-b");
-    b.cachet_cargo(&["clean"], &[]);
+    let b = a.clean_client("cache-b");
     build(&b, &one);
     for krate in ["core_lib", "dep_lib"] {
         assert_eq!(
@@ -189,8 +185,7 @@ fn a_shared_tier_killed_mid_build(pids: &[u32], restart: impl FnOnce(), shared: 
         Duration::from_secs(120),
         || stats(&one)["uploads"]["pending"] == 0,
     );
-    let c = a.client("cache-c");
-    c.cachet_cargo(&["clean"], &[]);
+    let c = a.clean_client("cache-c");
     build(&c, &two);
     assert_eq!(
         outcomes_for(&c.journal(), "core_lib"),
@@ -199,9 +194,7 @@ fn a_shared_tier_killed_mid_build(pids: &[u32], restart: impl FnOnce(), shared: 
         stats(&one),
         stats(&two)
     );
-    assert!(c
-        .run_program("target", "debug", "app")
-        .contains("lib=core-lib v2"));
+    c.assert_app_prints("lib=core-lib v2");
     assert_eq!(stats(&one)["tiers"][1]["available"], true);
 }
 

@@ -69,6 +69,17 @@ impl Project {
         Project { tmp, root, cache }
     }
 
+    /// A new project made of `files` (path under the root, contents).
+    pub fn from_files(files: &[(&str, &str)]) -> Project {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("project");
+        for (path, text) in files {
+            write_file(&root, path, text);
+        }
+        let cache = tmp.path().join("cache");
+        Project { tmp, root, cache }
+    }
+
     /// Another client of the same checkout: its own, empty cache directory `name` (beside this
     /// project's) and its own scratch directory.
     pub fn client(&self, name: &str) -> Project {
@@ -77,6 +88,14 @@ impl Project {
             root: self.root.clone(),
             cache: self.tmp.path().join(name),
         }
+    }
+
+    /// [`Project::client`] with the checkout's `target` removed (`cargo clean`), so that its
+    /// next build compiles or fetches every crate.
+    pub fn clean_client(&self, name: &str) -> Project {
+        let client = self.client(name);
+        client.cachet_cargo(&["clean"], &[]);
+        client
     }
 
     /// A cargo command in the project with a clean, predictable environment.
@@ -139,24 +158,34 @@ impl Project {
     /// Runs the built program `target/<profile>/<name>` and returns its stdout.
     pub fn run_program(&self, target: &str, profile: &str, name: &str) -> String {
         let exe = self.root.join(target).join(profile).join(name);
-        let out = Command::new(&exe)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+        String::from_utf8(run_ok(Command::new(exe)).stdout).unwrap()
+    }
+
+    /// Runs the fixture's program `target/debug/app` and asserts that it prints `expected`.
+    pub fn assert_app_prints(&self, expected: &str) {
+        let out = self.run_program("target", "debug", "app");
         assert!(
-            out.status.success(),
-            "{} failed: {}",
-            exe.display(),
-            String::from_utf8_lossy(&out.stderr)
+            out.contains(expected),
+            "app printed {out:?}, not {expected:?}"
         );
-        String::from_utf8(out.stdout).unwrap()
     }
 
     /// `cargo clean`, then `cargo build` through cachet; returns the journal records of the build.
     pub fn rebuild_after_clean(&self, env: &[(&str, &str)]) -> Vec<Record> {
         self.cachet_cargo(&["clean"], env);
+        self.cachet_cargo_records(&["build"], env)
+    }
+
+    /// Runs `run` and returns what it returned with the journal records written meanwhile.
+    pub fn records_during<T>(&self, run: impl FnOnce() -> T) -> (T, Vec<Record>) {
         let before = self.journal().len();
-        self.cachet_cargo(&["build"], env);
-        self.journal().split_off(before)
+        let value = run();
+        (value, self.journal().split_off(before))
+    }
+
+    /// [`Project::cachet_cargo`], returning the journal records of that run.
+    pub fn cachet_cargo_records(&self, args: &[&str], env: &[(&str, &str)]) -> Vec<Record> {
+        self.records_during(|| self.cachet_cargo(args, env)).1
     }
 
     /// The journal records written so far.
@@ -177,6 +206,13 @@ pub fn real_rustc() -> PathBuf {
         .output()
         .unwrap();
     Path::new(String::from_utf8(out.stdout).unwrap().trim()).join("bin/rustc")
+}
+
+/// Writes `text` to `root/path`, creating the directories it is in.
+pub fn write_file(root: &Path, path: &str, text: &str) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
 }
 
 /// Writes an executable script (a rustc shim, usually) and returns its path.

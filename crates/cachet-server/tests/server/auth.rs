@@ -1,9 +1,8 @@
 //! Tokens and scopes: 401 without valid credentials, 403 without the scope, Basic and Bearer.
 
 use base64::Engine;
-use cachet_server::auth::Tokens;
 
-use crate::util::{ephemeral, send, start};
+use crate::util::{send, start, with_tokens};
 
 fn basic(user: &str, pass: &str) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
@@ -16,13 +15,9 @@ fn bearer(token: &str) -> String {
 
 #[test]
 fn tokens_scopes_and_schemes() {
-    let mut config = ephemeral();
-    config.tokens = Tokens::parse(
+    let server = start(with_tokens(
         "reader-token read cachet\nwriter-token read,write\nadmin-token admin *",
-        "test",
-    )
-    .expect("tokens");
-    let server = start(config);
+    ));
     let url = server.url("/cachet/k");
     let req = |m: &str, u: &str, auth: Option<&str>| send(m, u, Some(b"data"), auth).status;
 
@@ -98,10 +93,9 @@ fn tokens_scopes_and_schemes() {
 
 #[test]
 fn whoami_reports_version_and_the_tokens_scopes() {
-    let mut config = ephemeral();
-    config.tokens =
-        Tokens::parse("reader-token read cachet\nwriter-token read,write", "test").expect("tokens");
-    let server = start(config);
+    let server = start(with_tokens(
+        "reader-token read cachet\nwriter-token read,write",
+    ));
     let scopes = |ns: &str, auth: Option<&str>| {
         let r = send(
             "GET",
@@ -135,10 +129,9 @@ fn whoami_reports_version_and_the_tokens_scopes() {
 /// key, so it reveals nothing a reader could not see.
 #[test]
 fn forbidden_names_the_missing_scope_and_the_namespace() {
-    let mut config = ephemeral();
-    config.tokens =
-        Tokens::parse("reader-token read cachet\nwriter-token read,write", "test").expect("tokens");
-    let server = start(config);
+    let server = start(with_tokens(
+        "reader-token read cachet\nwriter-token read,write",
+    ));
     let reader = bearer("reader-token");
     let writer = bearer("writer-token");
     assert_eq!(

@@ -4,32 +4,26 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{ephemeral, require_tool, start};
+use crate::util::{require_tool, run_ok, start, with_tokens};
 
 fn compile(ccache: &Path, cache_dir: &Path, remote: &str, project: &Path) {
     for file in ["a", "b"] {
-        let out = Command::new(ccache)
-            .args([
-                "gcc",
-                "-O1",
-                "-c",
-                &format!("{file}.c"),
-                "-o",
-                &format!("{file}.o"),
-            ])
-            .current_dir(project)
-            .env("CCACHE_DIR", cache_dir)
-            .env("CCACHE_CONFIGPATH", cache_dir.join("ccache.conf"))
-            .env("CCACHE_REMOTE_STORAGE", remote)
-            .env_remove("CCACHE_DISABLE")
-            .env_remove("CCACHE_READONLY")
-            .output()
-            .expect("run ccache");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut cmd = Command::new(ccache);
+        cmd.args([
+            "gcc",
+            "-O1",
+            "-c",
+            &format!("{file}.c"),
+            "-o",
+            &format!("{file}.o"),
+        ])
+        .current_dir(project)
+        .env("CCACHE_DIR", cache_dir)
+        .env("CCACHE_CONFIGPATH", cache_dir.join("ccache.conf"))
+        .env("CCACHE_REMOTE_STORAGE", remote)
+        .env_remove("CCACHE_DISABLE")
+        .env_remove("CCACHE_READONLY");
+        run_ok(cmd);
     }
 }
 
@@ -54,10 +48,7 @@ fn ccache_gets_remote_hits_from_cachet() {
     let ccache = require_tool("CACHET_TEST_CCACHE", "ccache", &[]);
     // Token-protected, as a shared server would be: ccache sends the URL's user:password as
     // HTTP Basic.
-    let mut config = ephemeral();
-    config.tokens = cachet_server::auth::Tokens::parse("ccache-secret-1 read,write ccache", "test")
-        .expect("tokens");
-    let server = start(config);
+    let server = start(with_tokens("ccache-secret-1 read,write ccache"));
     let tmp = tempfile::tempdir().expect("tempdir");
     let project = tmp.path().join("project");
     std::fs::create_dir_all(&project).expect("mkdir");

@@ -3,10 +3,9 @@
 //! Data arrives as real `CallReport` batches POSTed to a real server.
 
 use cachet_core::report::{reports_path, CallKind, CallReport, MissCause, Outcome, REPORT_VERSION};
-use cachet_server::auth::Tokens;
 use serde_json::Value;
 
-use crate::util::{ephemeral, in_dir, send, start};
+use crate::util::{ephemeral, in_dir, send, start, with_tokens};
 
 pub fn report(krate: &str, client: &str, outcome: Outcome, cause: Option<MissCause>) -> CallReport {
     let now = std::time::SystemTime::now()
@@ -146,13 +145,9 @@ fn the_server_counts_object_gets_of_unmodified_clients() {
 
 #[test]
 fn a_read_token_sees_only_its_namespaces() {
-    let mut config = ephemeral();
-    config.tokens = Tokens::parse(
+    let server = start(with_tokens(
         "team-a-token read team-a\nteam-b-token read,write team-b\nadmin-token admin *",
-        "test",
-    )
-    .unwrap();
-    let server = start(config);
+    ));
     let base = server.url("");
     let a = Some("Bearer team-a-token");
     let b = Some("Bearer team-b-token");
@@ -275,8 +270,7 @@ fn sign_in_sets_a_cookie_secure_over_tls_and_sign_out_clears_it() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = "reader-token read team\n";
     for tls in [false, true] {
-        let mut config = ephemeral();
-        config.tokens = Tokens::parse(tokens, "test").unwrap();
+        let mut config = with_tokens(tokens);
         let mut ca = None;
         if tls {
             let (paths, ca_der) = crate::util::issue_cert(dir.path(), "ui");

@@ -4,10 +4,44 @@
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{bytes, ephemeral, get, put, spawn_server, start, wait_for};
+use crate::util::{bytes, ephemeral, get, put, spawn_server, start, wait_for, ServerProcess};
+
+/// Sends the headers of a PUT of `len` bytes to `path` and `part` of its body, then waits until
+/// the server (storing in `dir`) has written some of it to a temporary file; returns the
+/// connection, with the rest of the body still to send.
+fn upload_in_flight(
+    server: &ServerProcess,
+    dir: &Path,
+    path: &str,
+    part: &[u8],
+    len: usize,
+) -> TcpStream {
+    let mut s = TcpStream::connect(server.addr).expect("connect");
+    write!(
+        s,
+        "PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n"
+    )
+    .expect("headers");
+    s.write_all(part).expect("part of the body");
+    let tmp = dir.join("tmp");
+    wait_for(
+        "the upload to reach the disk",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_dir(&tmp)
+                .map(|d| {
+                    d.flatten()
+                        .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+                })
+                .unwrap_or(false)
+        },
+    );
+    s
+}
 
 #[test]
 fn kill_9_mid_upload_keeps_complete_objects_only() {
@@ -19,22 +53,12 @@ fn kill_9_mid_upload_keeps_complete_objects_only() {
         assert_eq!(put(&server.url("/ns/complete"), &complete).status, 201);
 
         // Half of an 8 MB upload, then the server dies.
-        let mut s = TcpStream::connect(server.addr).expect("connect");
-        s.write_all(b"PUT /ns/partial HTTP/1.1\r\nHost: t\r\nContent-Length: 8000000\r\n\r\n")
-            .expect("headers");
-        s.write_all(&bytes(2, 4_000_000)).expect("half the body");
-        let tmp = dir.path().join("tmp");
-        wait_for(
-            "the partial upload to reach the disk",
-            Duration::from_secs(30),
-            || {
-                std::fs::read_dir(&tmp)
-                    .map(|d| {
-                        d.flatten()
-                            .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
-                    })
-                    .unwrap_or(false)
-            },
+        let _s = upload_in_flight(
+            &server,
+            dir.path(),
+            "/ns/partial",
+            &bytes(2, 4_000_000),
+            8_000_000,
         );
         server.child.kill().expect("kill -9"); // SIGKILL
         server.child.wait().expect("reap");
@@ -67,21 +91,9 @@ fn ephemeral_store_starts_empty() {
 fn sigterm_stops_gracefully() {
     let mut server = spawn_server(&["--storage", "ephemeral"]);
     assert_eq!(put(&server.url("/ns/k"), b"v").status, 201);
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let mut exit = None;
-    wait_for(
-        "the server to exit after SIGTERM",
-        Duration::from_secs(30),
-        || {
-            exit = server.child.try_wait().expect("wait");
-            exit.is_some()
-        },
-    );
-    assert!(exit.is_some_and(|s| s.success()), "clean exit: {exit:?}");
+    server.signal("TERM");
+    let exit = server.wait_exit("after SIGTERM");
+    assert!(exit.success(), "clean exit: {exit:?}");
 }
 
 #[test]
@@ -160,9 +172,7 @@ fn json_request_logs() {
             .log(&log)
             .start();
     assert_eq!(put(&server.url("/ns/logged"), b"12345").status, 201);
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status();
+    server.signal("TERM");
     let _ = server.child.wait();
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
         .expect("the server's log")
@@ -201,25 +211,14 @@ fn sigterm_drains_in_flight_uploads() {
     let storage = format!("dir:{}", dir.path().display());
     let mut server = spawn_server(&["--storage", &storage]);
     let data = bytes(4, 3_000_000);
-    let mut s = TcpStream::connect(server.addr).expect("connect");
-    s.write_all(b"PUT /ns/drained HTTP/1.1\r\nHost: t\r\nContent-Length: 3000000\r\n\r\n")
-        .expect("headers");
-    s.write_all(&data[..1_500_000]).expect("first half");
-    let tmp = dir.path().join("tmp");
-    wait_for(
-        "the upload to be in flight",
-        Duration::from_secs(30),
-        || {
-            std::fs::read_dir(&tmp)
-                .map(|d| d.count() > 0)
-                .unwrap_or(false)
-        },
+    let mut s = upload_in_flight(
+        &server,
+        dir.path(),
+        "/ns/drained",
+        &data[..1_500_000],
+        3_000_000,
     );
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
+    server.signal("TERM");
     s.write_all(&data[1_500_000..]).expect("second half");
     let mut answer = Vec::new();
     s.set_read_timeout(Some(Duration::from_secs(60)))
@@ -227,16 +226,8 @@ fn sigterm_drains_in_flight_uploads() {
     let _ = s.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
-    let mut exit = None;
-    wait_for(
-        "the server to exit after draining",
-        Duration::from_secs(30),
-        || {
-            exit = server.child.try_wait().expect("wait");
-            exit.is_some()
-        },
-    );
-    assert!(exit.is_some_and(|s| s.success()), "clean exit: {exit:?}");
+    let exit = server.wait_exit("after draining");
+    assert!(exit.success(), "clean exit: {exit:?}");
     // The drained object is complete on disk for the next start.
     let server = spawn_server(&["--storage", &storage]);
     assert_eq!(get(&server.url("/ns/drained")).body, data);

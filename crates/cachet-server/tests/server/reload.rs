@@ -17,17 +17,9 @@ use crate::util::{
 const READER: &str = "reader-token-1";
 const REVOKED: &str = "revoked-token-2";
 
-fn hup(server: &ServerProcess) {
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &server.child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
 /// Sends SIGHUP and waits for the `count`-th log line containing `what`.
 fn hup_and_wait(server: &ServerProcess, log: &Path, what: &str, count: usize) {
-    hup(server);
+    server.signal("HUP");
     wait_for(what, Duration::from_secs(30), || {
         std::fs::read_to_string(log)
             .unwrap_or_default()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cachet_test_support::run_ok;
 
-use crate::util::{ephemeral, get, require_tool, start, wait_for};
+use crate::util::{get, require_tool, start, wait_for, with_tokens};
 
 fn sccache() -> PathBuf {
     let fallback = dirs::home_dir()
@@ -118,10 +118,7 @@ fn write_project(dir: &Path) {
 fn sccache_gets_hits_from_cachet_over_webdav() {
     let sccache = sccache();
     // Token-protected: sccache sends its WebDAV username/password as HTTP Basic.
-    let mut config = ephemeral();
-    config.tokens = cachet_server::auth::Tokens::parse("sccache-secret-1 read,write sccache", "t")
-        .expect("tokens");
-    let server = start(config);
+    let server = start(with_tokens("sccache-secret-1 read,write sccache"));
     let tmp = tempfile::tempdir().expect("tempdir");
     let project = tmp.path().join("project");
     let target = tmp.path().join("target");

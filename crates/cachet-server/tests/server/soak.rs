@@ -31,7 +31,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    bytes, closed_by_peer, get, metric, spawn_server_logged, tree_size, wait_for, Mount,
+    bytes, closed_by_peer, get, metric, read_body, spawn_server_logged, tree_size, wait_for, Mount,
     ServerProcess,
 };
 
@@ -131,12 +131,7 @@ impl Target {
                 .call()
                 .map_err(|e| e.to_string())?;
             let status = r.status().as_u16();
-            let body = r
-                .body_mut()
-                .with_config()
-                .limit(u64::MAX)
-                .read_to_vec()
-                .map_err(|e| format!("reading the body: {e}"))?;
+            let body = read_body(&mut r).map_err(|e| format!("reading the body: {e}"))?;
             Ok((status, body))
         })();
         match result {
@@ -266,6 +261,16 @@ fn kill_9(child: &mut Child) {
 /// Client processes, killed when dropped (also when the test fails before it kills them).
 struct Curls(Vec<Child>);
 
+impl Curls {
+    /// Slow uploads of 2 MiB each to `/soak/curl{n}` on `server`, one per `n`.
+    fn start(dir: &Path, server: &ServerProcess, ns: std::ops::Range<u32>) -> Curls {
+        Curls(
+            ns.map(|i| slow_curl(dir, &server.url(&format!("/soak/curl{i}")), 2 << 20))
+                .collect(),
+        )
+    }
+}
+
 impl Drop for Curls {
     fn drop(&mut self) {
         for c in &mut self.0 {
@@ -373,11 +378,7 @@ fn soak_64_clients_through_kill_9_a_full_disk_and_slowloris() {
             .collect();
 
         // Life 1: load, client processes killed mid-upload, then the server killed mid-upload.
-        let mut curls = Curls(
-            (0..4)
-                .map(|i| slow_curl(dir.path(), &server.url(&format!("/soak/curl{i}")), 2 << 20))
-                .collect(),
-        );
+        let mut curls = Curls::start(dir.path(), &server, 0..4);
         wait_for(
             "uploads in progress on the first server",
             Duration::from_secs(60),
@@ -514,11 +515,7 @@ fn soak_64_clients_through_kill_9_a_full_disk_and_slowloris() {
         });
 
         // Client processes killed mid-upload on the surviving server too.
-        let mut curls = Curls(
-            (4..8)
-                .map(|i| slow_curl(dir.path(), &server.url(&format!("/soak/curl{i}")), 2 << 20))
-                .collect(),
-        );
+        let mut curls = Curls::start(dir.path(), &server, 4..8);
         wait_for(
             "load on the restarted server",
             Duration::from_secs(60),

@@ -11,11 +11,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use cachet_core::report::{MissCause, Outcome};
-use cachet_server::auth::Tokens;
 use serde_json::{json, Value};
 
 use crate::dashboard::{act_as_sccache, api, batch, post, report};
-use crate::util::{ephemeral, require_tool, send, start, wait_for};
+use crate::util::{ephemeral, require_tool, send, start, wait_for, with_tokens};
 
 /// A chromedriver process and one browser session; both end on drop.
 struct Browser {
@@ -332,13 +331,9 @@ fn every_page_loads_clean_and_shows_the_apis_numbers() {
 
 #[test]
 fn with_tokens_no_token_no_page_and_a_read_token_sees_its_namespace_only() {
-    let mut config = ephemeral();
-    config.tokens = Tokens::parse(
+    let server = start(with_tokens(
         "team-a-token read team-a\nteam-b-token read team-b\n",
-        "test",
-    )
-    .unwrap();
-    let server = start(config);
+    ));
     let base = server.url("");
     populate(&base, "team-a", Some("Bearer team-a-token"), "a-");
     populate(&base, "team-b", Some("Bearer team-b-token"), "b-");

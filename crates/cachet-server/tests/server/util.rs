@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cachet_server::{Config, StorageSpec};
 pub use cachet_test_support::{
-    cachet_bin, require_tool, spawn_server, spawn_server_env, spawn_server_logged,
+    cachet_bin, require_tool, run_ok, spawn_server, spawn_server_env, spawn_server_logged,
     spawn_server_under, wait_for, Mount, ServerProcess,
 };
 
@@ -93,6 +93,13 @@ pub fn ephemeral() -> Config {
     Config::with_storage(StorageSpec::Ephemeral)
 }
 
+/// An ephemeral-store configuration that accepts the `tokens` (token-file syntax).
+pub fn with_tokens(tokens: &str) -> Config {
+    let mut config = ephemeral();
+    config.tokens = cachet_server::auth::Tokens::parse(tokens, "test").expect("tokens");
+    config
+}
+
 /// A configuration storing in `dir`.
 pub fn in_dir(dir: &Path) -> Config {
     Config::with_storage(StorageSpec::Dir(dir.to_path_buf()))
@@ -115,6 +122,11 @@ pub struct Resp {
     pub headers: http::HeaderMap,
 }
 
+/// The whole body of `resp`, however large (the client's default caps it at 10 MB).
+pub fn read_body(resp: &mut http::Response<ureq::Body>) -> Result<Vec<u8>, ureq::Error> {
+    resp.body_mut().with_config().limit(u64::MAX).read_to_vec()
+}
+
 /// Sends `method url` with an optional body and `Authorization` value.
 pub fn send(method: &str, url: &str, body: Option<&[u8]>, auth: Option<&str>) -> Resp {
     let mut builder = http::Request::builder().method(method).uri(url);
@@ -128,12 +140,7 @@ pub fn send(method: &str, url: &str, body: Option<&[u8]>, auth: Option<&str>) ->
     let mut resp = result.unwrap_or_else(|e| panic!("{method} {url} failed: {e}"));
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(u64::MAX)
-        .read_to_vec()
-        .unwrap_or_default();
+    let body = read_body(&mut resp).unwrap_or_default();
     Resp {
         status,
         body,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::peer::{kill, start_logged};
 use crate::ports::{bind_with_retry, Bind};
+use crate::process::run_ok;
 use crate::tools::require_tool;
 use crate::wait::wait_for;
 
@@ -193,15 +194,9 @@ impl RedisCluster {
         let mut args = vec!["--cluster", "create"];
         args.extend(addrs.iter().map(String::as_str));
         args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
-        let out = Command::new(redis_cli_bin())
-            .args(&args)
-            .output()
-            .expect("run redis-cli --cluster create");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        let mut create = Command::new(redis_cli_bin());
+        create.args(&args);
+        run_ok(create);
         let cluster = RedisCluster { nodes };
         cluster.wait_ready("the Redis Cluster to be ready");
         cluster

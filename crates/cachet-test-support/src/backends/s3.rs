@@ -10,6 +10,7 @@ use std::process::{Child, Command};
 use super::peer::{kill, start_logged};
 use crate::http::http;
 use crate::ports::Bind;
+use crate::process::run_ok;
 use crate::tools::{ci_cache, require_tool};
 
 /// An S3-compatible server (moto in server mode) with one bucket; by default it takes any
@@ -151,8 +152,8 @@ impl S3Server {
     /// Runs [`MOTO_SCRIPT`] `CMD PORT BUCKET ARGS...` with the Python of moto's virtualenv.
     fn python(&self, args: &[&str]) -> String {
         let python = Self::moto().with_file_name("python");
-        let out = Command::new(&python)
-            .arg("-c")
+        let mut cmd = Command::new(&python);
+        cmd.arg("-c")
             .arg(MOTO_SCRIPT)
             .arg(args[0])
             .args([&self.port.to_string(), &self.bucket])
@@ -161,15 +162,8 @@ impl S3Server {
             .env_remove("http_proxy")
             .env_remove("HTTP_PROXY")
             .env_remove("all_proxy")
-            .env_remove("ALL_PROXY")
-            .output()
-            .unwrap_or_else(|e| panic!("run {}: {e}", python.display()));
-        assert!(
-            out.status.success(),
-            "{} {args:?} failed: {}",
-            python.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .env_remove("ALL_PROXY");
+        let out = run_ok(cmd);
         String::from_utf8(out.stdout).expect("utf-8")
     }
 

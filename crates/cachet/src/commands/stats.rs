@@ -1,5 +1,6 @@
 //! `cachet stats`: what the local cache did, and what it saved.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -307,33 +308,19 @@ pub fn render(s: &Stats, config: &Config, size: u64, objects: usize) -> String {
         );
     }
     line("  compile failures", s.compile_failures.to_string());
-    line("Passed through", s.pass_through_total().to_string());
-    for (reason, n) in &s.pass_through {
-        line(&format!("  {reason}"), n.to_string());
-    }
-    line(
-        "Compiled, not stored",
-        s.not_stored.values().sum::<u64>().to_string(),
-    );
-    for (reason, n) in &s.not_stored {
-        line(&format!("  {reason}"), n.to_string());
-    }
-    if !s.stored_per_checkout.is_empty() {
-        line(
-            "Stored for this checkout only",
-            s.stored_per_checkout.values().sum::<u64>().to_string(),
-        );
-        for (reason, n) in &s.stored_per_checkout {
+    // A count by reason: its total, then one line per reason.
+    let mut by_reason = |title: &str, counts: &BTreeMap<String, u64>| {
+        line(title, counts.values().sum::<u64>().to_string());
+        for (reason, n) in counts {
             line(&format!("  {reason}"), n.to_string());
         }
+    };
+    by_reason("Passed through", &s.pass_through);
+    by_reason("Compiled, not stored", &s.not_stored);
+    if !s.stored_per_checkout.is_empty() {
+        by_reason("Stored for this checkout only", &s.stored_per_checkout);
     }
-    line(
-        "Errors (build went on)",
-        s.errors.values().sum::<u64>().to_string(),
-    );
-    for (kind, n) in &s.errors {
-        line(&format!("  {kind}"), n.to_string());
-    }
+    by_reason("Errors (build went on)", &s.errors);
     for (lang, n) in &s.languages {
         line(
             &format!("Calls ({lang})"),
