@@ -14,12 +14,17 @@ use std::path::{Path, PathBuf};
 use cachet_core::Digest;
 use serde::{Deserialize, Serialize};
 
+use crate::file_hash::FileHasher;
 use crate::fsutil;
 use crate::key::KeyInputs;
-use crate::manifest::Candidate;
+use crate::manifest::{Candidate, InputPolicy};
 
 /// Records kept per crate.
 pub const KEEP: usize = 8;
+/// Records of hits kept per crate (see [`remember_hit`]).
+const KEEP_HITS: usize = 4;
+/// How the file names of hits' records start.
+const HIT_PREFIX: &str = "hit-";
 /// Changes kept per miss (the rest are counted).
 const MAX_CHANGES: usize = 24;
 
@@ -77,14 +82,12 @@ fn short(v: &str) -> String {
     }
 }
 
-/// The inputs that differ between an earlier record and the current one.
-pub fn diff(old: &KeyRecord, new: &KeyRecord) -> Vec<Change> {
+/// The key inputs (the labelled pre-key lines) that differ between two records.
+fn diff_inputs(old: &KeyInputs, new: &KeyInputs) -> Vec<Change> {
     let mut out = Vec::new();
     // Arguments are a multiset (several `--cfg`, `-C` lines); other labels are single values.
-    let args = |r: &KeyRecord| -> BTreeSet<String> {
-        r.inputs
-            .0
-            .iter()
+    let args = |r: &KeyInputs| -> BTreeSet<String> {
+        r.0.iter()
             .filter(|(l, _)| l == "arg")
             .map(|(_, v)| v.clone())
             .collect()
@@ -106,15 +109,16 @@ pub fn diff(old: &KeyRecord, new: &KeyRecord) -> Vec<Change> {
             after: Some(added.clone()),
         });
     }
-    let singles = |r: &KeyRecord| -> BTreeMap<String, String> {
-        r.inputs
-            .0
-            .iter()
-            .filter(|(l, _)| l != "arg")
-            .cloned()
-            .collect()
+    let singles = |r: &KeyInputs| -> BTreeMap<String, String> {
+        r.0.iter().filter(|(l, _)| l != "arg").cloned().collect()
     };
     push_map_changes(&mut out, &singles(old), &singles(new), kind_of);
+    out
+}
+
+/// The inputs that differ between an earlier record and the current one.
+pub fn diff(old: &KeyRecord, new: &KeyRecord) -> Vec<Change> {
+    let mut out = diff_inputs(&old.inputs, &new.inputs);
     let files = |r: &KeyRecord| -> BTreeMap<String, String> {
         r.files
             .iter()
@@ -194,6 +198,27 @@ fn file_kind(path: &str) -> &'static str {
     }
 }
 
+/// Every record of the crate, stored misses' and hits' alike (unreadable ones are skipped).
+fn read_records(dir: &Path) -> Vec<(PathBuf, KeyRecord)> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let rec = serde_json::from_slice::<KeyRecord>(&fs::read(e.path()).ok()?).ok()?;
+            Some((e.path(), rec))
+        })
+        .collect()
+}
+
+/// The fewest differences among those of several earlier records (`None`: no record).
+fn nearest(diffs: impl IntoIterator<Item = Vec<Change>>) -> Option<Vec<Change>> {
+    diffs.into_iter().min_by_key(Vec::len).map(|mut changes| {
+        changes.truncate(MAX_CHANGES);
+        changes
+    })
+}
+
 /// Compares a newly stored entry with the crate's earlier records, then saves it among them.
 /// Returns the differences from the nearest earlier record (`None`: no earlier record).
 pub fn record_and_diff(
@@ -210,23 +235,8 @@ pub fn record_and_diff(
         files: candidate.files.clone(),
         env: candidate.env.clone(),
     };
-    let mut earlier: Vec<(PathBuf, KeyRecord)> = fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let rec = serde_json::from_slice::<KeyRecord>(&fs::read(e.path()).ok()?).ok()?;
-            Some((e.path(), rec))
-        })
-        .collect();
-    let nearest = earlier
-        .iter()
-        .map(|(_, r)| diff(r, &current))
-        .min_by_key(Vec::len)
-        .map(|mut changes| {
-            changes.truncate(MAX_CHANGES);
-            changes
-        });
+    let mut earlier = read_records(&dir);
+    let nearest = nearest(earlier.iter().map(|(_, r)| diff(r, &current)));
     // Save this one; drop the oldest beyond the limit and any identical one.
     let name = format!(
         "{}.json",
@@ -246,81 +256,145 @@ pub fn record_and_diff(
     nearest
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(
-        args: &[&str],
-        files: &[(&str, &[u8])],
-        env: &[(&str, Option<&str>)],
-        compiler: &str,
-    ) -> KeyRecord {
-        let mut inputs = vec![("compiler".to_string(), compiler.to_string())];
-        inputs.extend(args.iter().map(|a| ("arg".to_string(), a.to_string())));
-        KeyRecord {
-            time_ms: 0,
-            inputs: KeyInputs(inputs),
-            files: files
-                .iter()
-                .map(|(p, c)| (p.to_string(), Digest::of(c)))
-                .collect(),
-            env: env
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
-                .collect(),
+/// Remembers the key inputs of the entry that a hit restored (its manifest candidate), so that
+/// this cache's next miss of the crate is compared with it even when this cache never stored
+/// the crate itself (it came from the server, or another build stored it). The record is named
+/// by the entry's key and written once: a later hit of the same entry costs one `open` that
+/// finds it there, nothing else. Writing a new one drops the crate's oldest hit records beyond
+/// [`KEEP_HITS`]. Best effort, like the journal.
+pub fn remember_hit(
+    cache_dir: &Path,
+    krate: &str,
+    pre: &Digest,
+    inputs: &KeyInputs,
+    hit: Candidate,
+) {
+    let entry_key = crate::key::entry_key(pre, &hit.files, &hit.env);
+    let record = || KeyRecord {
+        // Unix milliseconds (journal.rs imports this module, so not its `now_ms`).
+        time_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        inputs: inputs.clone(),
+        files: hit.files,
+        env: hit.env,
+    };
+    let dir = crate_dir(cache_dir, krate);
+    let path = dir.join(format!("{HIT_PREFIX}{entry_key}.json"));
+    let create = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+    };
+    let file = match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(&dir).and_then(|()| create())
         }
+        other => other,
+    };
+    let Ok(mut file) = file else {
+        return;
+    };
+    let written = serde_json::to_vec(&record())
+        .ok()
+        .is_some_and(|bytes| std::io::Write::write_all(&mut file, &bytes).is_ok());
+    if !written {
+        let _ = fs::remove_file(&path);
+        return;
     }
-
-    #[test]
-    fn names_each_kind_of_change() {
-        let a = rec(
-            &["--edition=2021", "--cfg=x"],
-            &[("src/lib.rs", b"a"), ("src/m.rs", b"m")],
-            &[("FLAVOR", None)],
-            "c1",
-        );
-        let b = rec(
-            &["--edition=2018", "--cfg=x"],
-            &[("src/lib.rs", b"b"), ("src/n.rs", b"n")],
-            &[("FLAVOR", Some("spicy"))],
-            "c2",
-        );
-        let changes = diff(&a, &b);
-        let has = |kind: &str, name: &str| changes.iter().any(|c| c.kind == kind && c.name == name);
-        assert!(has("argument", "--edition=2021"), "{changes:?}");
-        assert!(has("argument", "--edition=2018"));
-        assert!(!has("argument", "--cfg=x"));
-        assert!(has("compiler", ""));
-        assert!(has("source file", "src/lib.rs"));
-        assert!(has("source file", "src/m.rs"));
-        assert!(has("source file", "src/n.rs"));
-        assert!(has("env! variable", "FLAVOR"));
-        assert!(diff(&a, &a).is_empty());
-    }
-
-    #[test]
-    fn nearest_record_wins_and_old_ones_are_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let cand = |c: &[u8]| Candidate {
-            files: vec![("f".into(), Digest::of(c))],
-            env: vec![],
-        };
-        let inputs = KeyInputs(vec![("compiler".into(), "c".into())]);
-        assert_eq!(
-            record_and_diff(dir.path(), "k", &inputs, &cand(b"1"), 1),
-            None
-        );
-        for i in 2..20u8 {
-            let changes =
-                record_and_diff(dir.path(), "k", &inputs, &cand(&[i]), u64::from(i)).unwrap();
-            assert_eq!(changes.len(), 1);
-        }
-        // An exact earlier match gives no change.
-        assert_eq!(
-            record_and_diff(dir.path(), "k", &inputs, &cand(&[19]), 30),
-            Some(vec![])
-        );
-        assert!(fs::read_dir(crate_dir(dir.path(), "k")).unwrap().count() <= KEEP);
+    let mut hits: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(HIT_PREFIX))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    hits.sort_by(|a, b| b.cmp(a));
+    for (_, old) in hits.iter().skip(KEEP_HITS) {
+        let _ = fs::remove_file(old);
     }
 }
+
+/// Whether a variable's current value matches its recorded one, and the current value.
+pub type VarProbe<'a> = dyn Fn(&str, &Option<String>) -> (bool, Option<String>) + 'a;
+
+/// How a miss that is not stored reads its inputs now: it has no candidate (what the compile
+/// read was not collected), so the files and variables of a record are read again instead.
+pub struct Probe<'a> {
+    /// A recorded file's content hash now ([`crate::absence::ABSENT`] when there is none;
+    /// `None`: not readable, counted as unchanged).
+    pub file: &'a dyn Fn(&str) -> Option<Digest>,
+    /// Whether a variable's current value matches its recorded one; the current value.
+    pub env: &'a VarProbe<'a>,
+}
+
+/// What differs for a miss that is not stored, without saving anything: the records nearest
+/// by key inputs (arguments, compiler, dependencies, ...) are found first; when one has the
+/// same key inputs, the miss came from its files or `env!` variables, which are read again
+/// (a stat for each unchanged file whose hash is remembered) to name the ones that changed.
+/// `None`: the crate has no record.
+pub fn diff_unstored(
+    cache_dir: &Path,
+    krate: &str,
+    inputs: &KeyInputs,
+    probe: &Probe<'_>,
+) -> Option<Vec<Change>> {
+    let records = read_records(&crate_dir(cache_dir, krate));
+    let by_inputs: Vec<(Vec<Change>, &KeyRecord)> = records
+        .iter()
+        .map(|(_, r)| (diff_inputs(&r.inputs, inputs), r))
+        .collect();
+    if by_inputs.iter().all(|(changes, _)| !changes.is_empty()) {
+        return nearest(by_inputs.into_iter().map(|(changes, _)| changes));
+    }
+    let mut seen: BTreeMap<String, Option<Digest>> = BTreeMap::new();
+    let mut now = |r: &KeyRecord| {
+        let files = r.files.iter().map(|(path, was)| {
+            let digest = *seen
+                .entry(path.clone())
+                .or_insert_with(|| (probe.file)(path));
+            (path.clone(), digest.unwrap_or(*was))
+        });
+        let env = r
+            .env
+            .iter()
+            .map(|(name, was)| match (probe.env)(name, was) {
+                (true, _) => (name.clone(), was.clone()),
+                (false, value) => (name.clone(), value),
+            });
+        KeyRecord {
+            time_ms: r.time_ms,
+            inputs: r.inputs.clone(),
+            files: files.collect(),
+            env: env.collect(),
+        }
+    };
+    let same = by_inputs.iter().filter(|(changes, _)| changes.is_empty());
+    nearest(same.map(|(_, r)| diff(r, &now(r))).collect::<Vec<_>>())
+}
+
+/// [`diff_unstored`] with the inputs read as a lookup reads them: files through `policy`
+/// and `hasher`, variables from `env`, compared as `policy` compares them.
+pub fn unstored_changes(
+    cache_dir: &Path,
+    krate: &str,
+    inputs: &KeyInputs,
+    policy: &InputPolicy,
+    hasher: &FileHasher,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Vec<Change>> {
+    let file = |path: &str| policy.digest_now(path, hasher);
+    let var = |name: &str, was: &Option<String>| {
+        let now = env(name);
+        (policy.env_matches(now.clone(), was), now)
+    };
+    let probe = Probe {
+        file: &file,
+        env: &var,
+    };
+    diff_unstored(cache_dir, krate, inputs, &probe)
+}
+
+#[cfg(test)]
+mod tests;

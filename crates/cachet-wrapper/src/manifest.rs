@@ -189,6 +189,29 @@ impl InputPolicy {
         self.cwd.join(self.anchors.denormalize(stored))
     }
 
+    /// The content hash of a stored path's file now: [`ABSENT`] when there is none (a search
+    /// probe of the linker that found nothing must still find nothing, see link.rs), `None`
+    /// when this policy refuses the path or it cannot be read.
+    pub fn digest_now(&self, stored: &str, hasher: &FileHasher) -> Option<Digest> {
+        let file = self.resolve(stored);
+        let hashed = match self.checked_metadata(&file) {
+            Err(_) => return None,
+            Ok(Some(meta)) => hasher.hash_known(&file, &meta),
+            Ok(None) => hasher.hash(&file),
+        };
+        match hashed {
+            Ok(d) => Some(d),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(ABSENT),
+            Err(_) => None,
+        }
+    }
+
+    /// Whether a variable's current value matches a stored one: equal as stored, or equal once
+    /// anchored (stored anchored only when the value was not baked into the outputs).
+    pub fn env_matches(&self, current: Option<String>, stored: &Option<String>) -> bool {
+        current == *stored || current.map(|v| self.anchors.normalize(&v)) == *stored
+    }
+
     /// Checks `path` (absolute, as it would be hashed) without reading it. A path that does
     /// not exist is suitable: candidates record absent files too.
     pub fn check(&self, path: &Path) -> Result<(), Unsuitable> {
@@ -301,30 +324,18 @@ impl Manifest {
         // and shallowest first, so a directory's listing answers for what lies below it.
         let mut absence = AbsenceProbe::default();
         self.candidates.iter().find(|c| {
-            let env_matches = c.env.iter().all(|(name, stored)| {
-                let current = env(name);
-                current == *stored || current.map(|v| policy.anchors.normalize(&v)) == *stored
-            });
+            let env_matches = c
+                .env
+                .iter()
+                .all(|(name, stored)| policy.env_matches(env(name), stored));
             let mut files_match = || {
                 c.files
                     .iter()
                     .filter(|(_, d)| *d != ABSENT)
                     .all(|(path, digest)| {
-                        let current = *seen.entry(path.as_str()).or_insert_with(|| {
-                            let file = policy.resolve(path);
-                            let hashed = match policy.checked_metadata(&file) {
-                                Err(_) => return None,
-                                Ok(Some(meta)) => hasher.hash_known(&file, &meta),
-                                Ok(None) => hasher.hash(&file),
-                            };
-                            match hashed {
-                                Ok(d) => Some(d),
-                                // A search probe of the linker that found nothing must still find
-                                // nothing (see link.rs).
-                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(ABSENT),
-                                Err(_) => None,
-                            }
-                        });
+                        let current = *seen
+                            .entry(path.as_str())
+                            .or_insert_with(|| policy.digest_now(path, hasher));
                         current == Some(*digest)
                     })
             };

@@ -84,6 +84,20 @@ fn age_spool(p: &Project, by: Duration) {
     fs::write(spool(p), out).unwrap();
 }
 
+/// Adds a function named `name` to the fixture's `dep-lib/src/lib.rs`.
+fn edit_dep_lib(p: &Project, name: &str) {
+    let lib = p.root.join("dep-lib/src/lib.rs");
+    let text = fs::read_to_string(&lib).unwrap();
+    fs::write(&lib, format!("{text}\npub fn {name}() {{}}\n")).unwrap();
+}
+
+/// `cachet explain` of the project's last build.
+fn explain(p: &Project) -> String {
+    let mut cmd = std::process::Command::new(crate::util::cachet_bin());
+    cmd.arg("explain").env("CACHET_DIR", &p.cache);
+    String::from_utf8_lossy(&run_ok(cmd).stdout).into_owned()
+}
+
 #[test]
 fn every_call_the_journal_records_reaches_the_dashboard_with_its_cause() {
     let server = ServerProcess::start(&["--storage", "ephemeral"]);
@@ -143,13 +157,7 @@ fn every_call_the_journal_records_reaches_the_dashboard_with_its_cause() {
     );
 
     // An edited source file: the crate's miss arrives with the cause "a source file changed".
-    let lib = p.root.join("dep-lib/src/lib.rs");
-    let text = fs::read_to_string(&lib).unwrap();
-    fs::write(
-        &lib,
-        format!("{text}\npub fn added_for_the_dashboard() {{}}\n"),
-    )
-    .unwrap();
+    edit_dep_lib(&p, "added_for_the_dashboard");
     p.cachet_cargo(&["build"], &env);
     run_ok(flush(&p, &env));
     let v = api(server.base_url(), "/_api/v1/crates/dep_lib?since=1d");
@@ -322,4 +330,77 @@ fn a_refused_token_stops_the_reports_like_any_auth_failure() {
     p.cachet_cargo(&["build"], &good);
     run_ok(flush(&p, &good));
     assert!(p.stats().reports_sent >= FIXTURE_CRATES.len() as u64);
+}
+
+/// A client that never stored a crate still says what changed when it misses it: bob's cache
+/// is empty, his first build hits alice's entries on the server, then he edits a source file.
+/// His miss is "a source file changed" on the dashboard and in `cachet explain`, not "first
+/// build" (a hit leaves the key inputs of the entry it restored for the next miss to compare
+/// with). In cargo's dev profile his second edit is compiled and not stored (the edit loop,
+/// see edit_loop.rs): that miss names its cause too, beside its not-stored reason.
+#[test]
+fn misses_after_server_hits_and_misses_not_stored_name_what_changed() {
+    let server = ServerProcess::start(&["--storage", "ephemeral"]);
+    let env = |client| {
+        [
+            ("CACHET_SERVER", server.base_url()),
+            ("CACHET_CLIENT_NAME", client),
+            ("CARGO_INCREMENTAL", "1"),
+        ]
+    };
+    let alice = Project::copy_of(&fixture("soundness"));
+    alice.cachet_cargo(&["build"], &env("alice"));
+    let bob = Project::copy_of(&fixture("soundness"));
+    bob.cachet_cargo(&["build"], &env("bob"));
+    let dep_lib = |p: &Project| -> Vec<Outcome> {
+        let journal = p.journal();
+        let of_dep_lib = journal
+            .iter()
+            .filter(|r| r.krate.as_deref() == Some("dep_lib"));
+        of_dep_lib.map(|r| r.outcome).collect()
+    };
+    assert_eq!(dep_lib(&bob), [Outcome::HitRemote]);
+
+    edit_dep_lib(&bob, "first_edit");
+    bob.cachet_cargo(&["build"], &env("bob"));
+    let text = explain(&bob);
+    let line = text.lines().find(|l| l.contains("dep_lib"));
+    assert!(
+        line.is_some_and(|l| l.starts_with("miss") && l.contains("dep-lib/src/lib.rs changed")),
+        "{text}"
+    );
+    edit_dep_lib(&bob, "second_edit");
+    bob.cachet_cargo(&["build"], &env("bob"));
+    assert_eq!(
+        dep_lib(&bob),
+        [Outcome::HitRemote, Outcome::Miss, Outcome::MissNotStored]
+    );
+    let text = explain(&bob);
+    assert!(
+        text.contains(cachet_wrapper::edit_loop::NOT_STORED)
+            && text.contains("dep-lib/src/lib.rs changed"),
+        "{text}"
+    );
+
+    run_ok(flush(&bob, &env("bob")));
+    let v = api(server.base_url(), "/_api/v1/crates/dep_lib?since=1d");
+    let bobs: Vec<&Value> = v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["client"] == "bob")
+        .collect();
+    let of = |outcome: &str| {
+        bobs.iter()
+            .find(|c| c["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("no {outcome} of bob's dep_lib: {v}"))
+    };
+    for outcome in ["miss", "miss-not-stored"] {
+        assert_eq!(of(outcome)["cause"], "source-file", "{v}");
+        assert_eq!(of(outcome)["cause_description"], "a source file changed");
+    }
+    assert_eq!(
+        of("miss-not-stored")["reason"],
+        cachet_wrapper::edit_loop::NOT_STORED
+    );
 }

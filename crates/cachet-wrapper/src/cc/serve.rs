@@ -25,7 +25,7 @@ use crate::dep_info;
 use crate::file_hash::{now_ns, FileHasher, Fingerprint};
 use crate::journal;
 use crate::key::{self, KeyInputs};
-use crate::manifest::InputPolicy;
+use crate::manifest::{Candidate, InputPolicy};
 use crate::paths::{absolute, replace_path, Anchors};
 use crate::pipeline::exit_code;
 use crate::reason::NotStoredReason;
@@ -129,12 +129,14 @@ pub fn serve(
     debug!(source = %call.name, key_us = t0.elapsed().as_micros() as u64, "c pre-key");
     if !config.recache {
         let started = Instant::now();
-        if let Some(found) = lookup(&call, &pre) {
+        if let Some((found, candidate)) = lookup(&call, &pre) {
             match restore(&call, &found) {
                 Ok(texts) => {
                     state.start_output();
                     let meta = &found.head.meta;
                     let _ = replay(&call, meta, texts);
+                    let dir = &config.dir;
+                    crate::explain::remember_hit(dir, &call.name, &pre, &pre_inputs, candidate);
                     let millis = started.elapsed().as_millis() as u64;
                     debug!(source = %call.name, millis, "c hit");
                     return CallResult::Hit(found.hit(pre, millis));
@@ -189,7 +191,7 @@ fn input_policy(call: &Call<'_>) -> InputPolicy {
 }
 
 /// The entry for the current inputs: L1's manifest first, the server's when L1 has none.
-fn lookup(call: &Call<'_>, pre: &Digest) -> Option<Found> {
+fn lookup(call: &Call<'_>, pre: &Digest) -> Option<(Found, Candidate)> {
     let env = |name: &str| inputs::anchor_value(&call.anchors, name);
     let policy = input_policy(call);
     let pick = |m: &crate::manifest::Manifest| m.find_match(&policy, &call.hasher, &env).cloned();
@@ -339,24 +341,20 @@ fn compile_and_store(call: &Call<'_>, lookup: Lookup, pre_inputs: &KeyInputs) ->
             code: exit_code(&compiled.status),
         };
     }
-    let result = store(
+    let mut changes = None;
+    let stored = store(
         call,
         &lookup.pre_key,
-        pre_inputs,
+        (pre_inputs, &mut changes),
         &compiled,
         depfile_text,
         (start_ns, &hasher, marker.as_ref()),
     );
-    let (stored, changes) = match result {
-        Ok((stored, changes)) => (Ok(stored), changes),
-        Err(e) => {
-            match &e {
-                NotStored::Refused(reason) => info!(source = %call.name, %reason, "not stored"),
-                NotStored::CacheWrite(e) => warn!(error = %e, "cannot write the local cache"),
-            }
-            (Err(e), None)
-        }
-    };
+    match &stored {
+        Ok(_) => {}
+        Err(NotStored::Refused(reason)) => info!(source = %call.name, %reason, "not stored"),
+        Err(NotStored::CacheWrite(e)) => warn!(error = %e, "cannot write the local cache"),
+    }
     CallResult::Miss(Miss {
         lookup,
         compile_ms: compiled.millis,
@@ -380,18 +378,26 @@ fn is_system_header(call: &Call<'_>, path: &str) -> bool {
     system.any(|d| inputs::is_under(&abs, &d)) && !dirs(false).any(|d| inputs::is_under(&abs, &d))
 }
 
-/// Keys and stores a successful compile; `Ok` holds the entry written and what differs from
-/// the nearest earlier entry of the same source (for `explain`), `Err` why it was not stored.
+/// Keys and stores a successful compile; `Ok` holds the entry written, `Err` why it was not
+/// stored. `changes` receives what differs from the nearest earlier entry of the same source
+/// (for `explain`): compared with the collected inputs, or, for a compile refused before they
+/// are, with the source's records as the disk is now.
 fn store(
     call: &Call<'_>,
     pre: &Digest,
-    pre_inputs: &KeyInputs,
+    (pre_inputs, changes): (&KeyInputs, &mut Option<Vec<crate::explain::Change>>),
     compiled: &compile::Compiled,
     depfile_text: Option<(String, Option<String>)>,
     (start_ns, hasher, marker): (i64, &FileHasher, Option<&ClockMarker>),
-) -> Result<(Stored, Option<Vec<crate::explain::Change>>), NotStored> {
+) -> Result<Stored, NotStored> {
     let plan = call.plan;
-    let refuse = |reason: NotStoredReason| Err(NotStored::Refused(reason));
+    let mut refuse = |reason: NotStoredReason| {
+        let env = |name: &str| inputs::anchor_value(&call.anchors, name);
+        let (dir, policy) = (&call.config.dir, input_policy(call));
+        *changes =
+            crate::explain::unstored_changes(dir, &call.name, pre_inputs, &policy, hasher, &env);
+        Err(NotStored::Refused(reason))
+    };
     let Some((depfile_text, user_text)) = depfile_text else {
         return refuse(NotStoredReason::DepfileUnreadable);
     };
@@ -422,7 +428,7 @@ fn store(
         return refuse(NotStoredReason::OutputMissing);
     }
     let key = key::entry_key(pre, &candidate.files, &candidate.env);
-    let changes = crate::explain::record_and_diff(
+    *changes = crate::explain::record_and_diff(
         &call.config.dir,
         &call.name,
         pre_inputs,
@@ -477,5 +483,5 @@ fn store(
         bytes,
         per_checkout: None,
     };
-    Ok((stored, changes))
+    Ok(stored)
 }

@@ -29,10 +29,12 @@ use crate::compile;
 use crate::compiler;
 use crate::config::Config;
 use crate::driver::{DriverError, Programs};
+use crate::explain;
 use crate::file_hash::{now_ns, FileHasher};
 use crate::invocation::CachePlan;
 use crate::journal;
 use crate::key::{self, KeyContext};
+use crate::manifest::Candidate;
 use crate::paths::Anchors;
 use crate::reason::{DriverReason, NotStoredReason};
 use crate::tiers::{Found, Tiers};
@@ -127,7 +129,7 @@ pub fn serve(
         let started = Instant::now();
         let found = lookup(&call, &pre);
         debug!(krate = %plan.crate_name, lookup_us = started.elapsed().as_micros() as u64, "lookup");
-        if let Some(found) = found {
+        if let Some((found, candidate)) = found {
             match crate::restore::write_outputs(
                 &found,
                 &call.out_dir,
@@ -144,6 +146,8 @@ pub fn serve(
                     if let Some(unit) = &unit {
                         unit.hit();
                     }
+                    let dir = &config.dir;
+                    explain::remember_hit(dir, &plan.crate_name, &pre, &pre_inputs, candidate);
                     let millis = started.elapsed().as_millis() as u64;
                     debug!(krate = %plan.crate_name, millis, "hit");
                     return CallResult::Hit(found.hit(pre, millis));
@@ -200,21 +204,41 @@ fn key_error_label(e: &key::KeyError) -> NotStoredReason {
     }
 }
 
-/// Finds the entry for the current inputs, if any: L1's manifest first, the server's only
-/// when L1 has no matching candidate. An entry holding a file this compile would not write,
-/// or lacking one it would, is refused (see `tiers.rs`).
-fn lookup(call: &Call<'_>, pre: &Digest) -> Option<Found> {
+/// Finds the entry for the current inputs, if any, with the manifest candidate that matched:
+/// L1's manifest first, the server's only when L1 has no matching candidate. An entry holding
+/// a file this compile would not write, or lacking one it would, is refused (see `tiers.rs`).
+fn lookup(call: &Call<'_>, pre: &Digest) -> Option<(Found, Candidate)> {
+    let env = env_now(call);
+    let policy = input_policy(call);
+    let pick = |m: &crate::manifest::Manifest| m.find_match(&policy, &call.hasher, &env).cloned();
+    call.tiers.find(pre, &policy, pick, &call.plan.outputs)
+}
+
+/// A variable's value for this call, as manifest candidates record it: the call's location
+/// under [`crate::manifest::LOCATION`], the environment's value otherwise.
+fn env_now<'a>(call: &'a Call<'_>) -> impl Fn(&str) -> Option<String> + 'a {
     let here = location(&call.anchors, &call.out_dir);
-    let env = |name: &str| {
+    move |name: &str| {
         if name == crate::manifest::LOCATION {
             Some(here.clone())
         } else {
             std::env::var(name).ok()
         }
-    };
-    let policy = input_policy(call);
-    let pick = |m: &crate::manifest::Manifest| m.find_match(&policy, &call.hasher, &env).cloned();
-    call.tiers.find(pre, &policy, pick, &call.plan.outputs)
+    }
+}
+
+/// What differs for a miss that is not stored (see `explain::unstored_changes`).
+fn unstored_changes(call: &Call<'_>, pre_inputs: &key::KeyInputs) -> Option<Vec<explain::Change>> {
+    let (policy, env) = (input_policy(call), env_now(call));
+    let krate = &call.plan.crate_name;
+    explain::unstored_changes(
+        &call.config.dir,
+        krate,
+        pre_inputs,
+        &policy,
+        &call.hasher,
+        &env,
+    )
 }
 
 /// Compiles, and stores the result when `store` is set (unset: the crate is being edited, see
@@ -274,6 +298,7 @@ fn compile_and_store(
             &mut changes,
         )
     } else {
+        changes = unstored_changes(call, pre_inputs);
         Err(NotStored::Refused(crate::edit_loop::NOT_STORED))
     };
     match &stored {
@@ -298,7 +323,9 @@ fn compile_and_store(
 }
 
 /// Keys and stores a successful compile. `changes` receives what differs from the nearest
-/// earlier entry of the crate once the inputs are known (also when writing the entry fails).
+/// earlier entry of the crate once the inputs are known (also when writing the entry fails),
+/// or, when what the compile read cannot be collected, from the crate's records as the disk
+/// is now.
 fn store(
     call: &Call<'_>,
     pre: &Digest,
@@ -306,13 +333,20 @@ fn store(
     compiled: &compile::Compiled,
     start_ns: i64,
     link_command: Option<&str>,
-    changes: &mut Option<Vec<crate::explain::Change>>,
+    changes: &mut Option<Vec<explain::Change>>,
 ) -> Result<Stored, NotStored> {
     let (config, plan) = (call.config, call.plan);
     let (candidate, mut outputs, per_checkout) =
-        collect::collect(call, start_ns, link_command).map_err(NotStored::Refused)?;
+        match collect::collect(call, start_ns, link_command) {
+            Ok(collected) => collected,
+            Err(reason) => {
+                // Not collected, so not compared below: compared with what is on disk now.
+                *changes = unstored_changes(call, pre_inputs);
+                return Err(NotStored::Refused(reason));
+            }
+        };
     let key = key::entry_key(pre, &candidate.files, &candidate.env);
-    *changes = crate::explain::record_and_diff(
+    *changes = explain::record_and_diff(
         &config.dir,
         &plan.crate_name,
         pre_inputs,

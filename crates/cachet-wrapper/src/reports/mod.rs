@@ -104,7 +104,7 @@ pub fn rustc_kind(args: &crate::invocation::RustcArgs) -> CallKind {
 }
 
 /// The class of input that made a call miss: the most telling change of the nearest earlier
-/// entry; [`MissCause::FirstBuild`] for a stored miss with no earlier entry;
+/// entry; [`MissCause::FirstBuild`] for a miss with no earlier entry;
 /// [`MissCause::SameInputs`] when nothing differs (the entry was evicted or never uploaded).
 pub fn cause(outcome: journal::Outcome, changes: Option<&[Change]>) -> Option<MissCause> {
     match (outcome, changes) {
@@ -115,8 +115,10 @@ pub fn cause(outcome: journal::Outcome, changes: Option<&[Change]>) -> Option<Mi
             .iter()
             .map(|c| MissCause::from_change_kind(&c.kind))
             .min_by_key(|c| rank(*c)),
-        // A stored miss always compares with the crate's earlier records: none existed.
-        (journal::Outcome::Miss, None) => Some(MissCause::FirstBuild),
+        // Every miss, stored or not, compares with the crate's earlier records: none existed.
+        (journal::Outcome::Miss | journal::Outcome::MissNotStored, None) => {
+            Some(MissCause::FirstBuild)
+        }
         _ => None,
     }
 }

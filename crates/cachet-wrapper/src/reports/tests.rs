@@ -30,8 +30,12 @@ fn a_miss_is_blamed_on_its_most_telling_change() {
     );
     assert_eq!(cause(J::Miss, Some(&[])), Some(MissCause::SameInputs));
     assert_eq!(cause(J::Miss, None), Some(MissCause::FirstBuild));
-    // Not compared: no cause is claimed.
-    assert_eq!(cause(J::MissNotStored, None), None);
+    // A miss that is not stored is compared too (see explain::diff_unstored).
+    assert_eq!(
+        cause(J::MissNotStored, Some(&own_source)),
+        Some(MissCause::SourceFile)
+    );
+    assert_eq!(cause(J::MissNotStored, None), Some(MissCause::FirstBuild));
     assert_eq!(cause(J::HitLocal, None), None);
 }
 

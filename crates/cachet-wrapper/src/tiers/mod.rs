@@ -287,14 +287,14 @@ impl<'a> Tiers<'a> {
         policy: &InputPolicy,
         pick: impl Fn(&Manifest) -> Option<Candidate>,
         outputs: &[String],
-    ) -> Option<Found> {
+    ) -> Option<(Found, Candidate)> {
         let candidate = match pick(&self.manifest(pre, false, policy)) {
             Some(c) => c,
             None if self.has_remote() => pick(&self.manifest(pre, true, policy))?,
             None => return None,
         };
         let entry_key = crate::key::entry_key(pre, &candidate.files, &candidate.env);
-        self.entry(&entry_key, outputs)
+        Some((self.entry(&entry_key, outputs)?, candidate))
     }
 
     /// The manifest for `pre`, from L1, merged with the server's when `ask_remote`. The

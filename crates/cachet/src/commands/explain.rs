@@ -103,7 +103,11 @@ fn render(calls: &[&Record], all: bool) -> String {
         if let Some(reason) = &r.reason {
             lines.push(reason.clone());
         }
-        if r.outcome == Outcome::Miss {
+        // A miss that is not stored is compared like a stored one; `None` there means the
+        // crate had no record to compare with.
+        let compared = r.outcome == Outcome::Miss
+            || (r.outcome == Outcome::MissNotStored && r.changes.is_some());
+        if compared {
             match &r.changes {
                 None => lines.push("first compile of this crate in this cache".into()),
                 Some(c) if c.is_empty() => lines
