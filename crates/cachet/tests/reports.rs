@@ -377,7 +377,7 @@ fn misses_after_server_hits_and_misses_not_stored_name_what_changed() {
     );
     let text = explain(&bob);
     assert!(
-        text.contains(cachet_wrapper::edit_loop::NOT_STORED)
+        text.contains(cachet_wrapper::edit_loop::NOT_STORED.as_str())
             && text.contains("dep-lib/src/lib.rs changed"),
         "{text}"
     );
@@ -401,6 +401,6 @@ fn misses_after_server_hits_and_misses_not_stored_name_what_changed() {
     }
     assert_eq!(
         of("miss-not-stored")["reason"],
-        cachet_wrapper::edit_loop::NOT_STORED
+        cachet_wrapper::edit_loop::NOT_STORED.as_str()
     );
 }

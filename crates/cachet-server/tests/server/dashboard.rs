@@ -65,6 +65,13 @@ pub fn act_as_sccache(server: &crate::util::TestServer) {
     );
 }
 
+/// Asserts the numbers `expected` holds under their names in `v`.
+pub fn assert_numbers(v: &Value, expected: &[(&str, u64)]) {
+    for (name, n) in expected {
+        assert_eq!(v[name], *n, "{name} in {v}");
+    }
+}
+
 pub fn api(base: &str, path: &str, auth: Option<&str>) -> (u16, Value) {
     let r = send("GET", &format!("{base}/_api/v1/{path}"), None, auth);
     let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
@@ -91,12 +98,17 @@ fn reports_add_up_in_the_summary_and_bad_lines_are_skipped() {
     assert_eq!(status, 200);
     let t = &s["namespaces"][0];
     assert_eq!(t["namespace"], "team");
-    assert_eq!(t["calls"], 4);
-    assert_eq!(t["hits_remote"], 1);
-    assert_eq!(t["hits_local"], 1);
-    assert_eq!(t["misses"], 1);
-    assert_eq!(t["pass_through"], 1);
-    assert_eq!(t["clients"], 2);
+    assert_numbers(
+        t,
+        &[
+            ("calls", 4),
+            ("hits_remote", 1),
+            ("hits_local", 1),
+            ("misses", 1),
+            ("pass_through", 1),
+            ("clients", 2),
+        ],
+    );
     // Two hits of 1500 ms stored compile time, 50 ms to restore each.
     assert_eq!(t["saved_ms"], 2900);
     assert_eq!(t["lost_ms"], 2000);

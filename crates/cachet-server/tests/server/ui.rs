@@ -119,6 +119,24 @@ impl Browser {
             .to_string()
     }
 
+    /// Asserts that the first element matching `css` carries `value` (a number the API
+    /// reported) in its `data-{name}` attribute.
+    fn assert_data(&self, css: &str, name: &str, value: &Value) {
+        assert_eq!(
+            self.attr(css, &format!("data-{name}")),
+            value.to_string(),
+            "{css}"
+        );
+    }
+
+    /// Opens `page` of the dashboard at `base`, checks that it loaded clean, and returns what
+    /// the API answers at `endpoint`, to compare with.
+    fn open(&self, base: &str, page: &str, endpoint: &str) -> Value {
+        self.goto(&format!("{base}{page}"));
+        self.assert_clean(page, base);
+        api(base, endpoint, None).1
+    }
+
     fn count(&self, css: &str) -> u64 {
         let s = format!(
             "return document.querySelectorAll({}).length;",
@@ -230,25 +248,14 @@ fn every_page_loads_clean_and_shows_the_apis_numbers() {
     act_as_sccache(&server);
     let browser = Browser::start();
 
-    browser.goto(&server.url("/ui"));
-    browser.assert_clean("/ui", &base);
-    let (_, summary) = api(&base, "summary", None);
+    let summary = browser.open(&base, "/ui", "summary");
     assert_eq!(
         browser.text("#total-calls"),
         summary["total"]["calls"].to_string()
     );
-    assert_eq!(
-        browser.attr("#total-saved", "data-value"),
-        summary["total"]["saved_ms"].to_string()
-    );
-    assert_eq!(
-        browser.attr("#total-lost", "data-value"),
-        summary["total"]["lost_ms"].to_string()
-    );
-    assert_eq!(
-        browser.attr("#saved-week", "data-ms"),
-        summary["total"]["saved_ms"].to_string()
-    );
+    browser.assert_data("#total-saved", "value", &summary["total"]["saved_ms"]);
+    browser.assert_data("#total-lost", "value", &summary["total"]["lost_ms"]);
+    browser.assert_data("#saved-week", "ms", &summary["total"]["saved_ms"]);
     assert_eq!(browser.attr("#server-gets", "data-value"), "1");
     assert_eq!(
         browser.text("tr[data-namespace=team] [data-k=calls]"),
@@ -258,26 +265,23 @@ fn every_page_loads_clean_and_shows_the_apis_numbers() {
     assert!(browser.count("svg") >= 2, "charts are drawn");
     browser.screenshot("overview");
 
-    browser.goto(&server.url("/ui/crates"));
-    browser.assert_clean("/ui/crates", &base);
-    let (_, crates) = api(&base, "crates", None);
+    let crates = browser.open(&base, "/ui/crates", "crates");
     let list = crates["crates"].as_array().unwrap();
     assert_eq!(browser.count("tr[data-crate]"), list.len() as u64);
     assert_eq!(
         browser.attr("tr[data-crate]", "data-crate"),
         list[0]["crate"].as_str().unwrap()
     );
-    assert_eq!(
-        browser.attr("tr[data-crate] [data-k=lost_ms]", "data-value"),
-        list[0]["lost_ms"].to_string()
+    browser.assert_data(
+        "tr[data-crate] [data-k=lost_ms]",
+        "value",
+        &list[0]["lost_ms"],
     );
     browser.screenshot("crates");
     browser.goto(&server.url("/ui/crates?sort=name"));
     assert_eq!(browser.attr("tr[data-crate]", "data-crate"), "app");
 
-    browser.goto(&server.url("/ui/crate/serde"));
-    browser.assert_clean("/ui/crate/serde", &base);
-    let (_, one) = api(&base, "crates/serde", None);
+    let one = browser.open(&base, "/ui/crate/serde", "crates/serde");
     assert_eq!(
         browser.text("#crate-calls"),
         one["stats"]["calls"].to_string()
@@ -289,9 +293,7 @@ fn every_page_loads_clean_and_shows_the_apis_numbers() {
     assert!(browser.body().contains("a source file changed"));
     browser.screenshot("crate");
 
-    browser.goto(&server.url("/ui/clients"));
-    browser.assert_clean("/ui/clients", &base);
-    let (_, clients) = api(&base, "clients", None);
+    let clients = browser.open(&base, "/ui/clients", "clients");
     let list = clients["clients"].as_array().unwrap();
     assert_eq!(browser.count("tr[data-client]"), list.len() as u64);
     for c in list {
@@ -303,17 +305,9 @@ fn every_page_loads_clean_and_shows_the_apis_numbers() {
     }
     browser.screenshot("clients");
 
-    browser.goto(&server.url("/ui/storage"));
-    browser.assert_clean("/ui/storage", &base);
-    let (_, storage) = api(&base, "storage", None);
-    assert_eq!(
-        browser.attr("#objects", "data-value"),
-        storage["usage"]["objects"].to_string()
-    );
-    assert_eq!(
-        browser.attr("#evictions", "data-value"),
-        storage["evictions"]["count"].to_string()
-    );
+    let storage = browser.open(&base, "/ui/storage", "storage");
+    browser.assert_data("#objects", "value", &storage["usage"]["objects"]);
+    browser.assert_data("#evictions", "value", &storage["evictions"]["count"]);
     assert!(browser.text("#not-seen").contains("Not seen by the server"));
     browser.screenshot("storage");
 
