@@ -6,9 +6,11 @@
 #   SECONDS_PER_RUN=5 bench/server.sh
 #   SCENARIOS="get 1M 64;put 16M 8" bench/server.sh   # a subset
 #   CACHET_BIN=/old/cachet TARGETS=cachet bench/server.sh   # another build, without nginx
-#   FLOOD=1 TARGETS=cachet SCENARIOS="get 4K 8;put 1M 8" bench/server.sh
+#   FLOOD=1 TARGETS=cachet SCENARIOS="get 4K 8;get 1M 8;put 1M 8" bench/server.sh
 #       # each scenario twice: alone, and beside a flood of dashboard call reports
-#       # (bench/report_flood.py, FLOOD_CLIENTS=4 clients POSTing 500-record batches)
+#       # (bench/report_flood.py, FLOOD_CLIENTS=4 clients POSTing 500-record batches), then
+#       # one line per scenario with the flooded run's numbers over the lone run's
+#       # (req/s, p50, p99: 1.00 is unchanged)
 #
 # Each scenario starts a fresh server (so peak RSS belongs to that scenario alone) and runs the
 # load generator (crates/cachet-server/examples/loadgen.rs). Needs nginx-light
@@ -108,13 +110,41 @@ else
 fi
 echo "# cachet server vs nginx WebDAV, loopback, ${SECS}s per run, $(nproc) cores"
 echo "# reproduce: SECONDS_PER_RUN=$SECS bench/server.sh ($(uptime | sed 's/.*load/load/'))"
+# The flooded run's req/s, p50 and p99 over the lone run's, from two loadgen lines.
+flood_ratio() {
+  python3 - "$@" <<'PY'
+import re, sys
+scenario, alone, flooded = sys.argv[1:4]
+def nums(line):
+    m = re.search(r"\(\s*([\d.]+) req/s\) p50=\s*([\d.]+) ms p99=\s*([\d.]+) ms", line)
+    return [float(x) for x in m.groups()] if m else None
+a, f = nums(alone), nums(flooded)
+if not a or not f or 0.0 in a:
+    print(f"flood/alone  {scenario:<12} n/a (a run failed)")
+else:
+    r = [x / y for x, y in zip(f, a)]
+    print(f"flood/alone  {scenario:<12} req/s x{r[0]:.2f}  p50 x{r[1]:.2f}  p99 x{r[2]:.2f}")
+PY
+}
+
+RATIOS=()
 for s in "${scenarios[@]}"; do
   read -r op size clients <<<"$s"
+  declare -A LINE=()
   for target in $TARGETS; do
     "start_$target"
     # shellcheck disable=SC2086
-    "$LOADGEN" --url "$URL" --op "$op" --size "$size" --clients "$clients" \
-      --seconds "$SECS" --label "$target" $SERVER_PIDS
+    LINE[$target]=$("$LOADGEN" --url "$URL" --op "$op" --size "$size" --clients "$clients" \
+      --seconds "$SECS" --label "$target" $SERVER_PIDS)
+    echo "${LINE[$target]}"
     stop_all
   done
+  if [ -n "${LINE[cachet+flood]:-}" ]; then
+    RATIOS+=("$(flood_ratio "$s" "${LINE[cachet]}" "${LINE[cachet+flood]}")")
+  fi
+  unset LINE
 done
+if [ "${#RATIOS[@]}" -gt 0 ]; then
+  echo "# object requests during a record flood, flooded run / lone run (1.00 = unchanged):"
+  printf '%s\n' "${RATIOS[@]}"
+fi
