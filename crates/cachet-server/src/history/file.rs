@@ -56,9 +56,11 @@ impl History {
         self.with_data(|d| d.hours.is_empty() && d.days.is_empty() && d.details.is_empty())
     }
 
-    /// This replica's data as a document.
+    /// This replica's data as a document: copied under the lock (cheap, see `Data`), written
+    /// out after it is released, so object GETs and arriving reports never wait for a save.
     pub(super) fn to_bytes(&self) -> serde_json::Result<Vec<u8>> {
-        self.with_data(|d| serde_json::to_vec(&*d))
+        let snapshot = self.with_data(|d| d.clone());
+        serde_json::to_vec(&snapshot)
     }
 
     /// This replica's name and that it shares a store: the name the document already holds
