@@ -189,8 +189,19 @@ impl Store for DiskStore {
                 };
                 inner.note_read(&id);
                 if meta.size <= FULL_READ_LIMIT {
+                    // Exactly the object's size, in one system call: objects are renamed into
+                    // place whole and never written again, so `take` spares `read_to_end`'s
+                    // probe for the end of the file (a second `read` per GET), and the buffer
+                    // is neither zeroed nor grown.
                     let mut data = Vec::with_capacity(meta.size as usize);
-                    file.read_to_end(&mut data).map_err(io_err("read", &path))?;
+                    (&mut file)
+                        .take(meta.size)
+                        .read_to_end(&mut data)
+                        .map_err(io_err("read", &path))?;
+                    if data.len() as u64 != meta.size {
+                        let short = std::io::ErrorKind::UnexpectedEof.into();
+                        return Err(io_err("read", &path)(short));
+                    }
                     Ok(Some((meta, Ok(Bytes::from(data)))))
                 } else {
                     Ok(Some((meta, Err(file))))
