@@ -114,10 +114,35 @@ const CREDENTIAL_SOURCES: &str = "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or pr
     $AWS_PROFILE (else [default]) of AWS_SHARED_CREDENTIALS_FILE (else ~/.aws/credentials)";
 
 fn backend_err(op: &'static str) -> impl FnOnce(opendal::Error) -> StoreError {
-    move |err| StoreError::Backend {
-        backend: "s3",
-        op,
-        message: describe(&err),
+    move |err| {
+        let message = describe(&err);
+        match storage_full(&message) {
+            Some(reason) => StoreError::Full {
+                path: std::path::PathBuf::from("s3"),
+                reason,
+            },
+            None => StoreError::Backend {
+                backend: "s3",
+                op,
+                message,
+            },
+        }
+    }
+}
+
+/// The S3 error codes that mean "no room" rather than "unreachable", found in the error's
+/// message (opendal keeps the response body, whose `<Code>` names them): MinIO's
+/// `XMinioStorageFull` (507) and Ceph RGW's `QuotaExceeded` (403). Such an upload then gets
+/// `507` and the tier is not marked failed (reads go on), as for a Redis at `maxmemory`.
+/// Mapped by code only: moto cannot produce either, so this is not tested against a real
+/// MinIO or Ceph.
+fn storage_full(message: &str) -> Option<&'static str> {
+    if message.contains("XMinioStorageFull") {
+        Some("the S3 storage is full (MinIO: XMinioStorageFull)")
+    } else if message.contains("QuotaExceeded") {
+        Some("the S3 bucket's quota is exceeded (QuotaExceeded)")
+    } else {
+        None
     }
 }
 
@@ -393,5 +418,34 @@ impl S3Store {
                 .map_err(backend_err("delete"))?;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod full_tests {
+    use super::*;
+
+    #[test]
+    fn storage_full_codes_become_507_and_other_errors_stay_backend_errors() {
+        let minio = opendal::Error::new(
+            ErrorKind::Unexpected,
+            "<Error><Code>XMinioStorageFull</Code><Message>Storage backend has reached its \
+             minimum free drive threshold.</Message></Error>",
+        );
+        let ceph = opendal::Error::new(
+            ErrorKind::PermissionDenied,
+            "<Error><Code>QuotaExceeded</Code></Error>",
+        );
+        for err in [minio, ceph] {
+            assert!(
+                matches!(backend_err("upload")(err), StoreError::Full { .. }),
+                "a full store is a 507, not an unreachable tier"
+            );
+        }
+        let other = opendal::Error::new(ErrorKind::Unexpected, "connection refused");
+        assert!(matches!(
+            backend_err("upload")(other),
+            StoreError::Backend { .. }
+        ));
     }
 }
