@@ -89,7 +89,8 @@ impl PayloadSink for ToFiles<'_> {
             return Ok(());
         }
         let out = self.create(index, &file.name, file.mode)?;
-        copy_in_large_reads(contents, out, file.size)
+        io::copy(contents, out)?;
+        Ok(())
     }
 
     fn copy(&mut self, index: usize, file: &EntryFile, within: Within) -> io::Result<Digest> {
@@ -113,24 +114,6 @@ impl PayloadSink for ToFiles<'_> {
             done += want as u64;
         }
         Ok(Digest(*hasher.finalize().as_bytes()))
-    }
-}
-
-/// The buffer of a restored file's copy. `io::copy` moves 8 KiB at a time: a 10 MB `.rlib`
-/// took about 1,300 reads (each hashed apart) and 1,300 `write` calls; in 256 KiB pieces
-/// blake3 hashes many chunks at once and the writes are 40.
-const COPY_BUF: usize = 256 << 10;
-
-/// Copies `contents` (`size` bytes expected) into `out` in reads of up to [`COPY_BUF`].
-fn copy_in_large_reads(contents: &mut dyn Read, out: &mut File, size: u64) -> io::Result<()> {
-    let mut buf = vec![0u8; (size as usize).clamp(1, COPY_BUF)];
-    loop {
-        match contents.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => out.write_all(&buf[..n])?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
     }
 }
 
