@@ -10,7 +10,7 @@ use std::process::Command;
 
 use cachet_wrapper::journal::{Outcome, Record};
 
-use crate::util::{cachet_bin, copy_tree, run_ok};
+use crate::util::{cachet_bin, copy_tree, run_ok, wait_for_clock_past};
 
 /// Runs `cachet COMPILER ARGS` in `dir` with the cache `cache`.
 fn cachet_cc(dir: &Path, cache: &Path, compiler: &str, args: &[&str]) -> std::process::Output {
@@ -104,6 +104,8 @@ fn mmd_compiles_are_cached_with_the_users_dependency_file() {
         .contains("stdio.h"));
 
     fs::write(dir.join("inc/value.h"), "#define VALUE 42\n").unwrap();
+    // Written just now: in the same clock tick as the compile it would be soundly not stored.
+    wait_for_clock_past(&dir.join("inc/value.h"));
     let before = cachet_wrapper::journal::read(&cache).len();
     cachet_cc(&dir, &cache, "cc", &args);
     assert_eq!(outcomes(&since(&cache, before)), [Outcome::Miss]);

@@ -285,3 +285,25 @@ pub fn stderr_of(out: &Output) -> String {
 pub fn is_file(p: impl AsRef<OsStr>) -> bool {
     Path::new(p.as_ref()).is_file()
 }
+
+/// Waits until the file system's clock has ticked past `path`'s last change, so that a compile
+/// started now sees the file as settled. The wrapper stores a result only when every input
+/// changed strictly before its clock marker; a file written in the same coarse clock tick as
+/// the compile starts is (soundly) compiled and not stored, which would turn an expected stored
+/// miss into "not stored" on a fast machine. Polls a probe file's ctime, bounded.
+pub fn wait_for_clock_past(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let stamp = |m: &std::fs::Metadata| (m.ctime(), m.ctime_nsec());
+    let changed = stamp(&std::fs::metadata(path).unwrap());
+    let probe = path.with_extension("clock-probe");
+    for _ in 0..2000 {
+        std::fs::write(&probe, b"").unwrap();
+        let now = stamp(&std::fs::metadata(&probe).unwrap());
+        std::fs::remove_file(&probe).unwrap();
+        if now > changed {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("the file system clock did not move past {}", path.display());
+}
