@@ -71,7 +71,7 @@ fn propfind_and_mkcol_never_escape_the_store() {
     top.sort();
     assert_eq!(
         top,
-        ["VERSION", "objects-v1", "tmp", "trash"],
+        ["LOCK", "VERSION", "objects-v1", "tmp", "trash"],
         "only the store's own layout"
     );
 }
