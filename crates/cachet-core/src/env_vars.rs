@@ -90,6 +90,13 @@ pub const CACHET_HANDSHAKE_TIMEOUT: &str = "CACHET_HANDSHAKE_TIMEOUT";
 pub const CACHET_MAX_CONNECTIONS: &str = "CACHET_MAX_CONNECTIONS";
 /// Server: most upload bytes buffered in memory across all connections. Default `256M`.
 pub const CACHET_UPLOAD_MEMORY: &str = "CACHET_UPLOAD_MEMORY";
+/// Server: call records one client may send per second (a token bucket holding a minute of
+/// it); past it, `429` with `Retry-After`. Default `200`.
+pub const CACHET_REPORT_RATE: &str = "CACHET_REPORT_RATE";
+/// Server: call-report requests one client may send per second. Default `5`.
+pub const CACHET_REPORT_REQUESTS: &str = "CACHET_REPORT_REQUESTS";
+/// Server: call records all clients together may send per second. Default `20000`.
+pub const CACHET_REPORT_CEILING: &str = "CACHET_REPORT_CEILING";
 /// Server: `true` to require a token with `read` scope for `/stats` and `/metrics`.
 pub const CACHET_PROTECT_STATS: &str = "CACHET_PROTECT_STATS";
 /// Docker Compose (`docker-compose.yml`): the server image to run. Default `cachet:local`.
@@ -198,6 +205,18 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (CACHET_MAX_CONNECTIONS, "server: most open connections"),
     (CACHET_UPLOAD_MEMORY, "server: upload buffer budget (128M)"),
+    (
+        CACHET_REPORT_RATE,
+        "server: call records/s per client (200)",
+    ),
+    (
+        CACHET_REPORT_REQUESTS,
+        "server: report requests/s per client (5)",
+    ),
+    (
+        CACHET_REPORT_CEILING,
+        "server: call records/s, all clients (20000)",
+    ),
     (
         CACHET_PROTECT_STATS,
         "server: /stats and /metrics need a token",

@@ -21,6 +21,12 @@ pub const MAX_BATCH_BYTES: usize = 1 << 20;
 pub const MAX_FIELD_LEN: usize = 128;
 /// First segment of the reports endpoint: `POST /_reports/<namespace>`, body JSON lines.
 pub const REPORTS_SEGMENT: &str = "_reports";
+/// Request header of a batch: how many records it holds, so a server can refuse it (`429`,
+/// `Retry-After`) from its headers, before reading the body.
+pub const RECORDS_HEADER: &str = "x-cachet-records";
+/// Request header of a batch: the client's name (`CACHET_CLIENT_NAME`); with the token, the
+/// identity a server keeps a client's report rate by.
+pub const CLIENT_HEADER: &str = "x-cachet-client";
 /// Prefix of the dashboard's versioned JSON API.
 pub const API_PREFIX: &str = "/_api/v1";
 

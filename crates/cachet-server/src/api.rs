@@ -208,6 +208,7 @@ async fn dispatch(
         Route::AdminStats if method == Method::DELETE => {
             authorize(&state.tokens(), &req, Scope::Admin, None)?;
             state.metrics.zero();
+            state.report_limits.zero();
             tracing::info!("statistics zeroed");
             Ok(status_only(StatusCode::NO_CONTENT))
         }
@@ -403,9 +404,13 @@ fn ops_document(state: &AppState, route: &Route) -> Response<Body> {
     if *route == Route::Stats {
         return json(StatusCode::OK, &state.metrics.stats(state.store.as_ref()));
     }
+    // The report limits' counters go before the closing `# EOF`.
+    let mut text = state.metrics.render(state.store.as_ref());
+    let eof = text.rfind("# EOF").unwrap_or(text.len());
+    text.insert_str(eof, &state.report_limits.render());
     Response::builder()
         .header(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
-        .body(full(state.metrics.render(state.store.as_ref())))
+        .body(full(text))
         .unwrap_or_else(|_| Response::new(empty()))
 }
 

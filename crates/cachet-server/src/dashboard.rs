@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 use crate::auth::{Denied, Scope};
 use crate::error::ApiError;
 use crate::history::{self, Detail, NsBucket, Query, Stats, DAY_MS, HOUR_MS};
-use crate::http_util::{empty, full, read_limited, Body};
+use crate::http_util::{discard_rest, empty, full, read_limited, Body};
+use crate::report_limit::{client_key, declared_records};
 use crate::state::AppState;
 
 /// Name of the cookie holding a token for the pages.
@@ -158,8 +159,20 @@ pub async fn reports(state: &AppState, namespace: &str, req: Request<Incoming>) 
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    // A refused batch's body is read to its end (bounded) before the 413, as a refused
-    // upload's is: a client still sending then reads the answer instead of a broken pipe.
+    // Over a rate, refused from the headers: the body is not parsed. A refused batch's body is
+    // read to its end (bounded) and dropped before the answer, as a refused upload's is: a
+    // client still sending then reads the answer instead of a broken pipe.
+    let limits = &state.report_limits;
+    let admitted = match limits.admit(client_key(&req), declared_records(&req)) {
+        Ok(admitted) => admitted,
+        Err(refused) => {
+            let mut body = req.into_body();
+            discard_rest(&mut body, state.body_timeout, MAX_BATCH_BYTES as u64).await;
+            return Err(ApiError::TooManyReports {
+                retry_after: refused.retry_after,
+            });
+        }
+    };
     let buf = read_limited(
         req.into_body(),
         declared,
@@ -169,6 +182,7 @@ pub async fn reports(state: &AppState, namespace: &str, req: Request<Incoming>) 
     .await?;
     let (reports, skipped) = parse_batch(&buf);
     let accepted = reports.len();
+    limits.settle(admitted, accepted as u64 + skipped);
     state.history.add(namespace, reports, skipped);
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
@@ -432,6 +446,18 @@ pub fn storage(state: &AppState, range: &history::Range) -> Value {
             "seen": "evictions by this server's disk store (size limit); not seen: Redis TTL or maxmemory evictions and S3 lifecycle rules, which the shared store does without telling the server",
         },
         "history": state.history.info(),
+        "reports": reports_json(state),
+    })
+}
+
+/// The ingestion limits and what they let through and refused (`storage.reports`).
+fn reports_json(state: &AppState) -> Value {
+    let r = state.report_limits.rates();
+    json!({
+        "client_records_per_s": r.client_records,
+        "client_requests_per_s": r.client_requests,
+        "server_records_per_s": r.server_records,
+        "counts": state.report_limits.counts(),
     })
 }
 

@@ -75,6 +75,12 @@ pub enum ApiError {
         /// `--upload-memory`.
         budget: u64,
     },
+    /// Call reports over a client's or the server's rate (see [`crate::report_limit`]).
+    #[error("too many call reports: retry in {retry_after} s")]
+    TooManyReports {
+        /// Seconds until the batch would be let through.
+        retry_after: u64,
+    },
     /// The store is not writable (for `/readyz`).
     #[error("the store is not writable")]
     NotReady(#[source] StoreError),
@@ -100,6 +106,7 @@ impl ApiError {
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotReady(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::OverBudget { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::TooManyReports { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -146,6 +153,9 @@ impl ApiError {
         }
         if matches!(self, ApiError::Busy) {
             builder = builder.header(header::RETRY_AFTER, "2");
+        }
+        if let ApiError::TooManyReports { retry_after } = self {
+            builder = builder.header(header::RETRY_AFTER, retry_after);
         }
         if status == StatusCode::REQUEST_TIMEOUT
             || status == StatusCode::PAYLOAD_TOO_LARGE

@@ -18,6 +18,7 @@ pub mod histogram;
 pub mod history;
 pub mod http_util;
 pub mod metrics;
+pub mod report_limit;
 pub mod route;
 pub mod server;
 pub mod stall;

@@ -119,6 +119,7 @@ pub async fn run_with_reload(
                 .min(tokio::sync::Semaphore::MAX_PERMITS),
         )),
         history,
+        report_limits: crate::report_limit::ReportLimits::new(config.report_rates),
         secure_cookies: acceptor.is_some(),
         upload_memory_total: config.upload_memory,
     });
@@ -330,7 +331,10 @@ impl Connection {
         let service = {
             let state = self.state.clone();
             let activity = activity.clone();
-            service_fn(move |req| {
+            service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                // Who is calling, for the call-report rate of a client that gives no name.
+                req.extensions_mut()
+                    .insert(crate::report_limit::Peer(peer.ip()));
                 let guard = activity.start_request();
                 let state = state.clone();
                 async move {

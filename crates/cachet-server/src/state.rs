@@ -32,6 +32,9 @@ pub struct AppState {
     pub upload_memory: Arc<tokio::sync::Semaphore>,
     /// The dashboard's history: clients' call reports and what this server saw.
     pub history: Arc<crate::history::History>,
+    /// The rates call reports are let in at: per client and server-wide, so a flood of
+    /// reports cannot take the CPU object requests need.
+    pub report_limits: crate::report_limit::ReportLimits,
     /// The dashboard's sign-in cookie is `Secure` (the server serves TLS).
     pub secure_cookies: bool,
     /// The whole budget (`--upload-memory`): an upload that would buffer more is refused.

@@ -30,6 +30,12 @@ pub struct Defaults {
     pub protect_stats: &'static str,
     /// `--upload-memory`.
     pub upload_memory: &'static str,
+    /// `--report-rate` (records per second per client).
+    pub report_rate: &'static str,
+    /// `--report-requests` (requests per second per client).
+    pub report_requests: &'static str,
+    /// `--report-ceiling` (records per second, all clients).
+    pub report_ceiling: &'static str,
 }
 
 /// The defaults. The storage (`dir:<platform data dir>/cachet/server`), `--max-age` (never)
@@ -45,12 +51,15 @@ pub const DEFAULTS: Defaults = Defaults {
     handshake_timeout: "10s",
     protect_stats: "false",
     upload_memory: "128M",
+    report_rate: "200",
+    report_requests: "5",
+    report_ceiling: "20000",
 };
 
 impl Defaults {
     /// `(flag, TOML key, default)` of each setting with a fixed default, for the checks that
     /// the docs agree.
-    pub fn table(&self) -> [(&'static str, &'static str, &'static str); 10] {
+    pub fn table(&self) -> [(&'static str, &'static str, &'static str); 13] {
         [
             ("--listen", "listen", self.listen),
             ("--max-size", "max_size", self.max_size),
@@ -66,6 +75,9 @@ impl Defaults {
             ),
             ("--protect-stats", "protect_stats", self.protect_stats),
             ("--upload-memory", "upload_memory", self.upload_memory),
+            ("--report-rate", "report_rate", self.report_rate),
+            ("--report-requests", "report_requests", self.report_requests),
+            ("--report-ceiling", "report_ceiling", self.report_ceiling),
         ]
     }
 }

@@ -81,6 +81,8 @@ pub struct Config {
     pub protect_stats: bool,
     /// Most upload bytes buffered in memory across all connections.
     pub upload_memory: u64,
+    /// The rates call reports are let in at.
+    pub report_rates: crate::report_limit::Rates,
 }
 
 impl Config {
@@ -213,6 +215,19 @@ impl Config {
             v => v,
         };
 
+        let rate = |setting, value: &Option<String>, default| {
+            parse_rate_setting(setting, value.as_deref().unwrap_or(default))
+        };
+        let report_rates = crate::report_limit::Rates {
+            client_records: rate("--report-rate", &given.report_rate, d.report_rate)?,
+            client_requests: rate(
+                "--report-requests",
+                &given.report_requests,
+                d.report_requests,
+            )?,
+            server_records: rate("--report-ceiling", &given.report_ceiling, d.report_ceiling)?,
+        };
+
         Ok(Config {
             listen,
             storage,
@@ -229,6 +244,7 @@ impl Config {
             max_connections,
             protect_stats,
             upload_memory,
+            report_rates,
         })
     }
 }
@@ -250,6 +266,17 @@ fn parse_size_setting(setting: &'static str, s: &str) -> Result<u64, ConfigError
         Ok(0) => Err(invalid(setting, s, "must be greater than zero")),
         Ok(v) => Ok(v),
         Err(err) => Err(invalid(setting, s, err.to_string())),
+    }
+}
+
+fn parse_rate_setting(setting: &'static str, s: &str) -> Result<u64, ConfigError> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(invalid(
+            setting,
+            s,
+            "expected a number per second greater than zero",
+        )),
     }
 }
 

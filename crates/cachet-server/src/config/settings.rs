@@ -49,6 +49,15 @@ pub struct Settings {
     pub protect_stats: Option<String>,
     /// Most upload bytes buffered in memory, e.g. `128M`.
     pub upload_memory: Option<String>,
+    /// Call records one client may send per second (a TOML number or string).
+    #[serde(default, deserialize_with = "scalar")]
+    pub report_rate: Option<String>,
+    /// Call-report requests one client may send per second (a TOML number or string).
+    #[serde(default, deserialize_with = "scalar")]
+    pub report_requests: Option<String>,
+    /// Call records all clients together may send per second (a TOML number or string).
+    #[serde(default, deserialize_with = "scalar")]
+    pub report_ceiling: Option<String>,
 }
 
 impl Settings {
@@ -72,6 +81,9 @@ impl Settings {
             max_connections: self.max_connections.or(below.max_connections),
             protect_stats: self.protect_stats.or(below.protect_stats),
             upload_memory: self.upload_memory.or(below.upload_memory),
+            report_rate: self.report_rate.or(below.report_rate),
+            report_requests: self.report_requests.or(below.report_requests),
+            report_ceiling: self.report_ceiling.or(below.report_ceiling),
         }
     }
 

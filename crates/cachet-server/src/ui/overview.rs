@@ -280,5 +280,23 @@ pub(super) fn storage_page(
             (None, None) => "in memory (lost at restart)".to_string(),
         }
     );
+    let r = &storage["reports"];
+    let n = &r["counts"];
+    let refused = num(&n["refused_client_records"])
+        + num(&n["refused_client_requests"])
+        + num(&n["refused_server_records"]);
+    let _ = write!(
+        c,
+        "<h2>Call reports received</h2><p class=\"note\" id=\"report-limits\" data-refused=\"{refused}\">Since start: {} records in {} requests let in; <b>{refused}</b> requests ({} records) refused with 429 over a rate ({} over a client's records, {} over a client's requests, {} over the server's ceiling); the client keeps refused records and sends them later. Rates: {} records/s and {} requests/s per client, {} records/s for the server.</p>",
+        num(&n["accepted_records"]),
+        num(&n["accepted_requests"]),
+        num(&n["refused_records"]),
+        num(&n["refused_client_records"]),
+        num(&n["refused_client_requests"]),
+        num(&n["refused_server_records"]),
+        num(&r["client_records_per_s"]),
+        num(&r["client_requests_per_s"]),
+        num(&r["server_records_per_s"]),
+    );
     layout("Storage", "Storage", params, &c)
 }

@@ -209,7 +209,14 @@ fn a_read_token_sees_only_its_namespaces() {
 #[test]
 fn a_flood_of_records_stays_within_the_cap_and_the_history_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(in_dir(dir.path()));
+    // What the history holds is tested here, not the ingestion rates (report_limits.rs).
+    let mut config = in_dir(dir.path());
+    config.report_rates = cachet_server::report_limit::Rates {
+        client_records: 1_000_000,
+        client_requests: 1_000,
+        server_records: 1_000_000,
+    };
+    let server = start(config);
     let base = server.url("");
     let cap = cachet_server::history::Limits::default().max_records;
     // A client in a loop: more misses than the cap, each of a made-up crate.

@@ -16,6 +16,7 @@ mod full_disk;
 mod limits;
 mod prometheus;
 mod reload;
+mod report_limits;
 mod s3_auth;
 mod sccache;
 mod soak;

@@ -109,6 +109,22 @@ pub struct ServerCommand {
         DEFAULTS.upload_memory,
     ))]
     pub upload_memory: Option<String>,
+    #[arg(long, env = ev::CACHET_REPORT_RATE, value_name = "N", help = with_default(
+        "Dashboard call records one client (its token and name, else its address) may send per \
+         second; it may send a minute's worth at once. Past it, 429 with Retry-After",
+        DEFAULTS.report_rate,
+    ))]
+    pub report_rate: Option<String>,
+    #[arg(long, env = ev::CACHET_REPORT_REQUESTS, value_name = "N", help = with_default(
+        "Dashboard call-report requests one client may send per second (a minute's worth at once)",
+        DEFAULTS.report_requests,
+    ))]
+    pub report_requests: Option<String>,
+    #[arg(long, env = ev::CACHET_REPORT_CEILING, value_name = "N", help = with_default(
+        "Dashboard call records all clients together may send per second (5 s worth at once)",
+        DEFAULTS.report_ceiling,
+    ))]
+    pub report_ceiling: Option<String>,
     /// Once listening, write the bound port to FILE (written whole, then renamed into place):
     /// with `--listen 127.0.0.1:0` a script or test learns the port the system picked. The
     /// address is also logged on stderr at every log level (`cachet server listening on
@@ -174,6 +190,9 @@ impl From<ServerCommand> for ServerArgs {
                 max_connections: c.max_connections,
                 protect_stats: c.protect_stats,
                 upload_memory: c.upload_memory,
+                report_rate: c.report_rate,
+                report_requests: c.report_requests,
+                report_ceiling: c.report_ceiling,
             },
             port_file: c.port_file,
             check_config: c.check_config,
