@@ -367,32 +367,42 @@ impl Remote {
         }
     }
 
-    /// POSTs a small body to a server path outside the namespace (the dashboard's reports);
-    /// returns the status.
+    /// POSTs a small body with `headers` to a server path outside the namespace (the
+    /// dashboard's reports); returns the status and `Retry-After`.
     pub fn post_path(
         &self,
         path: &str,
-        content_type: &str,
+        headers: &[(&str, &str)],
         body: &[u8],
-    ) -> Result<u16, RemoteError> {
+    ) -> Result<Posted, RemoteError> {
         let mut req = self
             .agent
             .post(&format!("{}{path}", self.config.url))
             .config()
             .timeout_global(Some(self.budget()?))
-            .build()
-            .header("Content-Type", content_type);
+            .build();
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(a) = self.auth() {
             req = req.header("Authorization", a);
         }
         let mut resp = req.send(body).map_err(|e| self.request_error(e))?;
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         // Read the (small) answer to its end so the connection stays usable.
         let _ = resp
             .body_mut()
             .with_config()
             .limit(MAX_SMALL_ANSWER)
             .read_to_vec();
-        Ok(resp.status().as_u16())
+        Ok(Posted {
+            status: resp.status().as_u16(),
+            retry_after,
+        })
     }
 
     /// GETs a server path outside the namespace (`/healthz`, `/stats`, `/_whoami`).
@@ -407,6 +417,15 @@ impl Remote {
             .map_err(|e| self.request_error(e))?;
         Ok((status, body))
     }
+}
+
+/// The answer to a POST: its status, and its `Retry-After` in seconds, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Posted {
+    /// The status code.
+    pub status: u16,
+    /// How long the server asks to wait before the next request (a `429` or `503`).
+    pub retry_after: Option<Duration>,
 }
 
 /// Remembers server failures in the cache directory so later calls skip the server.

@@ -404,3 +404,81 @@ fn misses_after_server_hits_and_misses_not_stored_name_what_changed() {
         cachet_wrapper::edit_loop::NOT_STORED.as_str()
     );
 }
+
+/// A server over its report rate answers 429 with Retry-After: the wrapper keeps every record
+/// (none dropped), does not ask again before that time, and delivers them once it has passed.
+/// (Before, a 429 fell under "batch rejected by the server": the records were dropped.)
+#[test]
+fn a_server_over_its_report_rate_keeps_the_records_until_it_lets_them_in() {
+    // The server takes 100 records/s from everyone together, 500 at once.
+    let server = ServerProcess::start(&["--storage", "ephemeral", "--report-ceiling", "100"]);
+    let p = Project::copy_of(&fixture("soundness"));
+    let env = [
+        ("CACHET_SERVER", server.base_url()),
+        ("CACHET_CLIENT_NAME", "bob"),
+    ];
+    // The build's records stay in the spool: the test holds the send lock, so no call of the
+    // build (nor a background flush) sends them.
+    let rdir = cachet_wrapper::reports::dir(&p.cache);
+    fs::create_dir_all(&rdir).unwrap();
+    let lock = fs::File::create(rdir.join("send.lock")).unwrap();
+    lock.lock().unwrap();
+    p.cachet_cargo(&["build"], &env);
+    drop(lock);
+    let waiting = fs::read_to_string(spool(&p)).unwrap().lines().count();
+    assert!(waiting >= FIXTURE_CRATES.len(), "{waiting} records waiting");
+
+    // Another client declares 1 record and sends 1,500: let in (the bucket was full), it
+    // leaves the server's bucket 1,000 records short, 10 s at 100/s.
+    let remote = Remote::new(RemoteConfig {
+        url: server.base_url().to_string(),
+        token: None,
+        ca_cert: None,
+        namespace: "other".into(),
+        timeout: Duration::from_secs(10),
+        max_download: 1 << 20,
+    })
+    .unwrap();
+    let line = r#"{"v":1,"time_ms":0,"client":"flood","build":"b","krate":"x","kind":"lib","outcome":"hit-local","compile_ms":0,"restore_ms":1,"stored_compile_ms":5,"bytes":1}"#;
+    let body = format!("{line}\n").repeat(1500);
+    let headers = [("x-cachet-records", "1"), ("x-cachet-client", "flood")];
+    let answer = remote
+        .post_path("/_reports/other", &headers, body.as_bytes())
+        .unwrap();
+    assert_eq!(answer.status, 204);
+
+    // `cachet flush` with 1 s to spare: the server says 429, wait ~10 s; the records are kept.
+    let short = [env[0], env[1], ("CACHET_SERVER_TIMEOUT", "1s")];
+    let out = flush(&p, &short).arg("--reports-only").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("{waiting} still waiting")) && text.contains("report rate"),
+        "{text}"
+    );
+    assert_eq!(counts_of(server.base_url(), "dep_lib").0, 0);
+    assert!(p.stats().reports_dropped.is_empty(), "{:?}", p.stats());
+
+    // A later `cachet flush` with time to wait delivers every record, asking once more only.
+    let out = run_ok(flush(&p, &env).arg("--reports-only"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("sent {waiting} call reports")),
+        "{text}"
+    );
+    let journal = p.journal();
+    for krate in FIXTURE_CRATES {
+        let calls = journal
+            .iter()
+            .filter(|r| r.krate.as_deref() == Some(krate))
+            .count() as u64;
+        assert_eq!(counts_of(server.base_url(), krate).0, calls, "{krate}");
+    }
+    assert!(p.stats().reports_dropped.is_empty(), "{:?}", p.stats());
+    let (_, metrics) = remote.get_path("/metrics").unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("cachet_report_requests_refused_total{reason=\"server_records\"} 1\n"),
+        "{metrics}"
+    );
+}

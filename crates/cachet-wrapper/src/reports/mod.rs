@@ -41,8 +41,8 @@ mod send;
 
 use send::maybe_start_flush;
 pub use send::{
-    dir, drain, spool_path, Drained, Limits, DRAIN_BATCHES, DRAIN_BUDGET, FLUSH_AFTER, MAX_AGE,
-    OUTBOX_CAP, SPOOL_CAP, UNSUPPORTED_BACKOFF,
+    client_name, dir, drain, spool_path, Drained, Limits, DRAIN_BATCHES, DRAIN_BUDGET, FLUSH_AFTER,
+    MAX_AGE, OUTBOX_CAP, SPOOL_CAP, UNSUPPORTED_BACKOFF,
 };
 
 pub use crate::stats::Dropped;
@@ -176,21 +176,6 @@ pub fn build(config: &Config, facts: &CallFacts<'_>, d: &Delta) -> CallReport {
             d.bytes_written
         },
     }
-}
-
-/// This client's name: `CACHET_CLIENT_NAME`, else the host name.
-pub fn client_name(config: &Config) -> String {
-    config.client_name.clone().unwrap_or_else(host_name)
-}
-
-fn host_name() -> String {
-    // The kernel's copy of what gethostname(2) answers, read without unsafe code.
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .filter_map(|p| fs::read_to_string(p).ok())
-        .map(|s| s.trim().to_string())
-        .find(|n| !n.is_empty())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// `(parent pid, start time in clock ticks since boot, command name)` of a process.

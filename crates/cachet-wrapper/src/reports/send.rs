@@ -1,14 +1,21 @@
 //! Delivering call reports: taking the spool under the `send` lock, sending it in bounded
 //! batches, keeping what could not be delivered in the outbox, and backing off from a server
 //! that has no reports endpoint (404) or does not let this token report (403); a rejected
-//! token (401) trips the breaker, as it does for object requests.
+//! token (401) trips the breaker, as it does for object requests. A server over its report
+//! rate answers `429` with `Retry-After`: the batch and everything after it stay in the
+//! outbox, automatic sends wait until then (the `retry-after` marker holds the time), and
+//! `cachet flush` waits for it when its timeout allows. Each batch says how many records it
+//! holds and which client sends them, so the server decides from the headers.
 
 use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cachet_core::report::{reports_path, CallReport, MAX_BATCH_BYTES, REPORT_VERSION};
+use cachet_core::report::{
+    clamp_field, reports_path, CallReport, CLIENT_HEADER, MAX_BATCH_BYTES, RECORDS_HEADER,
+    REPORT_VERSION,
+};
 
 use crate::config::Config;
 use crate::journal;
@@ -51,11 +58,30 @@ const REFUSED_MARKER: &str = "refused";
 /// The marker of a server without the reports endpoint (404), with the same effect.
 const UNSUPPORTED_MARKER: &str = "unsupported";
 
-/// True while a recent 404 or 403 says automatic sends are pointless.
+/// The marker of a server that answered 429: it holds the unix milliseconds before which no
+/// batch is sent.
+const RETRY_MARKER: &str = "retry-after";
+/// The wait when a 429 names none.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How long the server asked to wait from now (by its last 429), if that time is still ahead.
+fn retry_wait(rdir: &Path) -> Option<Duration> {
+    let at: u64 = fs::read_to_string(rdir.join(RETRY_MARKER))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let now = journal::now_ms();
+    // A marker far in the future (a clock set back) is not obeyed past the longest wait.
+    (at > now).then(|| Duration::from_millis(at - now).min(UNSUPPORTED_BACKOFF))
+}
+
+/// True while a recent 404 or 403 says automatic sends are pointless, or a 429 said to wait.
 fn backed_off(rdir: &Path) -> bool {
-    [UNSUPPORTED_MARKER, REFUSED_MARKER]
-        .iter()
-        .any(|m| recently_touched(&rdir.join(m), UNSUPPORTED_BACKOFF))
+    retry_wait(rdir).is_some()
+        || [UNSUPPORTED_MARKER, REFUSED_MARKER]
+            .iter()
+            .any(|m| recently_touched(&rdir.join(m), UNSUPPORTED_BACKOFF))
 }
 
 /// Unix milliseconds of the first record in a file (the oldest), if it has one.
@@ -171,6 +197,8 @@ pub struct Drained {
     pub left: u64,
     /// Another sender was at work: nothing was done.
     pub busy: bool,
+    /// The server asked to wait this long (a `429`) before the records `left` can be sent.
+    pub retry_after: Option<Duration>,
 }
 
 /// Sends waiting records to the server's reports endpoint, oldest first, in batches of at
@@ -229,17 +257,50 @@ pub fn drain(config: &Config, limits: &Limits, delta: &mut Delta) -> Result<Drai
     let mut rest = &lines[skip..];
     let mut rc = rc;
     rc.timeout = rc.timeout.min(limits.budget);
+    // A header carries visible ASCII only.
+    let client: String = clamp_field(&client_name(config))
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let result = Remote::new(rc).and_then(|remote| -> Result<(), RemoteError> {
         let mut batches = 0;
         while !rest.is_empty() {
+            // What the server's last 429 asked: `cachet flush` waits when its time allows.
+            if let Some(wait) = retry_wait(&rdir) {
+                if limits.min_age.is_some() || started.elapsed() + wait >= limits.budget {
+                    out.retry_after = Some(wait);
+                    break;
+                }
+                std::thread::sleep(wait);
+                remote.new_phase();
+            }
             if batches >= limits.batches || started.elapsed() >= limits.budget {
                 break;
             }
             let (body, n) = batch(rest);
             let path = reports_path(&remote.config().namespace);
-            let status = remote.post_path(&path, "application/x-ndjson", &body)?;
+            let count = n.to_string();
+            let headers = [
+                ("Content-Type", "application/x-ndjson"),
+                (RECORDS_HEADER, count.as_str()),
+                (CLIENT_HEADER, client.as_str()),
+            ];
+            let answer = remote.post_path(&path, &headers, &body)?;
             batches += 1;
-            match status {
+            match answer.status {
+                429 => {
+                    // Over the server's rate: this batch and the rest wait, none is dropped.
+                    let wait = answer.retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
+                    let at = journal::now_ms() + wait.as_millis() as u64;
+                    let _ = fs::write(rdir.join(RETRY_MARKER), at.to_string());
+                    continue;
+                }
                 200..=299 => {
                     delta.reports_sent += n as u64;
                     out.sent += n as u64;
@@ -311,6 +372,21 @@ pub fn drain(config: &Config, limits: &Limits, delta: &mut Delta) -> Result<Drai
             Err(e)
         }
     }
+}
+
+/// This client's name: `CACHET_CLIENT_NAME`, else the host name.
+pub fn client_name(config: &Config) -> String {
+    config.client_name.clone().unwrap_or_else(host_name)
+}
+
+fn host_name() -> String {
+    // The kernel's copy of what gethostname(2) answers, read without unsafe code.
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .find(|n| !n.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The `time_ms` of a record line, or `None` when it is not a record of a known version.

@@ -60,11 +60,17 @@ pub fn run(args: &FlushArgs) -> anyhow::Result<ExitCode> {
         Some(Ok(d)) => {
             ok &= d.left == 0;
             if !args.quiet {
-                let dropped = if d.dropped > 0 {
+                let mut dropped = if d.dropped > 0 {
                     format!(" ({} dropped: see `cachet stats`)", d.dropped)
                 } else {
                     String::new()
                 };
+                if let Some(wait) = d.retry_after {
+                    dropped += &format!(
+                        " (the server is over its report rate: they are kept and sent after {} s)",
+                        wait.as_secs().max(1)
+                    );
+                }
                 outln!(
                     "sent {} call reports to the dashboard; {} still waiting{dropped}",
                     d.sent,
