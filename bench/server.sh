@@ -6,11 +6,13 @@
 #   SECONDS_PER_RUN=5 bench/server.sh
 #   SCENARIOS="get 1M 64;put 16M 8" bench/server.sh   # a subset
 #   CACHET_BIN=/old/cachet TARGETS=cachet bench/server.sh   # another build, without nginx
-#   FLOOD=1 TARGETS=cachet SCENARIOS="get 4K 8;get 1M 8;put 1M 8" bench/server.sh
-#       # each scenario twice: alone, and beside a flood of dashboard call reports
+#   FLOOD=1 FLOOD_ROUNDS=5 TARGETS=cachet SCENARIOS="get 4K 8;get 1M 8;put 1M 8" bench/server.sh
+#       # each scenario three times per round, FLOOD_ROUNDS rounds interleaved: alone, beside a
+#       # flood of dashboard call reports from clients that wait for Retry-After as the wrapper
+#       # does (cachet+flood), and beside hostile ones that ignore 429 (cachet+hostile)
 #       # (bench/report_flood.py, FLOOD_CLIENTS=4 clients POSTing 500-record batches), then
-#       # one line per scenario with the flooded run's numbers over the lone run's
-#       # (req/s, p50, p99: 1.00 is unchanged)
+#       # one line per scenario and flood with the median over the rounds of the flooded run's
+#       # numbers over the same round's lone run's (req/s, p50, p99: 1.00 is unchanged)
 #
 # Each scenario starts a fresh server (so peak RSS belongs to that scenario alone) and runs the
 # load generator (crates/cachet-server/examples/loadgen.rs). Needs nginx-light
@@ -23,7 +25,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release -q -p cachet-server --example loadgen
 CACHET="${CACHET_BIN:-$CARGO_TARGET_DIR/release/cachet}"
 TARGETS="${TARGETS:-cachet nginx}"
-if [ -n "${FLOOD:-}" ]; then TARGETS="${TARGETS/cachet/cachet cachet+flood}"; fi
+if [ -n "${FLOOD:-}" ]; then TARGETS="${TARGETS/cachet/cachet cachet+flood cachet+hostile}"; fi
+ROUNDS="${FLOOD_ROUNDS:-1}"; [ -n "${FLOOD:-}" ] || ROUNDS=1
 LOADGEN="$CARGO_TARGET_DIR/release/examples/loadgen"
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 case " $TARGETS " in *" nginx "*)
@@ -51,10 +54,12 @@ start_cachet() { # sets URL and SERVER_PIDS
 start_cachet+flood() {
   start_cachet
   python3 bench/report_flood.py --url "$BASE" --clients "${FLOOD_CLIENTS:-4}" \
-    --seconds "$((SECS + 2))" &
+    --seconds "$((SECS + 2))" "$@" &
   FLOOD_PID=$!; PIDS+=($!)
   sleep 1  # the flood is under way before the measured run starts
 }
+# The same with clients that ignore 429 and send again at once.
+start_cachet+hostile() { start_cachet+flood --ignore-429; }
 
 start_nginx() {
   local port; port=$(free_port)
@@ -110,42 +115,62 @@ else
 fi
 echo "# cachet server vs nginx WebDAV, loopback, ${SECS}s per run, $(nproc) cores"
 echo "# reproduce: SECONDS_PER_RUN=$SECS bench/server.sh ($(uptime | sed 's/.*load/load/'))"
-# The flooded run's req/s, p50 and p99 over the lone run's, from two loadgen lines.
+# The flooded runs' req/s, p50 and p99 over the lone runs' of the same rounds, from pairs of
+# loadgen lines (alone, flooded, alone, flooded, ...): the median over the rounds.
 flood_ratio() {
   python3 - "$@" <<'PY'
-import re, sys
-scenario, alone, flooded = sys.argv[1:4]
+import re, statistics, sys
+scenario, label, lines = sys.argv[1], sys.argv[2], sys.argv[3:]
 def nums(line):
     m = re.search(r"\(\s*([\d.]+) req/s\) p50=\s*([\d.]+) ms p99=\s*([\d.]+) ms", line)
     return [float(x) for x in m.groups()] if m else None
-a, f = nums(alone), nums(flooded)
-if not a or not f or 0.0 in a:
-    print(f"flood/alone  {scenario:<12} n/a (a run failed)")
+rounds = []
+for alone, flooded in zip(lines[0::2], lines[1::2]):
+    a, f = nums(alone), nums(flooded)
+    if a and f and 0.0 not in a:
+        rounds.append([x / y for x, y in zip(f, a)])
+if not rounds:
+    print(f"{label}/alone {scenario:<12} n/a (a run failed)")
 else:
-    r = [x / y for x, y in zip(f, a)]
-    print(f"flood/alone  {scenario:<12} req/s x{r[0]:.2f}  p50 x{r[1]:.2f}  p99 x{r[2]:.2f}")
+    med = [statistics.median(r[i] for r in rounds) for i in range(3)]
+    each = " ".join(f"{r[0]:.2f}" for r in rounds)
+    print(f"{label}/alone {scenario:<12} req/s x{med[0]:.2f}  p50 x{med[1]:.2f}  p99 x{med[2]:.2f}"
+          f"  (median of {len(rounds)} rounds; req/s each: {each})")
 PY
 }
 
 RATIOS=()
 for s in "${scenarios[@]}"; do
   read -r op size clients <<<"$s"
-  declare -A LINE=()
-  for target in $TARGETS; do
-    "start_$target"
-    # shellcheck disable=SC2086
-    LINE[$target]=$("$LOADGEN" --url "$URL" --op "$op" --size "$size" --clients "$clients" \
-      --seconds "$SECS" --label "$target" $SERVER_PIDS)
-    echo "${LINE[$target]}" | tee -a "$WORK/results"
-    stop_all
+  declare -A PAIRS=()
+  for _round in $(seq 1 "$ROUNDS"); do
+    declare -A LINE=()
+    for target in $TARGETS; do
+      "start_$target"
+      # shellcheck disable=SC2086
+      LINE[$target]=$("$LOADGEN" --url "$URL" --op "$op" --size "$size" --clients "$clients" \
+        --seconds "$SECS" --label "$target" $SERVER_PIDS)
+      echo "${LINE[$target]}" | tee -a "$WORK/results"
+      stop_all
+    done
+    for flood in cachet+flood cachet+hostile; do
+      if [ -n "${LINE[$flood]:-}" ]; then
+        PAIRS[$flood]+="${LINE[cachet]}"$'\n'"${LINE[$flood]}"$'\n'
+      fi
+    done
+    unset LINE
   done
-  if [ -n "${LINE[cachet+flood]:-}" ]; then
-    RATIOS+=("$(flood_ratio "$s" "${LINE[cachet]}" "${LINE[cachet+flood]}")")
-  fi
-  unset LINE
+  for flood in cachet+flood cachet+hostile; do
+    if [ -n "${PAIRS[$flood]:-}" ]; then
+      mapfile -t pair_lines < <(printf '%s' "${PAIRS[$flood]}")
+      RATIOS+=("$(flood_ratio "$s" "$flood" "${pair_lines[@]}")")
+    fi
+  done
+  unset PAIRS
 done
 if [ "${#RATIOS[@]}" -gt 0 ]; then
-  echo "# object requests during a record flood, flooded run / lone run (1.00 = unchanged):"
+  echo "# object requests during a record flood, flooded run / lone run (1.00 = unchanged);"
+  echo "# cachet+flood: flooders that wait for Retry-After (as the wrapper does), cachet+hostile: ones that ignore 429:"
   printf '%s\n' "${RATIOS[@]}"
 fi
 # The same lines as a Markdown table, ready for BENCHMARKS.md.
