@@ -192,8 +192,16 @@ fn finish(
     if let Some((index, bytes)) = sink.text.take() {
         let rewritten = rewrite(&bytes);
         let file = &meta.files[index];
-        sink.create(index, &file.name, file.mode)?
-            .write_all(&rewritten)?;
+        // The compiler writes a dependency file in place: one already there keeps its mode
+        // (a plain rebuild under another umask leaves it as it was).
+        let kept = fs::metadata(&sink.dests[index])
+            .ok()
+            .map(|m| m.permissions());
+        let out = sink.create(index, &file.name, file.mode)?;
+        if let Some(mode) = kept {
+            out.set_permissions(mode)?;
+        }
+        out.write_all(&rewritten)?;
     }
     for (dest, temp) in sink.dests.iter().zip(sink.temps.iter_mut()) {
         if let Some((tmp, _)) = temp.take() {

@@ -130,7 +130,8 @@ pub struct Case {
     pub out: &'static str,
     /// Compare what cargo prints: diagnostics on stderr, and JSON compiler messages.
     pub messages: bool,
-    /// Compare the permission bits of the program and of the files in `deps/`.
+    /// Compare the permission bits of the program, of the files in `deps/` and of the build
+    /// scripts' programs.
     pub modes: bool,
     /// Compare the dep-info (`.d`) files cargo and rustc leave.
     pub dep_info: bool,
@@ -244,6 +245,19 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// The build-script programs under `out_dir/build`, as paths relative to `out_dir`.
+fn build_scripts(out_dir: &Path) -> Vec<PathBuf> {
+    files_under(&out_dir.join("build"))
+        .into_iter()
+        .filter(|f| {
+            let name = f.file_name().unwrap().to_string_lossy();
+            name.starts_with("build_script_build") || name.starts_with("build-script-build")
+        })
+        .filter(|f| f.extension().is_none_or(|e| e != "d"))
+        .map(|f| Path::new("build").join(f))
+        .collect()
 }
 
 /// The files of `out_dir/deps`, as paths relative to `out_dir`.
@@ -381,6 +395,7 @@ impl Checkout<'_> {
         let mut modes = Vec::new();
         if case.modes {
             let mut files = deps_files(&out_dir);
+            files.extend(build_scripts(&out_dir));
             files.push(PathBuf::from(case.bin));
             for f in files {
                 let meta = std::fs::metadata(out_dir.join(&f)).unwrap();
