@@ -146,6 +146,26 @@ const LINKER_OPTIONS: &[(&str, Takes)] = {
         ("sort-common", Nothing),
         ("emit-relocs", Nothing),
         ("q", Nothing),
+        ("no-warn-rwx-segments", Nothing),
+        ("no-warn-execstack", Nothing),
+        ("warn-once", Nothing),
+        ("warn-backrefs", Nothing),
+        ("no-warn-mismatch", Nothing),
+        ("apply-dynamic-relocs", Nothing),
+        ("Bsymbolic-non-weak-functions", Nothing),
+        ("fix-cortex-a53-843419", Nothing),
+        ("ignore-data-address-equality", Nothing),
+        ("ignore-function-address-equality", Nothing),
+        ("print-map", Nothing),
+        ("cref", Nothing),
+        ("stats", Nothing),
+        ("trace", Nothing),
+        ("t", Nothing),
+        ("print-memory-usage", Nothing),
+        ("lto-O0", Nothing),
+        ("lto-O1", Nothing),
+        ("lto-O2", Nothing),
+        ("lto-O3", Nothing),
         ("Bstatic", Nothing),
         ("Bdynamic", Nothing),
         ("dn", Nothing),
@@ -180,6 +200,12 @@ const LINKER_OPTIONS: &[(&str, Takes)] = {
         ("init", Keyword),
         ("fini", Keyword),
         ("rpath-link", Keyword),
+        ("pack-dyn-relocs", Keyword),
+        ("error-limit", Keyword),
+        ("package-metadata", Keyword),
+        ("undefined-glob", Keyword),
+        ("thinlto-jobs", Keyword),
+        ("unresolved-symbols", Keyword),
         ("o", Output),
         ("output", Output),
         ("Map", Output),
@@ -271,6 +297,23 @@ const DRIVER_FLAGS: &[&str] = &[
     "-fstack-protector",
     "-fstack-protector-strong",
     "-fstack-protector-all",
+    "-fstack-clash-protection",
+    "-fno-stack-clash-protection",
+    "-fcf-protection",
+    "-fcf-protection=full",
+    "-fcf-protection=branch",
+    "-fcf-protection=return",
+    "-fcf-protection=none",
+    "-fno-semantic-interposition",
+    "-fvisibility=hidden",
+    "-fvisibility=default",
+    "-fno-common",
+    "-fno-strict-aliasing",
+    "-fno-unwind-tables",
+    "-fno-asynchronous-unwind-tables",
+    "-no-canonical-prefixes",
+    "-Qunused-arguments",
+    "-nostdlib++",
 ];
 
 /// Reads the words of a response file as the GNU tools do (libiberty's `buildargv`):
@@ -405,7 +448,7 @@ impl Parser<'_> {
                 return self.take(takes, chars.as_str());
             }
         }
-        Err(Refusal::LinkOptionNotUnderstood)
+        Err(not_understood(word))
     }
 
     /// Words given to the driver; an option's argument is read from the same iterator.
@@ -444,7 +487,7 @@ impl Parser<'_> {
                 let value = next()?;
                 self.take(takes, &value)?;
             } else if let Some((name, value)) = w.split_once('=') {
-                let takes = lookup(DRIVER_OPTIONS, name).ok_or(Refusal::LinkOptionNotUnderstood)?;
+                let takes = lookup(DRIVER_OPTIONS, name).ok_or_else(|| not_understood(w))?;
                 self.take(takes, value)?;
             } else if let Some(c) = ['L', 'l', 'T', 'z', 'u', 'e', 'o']
                 .into_iter()
@@ -453,11 +496,18 @@ impl Parser<'_> {
                 let takes = lookup(DRIVER_OPTIONS, &format!("-{c}")).unwrap_or(Takes::Keyword);
                 self.take(takes, &w[2..])?;
             } else {
-                return Err(Refusal::LinkOptionNotUnderstood);
+                return Err(not_understood(w));
             }
         }
         Ok(())
     }
+}
+
+/// The refusal of a word the allowlist does not hold; the word itself is in the debug log
+/// (`CACHET_LOG=debug`), the counted reason stays one stable string.
+fn not_understood(word: &str) -> Refusal {
+    tracing::debug!(option = word, "link option not understood");
+    Refusal::LinkOptionNotUnderstood
 }
 
 /// Driver flags recognised by their shape: optimisation and debug levels, warnings and

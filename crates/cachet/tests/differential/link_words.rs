@@ -2,6 +2,8 @@
 //! only a few spellings; a file named any other way could change and cachet restored the old
 //! link. Each form below links one object (or list) whose change the program shows.
 
+use std::path::Path;
+
 use super::{check, Case, Step};
 
 const BUILD_RS: &str = r#"
@@ -91,5 +93,105 @@ const CASE: Case = Case {
 
 #[test]
 fn every_file_the_link_command_names_is_keyed() {
+    check(&CASE);
+}
+
+/// Options the link-command parser does not know, each naming a file that changes what is
+/// linked: a GCC specs file given to the driver (`-specs=FILE`, whose `*link:` spec adds
+/// `--defsym`), and lld's `--remap-inputs-file=FILE` (which object stands for another). The
+/// parser cannot tell such an option from one that reads nothing, so the link is not stored
+/// (`link option not understood`); accepted, the first link was restored after the file
+/// changed.
+const UNKNOWN_BUILD_RS: &str = r#"
+use std::process::Command;
+fn object(out: &str, name: &str) -> String {
+    let o = format!("{out}/{name}.o");
+    let src = format!("c/{name}.c");
+    assert!(Command::new("cc").args(["-c", "-fPIC", &src, "-o", &o]).status().unwrap().success());
+    o
+}
+fn main() {
+    let out = std::env::var("OUT_DIR").unwrap();
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    println!("cargo:rerun-if-changed=c");
+    println!("cargo:rerun-if-changed=link.specs");
+    println!("cargo:rerun-if-changed=remap.txt");
+    for name in ["two", "three"] {
+        object(&out, name);
+    }
+    println!("cargo:rustc-link-arg-bins=-Wl,{}", object(&out, "impls"));
+    println!("cargo:rustc-link-arg-bins=-Wl,{}", object(&out, "one"));
+    // Each case keeps one of the two files.
+    if std::path::Path::new("link.specs").exists() {
+        println!("cargo:rustc-link-arg-bins=-specs={dir}/link.specs");
+    } else {
+        println!("cargo:rustc-link-arg-bins=-Wl,--defsym=chosen=impl_one");
+    }
+    if let Ok(remap) = std::fs::read_to_string("remap.txt") {
+        std::fs::write(format!("{out}/remap.txt"), remap.replace("OUT", &out)).unwrap();
+        println!("cargo:rustc-link-arg-bins=-Wl,--remap-inputs-file={out}/remap.txt");
+    }
+}
+"#;
+
+const UNKNOWN_FILES: Case = Case {
+    name: "unknown link options naming files",
+    files: &[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\nbuild = \"build.rs\"\n",
+        ),
+        ("build.rs", UNKNOWN_BUILD_RS),
+        (
+            "src/main.rs",
+            "extern \"C\" { fn chosen() -> i32; fn remapped() -> i32; }\nfn main() { unsafe { println!(\"{} {}\", chosen(), remapped()); } }\n",
+        ),
+        (
+            "c/impls.c",
+            "int impl_one(void) { return 1; }\nint impl_two(void) { return 2; }\n",
+        ),
+        ("c/one.c", "int remapped(void) { return 10; }\n"),
+        ("c/two.c", "int remapped(void) { return 20; }\n"),
+        ("c/three.c", "int remapped(void) { return 30; }\n"),
+        ("link.specs", "*link:\n+ --defsym=chosen=impl_one\n\n"),
+        ("remap.txt", "*/one.o=OUT/two.o\n"),
+    ],
+    ..super::BUILD
+};
+
+/// Removes `file` from a new checkout (a second checkout is copied without it already).
+fn without(root: &Path, file: &str) {
+    let _ = std::fs::remove_file(root.join(file));
+}
+
+#[test]
+fn a_link_with_an_unknown_driver_option_is_not_stored() {
+    const CASE: Case = Case {
+        name: "a specs file (-specs=FILE, unknown to the parser)",
+        setup: Some(|r| without(r, "remap.txt")),
+        steps: &[Step::replace(
+            "the specs file given by -specs=",
+            "link.specs",
+            "impl_one",
+            "impl_two",
+        )],
+        ..UNKNOWN_FILES
+    };
+    check(&CASE);
+}
+
+#[test]
+fn a_link_with_an_unknown_linker_option_is_not_stored() {
+    const CASE: Case = Case {
+        name: "lld's -Wl,--remap-inputs-file=FILE (unknown to the parser)",
+        setup: Some(|r| without(r, "link.specs")),
+        steps: &[Step::replace(
+            "the file given by -Wl,--remap-inputs-file=",
+            "remap.txt",
+            "two.o",
+            "three.o",
+        )],
+        ..UNKNOWN_FILES
+    };
     check(&CASE);
 }
