@@ -78,3 +78,88 @@ fn path_values_are_keyed_literally_unless_only_included() {
         );
     }
 }
+
+/// A dependency's `macro_rules!` that expands to `env!`: the crate expanding it says no `env!`
+/// itself (or only the proven `include!` form), and the variable is this crate's own. Forms: a
+/// `$crate`-path helper, `concat!(env!(..), ..)`, `#[macro_use] extern crate`, and a crate that
+/// also has the proven form, whose own source alone would prove it. The proof refuses every
+/// macro from another crate (env_proof.rs, rule 3): each is compiled in the second checkout and
+/// prints that checkout's path.
+const DIR_MACROS: &str = r#"
+#[macro_export]
+macro_rules! here { () => { $crate::__dir!() } }
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __dir { () => { env!("CARGO_MANIFEST_DIR") } }
+#[macro_export]
+macro_rules! data_path { () => { concat!(env!("CARGO_MANIFEST_DIR"), "/data.txt") } }
+#[macro_export]
+macro_rules! out_dir { () => { env!("OUT_DIR") } }
+"#;
+
+#[test]
+fn env_reads_in_another_crates_macros_are_keyed_literally() {
+    let user = |name: &str, build: bool| {
+        format!(
+            "{}\n[dependencies]\ndirmacro = {{ path = \"../dirmacro\" }}\n",
+            package(name, build)
+        )
+    };
+    let files: Vec<(String, String)> = vec![
+        (
+            "Cargo.toml".into(),
+            "[workspace]\nmembers = [\"dirmacro\", \"bycrate\", \"byconcat\", \"bymacrouse\", \"mixed\", \"app\"]\nresolver = \"2\"\n".into(),
+        ),
+        ("dirmacro/Cargo.toml".into(), package("dirmacro", false)),
+        ("dirmacro/src/lib.rs".into(), DIR_MACROS.into()),
+        ("bycrate/Cargo.toml".into(), user("bycrate", false)),
+        (
+            "bycrate/src/lib.rs".into(),
+            "pub fn value() -> &'static str { dirmacro::here!() }\n".into(),
+        ),
+        ("byconcat/Cargo.toml".into(), user("byconcat", false)),
+        (
+            "byconcat/src/lib.rs".into(),
+            "pub const VALUE: &str = dirmacro::data_path!();\n".into(),
+        ),
+        ("bymacrouse/Cargo.toml".into(), user("bymacrouse", false)),
+        (
+            "bymacrouse/src/lib.rs".into(),
+            "#[macro_use]\nextern crate dirmacro;\npub fn value() -> &'static str { here!() }\n"
+                .into(),
+        ),
+        ("mixed/Cargo.toml".into(), user("mixed", true)),
+        ("mixed/build.rs".into(), GEN_BUILD_RS.into()),
+        (
+            "mixed/src/lib.rs".into(),
+            "include!(concat!(env!(\"OUT_DIR\"), \"/gen.rs\"));\npub fn out() -> &'static str { dirmacro::out_dir!() }\n".into(),
+        ),
+        (
+            "app/Cargo.toml".into(),
+            format!(
+                "{}\n[dependencies]\nbycrate = {{ path = \"../bycrate\" }}\nbyconcat = {{ path = \"../byconcat\" }}\nbymacrouse = {{ path = \"../bymacrouse\" }}\nmixed = {{ path = \"../mixed\" }}\n",
+                package("app", false)
+            ),
+        ),
+        (
+            "app/src/main.rs".into(),
+            "fn main() {\n    println!(\"crate={}\", bycrate::value());\n    println!(\"concat={}\", byconcat::VALUE);\n    println!(\"macro_use={}\", bymacrouse::value());\n    println!(\"mixed={} {}\", mixed::out(), mixed::GENERATED);\n}\n".into(),
+        ),
+    ];
+    let files = leak_files(files);
+    let records = check(&Case {
+        name: "env! through another crate's macro_rules!",
+        files,
+        reproducible: true,
+        ..super::BUILD
+    });
+    // The macros' own crate reads nothing: restored.
+    assert_restored(&records, &["dirmacro"]);
+    for krate in ["bycrate", "byconcat", "bymacrouse", "mixed"] {
+        assert_eq!(
+            outcomes_for(&records, krate),
+            vec![Outcome::Miss],
+            "{krate}"
+        );
+    }
+}
