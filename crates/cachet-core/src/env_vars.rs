@@ -28,7 +28,7 @@ pub const CACHET_EDIT_STORE: &str = "CACHET_EDIT_STORE";
 /// A crate's miss more than this long after its previous miss starts a new streak (a new edit
 /// session), e.g. `10m`. Default `10m`.
 pub const CACHET_EDIT_PAUSE: &str = "CACHET_EDIT_PAUSE";
-/// zstd level used to compress new entries (1–19). Default 1.
+/// zstd level of entries uploaded to the server (1–19; the local cache keeps them raw). Default 1.
 pub const CACHET_COMPRESSION_LEVEL: &str = "CACHET_COMPRESSION_LEVEL";
 /// URL of a shared cachet server (the L2), e.g. `http://cache.internal:4226`.
 pub const CACHET_SERVER: &str = "CACHET_SERVER";

@@ -38,7 +38,7 @@ pub struct Config {
     pub recache: bool,
     /// Run rustc unchanged.
     pub disable: bool,
-    /// zstd level for new entries.
+    /// zstd level of entries uploaded to the server (the local cache keeps them raw).
     pub compression_level: i32,
     /// The shared server, when one is configured.
     pub remote: Option<RemoteConfig>,

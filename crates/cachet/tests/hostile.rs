@@ -664,7 +664,13 @@ fn entry_names_that_escape_the_out_dir_or_follow_symlinks_write_nothing_outside(
             absolute.clone()
         };
         names.push(bad.clone());
-        let bytes = reframe(bytes, |meta| meta["files"][0]["name"] = bad.clone().into());
+        // The writer's local cache keeps entries raw: forge the compressed form a server holds.
+        let digest: Digest = key.parse().unwrap();
+        let wire = Entry::decode(bytes, &digest)
+            .unwrap()
+            .encode(&digest, 1)
+            .unwrap();
+        let bytes = reframe(&wire, |meta| meta["files"][0]["name"] = bad.clone().into());
         forged.insert(key.clone(), bytes);
     }
     assert_eq!(forged.len(), 2);

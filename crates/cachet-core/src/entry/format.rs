@@ -8,8 +8,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::Digest;
 
-/// Bumped whenever the layout or the meaning of a field changes; old entries then miss.
+/// Bumped whenever the layout or the meaning of a field changes; old entries then miss. This
+/// is the compressed format: what the server holds and what every cachet reads.
 pub const ENTRY_FORMAT_VERSION: u32 = 4;
+/// The same layout with the payload stored raw (the local cache's format for new entries):
+/// the body is the payload itself, and the checksum covers stdout, stderr, the metadata and
+/// the header; each file's bytes are bound to it by the blake3 the metadata records, which
+/// every read checks (see the module docs).
+pub const RAW_FORMAT_VERSION: u32 = 5;
+
+/// How an entry's payload is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// Raw ([`RAW_FORMAT_VERSION`]): a miss pays one copy, a hit no decompression.
+    None,
+    /// A zstd frame at this level ([`ENTRY_FORMAT_VERSION`]): what goes to the server.
+    Zstd(i32),
+}
 pub(super) const MAGIC: &[u8; 8] = b"CACHETE\0";
 /// Length of the header.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4 + 32 + 32;
@@ -103,7 +118,7 @@ pub enum EntryError {
     #[error("not a cachet entry (bad magic or truncated header)")]
     BadMagic,
     /// Written by a cachet with another entry format.
-    #[error("entry format version {found} is not supported (this cachet reads version {ENTRY_FORMAT_VERSION})")]
+    #[error("entry format version {found} is not supported (this cachet reads versions {ENTRY_FORMAT_VERSION} and {RAW_FORMAT_VERSION})")]
     UnsupportedVersion {
         /// The version found in the header.
         found: u32,

@@ -9,17 +9,28 @@
 //!
 //! ```text
 //! magic     8 bytes  b"CACHETE\0"
-//! version   u32      ENTRY_FORMAT_VERSION
+//! version   u32      ENTRY_FORMAT_VERSION (compressed) or RAW_FORMAT_VERSION (raw)
 //! payload   u64      length of the frame once decompressed
-//! frame     u64      length of the compressed frame
+//! frame     u64      length of the compressed frame (raw: equal to payload)
 //! meta      u32      length of the metadata
 //! key       32 bytes the entry key the entry was written for
 //! checksum  32 bytes blake3 of the frame, the metadata, then the header up to this field
-//! frame     zstd frame of: stdout bytes, stderr bytes, then each stored file's bytes
+//!                    (raw: of stdout and stderr, the metadata, then the header)
+//! frame     zstd frame (raw: the bytes themselves) of: stdout bytes, stderr bytes, then each
+//!           stored file's bytes
 //! meta      JSON (EntryMeta)
 //! signature optional: b"CSIG", an ed25519 public key (32) and signature (64) of the checksum
 //! ```
 //!
+//! **Two encodings of one layout.** The compressed one (version 4) is what the server holds and
+//! every cachet reads. The raw one (version 5) is the local cache's: a miss then pays hashing
+//! and one copy of its outputs, not compression (about three quarters of a large miss's own
+//! work), and a hit no decompression. Its checksum does not cover the files' bytes, which would
+//! hash them twice on every hit: it covers the metadata, which records each file's blake3, and
+//! every read of a file checks that hash ([`EntryHead::read_payload`]), so a flipped byte in a
+//! raw file is still refused, only while it is restored rather than before. An upload writes
+//! the raw entry again compressed ([`EntryHead::compress_to`], checking each file on the way).
+
 //! **Bound to its key.** The key is in the header and under the checksum, and a reader is
 //! always told which key it expects: an entry served or found under another key (a confused
 //! or hostile server answering `K2` with `K1`'s valid entry) is [`EntryError::WrongKey`], a
@@ -42,17 +53,20 @@
 //!
 //! The parts: `format.rs` holds the layout's constants and types (a leaf: both sides depend on
 //! it, it on neither), `read.rs` checks and decodes ([`EntryHead`], [`Entry::decode`]),
-//! `write.rs` streams an entry out ([`EntryWriter`], [`Entry::encode`]).
+//! `write.rs` streams an entry out ([`EntryWriter`], [`Entry::encode`]), `transcode.rs`
+//! compresses a raw entry for the server.
 
 mod format;
 mod read;
 #[cfg(test)]
 mod tests;
+mod transcode;
 mod write;
 
 pub use format::{
-    is_safe_file_name, signed_message, Entry, EntryError, EntryFile, EntryMeta, EntrySignature,
-    Within, BULK_MAX, ENTRY_FORMAT_VERSION, HEADER_LEN, MAX_DECOMPRESSED, SIG_LEN,
+    is_safe_file_name, signed_message, Compression, Entry, EntryError, EntryFile, EntryMeta,
+    EntrySignature, Within, BULK_MAX, ENTRY_FORMAT_VERSION, HEADER_LEN, MAX_DECOMPRESSED,
+    RAW_FORMAT_VERSION, SIG_LEN,
 };
 pub use read::{EntryHead, PayloadSink, ReadAt};
 pub use write::EntryWriter;

@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use super::format::{
     is_safe_file_name, Entry, EntryError, EntryFile, EntryMeta, EntrySignature, Within, BULK_MAX,
     CHUNK, ENTRY_FORMAT_VERSION, HEADER_LEN, KEY_AT, MAGIC, MAX_DECOMPRESSED, MAX_META, MAX_TEXT,
-    SIG_LEN, SIG_MAGIC, SUM_AT,
+    RAW_FORMAT_VERSION, SIG_LEN, SIG_MAGIC, SUM_AT,
 };
 use crate::Digest;
 
@@ -65,10 +65,10 @@ impl ReadAt for std::fs::File {
 }
 
 /// A [`Read`] over `[pos, end)` of a [`ReadAt`].
-struct RangeReader<'s, S: ?Sized> {
-    src: &'s S,
-    pos: u64,
-    end: u64,
+pub(super) struct RangeReader<'s, S: ?Sized> {
+    pub(super) src: &'s S,
+    pub(super) pos: u64,
+    pub(super) end: u64,
 }
 
 impl<S: ReadAt + ?Sized> Read for RangeReader<'_, S> {
@@ -86,7 +86,33 @@ impl<S: ReadAt + ?Sized> Read for RangeReader<'_, S> {
     }
 }
 
-fn read_exact_at<S: ReadAt + ?Sized>(src: &S, buf: &mut [u8], offset: u64) -> io::Result<()> {
+/// Feeds `[from, to)` of `src` to `hasher`, in chunks unless `src` is in memory.
+fn hash_range<S: ReadAt + ?Sized>(
+    src: &S,
+    hasher: &mut blake3::Hasher,
+    from: u64,
+    to: u64,
+) -> io::Result<()> {
+    if let Some(bytes) = src.as_slice() {
+        hasher.update(&bytes[from as usize..to as usize]);
+        return Ok(());
+    }
+    let mut buf = vec![0u8; CHUNK.min((to - from) as usize)];
+    let mut at = from;
+    while at < to {
+        let want = (to - at).min(CHUNK as u64) as usize;
+        read_exact_at(src, &mut buf[..want], at)?;
+        hasher.update(&buf[..want]);
+        at += want as u64;
+    }
+    Ok(())
+}
+
+pub(super) fn read_exact_at<S: ReadAt + ?Sized>(
+    src: &S,
+    buf: &mut [u8],
+    offset: u64,
+) -> io::Result<()> {
     let end = offset + buf.len() as u64;
     RangeReader {
         src,
@@ -121,6 +147,7 @@ pub struct EntryHead {
     pub len: u64,
     payload_len: u64,
     frame_len: u64,
+    raw: bool,
 }
 
 impl EntryHead {
@@ -140,7 +167,7 @@ impl EntryHead {
         let u32_at = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().unwrap_or([0; 4]));
         let u64_at = |i: usize| u64::from_le_bytes(header[i..i + 8].try_into().unwrap_or([0; 8]));
         let version = u32_at(8);
-        if version != ENTRY_FORMAT_VERSION {
+        if version != ENTRY_FORMAT_VERSION && version != RAW_FORMAT_VERSION {
             return Err(EntryError::UnsupportedVersion { found: version });
         }
         let (payload_len, frame_len, meta_len) = (u64_at(12), u64_at(20), u32_at(28));
@@ -159,27 +186,6 @@ impl EntryHead {
         if trailer != 0 && trailer != SIG_LEN as u64 {
             return Err(EntryError::ChecksumMismatch);
         }
-        let mut hasher = blake3::Hasher::new();
-        match src.as_slice() {
-            Some(bytes) => {
-                hasher.update(&bytes[HEADER_LEN..body_end as usize]);
-            }
-            None => {
-                let mut buf = vec![0u8; CHUNK];
-                let mut at = HEADER_LEN as u64;
-                while at < body_end {
-                    let want = (body_end - at).min(CHUNK as u64) as usize;
-                    read_exact_at(src, &mut buf[..want], at).map_err(io_err)?;
-                    hasher.update(&buf[..want]);
-                    at += want as u64;
-                }
-            }
-        }
-        hasher.update(&header[..SUM_AT]);
-        let checksum = Digest(*hasher.finalize().as_bytes());
-        if checksum.0[..] != header[SUM_AT..] {
-            return Err(EntryError::ChecksumMismatch);
-        }
         if meta_len > MAX_META {
             return Err(EntryError::BadMeta("metadata larger than the limit".into()));
         }
@@ -188,10 +194,42 @@ impl EntryHead {
                 "entry is larger than the limit".into(),
             ));
         }
+        let raw = version == RAW_FORMAT_VERSION;
+        if raw && frame_len != payload_len {
+            return Err(EntryError::ChecksumMismatch);
+        }
         let mut meta_bytes = vec![0u8; meta_len as usize];
         read_exact_at(src, &mut meta_bytes, HEADER_LEN as u64 + frame_len).map_err(io_err)?;
-        let meta: EntryMeta =
-            serde_json::from_slice(&meta_bytes).map_err(|e| EntryError::BadMeta(e.to_string()))?;
+        let parse = |bytes: &[u8]| -> Result<EntryMeta, EntryError> {
+            serde_json::from_slice(bytes).map_err(|e| EntryError::BadMeta(e.to_string()))
+        };
+        let mut hasher = blake3::Hasher::new();
+        let meta = if raw {
+            // The checksum covers the texts, then the metadata: its lengths say where the
+            // texts end (parsed before they are checked; a lie fails the checksum below).
+            let meta = parse(&meta_bytes)?;
+            let texts_end = meta
+                .stdout_len
+                .checked_add(meta.stderr_len)
+                .filter(|n| *n <= MAX_TEXT && *n <= payload_len)
+                .ok_or(EntryError::ChecksumMismatch)?;
+            let at = HEADER_LEN as u64;
+            hash_range(src, &mut hasher, at, at + texts_end).map_err(io_err)?;
+            hasher.update(&meta_bytes);
+            Some(meta)
+        } else {
+            hash_range(src, &mut hasher, HEADER_LEN as u64, body_end).map_err(io_err)?;
+            None
+        };
+        hasher.update(&header[..SUM_AT]);
+        let checksum = Digest(*hasher.finalize().as_bytes());
+        if checksum.0[..] != header[SUM_AT..] {
+            return Err(EntryError::ChecksumMismatch);
+        }
+        let meta = match meta {
+            Some(meta) => meta,
+            None => parse(&meta_bytes)?,
+        };
         validate(&meta, payload_len)?;
         let signature = if trailer == 0 {
             None
@@ -218,7 +256,13 @@ impl EntryHead {
             len,
             payload_len,
             frame_len,
+            raw,
         })
+    }
+
+    /// True when the payload is stored raw ([`RAW_FORMAT_VERSION`]), not compressed.
+    pub fn is_raw(&self) -> bool {
+        self.raw
     }
 
     /// The checksum recorded in the header of `src`, unchecked: for a writer signing the entry
@@ -262,8 +306,8 @@ impl EntryHead {
             }
     }
 
-    /// Decompresses the frame of `src` (the source [`EntryHead::read`] checked), handing every
-    /// file to `sink` and checking its hash. Returns stdout and stderr.
+    /// Decompresses (or, raw, reads) the payload of `src` (the source [`EntryHead::read`]
+    /// checked), handing every file to `sink` and checking its hash. Returns stdout and stderr.
     pub fn read_payload<S: ReadAt + ?Sized>(
         &self,
         src: &S,
@@ -273,7 +317,16 @@ impl EntryHead {
         let frame_end = frame_at + self.frame_len;
         let bulk = self.payload_len <= BULK_MAX && self.frame_len <= BULK_MAX;
         let decompress = |e: io::Error| EntryError::Decompress(e.to_string());
-        let mut payload: Box<dyn Read + '_> = if bulk {
+        let mut payload: Box<dyn Read + '_> = if self.raw {
+            match src.as_slice() {
+                Some(bytes) => Box::new(&bytes[frame_at as usize..frame_end as usize]),
+                None => Box::new(RangeReader {
+                    src,
+                    pos: frame_at,
+                    end: frame_end,
+                }),
+            }
+        } else if bulk {
             let owned;
             let frame = match src.as_slice() {
                 Some(bytes) => &bytes[frame_at as usize..frame_end as usize],

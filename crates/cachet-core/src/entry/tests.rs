@@ -47,17 +47,22 @@ fn an_entry_is_bound_to_its_key() {
     ));
 }
 
-#[test]
-fn rejects_truncation_and_flips() {
-    let bytes = sample().encode(&K, 3).unwrap();
+/// Asserts that `bytes` cut short anywhere that matters, or with any one byte flipped, is
+/// refused.
+fn assert_every_cut_and_flip_refused(bytes: &[u8]) {
     for cut in [0, 5, HEADER_LEN, bytes.len() - 1] {
         assert!(Entry::decode(&bytes[..cut], &K).is_err(), "cut at {cut}");
     }
     for i in 0..bytes.len() {
-        let mut b = bytes.clone();
+        let mut b = bytes.to_vec();
         b[i] ^= 0x40;
         assert!(Entry::decode(&b, &K).is_err(), "flip at {i}");
     }
+}
+
+#[test]
+fn rejects_truncation_and_flips() {
+    assert_every_cut_and_flip_refused(&sample().encode(&K, 3).unwrap());
 }
 
 /// A well-formed header and checksum around `payload` and `meta`, as a hostile writer
@@ -218,7 +223,7 @@ fn a_wrong_copy_reference_is_rejected() {
         );
     }
     let mut out = io::Cursor::new(Vec::new());
-    let mut w = EntryWriter::new(&mut out, &K, 1, b"", b"", 0).unwrap();
+    let mut w = EntryWriter::new(&mut out, &K, Compression::Zstd(1), b"", b"", 0).unwrap();
     w.add_file("a", 0o644, &mut &[1u8; 10][..]).unwrap();
     let outside = Within { file: 0, offset: 5 };
     assert!(w.add_copy("b", 0o644, outside, 6, Digest::of(b"")).is_err());
@@ -227,7 +232,7 @@ fn a_wrong_copy_reference_is_rejected() {
 #[test]
 fn writer_refuses_unsafe_names() {
     let mut out = io::Cursor::new(Vec::new());
-    let mut w = EntryWriter::new(&mut out, &K, 1, b"", b"", 0).unwrap();
+    let mut w = EntryWriter::new(&mut out, &K, Compression::Zstd(1), b"", b"", 0).unwrap();
     assert!(w.add_file("../evil", 0o644, &mut &b"x"[..]).is_err());
 }
 
@@ -236,7 +241,8 @@ fn writes_at_the_current_position_and_reads_from_a_file() {
     let e = sample();
     let mut out = io::Cursor::new(b"prefix".to_vec());
     out.seek(SeekFrom::End(0)).unwrap();
-    let mut w = EntryWriter::new(&mut out, &K, 1, &e.stdout, &e.stderr, 0).unwrap();
+    let mut w =
+        EntryWriter::new(&mut out, &K, Compression::Zstd(1), &e.stdout, &e.stderr, 0).unwrap();
     for (f, bytes) in e.meta.files.iter().zip(&e.contents) {
         w.add_file(&f.name, f.mode, &mut &bytes[..]).unwrap();
     }
@@ -296,4 +302,75 @@ proptest! {
         let e = Entry::new("c".into(), "/o".into(), 1, stdout, stderr, vec![("f".into(), 0o755, file)]);
         prop_assert_eq!(Entry::decode(&e.encode(&K, 1).unwrap(), &K).unwrap(), e);
     }
+}
+
+const RAW: Compression = Compression::None;
+
+/// An offset inside `libfoo.rlib`'s bytes in `sample()` stored raw.
+fn inside_rlib() -> usize {
+    let e = sample();
+    HEADER_LEN + e.stdout.len() + e.stderr.len() + e.contents[0].len() + 100
+}
+
+#[test]
+fn raw_entries_round_trip_and_say_so_in_their_version() {
+    for e in [sample(), with_copy()] {
+        let raw = e.encode_as(&K, RAW).unwrap();
+        assert_eq!(raw[8..12], RAW_FORMAT_VERSION.to_le_bytes());
+        assert!(EntryHead::read(&raw[..], &K).unwrap().is_raw());
+        assert_eq!(Entry::decode(&raw, &K).unwrap(), e);
+        // From a file, in chunks, as the wrapper reads a large entry.
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&raw).unwrap();
+        let head = EntryHead::read(&file, &K).unwrap();
+        assert_eq!(head.read_all(&file, MAX_DECOMPRESSED).unwrap(), e);
+    }
+}
+
+#[test]
+fn compressed_entries_written_before_raw_ones_still_read() {
+    // What it guards: a cache filled by an older cachet (compressed entries, version 4) keeps
+    // serving hits after the local cache turned to raw entries.
+    let old = sample().encode(&K, 3).unwrap();
+    assert_eq!(old[8..12], ENTRY_FORMAT_VERSION.to_le_bytes());
+    let head = EntryHead::read(&old[..], &K).unwrap();
+    assert!(!head.is_raw());
+    assert_eq!(Entry::decode(&old, &K).unwrap(), sample());
+}
+
+#[test]
+fn any_flipped_or_cut_byte_of_a_raw_entry_is_refused() {
+    // A raw entry's files are not under the checksum but under their hashes in the
+    // metadata: a flipped byte there passes the header's check and fails the payload's.
+    for e in [sample(), with_copy()] {
+        assert_every_cut_and_flip_refused(&e.encode_as(&K, RAW).unwrap());
+    }
+    let mut flipped = sample().encode_as(&K, RAW).unwrap();
+    flipped[inside_rlib()] ^= 1;
+    let head = EntryHead::read(&flipped[..], &K).unwrap();
+    assert!(matches!(
+        head.read_all(&flipped[..], MAX_DECOMPRESSED),
+        Err(EntryError::FileHashMismatch { name }) if name == "libfoo.rlib"
+    ));
+}
+
+#[test]
+fn a_raw_entry_compresses_to_the_same_entry_and_a_damaged_one_does_not() {
+    for e in [sample(), with_copy()] {
+        let raw = e.encode_as(&K, RAW).unwrap();
+        let head = EntryHead::read(&raw[..], &K).unwrap();
+        let mut out = io::Cursor::new(Vec::new());
+        head.compress_to(&raw[..], &mut out, 3).unwrap();
+        let wire = out.into_inner();
+        assert_eq!(wire, e.encode(&K, 3).unwrap());
+        assert!(wire.len() < raw.len());
+    }
+    let mut raw = sample().encode_as(&K, RAW).unwrap();
+    raw[inside_rlib()] ^= 1;
+    let head = EntryHead::read(&raw[..], &K).unwrap();
+    let mut out = io::Cursor::new(Vec::new());
+    assert!(matches!(
+        head.compress_to(&raw[..], &mut out, 3),
+        Err(EntryError::FileHashMismatch { .. })
+    ));
 }

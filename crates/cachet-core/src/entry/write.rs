@@ -1,11 +1,12 @@
 //! Writing an entry in one pass ([`EntryWriter`]): outputs are read in chunks, hashed and
-//! compressed as they go, and the header is written last, once the checksum is known.
+//! compressed (or copied, for a raw entry) as they go, and the header is written last, once
+//! the checksum is known.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use super::format::{
-    is_safe_file_name, Entry, EntryError, EntryFile, EntryMeta, Within, CHUNK,
-    ENTRY_FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_META, PARALLEL_FROM,
+    is_safe_file_name, Compression, Entry, EntryError, EntryFile, EntryMeta, Within, CHUNK,
+    ENTRY_FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_META, PARALLEL_FROM, RAW_FORMAT_VERSION,
 };
 use crate::Digest;
 
@@ -29,10 +30,27 @@ impl<W: Write> Write for Checksummed<W> {
     }
 }
 
+impl<W: Write> Checksummed<W> {
+    /// Writes bytes that the checksum does not cover (a raw entry's files, bound to it by
+    /// their own hashes in the metadata).
+    fn write_unsummed(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)?;
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+}
+
+/// Where the payload goes: through a zstd encoder, or straight to the entry.
+enum Body<'w, W: Write> {
+    Zstd(zstd::stream::write::Encoder<'static, Checksummed<&'w mut W>>),
+    Raw(Checksummed<&'w mut W>),
+}
+
 /// Writes an entry in one pass: stdout and stderr, then each output file read in chunks,
-/// hashed and compressed as it goes, then the metadata, then the header (see the module docs).
+/// hashed and compressed (or copied) as it goes, then the metadata, then the header (see the
+/// module docs).
 pub struct EntryWriter<'w, W: Write + Seek> {
-    encoder: zstd::stream::write::Encoder<'static, Checksummed<&'w mut W>>,
+    body: Body<'w, W>,
     key: Digest,
     start: u64,
     body_len: u64,
@@ -48,7 +66,7 @@ impl<'w, W: Write + Seek> EntryWriter<'w, W> {
     pub fn new(
         out: &'w mut W,
         key: &Digest,
-        zstd_level: i32,
+        compression: Compression,
         stdout: &[u8],
         stderr: &[u8],
         payload_hint: u64,
@@ -61,15 +79,27 @@ impl<'w, W: Write + Seek> EntryWriter<'w, W> {
             hasher: blake3::Hasher::new(),
             len: 0,
         };
-        let mut encoder = zstd::stream::write::Encoder::new(sink, zstd_level)?;
-        if payload_hint > PARALLEL_FROM {
-            // Large entries finish a build's longest crates, often while a core is idle.
-            encoder.multithread(2)?;
-        }
-        encoder.write_all(stdout)?;
-        encoder.write_all(stderr)?;
+        let body = match compression {
+            Compression::None => {
+                let mut sink = sink;
+                // Summed: the checksum covers the texts (files are bound by their hashes).
+                sink.write_all(stdout)?;
+                sink.write_all(stderr)?;
+                Body::Raw(sink)
+            }
+            Compression::Zstd(level) => {
+                let mut encoder = zstd::stream::write::Encoder::new(sink, level)?;
+                if payload_hint > PARALLEL_FROM {
+                    // Large entries finish a build's longest crates, often while a core is idle.
+                    encoder.multithread(2)?;
+                }
+                encoder.write_all(stdout)?;
+                encoder.write_all(stderr)?;
+                Body::Zstd(encoder)
+            }
+        };
         Ok(EntryWriter {
-            encoder,
+            body,
             key: *key,
             start,
             body_len: (stdout.len() + stderr.len()) as u64,
@@ -101,7 +131,10 @@ impl<'w, W: Write + Seek> EntryWriter<'w, W> {
                 Err(e) => return Err(e.into()),
             };
             hasher.update(&self.buf[..n]);
-            self.encoder.write_all(&self.buf[..n])?;
+            match &mut self.body {
+                Body::Zstd(encoder) => encoder.write_all(&self.buf[..n])?,
+                Body::Raw(sink) => sink.write_unsummed(&self.buf[..n])?,
+            }
             size += n as u64;
         }
         self.body_len += size;
@@ -171,12 +204,15 @@ impl<'w, W: Write + Seek> EntryWriter<'w, W> {
             .ok()
             .filter(|n| *n <= MAX_META)
             .ok_or_else(|| EntryError::BadMeta("metadata larger than the limit".into()))?;
-        let mut sink = self.encoder.finish()?;
+        let (mut sink, version) = match self.body {
+            Body::Zstd(encoder) => (encoder.finish()?, ENTRY_FORMAT_VERSION),
+            Body::Raw(sink) => (sink, RAW_FORMAT_VERSION),
+        };
         let frame_len = sink.len;
         sink.write_all(&json)?;
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&ENTRY_FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&version.to_le_bytes());
         header.extend_from_slice(&self.body_len.to_le_bytes());
         header.extend_from_slice(&frame_len.to_le_bytes());
         header.extend_from_slice(&meta_len.to_le_bytes());
@@ -196,11 +232,16 @@ impl Entry {
     /// Serializes, compresses and checksums the entry for `key` into memory (tests and small
     /// tools; the wrapper streams with [`EntryWriter`]).
     pub fn encode(&self, key: &Digest, zstd_level: i32) -> Result<Vec<u8>, EntryError> {
+        self.encode_as(key, Compression::Zstd(zstd_level))
+    }
+
+    /// As [`Entry::encode`], with the payload stored as `compression` says.
+    pub fn encode_as(&self, key: &Digest, compression: Compression) -> Result<Vec<u8>, EntryError> {
         let mut out = io::Cursor::new(Vec::new());
         let mut w = EntryWriter::new(
             &mut out,
             key,
-            zstd_level,
+            compression,
             &self.stdout,
             &self.stderr,
             self.payload_len(),

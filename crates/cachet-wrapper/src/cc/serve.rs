@@ -13,7 +13,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cachet_core::entry::{EntryError, EntryMeta, EntryWriter};
+use cachet_core::entry::{Compression, EntryError, EntryMeta, EntryWriter};
 use cachet_core::Digest;
 use tracing::{debug, info, warn};
 
@@ -143,7 +143,7 @@ pub fn serve(
                 }
                 Err(e) => {
                     warn!(source = %call.name, error = %e, "restoring a hit failed; compiling");
-                    state.problem(Problem::RestoreFailed);
+                    call.tiers.restore_failed(&found, &e);
                 }
             }
         }
@@ -446,7 +446,6 @@ fn store(
         stderr_len: 0,
         files: Vec::new(),
     };
-    let level = call.config.compression_level;
     let user_text = user_text.as_deref().unwrap_or(&depfile_text);
     let user_depfile = plan.user_depfile.as_ref().map(|_| user_text.as_bytes());
     let write = |file: &mut fs::File| -> Result<u64, NotStored> {
@@ -458,7 +457,7 @@ fn store(
         let mut w = EntryWriter::new(
             file,
             &key,
-            level,
+            Compression::None,
             &compiled.stdout,
             &compiled.stderr,
             payload,

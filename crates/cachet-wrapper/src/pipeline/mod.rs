@@ -154,7 +154,7 @@ pub fn serve(
                 }
                 Err(e) => {
                     warn!(krate = %plan.crate_name, error = %e, "restoring a hit failed; compiling");
-                    state.problem(Problem::RestoreFailed);
+                    call.tiers.restore_failed(&found, &e);
                 }
             }
         }
@@ -365,7 +365,7 @@ fn store(
     let bytes = call.tiers.store(
         pre,
         &key,
-        |file| write::write_entry(file, &key, meta, compiled, &mut outputs, config),
+        |file| write::write_entry(file, &key, meta, compiled, &mut outputs),
         candidate,
     )?;
     Ok(Stored {

@@ -5,13 +5,12 @@
 
 use std::fs;
 
-use cachet_core::entry::{EntryError, EntryMeta, EntryWriter, Within};
+use cachet_core::entry::{Compression, EntryError, EntryMeta, EntryWriter, Within};
 use cachet_core::Digest;
 
 use super::collect::Output;
 use crate::call::NotStored;
 use crate::compile;
-use crate::config::Config;
 use crate::file_hash::Fingerprint;
 use crate::reason::NotStoredReason;
 
@@ -84,13 +83,13 @@ fn rmeta_within_rlib(outputs: &[Output], rmeta: &Output) -> Option<(usize, u64, 
 
 /// Streams the entry into `file`: rustc's stdout and stderr, then each output read in chunks
 /// (never whole in memory), then the metadata. An output that changes meanwhile abandons it.
+/// The local cache keeps the payload raw: hashing and one copy (see docs/design.md).
 pub(super) fn write_entry(
     file: &mut fs::File,
     key: &Digest,
     meta: EntryMeta,
     compiled: &compile::Compiled,
     outputs: &mut [Output],
-    config: &Config,
 ) -> Result<u64, NotStored> {
     use std::io::{Seek, SeekFrom};
     let payload: u64 = outputs.iter().map(|o| o.fingerprint.size()).sum();
@@ -101,7 +100,7 @@ pub(super) fn write_entry(
     let mut writer = EntryWriter::new(
         file,
         key,
-        config.compression_level,
+        Compression::None,
         &compiled.stdout,
         &compiled.stderr,
         payload,

@@ -17,81 +17,28 @@
 //! and `lib.rs` counts it and shows its warning once per build (see `call.rs`). The one thing
 //! they act on themselves is the breaker (the server's health, shared by every process).
 
+mod found;
 mod pending;
 
 use std::cell::{Cell, OnceCell};
 use std::fs;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Seek, Write};
 
-use cachet_core::entry::{EntryError, EntryHead, ReadAt, BULK_MAX};
+use cachet_core::entry::{EntryError, EntryHead};
 use cachet_core::Digest;
 use tracing::{debug, warn};
 
-use crate::call::{CallState, Event, Hit, Notice, Problem};
+use crate::call::{CallState, Event, Notice, Problem};
 use crate::config::Config;
 use crate::local_store::{LocalStore, ObjectKind};
 use crate::manifest::{Candidate, InputPolicy, Manifest};
 use crate::reason::RefusedObject;
 use crate::remote::{Breaker, Remote, RemoteError};
 use crate::signing::{SecretKey, Trust};
-use pending::{key_of, Body, Pending};
+pub use found::{EntryData, Found};
+use pending::{key_of, Body, Pending, TempFile};
 
 pub use crate::call::Source;
-
-/// An entry's bytes: in memory when small (the common hit, read in one go), else the open
-/// file, read in chunks as it is restored.
-pub enum EntryData {
-    /// The whole entry.
-    Memory(Vec<u8>),
-    /// The entry's file.
-    File(fs::File),
-}
-
-impl EntryData {
-    /// Reads a small file whole, keeps a large one open.
-    fn load(mut file: fs::File) -> io::Result<EntryData> {
-        let len = file.metadata()?.len();
-        if len > BULK_MAX {
-            return Ok(EntryData::File(file));
-        }
-        let mut bytes = Vec::with_capacity(len as usize);
-        // A download was just written through this handle: read from the start.
-        file.seek(io::SeekFrom::Start(0))?;
-        file.read_to_end(&mut bytes)?;
-        Ok(EntryData::Memory(bytes))
-    }
-
-    /// The bytes, to read at any offset.
-    pub fn source(&self) -> &dyn ReadAt {
-        match self {
-            EntryData::Memory(bytes) => bytes,
-            EntryData::File(f) => f,
-        }
-    }
-}
-
-/// An entry found for a key, its header and metadata checked (see `cachet_core::entry`).
-pub struct Found {
-    /// The header and metadata.
-    pub head: EntryHead,
-    /// The bytes, for the restore.
-    pub data: EntryData,
-    /// Where it came from.
-    pub source: Source,
-}
-
-impl Found {
-    /// This entry as the hit of `pre_key`, restored in `restore_ms`.
-    pub fn hit(&self, pre_key: Digest, restore_ms: u64) -> Hit {
-        Hit {
-            pre_key,
-            source: self.source,
-            bytes: self.head.len,
-            restore_ms,
-            stored_compile_ms: self.head.meta.compile_millis,
-        }
-    }
-}
 
 /// A statistics label for an entry that failed its checks.
 fn refusal_label(err: &EntryError, source: Source) -> RefusedObject {
@@ -194,6 +141,22 @@ impl<'a> Tiers<'a> {
             Problem::CacheWrite,
             Some(Notice::CacheUnwritable(err)),
         ));
+    }
+
+    /// Records a restore of `found` that failed with `err`. A failure that is the entry's own
+    /// (a raw entry's file that no longer matches its hash: raw payloads are checked as they
+    /// are restored, not when the entry is found) removes it from L1 and counts it as corrupt;
+    /// any other (the out-dir cannot be written) counts as a failed restore.
+    pub fn restore_failed(&self, found: &Found, err: &EntryError) {
+        if matches!(err, EntryError::Restore(_)) {
+            self.state.problem(Problem::RestoreFailed);
+            return;
+        }
+        let key = &found.head.key;
+        warn!(%key, error = %err, "removing an entry that fails its checks");
+        self.state
+            .problem(Problem::Refused(refusal_label(err, found.source)));
+        self.local.remove(ObjectKind::Entry, key);
     }
 
     /// True when a server is configured.
@@ -495,16 +458,61 @@ impl<'a> Tiers<'a> {
         };
         if self.has_remote() {
             // Streamed from L1: the entry is never held in memory whole.
-            match self.local.open(ObjectKind::Entry, key) {
-                Ok(Some(entry)) => self.upload(&[
-                    (ObjectKind::Entry, *key, Body::File(entry)),
+            match self.wire_entry(key) {
+                Some(entry) => self.upload(&[
+                    (ObjectKind::Entry, *key, entry),
                     (ObjectKind::Manifest, *pre, Body::Bytes(manifest)),
                 ]),
                 // Evicted already (a tiny cache): the server simply does not get it.
-                _ => debug!(%key, "entry gone from L1 before its upload"),
+                None => debug!(%key, "entry gone from L1 before its upload"),
             }
         }
         Ok(len)
+    }
+
+    /// The L1 entry `key` as the server stores it: compressed (a raw entry is compressed into
+    /// a temporary file, checked file by file on the way, and signed when this machine signs),
+    /// or as it is when it is compressed already. `None` when it is gone or damaged.
+    fn wire_entry(&self, key: &Digest) -> Option<Body> {
+        let file = self.local.open(ObjectKind::Entry, key).ok()??;
+        let head = match EntryHead::read(&file, key) {
+            Ok(head) if head.is_raw() => head,
+            Ok(_) => return Some(Body::File(file)),
+            Err(err) => {
+                warn!(%key, error = %err, "not uploading an entry that fails its checks");
+                return None;
+            }
+        };
+        let (path, file_out) = match self.local.temp_for(ObjectKind::Entry, key) {
+            Ok(t) => t,
+            Err(err) => {
+                self.unwritable(err);
+                return None;
+            }
+        };
+        let mut temp = TempFile {
+            path,
+            file: file_out,
+        };
+        let out = &mut temp.file;
+        let level = self.config.compression_level;
+        let written = head.compress_to(&file, out, level).and_then(|len| {
+            let Some(signer) = self.signer() else {
+                return Ok(len);
+            };
+            let checksum = EntryHead::stored_checksum(&*out)?;
+            out.write_all(&signer.sign_entry(&checksum).to_trailer())?;
+            Ok(len)
+        });
+        // The upload reads from the file's position.
+        let written = written.and_then(|_| Ok(out.seek(io::SeekFrom::Start(0))?));
+        match written {
+            Ok(_) => Some(Body::Temp(temp)),
+            Err(err) => {
+                warn!(%key, error = %err, "not uploading an entry that fails its checks");
+                None
+            }
+        }
     }
 
     fn upload(&self, objects: &[(ObjectKind, Digest, Body)]) {
@@ -546,7 +554,11 @@ impl<'a> Tiers<'a> {
 
     /// Uploads up to `max` pending objects; returns how many were uploaded.
     pub fn drain_pending(&self, remote: &Remote, max: usize) -> usize {
-        match self.pending().drain(&self.local, remote, max, self.state) {
+        let entry = |key: &Digest| self.wire_entry(key);
+        match self
+            .pending()
+            .drain(&self.local, remote, max, self.state, &entry)
+        {
             Ok(done) => done,
             Err((done, e)) => {
                 self.report(&e);

@@ -42,15 +42,16 @@ impl Pending {
             .and_then(|()| fs::write(self.dir.join(format!("{prefix}-{digest}")), b""));
     }
 
-    /// Uploads up to `max` pending objects from `local`, recording each upload in `state`.
-    /// Returns how many were uploaded, or, when a request failed, that many and the error
-    /// (the rest stay pending).
+    /// Uploads up to `max` pending objects from `local` (an entry as `entry` makes it ready
+    /// for the server), recording each upload in `state`. Returns how many were uploaded, or,
+    /// when a request failed, that many and the error (the rest stay pending).
     pub(super) fn drain(
         &self,
         local: &LocalStore,
         remote: &Remote,
         max: usize,
         state: &CallState,
+        entry: &dyn Fn(&Digest) -> Option<Body>,
     ) -> Result<usize, (usize, RemoteError)> {
         let Ok(dir) = fs::read_dir(&self.dir) else {
             return Ok(0);
@@ -64,7 +65,7 @@ impl Pending {
             };
             // An object evicted locally meanwhile has nothing left to upload.
             let body = match kind {
-                ObjectKind::Entry => local.open(kind, &digest).ok().flatten().map(Body::File),
+                ObjectKind::Entry => entry(&digest),
                 ObjectKind::Manifest => local.get(kind, &digest).ok().flatten().map(Body::Bytes),
             };
             if let Some(body) = body {
@@ -88,17 +89,31 @@ impl Pending {
     }
 }
 
-/// What an upload sends: an entry streamed from its file, or a small object from memory.
+/// What an upload sends: an entry streamed from its file (L1's, or a temporary one holding
+/// its compressed form), or a small object from memory.
 pub(super) enum Body {
     File(fs::File),
+    Temp(TempFile),
     Bytes(Vec<u8>),
+}
+
+/// A temporary file, removed when dropped.
+pub(super) struct TempFile {
+    pub(super) path: PathBuf,
+    pub(super) file: fs::File,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 impl Body {
     /// Uploads the object; returns its length.
     pub(super) fn put(&self, remote: &Remote, key: &str) -> Result<u64, RemoteError> {
         match self {
-            Body::File(f) => {
+            Body::File(f) | Body::Temp(TempFile { file: f, .. }) => {
                 let len = f.metadata().map(|m| m.len()).unwrap_or(0);
                 remote.put_file(key, f)?;
                 Ok(len)
