@@ -229,16 +229,18 @@ fn env_now<'a>(call: &'a Call<'_>) -> impl Fn(&str) -> Option<String> + 'a {
 
 /// What differs for a miss that is not stored (see `explain::unstored_changes`).
 fn unstored_changes(call: &Call<'_>, pre_inputs: &key::KeyInputs) -> Option<Vec<explain::Change>> {
+    unstored_changes_with(call, pre_inputs)()
+}
+
+/// [`unstored_changes`] as work that holds no reference to the call itself, so that it can run
+/// on another thread.
+fn unstored_changes_with<'a>(
+    call: &'a Call<'_>,
+    pre_inputs: &'a key::KeyInputs,
+) -> impl FnOnce() -> Option<Vec<explain::Change>> + Send + 'a {
     let (policy, env) = (input_policy(call), env_now(call));
-    let krate = &call.plan.crate_name;
-    explain::unstored_changes(
-        &call.config.dir,
-        krate,
-        pre_inputs,
-        &policy,
-        &call.hasher,
-        &env,
-    )
+    let (dir, krate, hasher) = (&call.config.dir, &call.plan.crate_name, &call.hasher);
+    move || explain::unstored_changes(dir, krate, pre_inputs, &policy, hasher, &env)
 }
 
 /// Compiles, and stores the result when `store` is set (unset: the crate is being edited, see
@@ -262,7 +264,15 @@ fn compile_and_store(
     args.extend_from_slice(call.args);
     let (program, prefix) = call.programs.command_prefix();
     let unmap = crate::messages::Unmap::new(&call.anchors);
-    let compiled = compile::run(Path::new(program), &[prefix, args].concat(), &unmap);
+    // A miss of the crate being edited is not stored, and what changed since its last entry
+    // (for `cachet explain` and the reports) is worked out while rustc runs, not after: it
+    // hashes every input of the crate's nearest record (a program's link inputs are a hundred
+    // files), which would otherwise lengthen every rebuild of the edit loop (see edit_loop.rs).
+    let (compiled, unstored) = std::thread::scope(|scope| {
+        let unstored = (!store).then(|| scope.spawn(unstored_changes_with(call, pre_inputs)));
+        let compiled = compile::run(Path::new(program), &[prefix, args].concat(), &unmap);
+        (compiled, unstored.and_then(|h| h.join().ok().flatten()))
+    });
     let link_command = link_args.as_ref().and_then(|file| {
         let text = fs::read_to_string(file).ok();
         let _ = fs::remove_file(file);
@@ -298,7 +308,7 @@ fn compile_and_store(
             &mut changes,
         )
     } else {
-        changes = unstored_changes(call, pre_inputs);
+        changes = unstored;
         Err(NotStored::Refused(crate::edit_loop::NOT_STORED))
     };
     match &stored {
