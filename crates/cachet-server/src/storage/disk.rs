@@ -50,13 +50,10 @@ mod tests;
 mod upload;
 
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
-
-use bytes::Bytes;
 
 use self::index::{now_millis, Index, Slot};
 use self::inner::{available_space, delete_files, io_err, lock_store, store_err, Inner};
@@ -66,8 +63,6 @@ use super::{
     BoxFuture, Object, ObjectBody, ObjectId, ObjectMeta, Store, StoreError, Upload, Usage,
 };
 
-/// Objects up to this size are read in one system call and sent as one chunk.
-const FULL_READ_LIMIT: u64 = 1 << 20;
 /// Objects pruned per lock acquisition, so reads never wait long behind a prune.
 const PRUNE_BATCH: usize = 1024;
 /// A store marked full is ready again once the disk has this much free.
@@ -175,46 +170,15 @@ impl Store for DiskStore {
         let inner = self.inner.clone();
         let id = id.clone();
         Box::pin(async move {
-            let path = inner.path(&id);
-            let opened = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-                let mut file = match fs::File::open(&path) {
-                    Ok(f) => f,
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(err) => return Err(io_err("open", &path)(err)),
-                };
-                let m = file.metadata().map_err(io_err("stat", &path))?;
-                let meta = ObjectMeta {
-                    size: m.len(),
-                    modified: m.modified().unwrap_or(UNIX_EPOCH),
-                };
-                inner.note_read(&id);
-                if meta.size <= FULL_READ_LIMIT {
-                    // Exactly the object's size, in one system call: objects are renamed into
-                    // place whole and never written again, so `take` spares `read_to_end`'s
-                    // probe for the end of the file (a second `read` per GET), and the buffer
-                    // is neither zeroed nor grown.
-                    let mut data = Vec::with_capacity(meta.size as usize);
-                    (&mut file)
-                        .take(meta.size)
-                        .read_to_end(&mut data)
-                        .map_err(io_err("read", &path))?;
-                    if data.len() as u64 != meta.size {
-                        let short = std::io::ErrorKind::UnexpectedEof.into();
-                        return Err(io_err("read", &path)(short));
-                    }
-                    Ok(Some((meta, Ok(Bytes::from(data)))))
-                } else {
-                    Ok(Some((meta, Err(file))))
+            let (meta, body) = match read::open(inner.path(&id)).await? {
+                read::Opened::Missing => return Ok(None),
+                read::Opened::Whole(meta, bytes) => (meta, ObjectBody::Full(bytes)),
+                read::Opened::Large(meta, file) => {
+                    (meta, ObjectBody::Stream(read::chunks(file, meta.size)))
                 }
-            })
-            .await??;
-            Ok(opened.map(|(meta, body)| {
-                let body = match body {
-                    Ok(bytes) => ObjectBody::Full(bytes),
-                    Err(file) => ObjectBody::Stream(read::chunks(file, meta.size)),
-                };
-                Object { meta, body }
-            }))
+            };
+            inner.note_read_soon(id);
+            Ok(Some(Object { meta, body }))
         })
     }
 

@@ -156,7 +156,13 @@ impl Inner {
 
     pub(super) fn path_of(&self, ns: &str, hash: &[u8; 32]) -> PathBuf {
         let hex = Digest(*hash).to_hex();
-        self.objects.join(ns).join(&hex[..2]).join(hex)
+        // One allocation per GET, not one per `join`.
+        let mut path = PathBuf::with_capacity(self.objects.as_os_str().len() + ns.len() + 70);
+        path.push(&self.objects);
+        path.push(ns);
+        path.push(&hex[..2]);
+        path.push(&hex);
+        path
     }
 
     pub(super) fn path(&self, id: &ObjectId) -> PathBuf {
@@ -195,6 +201,26 @@ impl Inner {
         let slot = self.slot(&mut idx, id);
         if !idx.touch(&slot, now) {
             self.index_if_present(&mut idx, &id.namespace, slot.hash, now);
+        }
+    }
+
+    /// [`Inner::note_read`] from an async worker: at once if the index lock is free, else on a
+    /// blocking thread, so a GET never waits for an eviction's renames under the lock.
+    pub(super) fn note_read_soon(self: &Arc<Self>, id: ObjectId) {
+        let now = now_millis();
+        match self.index.try_lock() {
+            Ok(mut idx) => {
+                let slot = self.slot(&mut idx, &id);
+                if !idx.touch(&slot, now) {
+                    // Not indexed yet (the start-up scan has not reached it): a stat of the
+                    // file just opened, answered from the inode cache.
+                    self.index_if_present(&mut idx, &id.namespace, slot.hash, now);
+                }
+            }
+            Err(_) => {
+                let inner = self.clone();
+                tokio::task::spawn_blocking(move || inner.note_read(&id));
+            }
         }
     }
 

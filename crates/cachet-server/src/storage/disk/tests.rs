@@ -1,5 +1,6 @@
 //! Unit tests of the disk store: the index alone, then the store on a real directory.
 
+use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 
 use super::index::Reservation;
@@ -336,4 +337,50 @@ async fn streamed_reads_are_whole_or_fail() {
         last.as_ref().expect_err("short").kind(),
         std::io::ErrorKind::UnexpectedEof
     );
+}
+
+/// A GET of an object in the page cache is answered on the async worker, small or streamed:
+/// no blocking thread is started. Handing every read (and every 256 KiB chunk) to Tokio's
+/// blocking pool cost two thread wake-ups each, most of what a small GET cost beyond nginx's.
+#[test]
+fn a_cached_read_starts_no_blocking_thread() {
+    use std::sync::atomic::AtomicUsize;
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = started.clone();
+    // A current-thread runtime starts threads only for its blocking pool.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .on_thread_start(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+        })
+        .build()
+        .expect("runtime");
+    let store = DiskStore::open(None, 1 << 30).expect("open");
+    wait_until("indexed", || store.usage().index_ready);
+    let objects = [(id("a", "small"), 4096), (id("a", "large"), 3 << 20)];
+    for (id, len) in &objects {
+        let path = store.inner.path(id);
+        fs::create_dir_all(path.parent().expect("parent")).expect("shard");
+        // Just written: in the page cache, its path in the dentry cache.
+        fs::write(&path, vec![7u8; *len]).expect("object");
+    }
+    rt.block_on(async {
+        for (id, len) in &objects {
+            let object = store.get(id).await.expect("get").expect("found");
+            let body = match object.body {
+                ObjectBody::Full(b) => b.to_vec(),
+                ObjectBody::Stream(s) => s
+                    .map(|c| c.expect("chunk").to_vec())
+                    .collect::<Vec<_>>()
+                    .await
+                    .concat(),
+            };
+            assert_eq!(body, vec![7u8; *len]);
+        }
+    });
+    assert_eq!(
+        started.load(Ordering::Relaxed),
+        0,
+        "a read used a blocking thread"
+    );
+    assert_eq!(store.usage().objects, 2, "the reads indexed both");
 }
