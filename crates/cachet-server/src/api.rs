@@ -20,6 +20,7 @@ use crate::error::ApiError;
 use crate::http_util::{discard_rest, empty, full, next_chunk, stream, Body};
 use crate::metrics::method_label;
 use crate::route::{self, Route, INVALID_TEMPLATE};
+use crate::storage::budget::Refused;
 use crate::storage::{ObjectBody, ObjectId, StoreError};
 use crate::webdav;
 
@@ -329,12 +330,11 @@ async fn put(
     // Room in the upload memory budget before reading a byte of the body.
     let want = declared
         .map_or(UPLOAD_BUFFER, |n| n.min(UPLOAD_BUFFER))
-        .max(1) as u32;
-    let Some(mut budget) = take_upload_memory(state, want).await else {
-        state.metrics.upload_busy();
-        return Err(ApiError::Busy);
-    };
-    let mut held = u64::from(want);
+        .max(1);
+    let mut budget = state.upload_memory.share();
+    if let Err(refused) = budget.grow_to(want, Some(UPLOAD_MEMORY_WAIT)).await {
+        return Err(over_budget(state, refused));
+    }
     let mut upload = match state.store.put(id).await {
         Ok(upload) => upload,
         Err(e) => {
@@ -355,31 +355,14 @@ async fn put(
         }
         // Whatever the store buffers counts, not only the disk's write buffer: a Redis value
         // is assembled whole, an S3 part is kept until it is full.
-        let buffered = upload.buffered();
-        if buffered > held {
-            let refused = if buffered > state.upload_memory_total {
-                Some(ApiError::OverBudget {
-                    budget: state.upload_memory_total,
-                })
-            } else {
-                match take_upload_memory(state, (buffered - held) as u32).await {
-                    Some(more) => {
-                        budget.merge(more);
-                        held = buffered;
-                        None
-                    }
-                    None => {
-                        state.metrics.upload_busy();
-                        Some(ApiError::Busy)
-                    }
-                }
-            };
-            if let Some(err) = refused {
-                drop(upload);
-                drop(budget);
-                discard_rest(&mut body, state.body_timeout, limit - received).await;
-                return Err(err);
-            }
+        let grown = budget
+            .grow_to(upload.buffered(), Some(UPLOAD_MEMORY_WAIT))
+            .await;
+        if let Err(refused) = grown {
+            drop(upload);
+            drop(budget);
+            discard_rest(&mut body, state.body_timeout, limit - received).await;
+            return Err(over_budget(state, refused));
         }
     }
     upload.commit().await?;
@@ -387,15 +370,16 @@ async fn put(
     Ok(status_only(StatusCode::CREATED))
 }
 
-/// `bytes` of the upload memory budget, waiting at most [`UPLOAD_MEMORY_WAIT`] for them.
-async fn take_upload_memory(
-    state: &AppState,
-    bytes: u32,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    let permit = state.upload_memory.clone().acquire_many_owned(bytes.max(1));
-    match tokio::time::timeout(UPLOAD_MEMORY_WAIT, permit).await {
-        Ok(Ok(permit)) => Some(permit),
-        _ => None,
+/// The answer to an upload the memory budget refused (a busy one is counted).
+fn over_budget(state: &AppState, refused: Refused) -> ApiError {
+    match refused {
+        Refused::Busy => {
+            state.metrics.upload_busy();
+            ApiError::Busy
+        }
+        Refused::OverBudget => ApiError::OverBudget {
+            budget: state.upload_memory.total(),
+        },
     }
 }
 

@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::conn::{self, CloseReason, Connections, TrackedBody};
 use crate::metrics::Metrics;
 use crate::stall::StallGuard;
+use crate::storage::budget::UploadBudget;
 use crate::storage::{Store, StoreError};
 use crate::tls::{self, TlsError};
 
@@ -46,9 +47,13 @@ pub enum ServerError {
     Listener(#[source] std::io::Error),
 }
 
-/// Opens the store a configuration asks for (needs a Tokio runtime).
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-    crate::storage::open::open(&config.storage, config.max_size, config.max_age)
+/// Opens the store a configuration asks for (needs a Tokio runtime); a chain's copies to its
+/// shared tier take their buffers from `budget`, the server's `--upload-memory`.
+pub fn open_store(
+    config: &Config,
+    budget: &Arc<UploadBudget>,
+) -> Result<Arc<dyn Store>, StoreError> {
+    crate::storage::open::open_with_budget(&config.storage, config.max_size, config.max_age, budget)
 }
 
 /// Serves on `listener` until `shutdown` resolves, then drains connections and returns.
@@ -70,7 +75,8 @@ pub async fn run_with_reload(
     shutdown: impl Future<Output = ()> + Send,
     mut reloads: Option<tokio::sync::mpsc::Receiver<Config>>,
 ) -> Result<(), ServerError> {
-    let store = open_store(&config)?;
+    let upload_memory = UploadBudget::new(config.upload_memory);
+    let store = open_store(&config, &upload_memory)?;
     let mut acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let local = listener.local_addr().map_err(ServerError::Listener)?;
     if config.tokens.is_empty() && !local.ip().is_loopback() {
@@ -113,15 +119,10 @@ pub async fn run_with_reload(
         max_object_size: config.max_object_size,
         body_timeout: config.body_timeout,
         protect_stats: config.protect_stats,
-        upload_memory: Arc::new(tokio::sync::Semaphore::new(
-            usize::try_from(config.upload_memory)
-                .unwrap_or(usize::MAX)
-                .min(tokio::sync::Semaphore::MAX_PERMITS),
-        )),
+        upload_memory,
         history,
         report_limits: crate::report_limit::ReportLimits::new(config.report_rates),
         secure_cookies: acceptor.is_some(),
-        upload_memory_total: config.upload_memory,
     });
     let pruner = config
         .max_age

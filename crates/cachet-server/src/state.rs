@@ -26,10 +26,11 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// `/stats` and `/metrics` need a token with `read` on `*` (when tokens are configured).
     pub protect_stats: bool,
-    /// Bytes of upload buffers that may be held across all connections: each upload takes
-    /// what it may buffer (up to [`UPLOAD_BUFFER`]) before it reads its body, and more as its
-    /// store's buffers grow ([`crate::storage::Upload::buffered`]).
-    pub upload_memory: Arc<tokio::sync::Semaphore>,
+    /// Bytes of upload buffers that may be held across all connections and a chain's copies to
+    /// its shared tier: each upload takes what it may buffer (up to [`UPLOAD_BUFFER`]) before
+    /// it reads its body, and more as its store's buffers grow
+    /// ([`crate::storage::Upload::buffered`]).
+    pub upload_memory: Arc<crate::storage::budget::UploadBudget>,
     /// The dashboard's history: clients' call reports and what this server saw.
     pub history: Arc<crate::history::History>,
     /// The rates call reports are let in at: per client and server-wide, so a flood of
@@ -37,8 +38,6 @@ pub struct AppState {
     pub report_limits: crate::report_limit::ReportLimits,
     /// The dashboard's sign-in cookie is `Secure` (the server serves TLS).
     pub secure_cookies: bool,
-    /// The whole budget (`--upload-memory`): an upload that would buffer more is refused.
-    pub upload_memory_total: u64,
 }
 
 impl AppState {

@@ -10,6 +10,7 @@
 //! `Content-Length`) and the bytes either whole (small objects, one system call) or as a
 //! stream, so memory stays bounded whatever the object sizes and the number of clients.
 
+pub mod budget;
 pub mod disk;
 pub mod open;
 pub mod query;

@@ -16,6 +16,11 @@
 //!   The tries of one upload are spaced by `backon`'s exponential back-off ([`RETRY`]) rather
 //!   than a loop of our own: the crate already carries the policy (factor, bound, which errors
 //!   to retry) and opendal uses it too, so it costs no new dependency.
+//! - **Memory.** A background copy holds the local object (read whole up to 1 MiB) and what the
+//!   shared tier buffers (a whole Redis value, an S3 part): it takes those bytes from the same
+//!   [`UploadBudget`] as client uploads (`--upload-memory`), waiting for room as long as it
+//!   takes, so the upload queue cannot hold more memory than the setting allows. A copy that
+//!   would need more than the whole budget is refused (counted, logged) rather than retried.
 //! - Readiness (`/readyz`) is the local tier's: a replica whose shared tier is down still
 //!   serves (its local tier, and misses), so it must not be taken out of a load balancer.
 
@@ -29,6 +34,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
+use super::budget::UploadBudget;
 use super::report::{StoreReport, UploadStats};
 use super::{
     BoxFuture, Object, ObjectBody, ObjectId, ObjectMeta, Store, StoreError, Upload, Usage,
@@ -41,6 +47,9 @@ pub const QUEUE_CAPACITY: usize = 10_000;
 pub const UPLOAD_WORKERS: usize = 4;
 /// Tries per upload before it is counted as failed.
 pub const UPLOAD_ATTEMPTS: u32 = 4;
+/// What a copy holds of the budget before it reads the local object: the disk store reads
+/// objects up to 1 MiB whole, larger ones 256 KiB at a time.
+const LOCAL_READ: u64 = 1 << 20;
 
 #[derive(Default)]
 struct UploadCounters {
@@ -91,8 +100,13 @@ impl Drop for Tiered {
 }
 
 impl Tiered {
-    /// Combines the tiers and starts the upload workers (needs a Tokio runtime).
-    pub fn new(local: Arc<dyn Store>, shared: Arc<dyn Store>) -> Tiered {
+    /// Combines the tiers and starts the upload workers (needs a Tokio runtime); their buffers
+    /// are taken from `budget`.
+    pub fn new(
+        local: Arc<dyn Store>,
+        shared: Arc<dyn Store>,
+        budget: &Arc<UploadBudget>,
+    ) -> Tiered {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let counters = Arc::new(UploadCounters::default());
@@ -103,6 +117,7 @@ impl Tiered {
                     local.clone(),
                     shared.clone(),
                     counters.clone(),
+                    budget.clone(),
                 ))
             })
             .collect();
@@ -194,12 +209,13 @@ async fn upload_worker(
     local: Arc<dyn Store>,
     shared: Arc<dyn Store>,
     counters: Arc<UploadCounters>,
+    budget: Arc<UploadBudget>,
 ) {
     loop {
         let next = rx.lock().await.recv().await;
         let Some(id) = next else { return };
         loop {
-            let outcome = upload_one(&id, local.as_ref(), shared.as_ref()).await;
+            let outcome = upload_one(&id, local.as_ref(), shared.as_ref(), &budget).await;
             record(&counters, &id, outcome);
             let mut keys = counters.keys();
             match keys.get_mut(&id) {
@@ -256,11 +272,16 @@ const RETRY: ExponentialBuilder = ExponentialBuilder::new()
 
 /// Copies one object, with [`UPLOAD_ATTEMPTS`] tries spaced by [`RETRY`] (`backon`); an object
 /// the shared tier refuses for its size is not retried.
-async fn upload_one(id: &ObjectId, local: &dyn Store, shared: &dyn Store) -> UploadOutcome {
+async fn upload_one(
+    id: &ObjectId,
+    local: &dyn Store,
+    shared: &dyn Store,
+    budget: &Arc<UploadBudget>,
+) -> UploadOutcome {
     let mut attempt = 0;
     let result = (|| {
         attempt += 1;
-        copy_once(id, local, shared, attempt)
+        copy_once(id, local, shared, budget, attempt)
     })
     .retry(RETRY)
     .sleep(tokio::time::sleep)
@@ -277,20 +298,38 @@ async fn upload_one(id: &ObjectId, local: &dyn Store, shared: &dyn Store) -> Upl
     }
 }
 
-/// One try of an upload: false if the object left the local tier before it.
+/// One try of an upload: false if the object left the local tier before it. Its buffers are
+/// counted in `budget` (see the module docs), checked after every chunk like a client upload's.
 async fn copy_once(
     id: &ObjectId,
     local: &dyn Store,
     shared: &dyn Store,
+    budget: &Arc<UploadBudget>,
     attempt: u32,
 ) -> Result<bool, StoreError> {
+    let mut held = budget.share();
+    let over = |size: u64| StoreError::TooLarge {
+        backend: "--upload-memory",
+        limit: budget.total(),
+        size,
+    };
+    held.grow_to(LOCAL_READ.min(budget.total()), None)
+        .await
+        .map_err(|_| over(LOCAL_READ))?;
     let Some(object) = local.get(id).await? else {
         return Ok(false);
     };
     let size = object.meta.size;
     let mut upload = shared.put(id).await?;
     match object.body {
-        ObjectBody::Full(bytes) => upload.write(bytes).await?,
+        ObjectBody::Full(bytes) => {
+            let read = bytes.len() as u64;
+            held.grow_to(read, None).await.map_err(|_| over(size))?;
+            upload.write(bytes).await?;
+            held.grow_to(read + upload.buffered(), None)
+                .await
+                .map_err(|_| over(size))?;
+        }
         ObjectBody::Stream(mut s) => {
             while let Some(chunk) = s.next().await {
                 let chunk = chunk.map_err(|source| StoreError::Io {
@@ -299,10 +338,14 @@ async fn copy_once(
                     source,
                 })?;
                 upload.write(chunk).await?;
+                held.grow_to(LOCAL_READ + upload.buffered(), None)
+                    .await
+                    .map_err(|_| over(size))?;
             }
         }
     }
     upload.commit().await?;
+    drop(held);
     tracing::debug!(namespace = %id.namespace, key = %id.key, size, attempt, "uploaded to the shared tier");
     Ok(true)
 }
@@ -519,7 +562,8 @@ mod tests {
                 "dir",
             ))
         };
-        let a = Tiered::new(local(), shared.clone());
+        let budget = UploadBudget::new(64 << 20);
+        let a = Tiered::new(local(), shared.clone(), &budget);
         for v in 0..50u8 {
             put(&a, "m", &[v; 100]).await;
         }
@@ -535,7 +579,7 @@ mod tests {
         assert_eq!(u.failed + u.dropped_evicted + u.dropped_queue_full, 0);
         assert_eq!(read(shared.as_ref(), "m").await, Some(vec![49; 100]));
 
-        let b = Tiered::new(local(), shared.clone());
+        let b = Tiered::new(local(), shared.clone(), &budget);
         assert_eq!(read(&b, "big").await.as_deref(), Some(&big[..]));
         let reports = b.report().tiers;
         // The shared tier also answered the read of "m" above.

@@ -134,7 +134,8 @@ fn redis_refuses_objects_over_its_value_limit() {
     let redis = RedisServer::start();
     let local = tempfile::tempdir().unwrap();
     let big = vec![7u8; (512 << 20) + 1];
-    let chain = chain_server(&local, &redis.spec("big/"), &[]);
+    // A budget that holds a whole Redis value: the refusal is Redis's, not the budget's.
+    let chain = chain_server(&local, &redis.spec("big/"), &["--upload-memory", "1G"]);
     assert_eq!(put(&chain.url("/cachet/big"), &big).status, 201);
     wait_for("the refused upload to be counted", DEADLINE, || {
         stats(&chain)["uploads"]["refused"] == 1
@@ -154,6 +155,34 @@ fn redis_refuses_objects_over_its_value_limit() {
     assert_eq!(r.status, 413);
     let body = String::from_utf8_lossy(&r.body);
     assert!(body.contains("redis's limit"), "{body}");
+}
+
+/// A chain's background copies to its shared tier buffer a whole Redis value; that memory
+/// counts against `--upload-memory` like a client upload's (it was outside any bound: four
+/// workers could each assemble a value of up to 512 MB). A copy that would need more than the
+/// whole budget is refused and counted; the object stays in the local tier, and smaller ones
+/// still reach Redis.
+#[test]
+fn background_copies_to_redis_count_against_the_upload_budget() {
+    let redis = RedisServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let chain = chain_server(&local, &redis.spec("bud/"), &["--upload-memory", "4M"]);
+    let (small, big) = (bytes(3, 1 << 20), bytes(4, 6 << 20));
+    assert_eq!(put(&chain.url("/cachet/small"), &small).status, 201);
+    assert_eq!(put(&chain.url("/cachet/big"), &big).status, 201);
+    wait_for("both copies to end", DEADLINE, || {
+        stats(&chain)["uploads"]["pending"] == 0
+    });
+    let uploads = stats(&chain)["uploads"].clone();
+    assert_eq!(
+        (uploads["uploaded"].as_u64(), uploads["refused"].as_u64()),
+        (Some(1), Some(1)),
+        "{uploads}"
+    );
+    assert_eq!(redis.cli(&["EXISTS", "bud/v1/cachet/small"]), "1");
+    assert_eq!(redis.cli(&["EXISTS", "bud/v1/cachet/big"]), "0");
+    let r = get(&chain.url("/cachet/big"));
+    assert!(r.status == 200 && r.body == big, "the local tier keeps it");
 }
 
 /// `cachet server prune --older-than` on a directory, Redis and S3: nothing young is removed,
