@@ -142,7 +142,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         CACHET_COMPRESSION_LEVEL,
-        "zstd level for new entries, 1-19 (default 1)",
+        "zstd level of entries uploaded to a server, 1-19 (default 1)",
     ),
     (CACHET_SERVER, "shared server URL (L2)"),
     (CACHET_TOKEN, "token for the shared server"),
