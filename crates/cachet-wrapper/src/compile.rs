@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::time::Instant;
 
 use crate::messages::{LineRewriter, Unmap};
@@ -55,7 +55,23 @@ fn pump(mut from: impl Read, mut to: impl Write, unmap: Option<&Unmap>) -> io::R
 /// Runs `rustc args` in the current directory, streaming and recording its output; file names
 /// in what is shown of stderr are mapped back with `unmap`.
 pub fn run(rustc: &Path, args: &[OsString], unmap: &Unmap) -> io::Result<Compiled> {
-    let start = Instant::now();
+    start(rustc, args, unmap)?.finish()
+}
+
+/// A rustc run that has started: its stdout is already being forwarded on a thread; stderr is
+/// forwarded by [`Running::finish`], which the caller calls once it has started whatever it
+/// does alongside (work started before the spawn would compete with it for the CPU).
+pub struct Running<'a> {
+    child: Child,
+    stderr: ChildStderr,
+    stdout_pump: std::thread::JoinHandle<io::Result<Vec<u8>>>,
+    unmap: &'a Unmap,
+    started: Instant,
+}
+
+/// Starts `rustc args` in the current directory (see [`run`]).
+pub fn start<'a>(rustc: &Path, args: &[OsString], unmap: &'a Unmap) -> io::Result<Running<'a>> {
+    let started = Instant::now();
     let mut child = Command::new(rustc)
         .args(args)
         .stdin(Stdio::null())
@@ -70,16 +86,30 @@ pub fn run(rustc: &Path, args: &[OsString], unmap: &Unmap) -> io::Result<Compile
         .stderr
         .take()
         .ok_or_else(|| io::Error::other("no stderr pipe"))?;
-    let out_thread = std::thread::spawn(move || pump(stdout, io::stdout(), None));
-    let err_result = pump(stderr, io::stderr(), Some(unmap));
-    let out_result = out_thread
-        .join()
-        .map_err(|_| io::Error::other("stdout reader panicked"))?;
-    let status = child.wait()?;
-    Ok(Compiled {
-        status,
-        stdout: out_result?,
-        stderr: err_result?,
-        millis: start.elapsed().as_millis() as u64,
+    let stdout_pump = std::thread::spawn(move || pump(stdout, io::stdout(), None));
+    Ok(Running {
+        child,
+        stderr,
+        stdout_pump,
+        unmap,
+        started,
     })
+}
+
+impl Running<'_> {
+    /// Forwards stderr until rustc closes it, then waits for rustc to exit.
+    pub fn finish(mut self) -> io::Result<Compiled> {
+        let err_result = pump(self.stderr, io::stderr(), Some(self.unmap));
+        let out_result = self
+            .stdout_pump
+            .join()
+            .map_err(|_| io::Error::other("stdout reader panicked"))?;
+        let status = self.child.wait()?;
+        Ok(Compiled {
+            status,
+            stdout: out_result?,
+            stderr: err_result?,
+            millis: self.started.elapsed().as_millis() as u64,
+        })
+    }
 }

@@ -67,13 +67,33 @@ pub fn hash_contents(path: &Path) -> io::Result<Digest> {
 pub struct FileHasher {
     records: Option<PathBuf>,
     marker: Option<ClockMarker>,
+    /// Files smaller than this are hashed, not remembered.
+    remember_at_least: u64,
 }
 
 impl FileHasher {
     /// A hasher that keeps its records in `records` (created on demand). `marker`, made before
     /// any hashing, lets it remember files that changed only moments before.
     pub fn new(records: Option<PathBuf>, marker: Option<ClockMarker>) -> FileHasher {
-        FileHasher { records, marker }
+        FileHasher {
+            records,
+            marker,
+            remember_at_least: REMEMBER_AT_LEAST,
+        }
+    }
+
+    /// The same hasher, remembering settled files of every size: for work that hashes the
+    /// same files again and again, where a record read is cheaper than hashing even a small
+    /// file. A not-stored miss of the crate being edited compares a hundred link inputs (most
+    /// of them small rlibs) with its last entry on every rebuild (see `explain.rs`); a cold
+    /// build hashes each file once, where writing a record for each small one would only
+    /// cost.
+    pub fn remembering_every_size(&self) -> FileHasher {
+        FileHasher {
+            records: self.records.clone(),
+            marker: self.marker,
+            remember_at_least: 0,
+        }
     }
 
     /// The content hash of `path`.
@@ -86,7 +106,7 @@ impl FileHasher {
     pub fn hash_known(&self, path: &Path, meta: &fs::Metadata) -> io::Result<Digest> {
         let fp = Fingerprint::of(meta);
         let record = match &self.records {
-            Some(dir) if meta.size() >= REMEMBER_AT_LEAST => Some(self.record_path(dir, path)),
+            Some(dir) if meta.size() >= self.remember_at_least => Some(self.record_path(dir, path)),
             _ => None,
         };
         if let Some(rec) = &record {
@@ -192,6 +212,25 @@ mod tests {
         let h2 = hasher.hash(&f).unwrap();
         assert_ne!(h1, h2);
         assert_eq!(h2, hash_contents(&f).unwrap());
+    }
+
+    #[test]
+    fn small_files_are_remembered_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("small.rlib");
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        rewrite_with_mtime(&f, b"small", old);
+        std::thread::sleep(SETTLE + Duration::from_millis(100));
+        let records = dir.path().join("records");
+        let hasher = FileHasher::new(Some(records.clone()), None);
+        hasher.hash(&f).unwrap();
+        assert!(!hasher.record_path(&records, &f).exists());
+        let every = hasher.remembering_every_size();
+        assert_eq!(every.hash(&f).unwrap(), Digest::of(b"small"));
+        assert!(every.record_path(&records, &f).is_file());
+        // A same-size, same-mtime edit is still seen through the record.
+        rewrite_with_mtime(&f, b"SMALL", old);
+        assert_eq!(every.hash(&f).unwrap(), Digest::of(b"SMALL"));
     }
 
     #[test]

@@ -239,8 +239,10 @@ fn unstored_changes_with<'a>(
     pre_inputs: &'a key::KeyInputs,
 ) -> impl FnOnce() -> Option<Vec<explain::Change>> + Send + 'a {
     let (policy, env) = (input_policy(call), env_now(call));
-    let (dir, krate, hasher) = (&call.config.dir, &call.plan.crate_name, &call.hasher);
-    move || explain::unstored_changes(dir, krate, pre_inputs, &policy, hasher, &env)
+    let (dir, krate) = (&call.config.dir, &call.plan.crate_name);
+    // The same files are compared on every rebuild of the edit loop: remember small ones too.
+    let hasher = call.hasher.remembering_every_size();
+    move || explain::unstored_changes(dir, krate, pre_inputs, &policy, &hasher, &env)
 }
 
 /// Compiles, and stores the result when `store` is set (unset: the crate is being edited, see
@@ -256,8 +258,9 @@ fn compile_and_store(
     call.state.start_output();
     // Outputs must not depend on where the checkout is: see paths.rs.
     let mut args = call.anchors.remap_args();
-    // A linked crate's key needs the link command; rustc writes it to a file for us.
-    let link_args = plan.links.then(|| link_args_file(&call.out_dir));
+    // A linked crate's key needs the link command; rustc writes it to a file for us. A miss
+    // that is not stored has no key to make.
+    let link_args = (plan.links && store).then(|| link_args_file(&call.out_dir));
     if let Some(file) = &link_args {
         args.push(crate::link::print_arg(file));
     }
@@ -268,9 +271,13 @@ fn compile_and_store(
     // (for `cachet explain` and the reports) is worked out while rustc runs, not after: it
     // hashes every input of the crate's nearest record (a program's link inputs are a hundred
     // files), which would otherwise lengthen every rebuild of the edit loop (see edit_loop.rs).
+    // The thread starts once rustc has: started before, it competed with rustc's start for
+    // the cores (a 2-core machine then started rustc up to 14 ms later).
     let (compiled, unstored) = std::thread::scope(|scope| {
-        let unstored = (!store).then(|| scope.spawn(unstored_changes_with(call, pre_inputs)));
-        let compiled = compile::run(Path::new(program), &[prefix, args].concat(), &unmap);
+        let running = compile::start(Path::new(program), &[prefix, args].concat(), &unmap);
+        let unstored = (!store && running.is_ok())
+            .then(|| scope.spawn(unstored_changes_with(call, pre_inputs)));
+        let compiled = running.and_then(compile::Running::finish);
         (compiled, unstored.and_then(|h| h.join().ok().flatten()))
     });
     let link_command = link_args.as_ref().and_then(|file| {
