@@ -125,7 +125,9 @@ impl Unit {
             .and_then(|t| Streak::parse(&t));
         let streak = Streak::after_miss(previous, now_ms, &self.policy);
         // Best effort: without the record, every miss is stored, as without this module.
-        let _ = fsutil::write_atomic(
+        // Rewritten in place on every miss (see `overwrite_in_place`): one rustc at a time
+        // compiles a unit.
+        let _ = fsutil::overwrite_in_place(
             &self.path,
             format!("{} {}\n", streak.misses, streak.last_ms).as_bytes(),
         );

@@ -3,7 +3,8 @@
 //!
 //! Many rustc processes and several cargo builds write the same cache directory at once, so
 //! every file is written under a unique temporary name and renamed into place: a reader sees
-//! the old file, the new file, or nothing, never a half-written one. A lock (a file under
+//! the old file, the new file, or nothing, never a half-written one. Two small state files
+//! rewritten by every call are the exception ([`overwrite_in_place`]). A lock (a file under
 //! `locks/` of the cache directory) is only held for a short read-modify-write; it lives here,
 //! not in `local_store.rs`, because the compiler identity records and the statistics take it
 //! too, and they must not depend on the store.
@@ -70,6 +71,44 @@ pub fn write_atomic_with<T, E: From<io::Error>>(
     result
 }
 
+/// Rewrites a small text file in place, in one `pwrite` at offset 0, for state files that one
+/// writer at a time rewrites on every call (the statistics under their lock, a unit's edit-loop
+/// streak). Replacing such a file by a rename costs ~0.13 ms on ext4, which allocates and
+/// starts writing the new file's blocks when a rename replaces a file (`auto_da_alloc`) and
+/// frees the old one's; in place it costs a few microseconds. Content shorter than the file is
+/// padded with spaces rather than truncated, so a process killed at any point leaves the old
+/// text or the new one followed by blanks: only for formats where trailing whitespace means
+/// nothing (JSON, a line of numbers), and only below a page, which one write updates whole.
+pub fn overwrite_in_place(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let open = || {
+        File::options()
+            .write(true)
+            .create(true)
+            // Never truncated: see above.
+            .truncate(false)
+            .mode(0o666)
+            .open(target)
+    };
+    let file = match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            open()?
+        }
+        other => other?,
+    };
+    let old_len = file.metadata()?.len() as usize;
+    if bytes.len() >= old_len {
+        return file.write_all_at(bytes, 0);
+    }
+    let mut padded = Vec::with_capacity(old_len);
+    padded.extend_from_slice(bytes);
+    padded.resize(old_len, b' ');
+    file.write_all_at(&padded, 0)
+}
+
 /// Holds an advisory lock until dropped.
 pub struct LockGuard(File);
 
@@ -103,5 +142,31 @@ pub fn try_lock(dir: &Path, name: &str) -> io::Result<Option<LockGuard>> {
         Ok(()) => Ok(Some(LockGuard(f))),
         Err(fs::TryLockError::WouldBlock) => Ok(None),
         Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn overwriting_in_place_keeps_the_file_and_pads_shorter_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sub/state.json");
+        overwrite_in_place(&f, br#"{"calls": 12345}"#).unwrap();
+        let inode = fs::metadata(&f).unwrap().ino();
+        overwrite_in_place(&f, br#"{"calls": 7}"#).unwrap();
+        assert_eq!(
+            fs::metadata(&f).unwrap().ino(),
+            inode,
+            "rewritten, not replaced"
+        );
+        let text = fs::read_to_string(&f).unwrap();
+        assert_eq!(text, "{\"calls\": 7}    ");
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["calls"], 7);
+        overwrite_in_place(&f, br#"{"calls": 123456789}"#).unwrap();
+        assert_eq!(fs::read_to_string(&f).unwrap(), r#"{"calls": 123456789}"#);
     }
 }

@@ -272,22 +272,31 @@ fn path(dir: &Path) -> PathBuf {
 
 /// Reads the statistics (zero when there are none yet).
 pub fn read(dir: &Path) -> Stats {
-    fs::read(path(dir))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+    read_unlocked(dir).unwrap_or_else(|| {
+        // Written in place (see `apply`): a read that met a write half way through is read
+        // again once the writer is done.
+        let _guard = lock(dir, "stats").ok();
+        read_unlocked(dir).unwrap_or_default()
+    })
+}
+
+/// The statistics as the file holds them now (`None`: no file, or one that does not parse).
+fn read_unlocked(dir: &Path) -> Option<Stats> {
+    serde_json::from_slice(&fs::read(path(dir)).ok()?).ok()
 }
 
 /// Adds `delta` to the stored statistics.
 pub fn apply(dir: &Path, delta: &Delta) -> io::Result<()> {
     let _guard = lock(dir, "stats")?;
-    let mut s = read(dir);
+    let mut s = read_unlocked(dir).unwrap_or_default();
     if s.version == 0 {
         s.version = STATS_VERSION;
         s.since_unix = now_unix();
     }
     s.add(delta);
-    fsutil::write_atomic(
+    // Every call rewrites the file: in place, not by a rename (see `overwrite_in_place`); the
+    // lock keeps writers apart.
+    fsutil::overwrite_in_place(
         &path(dir),
         &serde_json::to_vec_pretty(&s).unwrap_or_default(),
     )
