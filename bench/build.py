@@ -34,7 +34,10 @@ the workload (one member):
   cachet warm, CARGO_INCREMENTAL=0   the same with incremental off (workload only)
   sccache warm   cargo clean, then a build through sccache with its filled cache
   edit N         from a fresh build (cachet: restored after clean; plain: compiled), change one
-                 line of one member and rebuild, N = 1..--edits; cachet vs plain
+                 line of one member and rebuild, N = 1..--edits; cachet vs plain. The two loops
+                 run interleaved, each in its own target directory: every edit is built by
+                 both, one right after the other (the order alternating), so a slow moment of
+                 the machine falls on both and not on one tool's whole loop
 
 No fixed ports: the cachet server binds 127.0.0.1:0 and writes the port it got to a port file;
 sccache's server gets a port picked free just before. Both are stopped however the benchmark
@@ -342,7 +345,10 @@ def dev_profile(args):
             build = ["cargo", "build", "--locked", "--offline"]
         else:
             build = ["cargo", "build", "--offline"]
-        target = work / "target"
+        # cachet builds in target/ (as a user's build does); plain and sccache in their own
+        # directories, so the two edit loops can alternate build by build.
+        targets = {"cachet": work / "target", "plain": work / "target-plain",
+                   "sccache": work / "target-sccache"}
         edit_file, original, template = EDITS[name]
         pristine = (work / edit_file).read_text()
 
@@ -352,57 +358,61 @@ def dev_profile(args):
                 else pristine + template.format(n=n))
             (work / edit_file).write_text(text)
 
-        def output():
-            return sh([str(target / "debug" / program)]).stdout
+        def output(tool):
+            return sh([str(targets[tool] / "debug" / program)]).stdout
 
         cachet_env = dict(env0, RUSTC_WRAPPER=args.cachet, CACHET_DIR=str(scratch / f"cachet-{name}"))
         off_env = dict(cachet_env, CARGO_INCREMENTAL="0")
-        sccache_env = sccache_env_for(env0, args.sccache, scratch / f"sccache-{name}")
+        plain_env = dict(env0, CARGO_TARGET_DIR=str(targets["plain"]))
+        sccache_env = dict(sccache_env_for(env0, args.sccache, scratch / f"sccache-{name}"),
+                           CARGO_TARGET_DIR=str(targets["sccache"]))
         keys = ["plain rebuild", "cachet warm", "sccache warm"]
         if name == "service":
             keys.insert(2, "cachet warm, CARGO_INCREMENTAL=0")
         keys += [f"{tool} edit {n}" for tool in ("plain", "cachet") for n in range(1, args.edits + 1)]
         times = {k: [] for k in keys}
 
-        def clean():
-            shutil.rmtree(target, ignore_errors=True)
+        def clean(tool):
+            shutil.rmtree(targets[tool], ignore_errors=True)
 
         # Fill the caches once (cold builds are measured by the default mode).
         set_edit(0)
-        clean()
+        clean("cachet")
         sh(build, env=cachet_env, cwd=work)
-        expected = output()
-        clean()
+        expected = output("cachet")
+        clean("cachet")
         sh(build, env=off_env, cwd=work)
         sh([args.sccache, "--stop-server"], env=sccache_env, check=False)
         sh([args.sccache, "--start-server"], env=sccache_env)
-        clean()
+        clean("sccache")
         sh(build, env=sccache_env, cwd=work)
         for run in range(args.runs):
             print(f"{name}: run {run + 1}/{args.runs}", file=sys.stderr)
             order = ["plain", "cachet", "sccache"] if run % 2 == 0 else ["sccache", "cachet", "plain"]
+            set_edit(0)
             for tool in order:
-                set_edit(0)
-                clean()
+                clean(tool)
                 if tool == "plain":
-                    times["plain rebuild"].append(timed(build, env0, work))
+                    times["plain rebuild"].append(timed(build, plain_env, work))
                 elif tool == "sccache":
                     times["sccache warm"].append(timed(build, sccache_env, work))
-                    continue
                 else:
                     if name == "service":
                         times["cachet warm, CARGO_INCREMENTAL=0"].append(timed(build, off_env, work))
-                        clean()
+                        clean(tool)
                     times["cachet warm"].append(timed(build, cachet_env, work))
-                assert output() == expected, f"{tool} changed the output"
-                # The edit loop from this fresh build: one changed line, rebuild, N times.
-                env = env0 if tool == "plain" else cachet_env
-                for n in range(1, args.edits + 1):
-                    # New values each run, so no edit is a state cachet stored in an earlier run.
-                    set_edit(run * 1000 + n)
+                assert output(tool) == expected, f"{tool} changed the output"
+            # The edit loops from these fresh builds: one changed line, then each tool rebuilds.
+            for n in range(1, args.edits + 1):
+                # New values each run, so no edit is a state cachet stored in an earlier run.
+                value = run * 1000 + n
+                set_edit(value)
+                pair = ["plain", "cachet"] if (run + n) % 2 == 0 else ["cachet", "plain"]
+                for tool in pair:
+                    env = plain_env if tool == "plain" else cachet_env
                     times[f"{tool} edit {n}"].append(timed(build, env, work))
                     if name == "members":
-                        assert f"edit {run * 1000 + n}" in output(), "the edit does not show"
+                        assert f"edit {value}" in output(tool), f"{tool}: the edit does not show"
         sh([args.sccache, "--stop-server"], env=sccache_env, check=False)
         set_edit(0)
         results[name] = times
