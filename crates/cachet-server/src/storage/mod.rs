@@ -66,6 +66,24 @@ pub enum ObjectBody {
     Stream(BoxStream<'static, std::io::Result<Bytes>>),
 }
 
+#[cfg(test)]
+impl ObjectBody {
+    /// All the bytes, whichever form they came in (tests compare them whole).
+    pub async fn into_vec(self) -> std::io::Result<Vec<u8>> {
+        use futures_util::TryStreamExt;
+        match self {
+            ObjectBody::Full(b) => Ok(b.to_vec()),
+            ObjectBody::Stream(s) => {
+                s.try_fold(Vec::new(), |mut all, chunk| async move {
+                    all.extend_from_slice(&chunk);
+                    Ok(all)
+                })
+                .await
+            }
+        }
+    }
+}
+
 /// An object found by [`Store::get`].
 pub struct Object {
     /// Size and age.

@@ -526,14 +526,7 @@ mod tests {
 
     async fn read(store: &dyn Store, key: &str) -> Option<Vec<u8>> {
         let object = store.get(&id(key)).await.expect("get")?;
-        Some(match object.body {
-            ObjectBody::Full(b) => b.to_vec(),
-            ObjectBody::Stream(s) => s
-                .map(|c| c.expect("chunk").to_vec())
-                .collect::<Vec<_>>()
-                .await
-                .concat(),
-        })
+        Some(object.body.into_vec().await.expect("body"))
     }
 
     async fn settled(t: &Tiered) -> UploadStats {

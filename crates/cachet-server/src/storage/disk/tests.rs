@@ -366,14 +366,7 @@ fn a_cached_read_starts_no_blocking_thread() {
     rt.block_on(async {
         for (id, len) in &objects {
             let object = store.get(id).await.expect("get").expect("found");
-            let body = match object.body {
-                ObjectBody::Full(b) => b.to_vec(),
-                ObjectBody::Stream(s) => s
-                    .map(|c| c.expect("chunk").to_vec())
-                    .collect::<Vec<_>>()
-                    .await
-                    .concat(),
-            };
+            let body = object.body.into_vec().await.expect("body");
             assert_eq!(body, vec![7u8; *len]);
         }
     });
