@@ -272,7 +272,10 @@ fn path(dir: &Path) -> PathBuf {
 
 /// Reads the statistics (zero when there are none yet).
 pub fn read(dir: &Path) -> Stats {
-    read_unlocked(dir).unwrap_or_else(|| {
+    let Some(bytes) = fs::read(path(dir)).ok() else {
+        return Stats::default();
+    };
+    serde_json::from_slice(&bytes).unwrap_or_else(|_| {
         // Written in place (see `apply`): a read that met a write half way through is read
         // again once the writer is done.
         let _guard = lock(dir, "stats").ok();
