@@ -22,7 +22,8 @@ pub fn cachet_bin() -> PathBuf {
             let target_dir = profile_dir.parent().expect("target dir");
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "-p", "cachet", "--bin", "cachet"])
+                // Both binaries: `cachet server` runs `cachet-server` from beside `cachet`.
+                .args(["build", "-p", "cachet", "--bins"])
                 .env("CARGO_TARGET_DIR", target_dir)
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()

@@ -94,7 +94,8 @@ pub fn run() -> ExitCode {
         Command::Status(args) => commands::status::run(&args),
         Command::Flush(args) => commands::flush::run(&args),
         Command::Explain(args) => commands::explain::run(&args),
-        Command::Server(cmd) => commands::server::run(*cmd),
+        // The arguments are checked; the server runs in its own executable (see server.rs).
+        Command::Server(_) => commands::run_server::run(),
         Command::Docker(cmd) => commands::docker::run(cmd),
         Command::Healthcheck(args) => commands::healthcheck::run(&args),
         Command::Setup(args) => commands::setup::run(&args),

@@ -227,3 +227,73 @@ fn server_help_names_every_flag_variable_and_default() {
         settings(tmp.path()).bind(|| insta::assert_snapshot!(name, text));
     }
 }
+
+/// The server is its own executable, `cachet-server`, installed beside `cachet`:
+/// `cachet server ARGS` runs it, and both take the same flags. `cachet-server --help` shows the
+/// options of `cachet server --help`, and a bad setting is refused by the server through
+/// either name. Without `cachet-server` beside it or on PATH, `cachet server` says what is
+/// missing and where it is installed from.
+#[test]
+fn cachet_server_is_the_server_binary_beside_cachet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server_bin = cachet_bin().with_file_name("cachet-server");
+    // `cachet-server --version` is the one option of its own.
+    let options = |text: &str| -> Vec<String> {
+        let start = text.find("Options:").expect("an options section");
+        let lines = text[start..].lines().filter(|l| !l.contains("--version"));
+        lines.map(String::from).collect()
+    };
+    let via_cachet = cachet(tmp.path(), &["server", "--help"], &[]);
+    let direct = Command::new(&server_bin).arg("--help").output().unwrap();
+    assert!(direct.status.success(), "{}", stderr_of(&direct));
+    let (via_cachet, direct) = (
+        String::from_utf8(via_cachet.stdout).unwrap(),
+        String::from_utf8(direct.stdout).unwrap(),
+    );
+    assert_eq!(options(&via_cachet), options(&direct));
+    assert!(
+        direct.contains("Usage: cachet-server [OPTIONS]"),
+        "{direct}"
+    );
+
+    // A bad setting is refused by the server binary, whichever name started it.
+    let config = tmp.path().join("bad.toml");
+    fs::write(&config, "max_size = \"lots\"\n").unwrap();
+    for out in [
+        cachet(
+            tmp.path(),
+            &[
+                "server",
+                "--config",
+                config.to_str().unwrap(),
+                "--check-config",
+            ],
+            &[],
+        ),
+        Command::new(&server_bin)
+            .args(["--config", config.to_str().unwrap(), "--check-config"])
+            .output()
+            .unwrap(),
+    ] {
+        assert!(!out.status.success());
+        assert!(stderr_of(&out).contains("lots"), "{}", stderr_of(&out));
+    }
+
+    // A `cachet` copied alone, with no `cachet-server` on PATH.
+    let alone = tmp.path().join("alone");
+    fs::create_dir(&alone).unwrap();
+    fs::copy(cachet_bin(), alone.join("cachet")).unwrap();
+    let out = Command::new(alone.join("cachet"))
+        .args(["server", "--check-config"])
+        .env("PATH", &alone)
+        .env("CACHET_DIR", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("cannot run cachet-server")
+            && err.contains("cargo install --path crates/cachet"),
+        "{err}"
+    );
+}

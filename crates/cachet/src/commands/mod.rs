@@ -5,6 +5,7 @@ pub mod explain;
 pub mod flush;
 pub mod healthcheck;
 pub mod key;
+pub mod run_server;
 pub mod server;
 pub mod setup;
 pub mod stats;

@@ -6,9 +6,14 @@
 //!
 //! Every flag is an `Option` without a clap default: a clap default would make the flag look
 //! given and hide the config file's value (precedence is flags > variables > file > defaults).
+//!
+//! The server runs in its own executable, `cachet-server` (`src/bin/cachet-server.rs`, which
+//! includes this file), installed beside `cachet`: `cachet server ARGS` checks the arguments
+//! here and then replaces itself with `cachet-server ARGS`. The `cachet` binary is started for
+//! every rustc call, and linking the server into it (tokio, hyper, rustls, the Redis and S3
+//! clients) tripled what the dynamic loader relocates before `main` on each of those calls.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use cachet_core::env_vars as ev;
 use cachet_server::config::DEFAULTS;
@@ -199,10 +204,4 @@ impl From<ServerCommand> for ServerArgs {
             print_default_config: c.print_default_config,
         }
     }
-}
-
-/// Runs the server until it is told to stop.
-pub fn run(args: ServerCommand) -> anyhow::Result<ExitCode> {
-    cachet_server::run_from_args(args.into())?;
-    Ok(ExitCode::SUCCESS)
 }

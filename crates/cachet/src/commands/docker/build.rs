@@ -1,8 +1,8 @@
 //! `cachet docker build`: makes the server image from this checkout on a machine without a
-//! registry. Step 1 builds a static musl `cachet` with cargo on the host (or takes `--binary`);
-//! step 2 generates a build context (the binary, `docker/Dockerfile.local`, an empty
-//! `var/cachet/`) and runs `docker build`, whose Dockerfile starts `FROM scratch`, so nothing is
-//! ever pulled.
+//! registry. Step 1 builds static musl `cachet` and `cachet-server` binaries with cargo on the
+//! host (or takes `--binary`); step 2 generates a build context (the two binaries,
+//! `docker/Dockerfile.local`, an empty `var/cachet/`) and runs `docker build`, whose Dockerfile
+//! starts `FROM scratch`, so nothing is ever pulled.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -23,7 +23,8 @@ pub struct BuildArgs {
     /// The cachet checkout to build (default: found upwards from the current directory).
     #[arg(long)]
     pub source: Option<PathBuf>,
-    /// Use this static binary instead of building one with cargo.
+    /// Use this static `cachet` binary, and the `cachet-server` beside it, instead of building
+    /// them with cargo.
     #[arg(long)]
     pub binary: Option<PathBuf>,
 }
@@ -45,11 +46,14 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         Some(b) => b.clone(),
         None => build_static_binary(&source)?,
     };
+    let server = binary.with_file_name("cachet-server");
     eprintln!("[2/2] docker build -t {} (FROM scratch, no pull)", args.tag);
     let context = tempfile_dir()?;
     let result = (|| {
-        std::fs::copy(&binary, context.join("cachet"))
-            .with_context(|| format!("failed to copy {}", binary.display()))?;
+        for (from, name) in [(&binary, "cachet"), (&server, "cachet-server")] {
+            std::fs::copy(from, context.join(name))
+                .with_context(|| format!("failed to copy {}", from.display()))?;
+        }
         std::fs::copy(&dockerfile, context.join("Dockerfile"))?;
         std::fs::create_dir_all(context.join("var/cachet"))?;
         let status = Command::new("docker")
@@ -101,7 +105,8 @@ fn find_checkout() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Builds `cachet` for the musl target with cargo, showing cargo's progress, and returns it.
+/// Builds `cachet` and `cachet-server` for the musl target with cargo, showing cargo's
+/// progress, and returns the path of `cachet` (`cachet-server` is beside it).
 fn build_static_binary(source: &Path) -> anyhow::Result<PathBuf> {
     eprintln!("[1/2] cargo build --release --target {MUSL_TARGET} -p cachet");
     let mut cmd = Command::new("cargo");
