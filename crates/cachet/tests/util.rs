@@ -110,7 +110,12 @@ impl Project {
         cmd.args(args).current_dir(&self.root);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
+            // `CARGO_BIN_EXE_*` are the test's own (cargo sets them for integration tests):
+            // `CARGO_BIN_EXE_cachet-server` is no shell name, so a `/bin/sh` shim in a build
+            // drops it, and a build with it and one without do not share keys (cargo's
+            // `CARGO_BIN_EXE_*` variables are in the key: a test crate reads them with `env!`).
             if k.starts_with("CACHET_")
+                || k.starts_with("CARGO_BIN_EXE_")
                 || k.starts_with("CARGO_BUILD_")
                 || k.starts_with("CARGO_PROFILE_")
                 || matches!(
