@@ -15,19 +15,23 @@ const SERVER_BINARY: &str = "cachet-server";
 /// Replaces this process with the server, given the words after `server` on the command line.
 pub fn run() -> anyhow::Result<ExitCode> {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let Some(position) = argv.iter().position(|a| a == "server") else {
+    let Some(args) = server_args(&argv) else {
         bail!("run the server as `cachet server [OPTIONS]` or `{SERVER_BINARY} [OPTIONS]`");
     };
     let program = server_binary(std::env::current_exe().ok().as_deref());
-    let err = Command::new(&program)
-        .arg0(SERVER_BINARY)
-        .args(&argv[position + 1..])
-        .exec();
+    let err = Command::new(&program).arg0(SERVER_BINARY).args(args).exec();
     bail!(
         "cannot run {}: {err}. It is installed beside `cachet` (`cargo install --path \
          crates/cachet` installs both); put it there or on PATH",
         program.display()
     )
+}
+
+/// The words after the `server` subcommand, looked for after the program's own name (which may
+/// itself be `server`, e.g. a link of that name).
+fn server_args(argv: &[OsString]) -> Option<&[OsString]> {
+    let position = argv.iter().skip(1).position(|a| a == "server")? + 1;
+    Some(&argv[position + 1..])
 }
 
 /// `cachet-server` beside this executable, else the one on `PATH`.
@@ -40,6 +44,16 @@ fn server_binary(this: Option<&Path>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_arguments_are_the_words_after_the_subcommand_not_after_the_program_name() {
+        let argv = |words: &[&str]| words.iter().map(OsString::from).collect::<Vec<_>>();
+        let words = argv(&["server", "server", "--dir", "server"]);
+        assert_eq!(server_args(&words), Some(&words[2..]));
+        let words = argv(&["/usr/bin/cachet", "server"]);
+        assert_eq!(server_args(&words), Some(&words[2..]));
+        assert_eq!(server_args(&argv(&["server", "stats"])), None);
+    }
 
     #[test]
     fn the_server_beside_this_binary_comes_before_path() {
