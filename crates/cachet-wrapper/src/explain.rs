@@ -169,11 +169,13 @@ fn push_map_changes(
 }
 
 fn crate_dir(cache_dir: &Path, krate: &str) -> PathBuf {
-    // Crate names are identifiers; anything else is hashed to stay one path component.
+    // Crate names are identifiers (a build script's has its package's after a `.`, see
+    // `pipeline/context.rs`); anything else is hashed to stay one path component.
     let safe = if krate
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
         && !krate.is_empty()
+        && !krate.starts_with('.')
     {
         krate.to_string()
     } else {

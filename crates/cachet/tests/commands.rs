@@ -201,6 +201,79 @@ fn explain_lists_the_last_builds_misses_and_pass_throughs() {
     assert!(String::from_utf8_lossy(&none.stderr).contains("no call for crate no_such_crate"));
 }
 
+/// Every package's build script is the crate `build_script_build`. In a workspace with more of
+/// them than the explain records kept per name, each must still be compared with its own
+/// earlier compile: after every script changes, each miss names its own `build.rs` and no
+/// other package's files.
+#[test]
+fn explain_compares_each_build_script_with_its_own_package() {
+    const PACKAGES: usize = 10; // more than the records kept per name (explain::KEEP, 8)
+    let names: Vec<String> = (0..PACKAGES).map(|i| format!("pkg{i:02}")).collect();
+    let script = |name: &str, version: u32| {
+        format!("fn main() {{ println!(\"cargo:rustc-env=VERSION={name} v{version}\"); }}\n")
+    };
+    let mut files = vec![(
+        "Cargo.toml".to_string(),
+        format!(
+            "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
+            names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )];
+    for name in &names {
+        files.push((
+            format!("{name}/Cargo.toml"),
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
+        ));
+        files.push((format!("{name}/build.rs"), script(name, 1)));
+        files.push((
+            format!("{name}/src/lib.rs"),
+            "pub const VERSION: &str = env!(\"VERSION\");\n".to_string(),
+        ));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let p = Project::from_files(&refs);
+    p.cachet_cargo(&["build"], &[]);
+    for name in &names {
+        crate::util::write_file(&p.root, &format!("{name}/build.rs"), &script(name, 2));
+    }
+    let records = p.cachet_cargo_records(&["build"], &[]);
+    let scripts: Vec<_> = records
+        .iter()
+        .filter(|r| r.krate.as_deref() == Some("build_script_build"))
+        .collect();
+    assert_eq!(scripts.len(), PACKAGES, "{records:#?}");
+    let mut explained = std::collections::BTreeSet::new();
+    for record in scripts {
+        // Compiled; the second miss of a member in a row is not stored (edit_loop.rs).
+        assert!(
+            matches!(record.outcome, Outcome::Miss | Outcome::MissNotStored),
+            "{record:#?}"
+        );
+        let changes = record.changes.clone().unwrap_or_default();
+        let named: std::collections::BTreeSet<&String> = names
+            .iter()
+            .filter(|n| changes.iter().any(|c| c.name.contains(&format!("{n}/"))))
+            .collect();
+        assert_eq!(named.len(), 1, "one package's files per miss: {changes:#?}");
+        let name = named.into_iter().next().unwrap();
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.kind == "source file" && c.name.ends_with(&format!("{name}/build.rs"))),
+            "{changes:#?}"
+        );
+        explained.insert(name.clone());
+    }
+    assert_eq!(explained.len(), PACKAGES, "{explained:?}");
+}
+
 /// `cachet stats`' "Compile time avoided" is what the journal's hits add up to: each hit's
 /// `saved_ms` (its entry's recorded compile time minus the time to serve it), never more than
 /// the compile time its own miss recorded; "Time compiling" is the sum of the journal's

@@ -168,3 +168,23 @@ fn a_miss_not_stored_reads_the_recorded_files_again() {
         None
     );
 }
+
+#[test]
+fn crate_dirs_are_one_path_component() {
+    let dir = Path::new("/cache");
+    let named = |name: &str| crate_dir(dir, name);
+    assert_eq!(named("serde_json"), dir.join("explain/serde_json"));
+    assert_eq!(
+        named("build_script_build.ring"),
+        dir.join("explain/build_script_build.ring")
+    );
+    for odd in ["..", ".", "a/b", ""] {
+        let path = named(odd);
+        assert_eq!(
+            path.parent(),
+            Some(dir.join("explain").as_path()),
+            "{odd:?}"
+        );
+        assert_eq!(path.file_name().unwrap().len(), 64, "{odd:?} is hashed");
+    }
+}

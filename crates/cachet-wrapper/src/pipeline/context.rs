@@ -34,6 +34,8 @@ pub(super) struct Call<'a> {
     pub(super) anchors: Anchors,
     pub(super) cwd: PathBuf,
     pub(super) out_dir: PathBuf,
+    /// The name its explain records are kept under (see [`explain_name`]).
+    pub(super) explain_name: String,
     /// What the caller holds: output started, the tiers' events.
     pub(super) state: &'a CallState,
 }
@@ -47,6 +49,22 @@ pub(super) fn location(anchors: &Anchors, out_dir: &Path) -> String {
         s.push_str(&format!("\n{name}={path}"));
     }
     s
+}
+
+/// The name a crate's explain records are kept under (`explain.rs`, the last few per name):
+/// the crate's name, and for a build script the package's name after it. Every package's build
+/// script is the crate `build_script_build`, so under the crate's name alone a workspace's
+/// dozens of build scripts would evict one another's records, and a build script's miss would
+/// be compared with another package's script ("its build.rs is new, another's is gone")
+/// instead of with its own earlier compile. A package name cannot hold a `.`, so the two parts
+/// cannot be mistaken for another crate's name.
+pub(super) fn explain_name(crate_name: &str, package: Option<&str>) -> String {
+    match package {
+        Some(package) if crate_name.starts_with("build_script_") && !package.is_empty() => {
+            format!("{crate_name}.{package}")
+        }
+        _ => crate_name.to_string(),
+    }
 }
 
 /// Which files a manifest candidate may name for this call (see `manifest.rs`).

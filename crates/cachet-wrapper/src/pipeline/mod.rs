@@ -38,7 +38,7 @@ use crate::manifest::Candidate;
 use crate::paths::Anchors;
 use crate::reason::{DriverReason, NotStoredReason};
 use crate::tiers::{Found, Tiers};
-use context::{input_policy, location, Call};
+use context::{explain_name, input_policy, location, Call};
 
 /// Serves one cacheable invocation; `state` learns when output starts and what the tiers saw.
 pub fn serve(
@@ -93,6 +93,10 @@ pub fn serve(
             .for_input(&cwd, &plan.input),
         cwd,
         out_dir,
+        explain_name: explain_name(
+            &plan.crate_name,
+            std::env::var("CARGO_PKG_NAME").ok().as_deref(),
+        ),
         state,
     };
     let env: Vec<(String, String)> = std::env::vars_os()
@@ -147,7 +151,7 @@ pub fn serve(
                         unit.hit();
                     }
                     let dir = &config.dir;
-                    explain::remember_hit(dir, &plan.crate_name, &pre, &pre_inputs, candidate);
+                    explain::remember_hit(dir, &call.explain_name, &pre, &pre_inputs, candidate);
                     let millis = started.elapsed().as_millis() as u64;
                     debug!(krate = %plan.crate_name, millis, "hit");
                     return CallResult::Hit(found.hit(pre, millis));
@@ -239,7 +243,7 @@ fn unstored_changes_with<'a>(
     pre_inputs: &'a key::KeyInputs,
 ) -> impl FnOnce() -> Option<Vec<explain::Change>> + Send + 'a {
     let (policy, env) = (input_policy(call), env_now(call));
-    let (dir, krate) = (&call.config.dir, &call.plan.crate_name);
+    let (dir, krate) = (&call.config.dir, &call.explain_name);
     // The same files are compared on every rebuild of the edit loop: remember small ones too.
     let hasher = call.hasher.remembering_every_size();
     move || explain::unstored_changes(dir, krate, pre_inputs, &policy, &hasher, &env)
@@ -365,7 +369,7 @@ fn store(
     let key = key::entry_key(pre, &candidate.files, &candidate.env);
     *changes = explain::record_and_diff(
         &config.dir,
-        &plan.crate_name,
+        &call.explain_name,
         pre_inputs,
         &candidate,
         journal::now_ms(),
