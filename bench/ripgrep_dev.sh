@@ -63,15 +63,13 @@ timed() { # seconds a build took; its output only when it fails
   echo "$(date +%s.%N) - $start" | bc
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-build() {
-  case $1 in
-    plain) CARGO_TARGET_DIR=target-plain cargo build --offline ;;
-    cachet) RUSTC_WRAPPER=$CACHET CARGO_TARGET_DIR=target cargo build --offline ;;
-    cachet-inc0) CARGO_INCREMENTAL=0 RUSTC_WRAPPER=$CACHET CARGO_TARGET_DIR=target-inc0 cargo build --offline ;;
-    sccache) RUSTC_WRAPPER=$SCCACHE CARGO_TARGET_DIR=target-sccache cargo build --offline ;;
-  esac
-}
 target_of() { case $1 in plain) echo target-plain ;; cachet) echo target ;; cachet-inc0) echo target-inc0 ;; sccache) echo target-sccache ;; esac; }
+build() {
+  local wrapper=
+  case $1 in cachet | cachet-inc0) wrapper=$CACHET ;; sccache) wrapper=$SCCACHE ;; esac
+  if [ "$1" = cachet-inc0 ]; then export CARGO_INCREMENTAL=0; else unset CARGO_INCREMENTAL; fi
+  RUSTC_WRAPPER=$wrapper CARGO_TARGET_DIR=$(target_of "$1") cargo build --offline
+}
 tools="plain cachet cachet-inc0 sccache"
 for tool in $tools; do echo "$tool cold: $(timed build $tool) s"; done
 declare -A warm

@@ -169,8 +169,8 @@ fn push_map_changes(
 }
 
 fn crate_dir(cache_dir: &Path, krate: &str) -> PathBuf {
-    // Crate names are identifiers (a build script's has its package's after a `.`, see
-    // `pipeline/context.rs`); anything else is hashed to stay one path component.
+    // Crate names are identifiers (followed by the package's after a `.` when the two
+    // differ, see `pipeline/context.rs`); anything else is hashed to stay one path component.
     let safe = if krate
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')

@@ -2,7 +2,7 @@
 
 use cachet_wrapper::journal::Outcome;
 
-use crate::util::{fixture, outcomes_for, stderr_of, Project};
+use crate::util::{fixture, outcomes_for, stderr_of, write_file, Project};
 
 /// The soundness fixture built, `cargo clean`ed and built again: every crate stored, then hit.
 fn built_cleaned_and_rebuilt() -> Project {
@@ -241,7 +241,7 @@ fn explain_compares_each_build_script_with_its_own_package() {
     let p = Project::from_files(&refs);
     p.cachet_cargo(&["build"], &[]);
     for name in &names {
-        crate::util::write_file(&p.root, &format!("{name}/build.rs"), &script(name, 2));
+        write_file(&p.root, &format!("{name}/build.rs"), &script(name, 2));
     }
     let records = p.cachet_cargo_records(&["build"], &[]);
     let scripts: Vec<_> = records

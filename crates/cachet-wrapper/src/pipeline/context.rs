@@ -52,15 +52,16 @@ pub(super) fn location(anchors: &Anchors, out_dir: &Path) -> String {
 }
 
 /// The name a crate's explain records are kept under (`explain.rs`, the last few per name):
-/// the crate's name, and for a build script the package's name after it. Every package's build
-/// script is the crate `build_script_build`, so under the crate's name alone a workspace's
-/// dozens of build scripts would evict one another's records, and a build script's miss would
-/// be compared with another package's script ("its build.rs is new, another's is gone")
-/// instead of with its own earlier compile. A package name cannot hold a `.`, so the two parts
-/// cannot be mistaken for another crate's name.
+/// the crate's name, followed by its package's when the two differ. Every package's build script
+/// is the crate `build_script_build`, and programs and tests are often named alike in several
+/// packages (`cli`, `integration`); under the crate's name alone, a workspace's dozens of build
+/// scripts evicted one another's records, and a miss was compared with another package's crate
+/// ("its build.rs is new, another's is gone") instead of with its own earlier compile. A
+/// library named after its package (`my-pkg` as `my_pkg`) keeps the plain name. A package
+/// name cannot hold a `.`, so the two parts cannot be mistaken for another crate's name.
 pub(super) fn explain_name(crate_name: &str, package: Option<&str>) -> String {
     match package {
-        Some(package) if crate_name.starts_with("build_script_") && !package.is_empty() => {
+        Some(package) if !package.is_empty() && package.replace('-', "_") != crate_name => {
             format!("{crate_name}.{package}")
         }
         _ => crate_name.to_string(),

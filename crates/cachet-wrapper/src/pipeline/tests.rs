@@ -33,17 +33,15 @@ fn find_locates_a_value_across_chunk_boundaries() {
 }
 
 #[test]
-fn build_scripts_keep_explain_records_per_package() {
+fn crates_not_named_after_their_package_keep_explain_records_per_package() {
     use super::context::explain_name;
     assert_eq!(
         explain_name("build_script_build", Some("ring")),
         "build_script_build.ring"
     );
-    assert_eq!(
-        explain_name("build_script_main", Some("my-pkg")),
-        "build_script_main.my-pkg"
-    );
+    assert_eq!(explain_name("cli", Some("my-tool")), "cli.my-tool");
     assert_eq!(explain_name("serde", Some("serde")), "serde");
+    assert_eq!(explain_name("my_pkg", Some("my-pkg")), "my_pkg");
     assert_eq!(
         explain_name("build_script_build", None),
         "build_script_build"
